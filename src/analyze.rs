@@ -1,0 +1,489 @@
+//! Stage 4: the static check. Interval propagation over the integer graph in evaluation order
+//! (one transfer function per operation, tract-style per-node facts), from the exact integer
+//! weights and the declared input ranges: every accumulator's worst-case interval is a proof, not
+//! a measurement on calibration data.
+//!
+//! For a `Dot` node with terms `(j, w_j)` and constant `c`:
+//! `lo = c + Σ min(w_j·lo_j, w_j·hi_j)`, `hi = c + Σ max(w_j·lo_j, w_j·hi_j)`; both bounds are
+//! attained (the witnesses), so the interval is tight for independent inputs. A `Lut`'s interval
+//! is the range of its table over the indices the input reaches.
+//!
+//! [`analyze`] returns an [`Analyzed`] graph whose [`CompileReport`] says whether every
+//! accumulator fits `n_accum_bits`; [`Analyzed::check`] turns it into a [`CheckedGraph`], the only
+//! thing a backend that encrypts accepts. A failed check is a report, not an error; errors are for
+//! broken input (a table that does not cover its input's interval, an interval beyond `i64`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::graph::{IntGraph, NodeId, Op};
+
+/// A closed integer interval `[lo, hi]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Smallest value.
+    pub lo: i64,
+    /// Largest value.
+    pub hi: i64,
+}
+
+impl Interval {
+    /// Number of integers in the interval, `hi - lo + 1` (as `u128`, never overflows).
+    pub fn count(&self) -> u128 {
+        (i128::from(self.hi) - i128::from(self.lo) + 1) as u128
+    }
+
+    /// Range width: bits needed to hold `hi - lo + 1` distinct values with an offset encoding,
+    /// `ceil(log2(hi - lo + 1))`; what TFHE needs and what Ω bounds.
+    ///
+    /// ```
+    /// use sqnn::analyze::Interval;
+    /// assert_eq!(Interval { lo: -5, hi: 10 }.range_bits(), 4); // 16 values
+    /// assert_eq!(Interval { lo: -5, hi: 11 }.range_bits(), 5); // 17 values
+    /// assert_eq!(Interval { lo: 3, hi: 3 }.range_bits(), 0);
+    /// ```
+    pub fn range_bits(&self) -> u32 {
+        let n = self.count();
+        if n <= 1 {
+            0
+        } else {
+            128 - (n - 1).leading_zeros()
+        }
+    }
+
+    /// Concrete's width convention (`maximum_integer_bit_width`): unsigned bits of `hi` when
+    /// `lo >= 0`, else the smallest two's-complement width holding both bounds.
+    ///
+    /// ```
+    /// use sqnn::analyze::Interval;
+    /// assert_eq!(Interval { lo: 0, hi: 7 }.signed_bits(), 3);
+    /// assert_eq!(Interval { lo: -8, hi: 7 }.signed_bits(), 4);
+    /// assert_eq!(Interval { lo: -9, hi: 7 }.signed_bits(), 5);
+    /// assert_eq!(Interval { lo: -1, hi: 100 }.signed_bits(), 8);
+    /// ```
+    pub fn signed_bits(&self) -> u32 {
+        fn unsigned(v: i64) -> u32 {
+            (64 - v.leading_zeros()).max(1)
+        }
+        if self.lo >= 0 {
+            unsigned(self.hi)
+        } else {
+            // A value v < 0 needs bits(!v) + 1; a value v >= 0 needs bits(v) + 1.
+            let neg = 64 - (!self.lo).leading_zeros() + 1;
+            let pos = if self.hi >= 0 {
+                64 - self.hi.leading_zeros() + 1
+            } else {
+                1
+            };
+            neg.max(pos)
+        }
+    }
+}
+
+/// What the analysis proved about one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeFact {
+    /// The node's value always lies in this interval.
+    pub interval: Interval,
+    /// Dot nodes: the input values (aligned with `terms`) that attain `interval.lo`.
+    pub witness_lo: Vec<i64>,
+    /// Dot nodes: the input values that attain `interval.hi`.
+    pub witness_hi: Vec<i64>,
+    /// Dot nodes: Σ w², whose square root is the dot product's noise growth in TFHE.
+    pub sum_w2: u64,
+    /// Lut nodes: the table indices the input reaches.
+    pub index: Option<Interval>,
+}
+
+/// The transfer function: the fact of node `id`, from the facts of the nodes before it.
+///
+/// Errors (broken input, not a failed check): an interval beyond `i64`, or a table that does
+/// not exactly cover the indices its input reaches.
+pub fn transfer(graph: &IntGraph, facts: &[NodeFact], id: NodeId) -> Result<NodeFact> {
+    let node = &graph.nodes[id];
+    let overflow = || {
+        Error::Circuit(format!(
+            "node {id}: its worst-case value does not fit 64-bit integers; the weights or ranges are corrupt"
+        ))
+    };
+    match &node.op {
+        Op::Input { lo, hi, .. } => Ok(NodeFact {
+            interval: Interval { lo: *lo, hi: *hi },
+            witness_lo: Vec::new(),
+            witness_hi: Vec::new(),
+            sum_w2: 0,
+            index: None,
+        }),
+        Op::Dot { terms, constant } => {
+            let (mut lo, mut hi) = (*constant, *constant);
+            let mut witness_lo = Vec::with_capacity(terms.len());
+            let mut witness_hi = Vec::with_capacity(terms.len());
+            let mut sum_w2: u64 = 0;
+            for &(src, w) in terms {
+                let s = facts[src].interval;
+                let a = w.checked_mul(s.lo).ok_or_else(overflow)?;
+                let b = w.checked_mul(s.hi).ok_or_else(overflow)?;
+                let (min_x, max_x) = if a <= b { (s.lo, s.hi) } else { (s.hi, s.lo) };
+                lo = lo.checked_add(a.min(b)).ok_or_else(overflow)?;
+                hi = hi.checked_add(a.max(b)).ok_or_else(overflow)?;
+                witness_lo.push(min_x);
+                witness_hi.push(max_x);
+                let w2 = w.unsigned_abs().checked_mul(w.unsigned_abs());
+                sum_w2 = w2
+                    .and_then(|w2| sum_w2.checked_add(w2))
+                    .ok_or_else(overflow)?;
+            }
+            Ok(NodeFact {
+                interval: Interval { lo, hi },
+                witness_lo,
+                witness_hi,
+                sum_w2,
+                index: None,
+            })
+        }
+        Op::Lut {
+            input,
+            offset,
+            round_bits,
+            table,
+            ..
+        } => {
+            let s = facts[*input].interval;
+            let ilo = s.lo.checked_add(*offset).ok_or_else(overflow)? >> round_bits;
+            let ihi = s.hi.checked_add(*offset).ok_or_else(overflow)? >> round_bits;
+            let len = i64::try_from(table.len()).map_err(|_| overflow())?;
+            if ilo != 0 || ihi != len - 1 {
+                return Err(Error::Circuit(format!(
+                    "lut node {id}: its input reaches table indices [{ilo}, {ihi}] but the table has {len} \
+                     entries (it must cover exactly [0, {}]); the circuit is corrupt: recompile it",
+                    len - 1
+                )));
+            }
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            for &v in table {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            Ok(NodeFact {
+                interval: Interval { lo, hi },
+                witness_lo: Vec::new(),
+                witness_hi: Vec::new(),
+                sum_w2: 0,
+                index: Some(Interval { lo: ilo, hi: ihi }),
+            })
+        }
+    }
+}
+
+/// One accumulator (`Dot` node) as the report shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronReport {
+    /// Node id in the graph.
+    pub node: NodeId,
+    /// Linear layer.
+    pub layer: usize,
+    /// Neuron index within its layer.
+    pub neuron: usize,
+    /// Number of non-zero weights.
+    pub fan_in: usize,
+    /// Proved smallest accumulator.
+    pub lo: i64,
+    /// Proved largest accumulator.
+    pub hi: i64,
+    /// `ceil(log2(hi - lo + 1))`, compared with `n_accum_bits`.
+    pub range_bits: u32,
+    /// Concrete's signed convention, shown for comparison.
+    pub signed_bits: u32,
+    /// Σ w² of the neuron's integer weights.
+    pub sum_w2: u64,
+    /// Entries of the neuron's table (0 for output neurons, which have none).
+    pub table_len: usize,
+    /// Bits the table's index needs (its PBS precision); 0 without a table.
+    pub table_bits: u32,
+    /// Low bits dropped before the table.
+    pub round_bits: u32,
+    /// Whether `range_bits > n_accum_bits`.
+    pub over_budget: bool,
+}
+
+/// Per-layer summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    /// Layer index.
+    pub layer: usize,
+    /// Neurons (accumulators) in the layer.
+    pub neurons: usize,
+    /// Largest fan-in.
+    pub fan_in_max: usize,
+    /// Widest accumulator's range width.
+    pub range_bits_max: u32,
+    /// Widest accumulator's signed width.
+    pub signed_bits_max: u32,
+    /// Programmable bootstraps (tables) in the layer.
+    pub pbs: usize,
+    /// Widest table index (PBS precision) in the layer.
+    pub table_bits_max: u32,
+    /// Largest Σ w² in the layer.
+    pub sum_w2_max: u64,
+    /// `range_bits_hist[b]` = neurons whose range width is `b`.
+    pub range_bits_hist: Vec<usize>,
+    /// Neurons over budget.
+    pub over_budget: usize,
+}
+
+/// The compile-check report: diagnostics are data. Its JSON form is stable (see `docs/report.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompileReport {
+    /// Circuit name.
+    pub name: String,
+    /// Whether every accumulator fits the budget.
+    pub ok: bool,
+    /// The accumulator budget.
+    pub n_accum_bits: u32,
+    /// Weight bits.
+    pub n_w_bits: u32,
+    /// Activation bits.
+    pub n_a_bits: u32,
+    /// Pruning mode the model was trained with.
+    pub pruning: String,
+    /// Input features.
+    pub n_features: usize,
+    /// Widest accumulator, range width.
+    pub max_range_bits: u32,
+    /// Widest accumulator, signed width.
+    pub max_signed_bits: u32,
+    /// Widest table index (PBS precision needed).
+    pub max_table_bits: u32,
+    /// Programmable bootstraps per sample.
+    pub pbs_count: usize,
+    /// Per-layer summaries.
+    pub layers: Vec<LayerReport>,
+    /// The accumulators over budget (empty when `ok`).
+    pub neurons_over_budget: Vec<NeuronReport>,
+    /// Every accumulator.
+    pub neurons: Vec<NeuronReport>,
+}
+
+/// A graph that passed validation and interval analysis: every value provably fits `i64`, so
+/// clear execution cannot overflow. It may still exceed the accumulator budget.
+#[derive(Clone, Debug)]
+pub struct Analyzed {
+    graph: IntGraph,
+    facts: Vec<NodeFact>,
+    report: CompileReport,
+}
+
+/// A graph whose every accumulator provably fits `n_accum_bits`: the only thing backends that
+/// encrypt accept.
+#[derive(Clone, Debug)]
+pub struct CheckedGraph(Analyzed);
+
+impl Analyzed {
+    /// The graph.
+    pub fn graph(&self) -> &IntGraph {
+        &self.graph
+    }
+    /// Per-node facts, indexed by node id.
+    pub fn facts(&self) -> &[NodeFact] {
+        &self.facts
+    }
+    /// The report.
+    pub fn report(&self) -> &CompileReport {
+        &self.report
+    }
+    /// Passes the check, or gives the analysis back (its report names the offenders).
+    pub fn check(self) -> std::result::Result<CheckedGraph, Box<Analyzed>> {
+        if self.report.ok {
+            Ok(CheckedGraph(self))
+        } else {
+            Err(Box::new(self))
+        }
+    }
+}
+
+impl CheckedGraph {
+    /// Validates, analyzes and checks in one go: `Ok(Err(analysis))` when the budget is exceeded.
+    pub fn new(graph: IntGraph) -> Result<std::result::Result<CheckedGraph, Box<Analyzed>>> {
+        Ok(analyze(graph)?.check())
+    }
+    /// The analysis it passed.
+    pub fn analyzed(&self) -> &Analyzed {
+        &self.0
+    }
+    /// The graph.
+    pub fn graph(&self) -> &IntGraph {
+        &self.0.graph
+    }
+    /// Per-node facts.
+    pub fn facts(&self) -> &[NodeFact] {
+        &self.0.facts
+    }
+    /// The report.
+    pub fn report(&self) -> &CompileReport {
+        &self.0.report
+    }
+}
+
+/// Validates the graph, propagates intervals and builds the report.
+pub fn analyze(graph: IntGraph) -> Result<Analyzed> {
+    graph.validate()?;
+    let mut facts: Vec<NodeFact> = Vec::with_capacity(graph.nodes.len());
+    for id in 0..graph.nodes.len() {
+        let f = transfer(&graph, &facts, id)?;
+        facts.push(f);
+    }
+    let report = build_report(&graph, &facts);
+    Ok(Analyzed {
+        graph,
+        facts,
+        report,
+    })
+}
+
+fn bits_for_len(len: usize) -> u32 {
+    if len <= 1 {
+        0
+    } else {
+        usize::BITS - (len - 1).leading_zeros()
+    }
+}
+
+fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
+    let budget = graph.meta.n_accum_bits;
+    // Which Lut reads each Dot.
+    let mut lut_of: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
+    for (id, n) in graph.nodes.iter().enumerate() {
+        if let Op::Lut { input, .. } = n.op {
+            lut_of[input] = Some(id);
+        }
+    }
+    let n_layers = graph.n_layers();
+    let mut neurons = Vec::new();
+    let mut per_layer_count = vec![0usize; n_layers];
+    for (id, n) in graph.nodes.iter().enumerate() {
+        let Op::Dot { terms, .. } = &n.op else {
+            continue;
+        };
+        let f = &facts[id];
+        let (table_len, round_bits) = match lut_of[id].map(|l| &graph.nodes[l].op) {
+            Some(Op::Lut {
+                table, round_bits, ..
+            }) => (table.len(), *round_bits),
+            _ => (0, 0),
+        };
+        let neuron = per_layer_count[n.layer];
+        per_layer_count[n.layer] += 1;
+        let range_bits = f.interval.range_bits();
+        neurons.push(NeuronReport {
+            node: id,
+            layer: n.layer,
+            neuron,
+            fan_in: terms.len(),
+            lo: f.interval.lo,
+            hi: f.interval.hi,
+            range_bits,
+            signed_bits: f.interval.signed_bits(),
+            sum_w2: f.sum_w2,
+            table_len,
+            table_bits: bits_for_len(table_len),
+            round_bits,
+            over_budget: range_bits > budget,
+        });
+    }
+    let layers: Vec<LayerReport> = (0..n_layers)
+        .map(|l| {
+            let ns: Vec<&NeuronReport> = neurons.iter().filter(|r| r.layer == l).collect();
+            let range_bits_max = ns.iter().map(|r| r.range_bits).max().unwrap_or(0);
+            let mut hist = vec![0usize; range_bits_max as usize + 1];
+            for r in &ns {
+                hist[r.range_bits as usize] += 1;
+            }
+            LayerReport {
+                layer: l,
+                neurons: ns.len(),
+                fan_in_max: ns.iter().map(|r| r.fan_in).max().unwrap_or(0),
+                range_bits_max,
+                signed_bits_max: ns.iter().map(|r| r.signed_bits).max().unwrap_or(0),
+                pbs: ns.iter().filter(|r| r.table_len > 0).count(),
+                table_bits_max: ns.iter().map(|r| r.table_bits).max().unwrap_or(0),
+                sum_w2_max: ns.iter().map(|r| r.sum_w2).max().unwrap_or(0),
+                range_bits_hist: hist,
+                over_budget: ns.iter().filter(|r| r.over_budget).count(),
+            }
+        })
+        .collect();
+    let over: Vec<NeuronReport> = neurons.iter().filter(|r| r.over_budget).cloned().collect();
+    CompileReport {
+        name: graph.name.clone(),
+        ok: over.is_empty(),
+        n_accum_bits: budget,
+        n_w_bits: graph.meta.n_w_bits,
+        n_a_bits: graph.meta.n_a_bits,
+        pruning: graph.meta.pruning.clone(),
+        n_features: graph.n_features(),
+        max_range_bits: neurons.iter().map(|r| r.range_bits).max().unwrap_or(0),
+        max_signed_bits: neurons.iter().map(|r| r.signed_bits).max().unwrap_or(0),
+        max_table_bits: neurons.iter().map(|r| r.table_bits).max().unwrap_or(0),
+        pbs_count: graph.pbs_count(),
+        layers,
+        neurons_over_budget: over,
+        neurons,
+    }
+}
+
+/// The witness of a `Dot` node as a standalone circuit: its inputs become `Input` nodes with the
+/// proved intervals of the nodes it reads, followed by the dot (and its table, if any). Running
+/// the returned inputs through a backend must give exactly the proved bounds.
+///
+/// Returns the subgraph and the two witness input vectors `(attains lo, attains hi)`.
+pub fn witness_circuit(an: &Analyzed, dot: NodeId) -> Result<(IntGraph, Vec<i64>, Vec<i64>)> {
+    let g = an.graph();
+    let Some(Op::Dot { terms, constant }) = g.nodes.get(dot).map(|n| &n.op) else {
+        return Err(Error::Circuit(format!("node {dot} is not a dot node")));
+    };
+    let f = &an.facts()[dot];
+    let mut nodes = Vec::new();
+    for (k, &(src, _)) in terms.iter().enumerate() {
+        let s = an.facts()[src].interval;
+        nodes.push(crate::graph::Node {
+            layer: 0,
+            op: Op::Input {
+                feature: k,
+                lo: s.lo,
+                hi: s.hi,
+            },
+        });
+    }
+    let new_terms: Vec<(NodeId, i64)> = terms
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, w))| (k, w))
+        .collect();
+    nodes.push(crate::graph::Node {
+        layer: 0,
+        op: Op::Dot {
+            terms: new_terms,
+            constant: *constant,
+        },
+    });
+    let n = terms.len().max(1);
+    let mut meta = g.meta.clone();
+    // Inputs of a deep neuron are table outputs, whose span fits n_a_bits like any input.
+    meta.task = crate::data::Task::Regress;
+    let sub = IntGraph {
+        name: format!("{}-witness-{dot}", g.name),
+        meta,
+        client: crate::graph::ClientSpec {
+            feature_mean: vec![0.0; n],
+            feature_std: vec![1.0; n],
+            input_scale: 1.0,
+            output_scale: vec![1.0],
+            output_bias: vec![0.0],
+            target_mean: 0.0,
+            target_std: 1.0,
+        },
+        outputs: vec![terms.len()],
+        nodes,
+    };
+    Ok((sub, f.witness_lo.clone(), f.witness_hi.clone()))
+}

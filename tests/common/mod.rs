@@ -1,0 +1,143 @@
+//! Shared test helpers: random integer graphs for property tests.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sqnn::analyze::{transfer, NodeFact};
+use sqnn::data::Task;
+use sqnn::graph::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+
+/// A random sparse graph: `nf` inputs, `layers` layers of `width` neurons (last layer `n_out`),
+/// weights of `w_bits`, activations of `a_bits`, random tables, random rounding.
+pub fn random_graph(seed: u64, nf: usize, layers: usize, width: usize, n_out: usize) -> IntGraph {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let w_bits = rng.gen_range(2..=4u32);
+    let a_bits = rng.gen_range(2..=4u32);
+    let mut g = IntGraph {
+        name: format!("random-{seed}"),
+        meta: Meta {
+            task: Task::Regress,
+            n_w_bits: w_bits,
+            n_a_bits: a_bits,
+            n_accum_bits: 16,
+            pruning: "random".into(),
+        },
+        client: ClientSpec {
+            feature_mean: vec![0.0; nf],
+            feature_std: vec![1.0; nf],
+            input_scale: 1.0,
+            output_scale: vec![1.0; n_out],
+            output_bias: vec![0.0; n_out],
+            target_mean: 0.0,
+            target_std: 1.0,
+        },
+        nodes: Vec::new(),
+        outputs: Vec::new(),
+    };
+    if n_out > 1 {
+        g.client.output_scale = vec![1.0; n_out];
+    }
+    let mut facts: Vec<NodeFact> = Vec::new();
+    let span = 1i64 << a_bits;
+    let mut prev: Vec<NodeId> = Vec::new();
+    for feature in 0..nf {
+        let lo = rng.gen_range(-span..=0);
+        let hi = rng.gen_range(lo..lo + span);
+        push(
+            &mut g,
+            &mut facts,
+            Node {
+                layer: 0,
+                op: Op::Input { feature, lo, hi },
+            },
+        );
+        prev.push(g.nodes.len() - 1);
+    }
+    let (wlo, whi) = signed_range(w_bits);
+    for l in 0..layers {
+        let n = if l + 1 == layers { n_out } else { width };
+        let mut dots = Vec::new();
+        for _ in 0..n {
+            let mut terms: Vec<(NodeId, i64)> = Vec::new();
+            for &p in &prev {
+                if rng.gen_bool(0.7) {
+                    let mut w = 0;
+                    while w == 0 {
+                        w = rng.gen_range(wlo..=whi);
+                    }
+                    terms.push((p, w));
+                }
+            }
+            let constant = rng.gen_range(-5..=5);
+            push(
+                &mut g,
+                &mut facts,
+                Node {
+                    layer: l,
+                    op: Op::Dot { terms, constant },
+                },
+            );
+            dots.push(g.nodes.len() - 1);
+        }
+        if l + 1 == layers {
+            g.outputs = dots;
+            break;
+        }
+        let mut luts = Vec::new();
+        for &d in &dots {
+            let iv = facts[d].interval;
+            let round_bits = rng.gen_range(0..=2u32);
+            // index = (acc + offset) >> r must start at 0: offset = -lo + (half a step).
+            let half = if round_bits == 0 {
+                0
+            } else {
+                1i64 << (round_bits - 1)
+            };
+            let offset = -iv.lo + rng.gen_range(0..=half);
+            let len = ((iv.hi + offset) >> round_bits) + 1;
+            let out_lo = rng.gen_range(-span / 2..=0);
+            let out_hi = out_lo + span - 1;
+            let table = (0..len).map(|_| rng.gen_range(out_lo..=out_hi)).collect();
+            push(
+                &mut g,
+                &mut facts,
+                Node {
+                    layer: l,
+                    op: Op::Lut {
+                        input: d,
+                        offset,
+                        round_bits,
+                        out_lo,
+                        out_hi,
+                        table,
+                    },
+                },
+            );
+            luts.push(g.nodes.len() - 1);
+        }
+        prev = luts;
+    }
+    g
+}
+
+fn push(g: &mut IntGraph, facts: &mut Vec<NodeFact>, node: Node) {
+    g.nodes.push(node);
+    let id = g.nodes.len() - 1;
+    facts.push(transfer(g, facts, id).expect("random graph is well formed"));
+}
+
+/// Random in-range inputs for a graph.
+pub fn random_inputs(g: &IntGraph, seed: u64, n: usize) -> Vec<Vec<i64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ids = g.input_nodes();
+    (0..n)
+        .map(|_| {
+            ids.iter()
+                .map(|&id| match g.nodes[id].op {
+                    Op::Input { lo, hi, .. } => rng.gen_range(lo..=hi),
+                    _ => unreachable!(),
+                })
+                .collect()
+        })
+        .collect()
+}
