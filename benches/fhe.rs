@@ -1,0 +1,310 @@
+//! TFHE benches: one bootstrap per parameter set (1 thread, and amortized over all cores), one
+//! layer of a small circuit, whole encrypted inferences (synthetic circuits, and every committed
+//! `circuits/*.circuit.json` that fits a practical parameter set). Each bench prints its PBS
+//! count and the floor (PBS × one bootstrap ÷ cores).
+//!
+//! `cargo bench --bench fhe` (all); `cargo bench --bench fhe -- pbs/` (bootstraps only).
+//! `SQNN_BENCH_SKIP_6BIT=1` skips the 6-bit set (40 s of key generation, 1 GB of keys).
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use sqnn::analyze::{transfer, CheckedGraph, NodeFact};
+use sqnn::data::Task;
+use sqnn::fhe::{self, ParamSet};
+use sqnn::graph::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+use sqnn::tfhe_backend::{measure, ClientKey, ServerKey};
+
+const SETS: [(&str, &str); 3] = [
+    ("2bit", "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128"),
+    ("4bit", "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"),
+    ("6bit", "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128"),
+];
+
+fn skip_6bit() -> bool {
+    std::env::var("SQNN_BENCH_SKIP_6BIT").is_ok_and(|v| v != "0")
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+}
+
+/// A random dense-ish MLP `widths[0] - ... - widths[last]` whose every accumulator fits
+/// `accum_bits`: `w_bits` signed weights, `a_bits` activations (ramp tables), inputs signed.
+fn synthetic(
+    name: &str,
+    widths: &[usize],
+    w_bits: u32,
+    a_bits: u32,
+    accum_bits: u32,
+) -> CheckedGraph {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let nf = widths[0];
+    let n_out = *widths.last().unwrap();
+    let mut g = IntGraph {
+        name: name.into(),
+        meta: Meta {
+            task: Task::Regress,
+            n_w_bits: w_bits,
+            n_a_bits: a_bits,
+            n_accum_bits: accum_bits,
+            pruning: "synthetic".into(),
+        },
+        client: ClientSpec {
+            feature_mean: vec![0.0; nf],
+            feature_std: vec![1.0; nf],
+            input_scale: 1.0,
+            output_scale: vec![1.0; n_out],
+            output_bias: vec![0.0; n_out],
+            target_mean: 0.0,
+            target_std: 1.0,
+        },
+        nodes: vec![],
+        outputs: vec![],
+    };
+    let mut facts: Vec<NodeFact> = vec![];
+    let push = |g: &mut IntGraph, facts: &mut Vec<NodeFact>, node: Node| -> NodeId {
+        g.nodes.push(node);
+        let id = g.nodes.len() - 1;
+        facts.push(transfer(g, facts, id).unwrap());
+        id
+    };
+    let (alo, ahi) = signed_range(a_bits);
+    let mut prev: Vec<NodeId> = (0..nf)
+        .map(|feature| {
+            push(
+                &mut g,
+                &mut facts,
+                Node {
+                    layer: 0,
+                    op: Op::Input {
+                        feature,
+                        lo: alo,
+                        hi: ahi,
+                    },
+                },
+            )
+        })
+        .collect();
+    let (wlo, whi) = signed_range(w_bits);
+    let budget = 1i64 << accum_bits;
+    for (l, &width) in widths.iter().enumerate().skip(1) {
+        let layer = l - 1;
+        let last = l + 1 == widths.len();
+        let mut next = vec![];
+        for _ in 0..width {
+            // Random weights, dropping terms until the accumulator's range fits.
+            let mut terms: Vec<(NodeId, i64)> = prev
+                .iter()
+                .map(|&p| {
+                    let w = loop {
+                        let w = rng.gen_range(wlo..=whi);
+                        if w != 0 {
+                            break w;
+                        }
+                    };
+                    (p, w)
+                })
+                .collect();
+            let span = |t: &[(NodeId, i64)], facts: &[NodeFact]| -> i64 {
+                t.iter()
+                    .map(|&(s, w)| w.abs() * (facts[s].interval.hi - facts[s].interval.lo))
+                    .sum::<i64>()
+                    + 1
+            };
+            while span(&terms, &facts) > budget {
+                terms.remove(rng.gen_range(0..terms.len()));
+            }
+            let d = push(
+                &mut g,
+                &mut facts,
+                Node {
+                    layer,
+                    op: Op::Dot {
+                        terms,
+                        constant: rng.gen_range(-2..=2),
+                    },
+                },
+            );
+            if last {
+                next.push(d);
+                continue;
+            }
+            let iv = facts[d].interval;
+            let count = iv.hi - iv.lo + 1;
+            let top = (1i64 << a_bits) - 1;
+            // A ramp: ReLU-like, quantized to a_bits (unsigned activations).
+            let table: Vec<i64> = (0..count)
+                .map(|k| ((k * (top + 1)) / count.max(1)).min(top))
+                .collect();
+            let (out_lo, out_hi) = (*table.iter().min().unwrap(), *table.iter().max().unwrap());
+            next.push(push(
+                &mut g,
+                &mut facts,
+                Node {
+                    layer,
+                    op: Op::Lut {
+                        input: d,
+                        offset: -iv.lo,
+                        round_bits: 0,
+                        out_lo,
+                        out_hi,
+                        table,
+                    },
+                },
+            ));
+        }
+        prev = next;
+    }
+    g.outputs = prev;
+    CheckedGraph::new(g).unwrap().unwrap()
+}
+
+fn set(name: &str) -> &'static ParamSet {
+    fhe::parameter_set(name).unwrap()
+}
+
+fn floor_ms(pbs: usize, s: &ParamSet) -> f64 {
+    pbs as f64 * s.pbs_ms_1_thread / rayon::current_num_threads() as f64
+}
+
+fn bootstraps(c: &mut Criterion) {
+    let threads = rayon::current_num_threads();
+    for (label, name) in SETS {
+        if label == "6bit" && skip_6bit() {
+            continue;
+        }
+        let s = set(name);
+        let t = std::time::Instant::now();
+        let (cks, sks) = measure::raw_keys(s).unwrap();
+        eprintln!(
+            "pbs/{label}: {name}, key generation {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let lut = sks.generate_lookup_table(|x| x);
+        eprintln!("pbs/{label}: PBS count 1 per iteration");
+        c.bench_function(&format!("pbs/{label}"), |b| {
+            b.iter(|| measure::one_bootstrap(&cks, &sks, &lut))
+        });
+        let n = 2 * threads;
+        eprintln!("pbs_parallel/{label}: PBS count {n} per iteration on {threads} threads (divide by {n} for the amortized bootstrap)");
+        c.bench_function(&format!("pbs_parallel/{label}"), |b| {
+            b.iter(|| {
+                (0..n)
+                    .into_par_iter()
+                    .map(|_| measure::one_bootstrap(&cks, &sks, &lut))
+                    .sum::<u64>()
+            })
+        });
+    }
+}
+
+/// Encrypted inference of `checked` with `set_name`'s keys: one sample, the server's part.
+fn bench_inference(c: &mut Criterion, id: &str, checked: &CheckedGraph, set_name: &str) {
+    let s = set(set_name);
+    let plan = fhe::plan_for(checked.report(), s, -40.0, rayon::current_num_threads());
+    let t = std::time::Instant::now();
+    let (ck, sk): (ClientKey, ServerKey) = ClientKey::generate(checked, &plan).unwrap();
+    let keygen = t.elapsed().as_secs_f64();
+    let x: Vec<i64> = checked
+        .graph()
+        .input_nodes()
+        .iter()
+        .map(|&i| checked.facts()[i].interval.hi)
+        .collect();
+    let enc = ck.encrypt(checked, &x).unwrap();
+    let prepared = sk.prepare(checked).unwrap();
+    let pbs = checked.report().pbs_count;
+    eprintln!(
+        "{id}: {} ({}-bit), PBS count {pbs}, floor {:.1} ms (PBS × {:.1} ms ÷ {} cores), keygen {keygen:.1} s",
+        s.name,
+        s.precision(),
+        floor_ms(pbs, s),
+        s.pbs_ms_1_thread,
+        rayon::current_num_threads()
+    );
+    // Sanity: the encrypted result equals the clear one.
+    let out = sk
+        .evaluate_prepared(checked, &prepared, &enc, None)
+        .unwrap();
+    let clear = sqnn::execute::ClearBackend::default()
+        .evaluate(checked.analyzed(), std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(ck.decrypt(checked, &out).unwrap(), clear[0], "{id}");
+    c.bench_function(id, |b| {
+        b.iter(|| {
+            sk.evaluate_prepared(checked, &prepared, &enc, None)
+                .unwrap()
+        })
+    });
+}
+
+fn layers_and_inferences(c: &mut Criterion) {
+    // One layer: 4 inputs -> 8 table neurons -> 1 output, 2-bit weights and activations, 4-bit
+    // accumulators (PBS count 8: one parallel layer of bootstraps).
+    let layer = synthetic("bench-layer", &[4, 8, 1], 2, 2, 4);
+    bench_inference(c, "layer/4bit-8neurons", &layer, SETS[1].1);
+    // A whole small network on the 4-bit set: 4-8-8-3 (16 PBS).
+    let small = synthetic("bench-small4", &[4, 8, 8, 3], 2, 2, 4);
+    bench_inference(c, "inference/4bit-4-8-8-3", &small, SETS[1].1);
+    // The same on the 2-bit set: 1-bit activations, 2-bit accumulators.
+    let tiny = synthetic("bench-small2", &[4, 8, 8, 3], 2, 1, 2);
+    bench_inference(c, "inference/2bit-4-8-8-3", &tiny, SETS[0].1);
+    // The iris shape of the issue (2-bit weights and activations, 6-bit accumulators,
+    // multiplier 1): 4-4-4-3, 8 PBS on the 6-bit set.
+    if !skip_6bit() {
+        let iris = synthetic("bench-iris6", &[4, 4, 4, 3], 2, 2, 6);
+        bench_inference(c, "inference/6bit-iris-shape", &iris, SETS[2].1);
+    }
+    // Every committed circuit that fits a practical set.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        if !f.to_string_lossy().ends_with(".circuit.json") {
+            continue;
+        }
+        let Ok(g) = IntGraph::load(&f) else { continue };
+        let Ok(Ok(checked)) = CheckedGraph::new(g) else {
+            continue;
+        };
+        let plan =
+            match fhe::choose_parameters(checked.report(), -40.0, rayon::current_num_threads()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{}: not run under TFHE: {e}", f.display());
+                    continue;
+                }
+            };
+        if plan.precision_bits > 4 && skip_6bit() {
+            continue;
+        }
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".circuit.json", "");
+        bench_inference(
+            c,
+            &format!("inference/{name}"),
+            &checked,
+            &plan.parameter_set,
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bootstraps, layers_and_inferences
+}
+criterion_main!(benches);

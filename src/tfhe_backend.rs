@@ -1,0 +1,1595 @@
+//! The TFHE backend: a checked integer graph evaluated on encrypted inputs with `tfhe` 1.8
+//! (`shortint`), bit-exact with the [clear backend](crate::execute::ClearBackend).
+//!
+//! # Who holds what
+//! * [`ClientKey`] (secret): generates the keys, encrypts quantized inputs, decrypts output
+//!   accumulators. It holds the `shortint` client key, the circuit digest and the parameter set.
+//! * [`ServerKey`] (public evaluation key): evaluates the circuit on an [`EncryptedInput`] and
+//!   returns an [`EncryptedOutput`]. It holds only the `shortint` server key (bootstrapping and
+//!   keyswitching keys), the circuit digest and the parameter set: no field of it, nor of
+//!   anything it holds, leads to a secret key, so code that has a `ServerKey` (the server) has
+//!   no way to decrypt. The type system enforces this: [`ServerKey::evaluate`] is the only
+//!   operation on encrypted data it offers, and nothing converts a `ServerKey` into a
+//!   `ClientKey`.
+//!
+//! Every key and ciphertext carries the digest of the circuit it was made for
+//! ([`IntGraph::digest`](crate::graph::IntGraph::digest)); using it with another circuit is an
+//! [`Error::Keys`] that says to run `sqnn keygen`.
+//!
+//! # Encoding (see `../shared/tfhe-facts.md`)
+//! Each node's ciphertext holds `value - lo`, where `[lo, hi]` is the node's proved interval, an
+//! integer in `[0, M)` with `M = 2^(message + carry bits)` and the padding bit clear.
+//! * Input: the client encrypts `v - lo` over the whole message × carry space.
+//! * Dot: a weighted sum on the raw LWE ciphertexts, `Σ w_j · ct_j` with
+//!   `lwe_ciphertext_cleartext_mul_assign` (a negative weight is its two's complement: the
+//!   arithmetic is modulo 2^64, so intermediate wrap-around is harmless), plus the clear
+//!   constant `c + Σ w_j·lo_j - lo` times Δ. Only the final value must lie in `[0, M)`, which
+//!   the static check proves.
+//! * Lut: one programmable bootstrap whose table maps index `k` to `table[k] - lo_out` (indices
+//!   outside the table, which the proof excludes, map to 0).
+//! * Outputs: the last layer's dot ciphertexts, returned without a bootstrap; the client adds
+//!   the dot's `lo` back after decrypting.
+//!
+//! The checked `shortint` operations refuse realistic dot products (their degree and
+//! noise-level bookkeeping is a conservative L1-style budget), so this backend uses the
+//! unchecked / raw operations and sets the ciphertext metadata itself (degree `M - 1`, nominal
+//! noise level). Correctness rests on sqnn's own proof (every value fits `[0, M)`) and on the
+//! noise model of [`crate::fhe`] (the parameter set keeps each bootstrap's failure probability
+//! below the target).
+//!
+//! # Files
+//! Keys, encrypted inputs and outputs are saved with `tfhe::safe_serialization` (versioned,
+//! size-limited), behind a small header (magic, kind, circuit digest, parameter set, payload
+//! length and SHA-256). `tfhe` 1.8 implements the `Named` trait that safe serialization needs
+//! for core entities and `shortint` ciphertexts but not for `shortint` keys, so keys are
+//! stored as their parts: the client key as its GLWE and LWE secret keys, the server key as
+//! its seeded (compressed) keyswitching and bootstrapping keys, both as full-size core
+//! "chunks"; loading rebuilds the `shortint` keys from the parameter set named in the header.
+//! A key directory holds `client.key`, `server.key` and the manifest `keys.json`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tfhe::core_crypto::prelude::{
+    lwe_ciphertext_add_assign, lwe_ciphertext_cleartext_mul_assign,
+    lwe_ciphertext_plaintext_add_assign, ChunkSize, Cleartext, GlweSecretKeyOwned, LweCiphertext,
+    LweSecretKeyOwned, Plaintext, SeededLweBootstrapKey, SeededLweBootstrapKeyChunk,
+    SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk,
+};
+use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::shortint::atomic_pattern::compressed::{
+    CompressedAtomicPatternServerKey, CompressedStandardAtomicPatternServerKey,
+};
+use tfhe::shortint::ciphertext::{Degree, MaxDegree, NoiseLevel};
+use tfhe::shortint::client_key::atomic_pattern::{
+    AtomicPatternClientKey, StandardAtomicPatternClientKey,
+};
+use tfhe::shortint::parameters::{
+    AtomicPatternKind, CarryModulus, ClassicPBSParameters, MaxNoiseLevel, MessageModulus,
+};
+use tfhe::shortint::server_key::{
+    CompressedModulusSwitchConfiguration, LookupTableOwned, ShortintCompressedBootstrappingKey,
+};
+use tfhe::shortint::{Ciphertext, CompressedServerKey, PBSOrder};
+
+use crate::analyze::CheckedGraph;
+use crate::error::{Error, Result};
+use crate::execute::{validate_inputs, Backend};
+use crate::fhe::{self, FhePlan, ParamSet};
+use crate::graph::{NodeId, Op};
+
+/// The `tfhe` parameters of a catalogue entry.
+pub fn tfhe_parameters(set: &ParamSet) -> Result<ClassicPBSParameters> {
+    use tfhe::shortint::parameters::v1_8::*;
+    Ok(match set.name {
+        "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128
+        }
+        "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128
+        }
+        "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128
+        }
+        "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128
+        }
+        other => {
+            return Err(Error::Backend(format!(
+                "parameter set {other:?} is not one this build maps to tfhe"
+            )))
+        }
+    })
+}
+
+fn lookup_set(name: &str) -> Result<&'static ParamSet> {
+    fhe::parameter_set(name).ok_or_else(|| {
+        Error::Keys(format!(
+            "unknown parameter set {name:?} (this sqnn knows {}): the file was written by another \
+             version; run sqnn keygen CIRCUIT --out-dir DIR",
+            fhe::PARAMETER_SETS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+fn short(d: &str) -> &str {
+    &d[..d.len().min(16)]
+}
+
+fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
+    Error::Keys(format!(
+        "{what} belongs to circuit {}, not {}: run sqnn keygen CIRCUIT --out-dir DIR",
+        short(have),
+        short(want)
+    ))
+}
+
+/// What a circuit needs from TFHE, computed once: its digest, the ciphertext width, the order
+/// of evaluation.
+struct Circuit {
+    digest: String,
+    needed_bits: u32,
+    /// Stage `s`: the tables at bootstrap depth `s` (run in parallel), then the dots that read
+    /// them. Stage 0 has no tables.
+    stages: Vec<(Vec<NodeId>, Vec<NodeId>)>,
+}
+
+impl Circuit {
+    fn new(checked: &CheckedGraph) -> Result<Circuit> {
+        let g = checked.graph();
+        let digest = g.digest()?;
+        let mut level = vec![0usize; g.nodes.len()];
+        for (id, n) in g.nodes.iter().enumerate() {
+            level[id] = match &n.op {
+                Op::Input { .. } => 0,
+                Op::Dot { terms, .. } => terms.iter().map(|&(s, _)| level[s]).max().unwrap_or(0),
+                Op::Lut { input, .. } => level[*input] + 1,
+            };
+        }
+        let depth = level.iter().copied().max().unwrap_or(0);
+        let mut stages = vec![(Vec::new(), Vec::new()); depth + 1];
+        for (id, n) in g.nodes.iter().enumerate() {
+            match n.op {
+                Op::Input { .. } => {}
+                Op::Dot { .. } => stages[level[id]].1.push(id),
+                Op::Lut { .. } => stages[level[id]].0.push(id),
+            }
+        }
+        Ok(Circuit {
+            digest,
+            needed_bits: fhe::needed_bits(checked.report()),
+            stages,
+        })
+    }
+
+    /// Rejects what this backend does not run yet, and circuits too wide for `set`.
+    fn check_supported(&self, checked: &CheckedGraph, set: &ParamSet) -> Result<()> {
+        for (id, n) in checked.graph().nodes.iter().enumerate() {
+            if let Op::Lut { round_bits, .. } = n.op {
+                if round_bits > 0 {
+                    return Err(Error::Backend(format!(
+                        "lut node {id} (layer {}) drops {round_bits} low bits before its table \
+                         (round_bits = {round_bits}): the TFHE backend does not round yet; \
+                         recompile without rounding, or use --backend clear",
+                        n.layer
+                    )));
+                }
+            }
+        }
+        if self.needed_bits > set.precision() {
+            return Err(Error::Keys(format!(
+                "the keys use {} ({} bits) but the circuit needs {}-bit ciphertexts: run sqnn \
+                 keygen CIRCUIT --out-dir DIR",
+                set.name,
+                set.precision(),
+                self.needed_bits
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The client's secret key: generates keys, encrypts, decrypts. Never give it to the server.
+#[derive(Clone)]
+pub struct ClientKey {
+    key: tfhe::shortint::ClientKey,
+    digest: String,
+    set: &'static ParamSet,
+    keygen_seconds: Option<f64>,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("digest", &self.digest)
+            .field("parameter_set", &self.set.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's evaluation key. It holds the `shortint` server key (bootstrapping and
+/// keyswitching keys, public), the circuit digest and the parameter set: nothing secret, and no
+/// way to reach the [`ClientKey`] it was made with. When it was just generated it also keeps
+/// its compressed (seeded) form, which is what [`save_keys`] writes.
+#[derive(Clone)]
+pub struct ServerKey {
+    key: Arc<tfhe::shortint::ServerKey>,
+    compressed: Option<Arc<CompressedServerKey>>,
+    digest: String,
+    set: &'static ParamSet,
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerKey")
+            .field("digest", &self.digest)
+            .field("parameter_set", &self.set.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One sample's encrypted quantized inputs (one ciphertext per feature), made by the client.
+#[derive(Clone, Debug)]
+pub struct EncryptedInput {
+    digest: String,
+    set: &'static ParamSet,
+    cts: Vec<Ciphertext>,
+}
+
+/// One sample's encrypted output accumulators, made by the server.
+#[derive(Clone, Debug)]
+pub struct EncryptedOutput {
+    digest: String,
+    set: &'static ParamSet,
+    cts: Vec<Ciphertext>,
+}
+
+fn spinner(msg: String) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(150));
+    pb
+}
+
+impl ClientKey {
+    /// Generates a client key and the matching server key for `checked` with the parameter set
+    /// of `plan` (from [`fhe::choose_parameters`]). Shows a spinner on stderr.
+    pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
+        let set = lookup_set(&plan.parameter_set)?;
+        let circuit = Circuit::new(checked)?;
+        circuit.check_supported(checked, set)?;
+        let params = tfhe_parameters(set)?;
+        let t0 = Instant::now();
+        let pb = spinner(format!(
+            "generating {} keys ({}, about {:.0} s)",
+            set.label(),
+            set.name,
+            set.keygen_seconds.max(1.0)
+        ));
+        let key = tfhe::shortint::ClientKey::new(params);
+        pb.set_message(format!("generating the {} server key", set.label()));
+        let compressed = CompressedServerKey::new(&key);
+        pb.set_message("decompressing the server key".to_string());
+        let server = compressed.decompress();
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        Ok((
+            ClientKey {
+                key,
+                digest: circuit.digest.clone(),
+                set,
+                keygen_seconds: Some(secs),
+            },
+            ServerKey {
+                key: Arc::new(server),
+                compressed: Some(Arc::new(compressed)),
+                digest: circuit.digest,
+                set,
+            },
+        ))
+    }
+
+    /// The parameter set's `tfhe` name.
+    pub fn parameter_set(&self) -> &'static str {
+        self.set.name
+    }
+
+    /// The digest of the circuit the key was made for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Seconds key generation took, when this key was generated (not loaded).
+    pub fn keygen_seconds(&self) -> Option<f64> {
+        self.keygen_seconds
+    }
+
+    /// The same secret key, bound to another circuit that fits its parameter set. Keys are
+    /// cryptographically independent of the circuit; the digest only guards against mix-ups, so
+    /// reusing key material across circuits (tests, witness circuits) is safe.
+    pub fn rebind(&self, checked: &CheckedGraph) -> Result<ClientKey> {
+        let c = Circuit::new(checked)?;
+        c.check_supported(checked, self.set)?;
+        Ok(ClientKey {
+            digest: c.digest,
+            ..self.clone()
+        })
+    }
+
+    fn check_digest(&self, digest: &str) -> Result<()> {
+        if self.digest != digest {
+            return Err(digest_mismatch("the client key", &self.digest, digest));
+        }
+        Ok(())
+    }
+
+    /// Encrypts one sample's quantized inputs (one integer per feature, in the input nodes'
+    /// intervals).
+    pub fn encrypt(&self, checked: &CheckedGraph, inputs: &[i64]) -> Result<EncryptedInput> {
+        let digest = checked.graph().digest()?;
+        self.encrypt_with(checked, &digest, inputs)
+    }
+
+    fn encrypt_with(
+        &self,
+        checked: &CheckedGraph,
+        digest: &str,
+        inputs: &[i64],
+    ) -> Result<EncryptedInput> {
+        self.check_digest(digest)?;
+        validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
+        let facts = checked.facts();
+        let cts = checked
+            .graph()
+            .input_nodes()
+            .iter()
+            .zip(inputs)
+            .map(|(&id, &v)| {
+                let k = (v - facts[id].interval.lo) as u64;
+                self.key.unchecked_encrypt(k)
+            })
+            .collect();
+        Ok(EncryptedInput {
+            digest: digest.to_string(),
+            set: self.set,
+            cts,
+        })
+    }
+
+    /// Decrypts one sample's output accumulators: exact integers, as the clear backend gives.
+    ///
+    /// A value outside its proved interval can only come from a noise failure (whose predicted
+    /// probability the plan states); it is returned as decrypted (centred on the message space)
+    /// so that a comparison with the clear backend shows it.
+    pub fn decrypt(&self, checked: &CheckedGraph, out: &EncryptedOutput) -> Result<Vec<i64>> {
+        let digest = checked.graph().digest()?;
+        self.decrypt_with(checked, &digest, out)
+    }
+
+    fn decrypt_with(
+        &self,
+        checked: &CheckedGraph,
+        digest: &str,
+        out: &EncryptedOutput,
+    ) -> Result<Vec<i64>> {
+        self.check_digest(digest)?;
+        if out.digest != digest {
+            return Err(digest_mismatch("the encrypted output", &out.digest, digest));
+        }
+        check_ciphertexts(&out.cts, self.set, "encrypted output")?;
+        let outputs = &checked.graph().outputs;
+        if out.cts.len() != outputs.len() {
+            return Err(Error::Keys(format!(
+                "the encrypted output holds {} values, the circuit has {} outputs",
+                out.cts.len(),
+                outputs.len()
+            )));
+        }
+        let m = self.set.message_space() as i64;
+        Ok(outputs
+            .iter()
+            .zip(&out.cts)
+            .map(|(&o, ct)| {
+                let raw = self.key.decrypt_message_and_carry(ct) as i64; // in [0, 2M)
+                let centred = if raw >= m { raw - 2 * m } else { raw };
+                checked.facts()[o].interval.lo + centred
+            })
+            .collect())
+    }
+}
+
+/// A circuit prepared for one server key: evaluation order and one lookup table per `Lut`.
+pub struct PreparedCircuit {
+    circuit: Circuit,
+    luts: Vec<Option<LookupTableOwned>>,
+    /// `c + Σ w_j·lo_j - lo` per dot, times Δ (mod 2^64).
+    constants: Vec<u64>,
+}
+
+impl ServerKey {
+    /// The parameter set's `tfhe` name.
+    pub fn parameter_set(&self) -> &'static str {
+        self.set.name
+    }
+
+    /// The digest of the circuit the key was made for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The same evaluation key bound to another circuit that fits its parameter set (see
+    /// [`ClientKey::rebind`]).
+    pub fn rebind(&self, checked: &CheckedGraph) -> Result<ServerKey> {
+        let c = Circuit::new(checked)?;
+        c.check_supported(checked, self.set)?;
+        Ok(ServerKey {
+            digest: c.digest,
+            ..self.clone()
+        })
+    }
+
+    /// Prepares `checked` for evaluation: checks the digest and what the backend supports,
+    /// builds every table's accumulator.
+    pub fn prepare(&self, checked: &CheckedGraph) -> Result<PreparedCircuit> {
+        let circuit = Circuit::new(checked)?;
+        if circuit.digest != self.digest {
+            return Err(digest_mismatch(
+                "the server key",
+                &self.digest,
+                &circuit.digest,
+            ));
+        }
+        circuit.check_supported(checked, self.set)?;
+        let g = checked.graph();
+        let facts = checked.facts();
+        let delta = (1u64 << 63) / self.set.message_space();
+        let mut luts = vec![None; g.nodes.len()];
+        let mut constants = vec![0u64; g.nodes.len()];
+        for (id, n) in g.nodes.iter().enumerate() {
+            match &n.op {
+                Op::Input { .. } => {}
+                Op::Dot { terms, constant } => {
+                    // Wrapping arithmetic: everything is modulo 2^64 / Δ = 2M anyway.
+                    let mut c = (*constant).wrapping_sub(facts[id].interval.lo);
+                    for &(src, w) in terms {
+                        c = c.wrapping_add(w.wrapping_mul(facts[src].interval.lo));
+                    }
+                    constants[id] = (c as u64).wrapping_mul(delta);
+                }
+                Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, id)?),
+            }
+        }
+        Ok(PreparedCircuit {
+            circuit,
+            luts,
+            constants,
+        })
+    }
+
+    /// The accumulator of lut node `id`: index `k` (the ciphertext's `acc - lo`) maps to
+    /// `table[k + lo + offset] - lo_out`. Rounding (`round_bits > 0`) will add its own step
+    /// here and before the bootstrap.
+    fn lookup_table(&self, checked: &CheckedGraph, id: NodeId) -> Result<LookupTableOwned> {
+        let Op::Lut {
+            input,
+            offset,
+            round_bits,
+            table,
+            ..
+        } = &checked.graph().nodes[id].op
+        else {
+            return Err(Error::Backend(format!("node {id} is not a lut")));
+        };
+        debug_assert_eq!(*round_bits, 0);
+        let facts = checked.facts();
+        let shift = facts[*input].interval.lo + offset; // 0 by the analysis
+        let lo_out = facts[id].interval.lo;
+        let len = table.len() as i64;
+        let f = |k: u64| -> u64 {
+            let idx = k as i64 + shift;
+            if (0..len).contains(&idx) {
+                (table[idx as usize] - lo_out) as u64
+            } else {
+                0
+            }
+        };
+        Ok(self.key.generate_lookup_table(f))
+    }
+
+    /// Evaluates `checked` on one encrypted sample with the server key alone.
+    pub fn evaluate(
+        &self,
+        checked: &CheckedGraph,
+        input: &EncryptedInput,
+    ) -> Result<EncryptedOutput> {
+        let prepared = self.prepare(checked)?;
+        self.evaluate_prepared(checked, &prepared, input, None)
+    }
+
+    /// Evaluates a prepared circuit; bootstraps of one stage (layer) run in parallel on all
+    /// cores. `progress`, if given, advances by one per bootstrap.
+    pub fn evaluate_prepared(
+        &self,
+        checked: &CheckedGraph,
+        prepared: &PreparedCircuit,
+        input: &EncryptedInput,
+        progress: Option<&ProgressBar>,
+    ) -> Result<EncryptedOutput> {
+        let c = &prepared.circuit;
+        if c.digest != self.digest {
+            return Err(digest_mismatch("the server key", &self.digest, &c.digest));
+        }
+        if input.digest != self.digest {
+            return Err(digest_mismatch(
+                "the encrypted input",
+                &input.digest,
+                &self.digest,
+            ));
+        }
+        let g = checked.graph();
+        let ids = g.input_nodes();
+        if input.cts.len() != ids.len() {
+            return Err(Error::Input(format!(
+                "the encrypted input holds {} values, the circuit has {} features",
+                input.cts.len(),
+                ids.len()
+            )));
+        }
+        check_ciphertexts(&input.cts, self.set, "encrypted input")?;
+        let mut vals: Vec<Option<Ciphertext>> = vec![None; g.nodes.len()];
+        for (&id, ct) in ids.iter().zip(&input.cts) {
+            vals[id] = Some(ct.clone());
+        }
+        let lwe_size = input.cts[0].ct.lwe_size();
+        let modulus = input.cts[0].ct.ciphertext_modulus();
+        let space = self.set.message_space();
+        for (luts, dots) in &c.stages {
+            let results: Vec<(NodeId, Ciphertext)> = luts
+                .par_iter()
+                .map(|&id| {
+                    let Op::Lut { input, .. } = g.nodes[id].op else {
+                        unreachable!("stages hold luts")
+                    };
+                    let src = vals[input].as_ref().expect("dot before its table");
+                    let lut = prepared.luts[id].as_ref().expect("prepared table");
+                    let out = self.key.apply_lookup_table(src, lut);
+                    if let Some(pb) = progress {
+                        pb.inc(1);
+                    }
+                    (id, out)
+                })
+                .collect();
+            for (id, ct) in results {
+                vals[id] = Some(ct);
+            }
+            let results: Vec<(NodeId, Ciphertext)> = dots
+                .par_iter()
+                .map(|&id| {
+                    let Op::Dot { terms, .. } = &g.nodes[id].op else {
+                        unreachable!("stages hold dots")
+                    };
+                    let mut acc = LweCiphertext::new(0u64, lwe_size, modulus);
+                    let mut tmp = LweCiphertext::new(0u64, lwe_size, modulus);
+                    for &(src, w) in terms {
+                        let s = vals[src].as_ref().expect("source before its dot");
+                        tmp.as_mut().copy_from_slice(s.ct.as_ref());
+                        lwe_ciphertext_cleartext_mul_assign(&mut tmp, Cleartext(w as u64));
+                        lwe_ciphertext_add_assign(&mut acc, &tmp);
+                    }
+                    lwe_ciphertext_plaintext_add_assign(
+                        &mut acc,
+                        Plaintext(prepared.constants[id]),
+                    );
+                    let ct = Ciphertext::new(
+                        acc,
+                        Degree::new(space - 1),
+                        NoiseLevel::NOMINAL,
+                        MessageModulus(1 << self.set.message_bits),
+                        CarryModulus(1 << self.set.carry_bits),
+                        AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+                    );
+                    (id, ct)
+                })
+                .collect();
+            for (id, ct) in results {
+                vals[id] = Some(ct);
+            }
+        }
+        let cts = g
+            .outputs
+            .iter()
+            .map(|&o| vals[o].take().expect("output evaluated"))
+            .collect();
+        Ok(EncryptedOutput {
+            digest: self.digest.clone(),
+            set: self.set,
+            cts,
+        })
+    }
+}
+
+/// Every ciphertext must have the set's dimension and moduli (a file could hold anything).
+fn check_ciphertexts(cts: &[Ciphertext], set: &ParamSet, what: &str) -> Result<()> {
+    let size = set.glwe_dimension * set.polynomial_size + 1;
+    for (i, ct) in cts.iter().enumerate() {
+        if ct.ct.lwe_size().0 != size
+            || !ct.ct.ciphertext_modulus().is_native_modulus()
+            || ct.message_modulus.0 * ct.carry_modulus.0 != set.message_space()
+        {
+            return Err(Error::Keys(format!(
+                "{what}: value {i} is not a ciphertext of parameter set {} (LWE size {}, expected \
+                 {size}): it was made with other keys; encrypt again with this circuit's client key",
+                set.name,
+                ct.ct.lwe_size().0
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl EncryptedInput {
+    /// Number of encrypted features.
+    pub fn len(&self) -> usize {
+        self.cts.len()
+    }
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.cts.is_empty()
+    }
+    /// The circuit digest it was encrypted for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Writes the file (safe serialization behind an sqnn header).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        save_ciphertexts(path, KIND_INPUT, &self.digest, self.set, &self.cts)
+    }
+    /// Reads a file written by [`EncryptedInput::save`] for circuit `checked`.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedInput> {
+        let digest = checked.graph().digest()?;
+        let (set, cts) = load_ciphertexts(path, KIND_INPUT, &digest)?;
+        Ok(EncryptedInput { digest, set, cts })
+    }
+}
+
+impl EncryptedOutput {
+    /// Number of encrypted outputs.
+    pub fn len(&self) -> usize {
+        self.cts.len()
+    }
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.cts.is_empty()
+    }
+    /// The circuit digest it was computed for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Writes the file (safe serialization behind an sqnn header).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        save_ciphertexts(path, KIND_OUTPUT, &self.digest, self.set, &self.cts)
+    }
+    /// Reads a file written by [`EncryptedOutput::save`] for circuit `checked`.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedOutput> {
+        let digest = checked.graph().digest()?;
+        let (set, cts) = load_ciphertexts(path, KIND_OUTPUT, &digest)?;
+        Ok(EncryptedOutput { digest, set, cts })
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Files
+// ------------------------------------------------------------------------------------------
+
+const MAGIC: &[u8; 8] = b"SQNNFHE1";
+const KIND_CLIENT: &str = "client_key";
+const KIND_SERVER: &str = "server_key";
+const KIND_INPUT: &str = "encrypted_input";
+const KIND_OUTPUT: &str = "encrypted_output";
+const MAX_HEADER: u32 = 1 << 20;
+const MAX_ITEMS: u64 = 1 << 20;
+
+/// The header in front of every sqnn TFHE file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHeader {
+    kind: String,
+    digest: String,
+    parameter_set: String,
+    /// Objects in the payload (ciphertexts, or key parts).
+    items: u64,
+    payload_bytes: u64,
+    payload_sha256: String,
+    /// Server keys: `max_degree` of the shortint key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_degree: Option<u64>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn kind_name(kind: &str) -> &'static str {
+    match kind {
+        KIND_CLIENT => "client key",
+        KIND_SERVER => "server key",
+        KIND_INPUT => "encrypted input",
+        _ => "encrypted output",
+    }
+}
+
+fn write_file(path: &Path, mut header: FileHeader, payload: &[u8]) -> Result<()> {
+    header.payload_bytes = payload.len() as u64;
+    header.payload_sha256 = sha256_hex(payload);
+    let h = serde_json::to_vec(&header)
+        .map_err(|e| Error::Keys(format!("cannot write a file header: {e}")))?;
+    let mut bytes = Vec::with_capacity(12 + h.len() + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&h);
+    bytes.extend_from_slice(payload);
+    // Write to a temporary name, then rename: a crash never leaves half a key behind.
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads and checks a file's header, digest and checksum; returns the header and payload.
+fn read_file(
+    path: &Path,
+    kind: &str,
+    digest: &str,
+    max_payload: impl Fn(&ParamSet) -> u64,
+) -> Result<(FileHeader, &'static ParamSet, Vec<u8>)> {
+    let what = kind_name(kind);
+    let corrupt = |m: String| {
+        Error::Keys(format!(
+            "{}: {m}; the {what} file is corrupted or truncated: regenerate it (for keys: run \
+             sqnn keygen CIRCUIT --out-dir DIR)",
+            path.display()
+        ))
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Keys(format!(
+                "no {what} at {}: run sqnn keygen CIRCUIT --out-dir DIR",
+                path.display()
+            ))
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 12];
+    if f.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
+        return Err(corrupt(format!("not an sqnn {what} file (bad magic)")));
+    }
+    let hlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if hlen > MAX_HEADER || 12 + u64::from(hlen) > file_len {
+        return Err(corrupt(format!("header length {hlen} is impossible")));
+    }
+    let mut h = vec![0u8; hlen as usize];
+    f.read_exact(&mut h)
+        .map_err(|e| corrupt(format!("cannot read the header ({e})")))?;
+    let header: FileHeader =
+        serde_json::from_slice(&h).map_err(|e| corrupt(format!("unreadable header ({e})")))?;
+    if header.kind != kind {
+        return Err(Error::Keys(format!(
+            "{} is a {}, not a {what}",
+            path.display(),
+            kind_name(&header.kind)
+        )));
+    }
+    if header.digest != digest {
+        return Err(digest_mismatch(
+            &format!("the {what} {}", path.display()),
+            &header.digest,
+            digest,
+        ));
+    }
+    let set = lookup_set(&header.parameter_set)?;
+    let limit = max_payload(set);
+    if header.payload_bytes > limit || header.items > MAX_ITEMS {
+        return Err(corrupt(format!(
+            "it claims {} bytes in {} items, more than a {what} of {} can hold ({limit} bytes)",
+            header.payload_bytes, header.items, set.name
+        )));
+    }
+    if file_len != 12 + u64::from(hlen) + header.payload_bytes {
+        return Err(corrupt(format!(
+            "{file_len} bytes on disk, the header announces {}",
+            12 + u64::from(hlen) + header.payload_bytes
+        )));
+    }
+    let mut payload = vec![0u8; header.payload_bytes as usize];
+    f.read_exact(&mut payload)
+        .map_err(|e| corrupt(format!("cannot read the payload ({e})")))?;
+    if sha256_hex(&payload) != header.payload_sha256 {
+        return Err(corrupt("checksum mismatch".to_string()));
+    }
+    Ok((header, set, payload))
+}
+
+/// Deserializes a payload of safe-serialized objects, turning any failure (or panic of a
+/// consistency assertion inside `tfhe`) into an [`Error::Keys`].
+fn decode<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::Keys(format!(
+            "{}: cannot decode the {what} ({e}); the file is corrupted or from another tfhe \
+             version: regenerate it (for keys: run sqnn keygen CIRCUIT --out-dir DIR)",
+            path.display()
+        ))),
+        Err(_) => Err(Error::Keys(format!(
+            "{}: the {what} is inconsistent with its parameter set; the file is corrupted: \
+             regenerate it (for keys: run sqnn keygen CIRCUIT --out-dir DIR)",
+            path.display()
+        ))),
+    }
+}
+
+fn ser<T>(obj: &T, out: &mut Vec<u8>) -> Result<()>
+where
+    T: Serialize + tfhe::Versionize + tfhe::named::Named,
+{
+    safe_serialize(obj, &mut *out, 1 << 40)
+        .map_err(|e| Error::Keys(format!("cannot serialize a {}: {e}", T::NAME)))
+}
+
+fn ct_bytes(set: &ParamSet) -> u64 {
+    ((set.glwe_dimension * set.polynomial_size + 1) * 8 + 4096) as u64
+}
+
+fn save_ciphertexts(
+    path: &Path,
+    kind: &str,
+    digest: &str,
+    set: &ParamSet,
+    cts: &[Ciphertext],
+) -> Result<()> {
+    let mut payload = Vec::new();
+    for ct in cts {
+        ser(ct, &mut payload)?;
+    }
+    write_file(
+        path,
+        FileHeader {
+            kind: kind.to_string(),
+            digest: digest.to_string(),
+            parameter_set: set.name.to_string(),
+            items: cts.len() as u64,
+            payload_bytes: 0,
+            payload_sha256: String::new(),
+            max_degree: None,
+        },
+        &payload,
+    )
+}
+
+fn load_ciphertexts(
+    path: &Path,
+    kind: &str,
+    digest: &str,
+) -> Result<(&'static ParamSet, Vec<Ciphertext>)> {
+    let (header, set, payload) = read_file(path, kind, digest, |s| {
+        ct_bytes(s).saturating_mul(MAX_ITEMS)
+    })?;
+    let limit = ct_bytes(set);
+    let cts = decode(path, kind_name(kind), || {
+        let mut r: &[u8] = &payload;
+        let mut cts = Vec::with_capacity(header.items as usize);
+        for _ in 0..header.items {
+            cts.push(safe_deserialize::<Ciphertext>(&mut r, limit)?);
+        }
+        if !r.is_empty() {
+            return Err(format!("{} trailing bytes", r.len()));
+        }
+        Ok(cts)
+    })?;
+    check_ciphertexts(&cts, set, kind_name(kind))?;
+    Ok((set, cts))
+}
+
+/// File names in a key directory.
+pub const CLIENT_KEY_FILE: &str = "client.key";
+/// See [`CLIENT_KEY_FILE`].
+pub const SERVER_KEY_FILE: &str = "server.key";
+/// See [`CLIENT_KEY_FILE`].
+pub const MANIFEST_FILE: &str = "keys.json";
+
+/// `keys.json`: what a key directory holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyManifest {
+    /// `"sqnn-keys"`.
+    pub format: String,
+    /// 1.
+    pub version: u32,
+    /// Circuit name.
+    pub circuit: String,
+    /// Circuit digest the keys are bound to.
+    pub digest: String,
+    /// The `tfhe` parameter set.
+    pub parameter_set: String,
+    /// Message + carry bits.
+    pub precision_bits: u32,
+    /// Bytes of `client.key`.
+    pub client_key_bytes: u64,
+    /// Bytes of `server.key` (compressed, seeded).
+    pub server_key_bytes: u64,
+    /// Key generation time, when known.
+    pub keygen_seconds: Option<f64>,
+}
+
+fn client_key_limit(set: &ParamSet) -> u64 {
+    ((set.glwe_dimension * set.polynomial_size + set.lwe_dimension) * 8 + (1 << 20)) as u64
+}
+
+fn server_key_limit(set: &ParamSet) -> u64 {
+    set.compressed_server_key_bytes
+        .saturating_mul(2)
+        .saturating_add(64 << 20)
+}
+
+impl ClientKey {
+    /// Writes the client key (secret: its GLWE and LWE secret keys) to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let AtomicPatternClientKey::Standard(ap) = &self.key.atomic_pattern else {
+            return Err(Error::Keys(
+                "only standard atomic-pattern keys are supported".into(),
+            ));
+        };
+        let (glwe, lwe, _, _) = ap.clone().into_raw_parts();
+        let mut payload = Vec::new();
+        ser(&glwe, &mut payload)?;
+        ser(&lwe, &mut payload)?;
+        write_file(
+            path,
+            FileHeader {
+                kind: KIND_CLIENT.into(),
+                digest: self.digest.clone(),
+                parameter_set: self.set.name.into(),
+                items: 2,
+                payload_bytes: 0,
+                payload_sha256: String::new(),
+                max_degree: None,
+            },
+            &payload,
+        )
+    }
+
+    /// Reads a client key written by [`ClientKey::save`] for circuit `checked`.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
+        let digest = checked.graph().digest()?;
+        let (_, set, payload) = read_file(path, KIND_CLIENT, &digest, client_key_limit)?;
+        let params = tfhe_parameters(set)?;
+        let limit = client_key_limit(set);
+        let key = decode(path, "client key", || {
+            let mut r: &[u8] = &payload;
+            let glwe: GlweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
+            let lwe: LweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
+            if !r.is_empty()
+                || glwe.glwe_dimension().0 != set.glwe_dimension
+                || glwe.polynomial_size().0 != set.polynomial_size
+                || lwe.lwe_dimension().0 != set.lwe_dimension
+            {
+                return Err(format!("key dimensions do not match {}", set.name));
+            }
+            let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params.into(), None);
+            Ok(tfhe::shortint::ClientKey {
+                atomic_pattern: AtomicPatternClientKey::Standard(ap),
+            })
+        })?;
+        Ok(ClientKey {
+            key,
+            digest,
+            set,
+            keygen_seconds: None,
+        })
+    }
+}
+
+impl ServerKey {
+    /// Writes the server key (its compressed, seeded form) to `path`. Only a key generated in
+    /// this process keeps that form; a loaded key is saved by copying its file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let Some(c) = &self.compressed else {
+            return Err(Error::Keys(
+                "this server key was loaded from a file: copy that file instead of saving it again"
+                    .into(),
+            ));
+        };
+        let CompressedAtomicPatternServerKey::Standard(ap) = &c.compressed_ap_server_key else {
+            return Err(Error::Keys(
+                "only standard atomic-pattern keys are supported".into(),
+            ));
+        };
+        let (ksk, bsk, order) = ap.clone().into_raw_parts();
+        let ShortintCompressedBootstrappingKey::Classic {
+            bsk,
+            modulus_switch_noise_reduction_key,
+        } = bsk
+        else {
+            return Err(Error::Keys(
+                "only classic bootstrapping keys are supported".into(),
+            ));
+        };
+        if !matches!(
+            modulus_switch_noise_reduction_key,
+            CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
+        ) || order != PBSOrder::KeyswitchBootstrap
+        {
+            return Err(Error::Keys(format!(
+                "{}: only keyswitch-then-bootstrap sets with centred-mean modulus switch are supported",
+                self.set.name
+            )));
+        }
+        let base = ksk.decomposition_base_log();
+        let level = ksk.decomposition_level_count();
+        let out_size = ksk.output_lwe_size();
+        let seed = ksk.compression_seed();
+        let modulus = ksk.ciphertext_modulus();
+        let ksk_chunk = SeededLweKeyswitchKeyChunk::from_container(
+            ksk.into_container(),
+            base,
+            level,
+            out_size,
+            seed,
+            modulus,
+        );
+        let (glwe_size, poly, bbase, blevel, bseed, bmod, count) = (
+            bsk.glwe_size(),
+            bsk.polynomial_size(),
+            bsk.decomposition_base_log(),
+            bsk.decomposition_level_count(),
+            bsk.compression_seed(),
+            bsk.ciphertext_modulus(),
+            bsk.input_lwe_dimension().0,
+        );
+        let bsk_chunk = SeededLweBootstrapKeyChunk::from_container(
+            bsk.into_container(),
+            glwe_size,
+            poly,
+            bbase,
+            blevel,
+            bseed,
+            bmod,
+        );
+        debug_assert_eq!(bsk_chunk.chunk_size(), ChunkSize(count));
+        let mut payload = Vec::new();
+        ser(&ksk_chunk, &mut payload)?;
+        ser(&bsk_chunk, &mut payload)?;
+        write_file(
+            path,
+            FileHeader {
+                kind: KIND_SERVER.into(),
+                digest: self.digest.clone(),
+                parameter_set: self.set.name.into(),
+                items: 2,
+                payload_bytes: 0,
+                payload_sha256: String::new(),
+                max_degree: Some(c.max_degree.get()),
+            },
+            &payload,
+        )
+    }
+
+    /// Reads a server key written by [`ServerKey::save`] for circuit `checked`, and expands it.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
+        let digest = checked.graph().digest()?;
+        let (header, set, payload) = read_file(path, KIND_SERVER, &digest, server_key_limit)?;
+        let params = tfhe_parameters(set)?;
+        let limit = server_key_limit(set);
+        let max_degree = header.max_degree.unwrap_or(0);
+        let compressed = decode(path, "server key", || {
+            let mut r: &[u8] = &payload;
+            let ksk: SeededLweKeyswitchKeyChunk<Vec<u64>> = safe_deserialize(&mut r, limit)?;
+            let bsk: SeededLweBootstrapKeyChunk<Vec<u64>> = safe_deserialize(&mut r, limit)?;
+            if !r.is_empty() {
+                return Err(format!("{} trailing bytes", r.len()));
+            }
+            let big = set.glwe_dimension * set.polynomial_size;
+            let ok = ksk.decomposition_base_log() == params.ks_base_log
+                && ksk.decomposition_level_count() == params.ks_level
+                && ksk.output_key_lwe_dimension().0 == set.lwe_dimension
+                && ksk.chunk_size().0 == big
+                && ksk.ciphertext_modulus().is_native_modulus()
+                && bsk.glwe_size().0 == set.glwe_dimension + 1
+                && bsk.polynomial_size().0 == set.polynomial_size
+                && bsk.decomposition_base_log() == params.pbs_base_log
+                && bsk.decomposition_level_count() == params.pbs_level
+                && bsk.chunk_size().0 == set.lwe_dimension
+                && bsk.ciphertext_modulus().is_native_modulus()
+                && max_degree > 0
+                && max_degree < set.message_space();
+            if !ok {
+                return Err(format!("key dimensions do not match {}", set.name));
+            }
+            let (base, level, out_size, seed, modulus) = (
+                ksk.decomposition_base_log(),
+                ksk.decomposition_level_count(),
+                ksk.output_lwe_size(),
+                ksk.compression_seed(),
+                ksk.ciphertext_modulus(),
+            );
+            let ksk = SeededLweKeyswitchKey::from_container(
+                ksk.into_container(),
+                base,
+                level,
+                out_size,
+                seed,
+                modulus,
+            );
+            let (glwe_size, poly, bbase, blevel, bseed, bmod) = (
+                bsk.glwe_size(),
+                bsk.polynomial_size(),
+                bsk.decomposition_base_log(),
+                bsk.decomposition_level_count(),
+                bsk.compression_seed(),
+                bsk.ciphertext_modulus(),
+            );
+            let bsk = SeededLweBootstrapKey::from_container(
+                bsk.into_container(),
+                glwe_size,
+                poly,
+                bbase,
+                blevel,
+                bseed,
+                bmod,
+            );
+            let ap = CompressedStandardAtomicPatternServerKey::from_raw_parts(
+                ksk,
+                ShortintCompressedBootstrappingKey::Classic {
+                    bsk,
+                    modulus_switch_noise_reduction_key:
+                        CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction,
+                },
+                PBSOrder::KeyswitchBootstrap,
+            );
+            Ok(CompressedServerKey::from_raw_parts(
+                CompressedAtomicPatternServerKey::Standard(ap),
+                params.message_modulus,
+                params.carry_modulus,
+                MaxDegree::new(max_degree),
+                MaxNoiseLevel::new(params.max_noise_level.get()),
+            ))
+        })?;
+        let key = decode(path, "server key", || Ok(compressed.decompress()))?;
+        Ok(ServerKey {
+            key: Arc::new(key),
+            compressed: None,
+            digest,
+            set,
+        })
+    }
+}
+
+/// Writes `client.key`, `server.key` and `keys.json` into `dir` (created if needed).
+pub fn save_keys(
+    dir: &Path,
+    checked: &CheckedGraph,
+    client: &ClientKey,
+    server: &ServerKey,
+) -> Result<KeyManifest> {
+    if client.digest != server.digest || client.set != server.set {
+        return Err(Error::Keys(
+            "the client and server keys were not generated together".into(),
+        ));
+    }
+    let digest = checked.graph().digest()?;
+    client.check_digest(&digest)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let cpath = dir.join(CLIENT_KEY_FILE);
+    let spath = dir.join(SERVER_KEY_FILE);
+    client.save(&cpath)?;
+    server.save(&spath)?;
+    let size = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| Error::io(p, e))
+    };
+    let manifest = KeyManifest {
+        format: "sqnn-keys".into(),
+        version: 1,
+        circuit: checked.graph().name.clone(),
+        digest,
+        parameter_set: client.set.name.into(),
+        precision_bits: client.set.precision(),
+        client_key_bytes: size(&cpath)?,
+        server_key_bytes: size(&spath)?,
+        keygen_seconds: client.keygen_seconds,
+    };
+    let mpath = dir.join(MANIFEST_FILE);
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::Keys(format!("cannot write the manifest: {e}")))?;
+    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
+    Ok(manifest)
+}
+
+/// Reads `dir/keys.json`.
+pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
+    let p = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Keys(format!(
+                "no keys in {} ({} is missing): run sqnn keygen CIRCUIT --out-dir {}",
+                dir.display(),
+                p.display(),
+                dir.display()
+            ))
+        } else {
+            Error::io(&p, e)
+        }
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Keys(format!(
+            "{}: unreadable manifest ({e}): run sqnn keygen CIRCUIT --out-dir {}",
+            p.display(),
+            dir.display()
+        ))
+    })
+}
+
+fn check_manifest(dir: &Path, checked: &CheckedGraph) -> Result<()> {
+    let m = load_manifest(dir)?;
+    let digest = checked.graph().digest()?;
+    if m.digest != digest {
+        return Err(digest_mismatch(
+            &format!("the keys in {}", dir.display()),
+            &m.digest,
+            &digest,
+        ));
+    }
+    Ok(())
+}
+
+/// Loads `dir/server.key` for circuit `checked` (the server's side).
+pub fn load_server_key(dir: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
+    check_manifest(dir, checked)?;
+    ServerKey::load(&dir.join(SERVER_KEY_FILE), checked)
+}
+
+/// Loads `dir/client.key` for circuit `checked` (the client's side).
+pub fn load_client_key(dir: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
+    check_manifest(dir, checked)?;
+    ClientKey::load(&dir.join(CLIENT_KEY_FILE), checked)
+}
+
+// ------------------------------------------------------------------------------------------
+// The backend
+// ------------------------------------------------------------------------------------------
+
+/// Timings of an encrypted run, per sample (milliseconds).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TfheRun {
+    /// Each sample's output accumulators (as the clear backend gives them).
+    pub outputs: Vec<Vec<i64>>,
+    /// Client: encryption of each sample.
+    pub encrypt_ms: Vec<f64>,
+    /// Server: evaluation of each sample (the encrypted inference latency).
+    pub evaluate_ms: Vec<f64>,
+    /// Client: decryption of each sample.
+    pub decrypt_ms: Vec<f64>,
+    /// Bootstraps per sample.
+    pub pbs_count: usize,
+}
+
+impl TfheRun {
+    /// Median server evaluation time per sample (ms); 0 without samples.
+    pub fn median_evaluate_ms(&self) -> f64 {
+        median(&self.evaluate_ms)
+    }
+}
+
+/// Median of `v` (0 when empty).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// The TFHE backend: per sample, the client encrypts, the server evaluates, the client
+/// decrypts. Holds both keys (a convenience for running and comparing in one process; a real
+/// deployment gives the server only the [`ServerKey`]).
+#[derive(Clone, Debug)]
+pub struct TfheBackend {
+    client: ClientKey,
+    server: ServerKey,
+    /// Show a progress bar on stderr for runs expected to take more than a second.
+    pub progress: bool,
+}
+
+impl TfheBackend {
+    /// A backend from a key pair.
+    pub fn new(client: ClientKey, server: ServerKey) -> Result<TfheBackend> {
+        if client.digest != server.digest || client.set != server.set {
+            return Err(Error::Keys(
+                "the client and server keys were not generated together: run sqnn keygen CIRCUIT --out-dir DIR"
+                    .into(),
+            ));
+        }
+        Ok(TfheBackend {
+            client,
+            server,
+            progress: true,
+        })
+    }
+
+    /// Generates fresh keys for `checked` with the plan's parameter set (see
+    /// [`ClientKey::keygen_seconds`] for the time it took).
+    pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<TfheBackend> {
+        let (c, s) = ClientKey::generate(checked, plan)?;
+        TfheBackend::new(c, s)
+    }
+
+    /// Loads both keys from a directory written by [`save_keys`].
+    pub fn load(dir: &Path, checked: &CheckedGraph) -> Result<TfheBackend> {
+        let client = load_client_key(dir, checked)?;
+        let server = load_server_key(dir, checked)?;
+        TfheBackend::new(client, server)
+    }
+
+    /// The client key.
+    pub fn client(&self) -> &ClientKey {
+        &self.client
+    }
+
+    /// The server key.
+    pub fn server(&self) -> &ServerKey {
+        &self.server
+    }
+
+    /// Runs every sample (encrypt, evaluate, decrypt), timing each step.
+    pub fn run_timed(&self, checked: &CheckedGraph, inputs: &[Vec<i64>]) -> Result<TfheRun> {
+        validate_inputs(checked.analyzed(), inputs)?;
+        let prepared = self.server.prepare(checked)?;
+        let digest = prepared.circuit.digest.clone();
+        let pbs = checked.report().pbs_count;
+        let expected_ms = inputs.len() as f64 * pbs as f64 * self.server.set.pbs_ms_1_thread
+            / rayon::current_num_threads().max(1) as f64;
+        let pb = if self.progress && expected_ms > 1000.0 {
+            let pb = ProgressBar::new((inputs.len() * pbs) as u64);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} bootstraps, {msg} [{elapsed} < {eta}]",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Some(pb)
+        } else {
+            None
+        };
+        let mut run = TfheRun {
+            pbs_count: pbs,
+            ..TfheRun::default()
+        };
+        for (i, x) in inputs.iter().enumerate() {
+            if let Some(pb) = &pb {
+                pb.set_message(format!("sample {}/{}", i + 1, inputs.len()));
+            }
+            let t = Instant::now();
+            let enc = self.client.encrypt_with(checked, &digest, x)?;
+            run.encrypt_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let out = self
+                .server
+                .evaluate_prepared(checked, &prepared, &enc, pb.as_ref())?;
+            run.evaluate_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            run.outputs
+                .push(self.client.decrypt_with(checked, &digest, &out)?);
+            run.decrypt_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        Ok(run)
+    }
+}
+
+impl Backend for TfheBackend {
+    fn name(&self) -> &'static str {
+        "tfhe"
+    }
+
+    fn run(&self, graph: &CheckedGraph, inputs: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
+        Ok(self.run_timed(graph, inputs)?.outputs)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Measurement helpers (calibration of the noise model, benches)
+// ------------------------------------------------------------------------------------------
+
+/// Measurements that need the secret key: the noise model's calibration and the benches.
+/// Not part of the client/server protocol.
+pub mod measure {
+    use super::*;
+    use tfhe::core_crypto::prelude::{
+        keyswitch_lwe_ciphertext, lwe_ciphertext_centered_binary_modulus_switch,
+        CiphertextModulusLog, ModulusSwitchedLweCiphertext,
+    };
+    use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
+
+    /// Error statistics at a bootstrap's input, in modulus-switch units (`2N`).
+    #[derive(Clone, Debug, Serialize)]
+    pub struct NoiseStats {
+        /// Samples measured.
+        pub trials: usize,
+        /// The weight applied to a bootstrap output (0: a fresh encryption, weight 1).
+        pub weight: u64,
+        /// Mean error.
+        pub mean: f64,
+        /// Standard deviation.
+        pub std: f64,
+        /// Largest |error|.
+        pub max_abs: f64,
+        /// Errors at or beyond the tolerance (half a box).
+        pub beyond_tolerance: usize,
+    }
+
+    /// A raw key pair for a parameter set, not bound to a circuit.
+    pub fn raw_keys(
+        set: &ParamSet,
+    ) -> Result<(tfhe::shortint::ClientKey, tfhe::shortint::ServerKey)> {
+        Ok(tfhe::shortint::gen_keys(tfhe_parameters(set)?))
+    }
+
+    /// The error entering a bootstrap (after keyswitch and centred modulus switch), measured
+    /// with the secret key: `weight · (a bootstrap output encrypting 0)`, or a fresh encryption
+    /// of 0 when `weight == 0`. Bootstraps run in parallel.
+    pub fn pbs_input_noise(
+        set: &ParamSet,
+        cks: &tfhe::shortint::ClientKey,
+        sks: &tfhe::shortint::ServerKey,
+        weight: u64,
+        trials: usize,
+    ) -> Result<NoiseStats> {
+        let AtomicPatternClientKey::Standard(cap) = &cks.atomic_pattern else {
+            return Err(Error::Backend("standard atomic pattern expected".into()));
+        };
+        let AtomicPatternServerKey::Standard(sap) = &sks.atomic_pattern else {
+            return Err(Error::Backend("standard atomic pattern expected".into()));
+        };
+        let small = cap.small_lwe_secret_key();
+        let two_n = 2 * set.polynomial_size as u64;
+        let log_2n = CiphertextModulusLog(two_n.trailing_zeros() as usize);
+        // The identity table: a constant table has an all-zero accumulator, whose bootstrap
+        // output is exactly zero and noiseless; every other table gives the typical noise.
+        let id_lut = sks.generate_lookup_table(|x| x);
+        let errors: Vec<f64> = (0..trials)
+            .into_par_iter()
+            .map(|_| {
+                let mut ct = cks.unchecked_encrypt(0);
+                if weight > 0 {
+                    ct = sks.apply_lookup_table(&ct, &id_lut);
+                    lwe_ciphertext_cleartext_mul_assign(&mut ct.ct, Cleartext(weight));
+                }
+                let mut out = LweCiphertext::new(
+                    0u64,
+                    sap.key_switching_key.output_lwe_size(),
+                    ct.ct.ciphertext_modulus(),
+                );
+                keyswitch_lwe_ciphertext(&sap.key_switching_key, &ct.ct, &mut out);
+                let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
+                    out.as_view(),
+                    log_2n,
+                );
+                let mut phase = ms.body();
+                for (a, s) in ms.mask().zip(small.as_ref()) {
+                    phase = phase.wrapping_sub(a.wrapping_mul(*s));
+                }
+                let p = phase % two_n;
+                if p >= two_n / 2 {
+                    p as f64 - two_n as f64
+                } else {
+                    p as f64
+                }
+            })
+            .collect();
+        let n = errors.len().max(1) as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        let var = errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let t = set.tolerance();
+        Ok(NoiseStats {
+            trials,
+            weight,
+            mean,
+            std: var.sqrt(),
+            max_abs: errors.iter().fold(0.0f64, |m, e| m.max(e.abs())),
+            beyond_tolerance: errors.iter().filter(|e| e.abs() >= t).count(),
+        })
+    }
+
+    /// Variance of a bootstrap output's error (identity table on encryptions of 0), measured
+    /// with the secret key, in squared modulus-switch units: the noise model's `b`.
+    pub fn bootstrap_output_variance(
+        set: &ParamSet,
+        cks: &tfhe::shortint::ClientKey,
+        sks: &tfhe::shortint::ServerKey,
+        trials: usize,
+    ) -> f64 {
+        let id_lut = sks.generate_lookup_table(|x| x);
+        let unit = 2f64.powi(64) / (2 * set.polynomial_size) as f64;
+        let errors: Vec<f64> = (0..trials)
+            .into_par_iter()
+            .map(|_| {
+                let out = sks.apply_lookup_table(&cks.unchecked_encrypt(0), &id_lut);
+                cks.decrypt_no_decode(&out).0 as i64 as f64 / unit
+            })
+            .collect();
+        let n = errors.len().max(2) as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    }
+
+    /// A deliberately noisy neuron, `trials` times: `x + weight · c`, where `x` is a fresh
+    /// encryption of a random value in `[0, M)` and `c` a bootstrap output encrypting 0 (its
+    /// noise multiplied by `weight`), then the identity table. Returns how many bootstraps read
+    /// the wrong entry. Σw² of the neuron is `weight² + 1`.
+    ///
+    /// (A checked circuit cannot hold such a neuron: its accumulator range `Σ|w|·(hi - lo)`
+    /// must fit the message space, which bounds Σw² by `(M - 1)²`, except for weights on
+    /// constant values, whose ciphertexts are noiseless.)
+    pub fn noisy_neuron_failures(
+        set: &ParamSet,
+        cks: &tfhe::shortint::ClientKey,
+        sks: &tfhe::shortint::ServerKey,
+        weight: u64,
+        trials: usize,
+        seed: u64,
+    ) -> usize {
+        use rand::{Rng, SeedableRng};
+        let id_lut = sks.generate_lookup_table(|x| x);
+        let m = set.message_space();
+        (0..trials)
+            .into_par_iter()
+            .filter(|&i| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ ((i as u64) << 20));
+                let x = rng.gen_range(0..m);
+                let zero = sks.apply_lookup_table(&cks.unchecked_encrypt(0), &id_lut);
+                let mut acc = cks.unchecked_encrypt(x);
+                let mut tmp = zero.ct.clone();
+                lwe_ciphertext_cleartext_mul_assign(&mut tmp, Cleartext(weight));
+                lwe_ciphertext_add_assign(&mut acc.ct, &tmp);
+                let out = sks.apply_lookup_table(&acc, &id_lut);
+                cks.decrypt_message_and_carry(&out) != x
+            })
+            .count()
+    }
+
+    /// One keyswitch + bootstrap on a fresh ciphertext (for benches).
+    pub fn one_bootstrap(
+        cks: &tfhe::shortint::ClientKey,
+        sks: &tfhe::shortint::ServerKey,
+        lut: &LookupTableOwned,
+    ) -> u64 {
+        let ct = cks.unchecked_encrypt(1);
+        let out = sks.apply_lookup_table(&ct, lut);
+        out.ct.get_body().data.to_owned()
+    }
+}
