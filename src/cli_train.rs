@@ -1,0 +1,312 @@
+//! `sqnn train`: module flags named after Concrete ML's constructor, in kebab case.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+
+use sqnn::analyze::analyze;
+use sqnn::data::{Task, TaskKind};
+use sqnn::quantize::Activation;
+use sqnn::train::{
+    ActRange, EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor,
+    PruningMode,
+};
+use sqnn::{Error, Result};
+
+use crate::SplitArgs;
+
+/// `sqnn train` arguments. Every module flag defaults to sqnn's defaults
+/// (`EstimatorParams::default()`), or to Concrete ML 1.9's with `--preset concrete-ml`.
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// Built-in data set (iris, breast_cancer, diabetes, mnist) or a CSV file with a header row.
+    #[arg(long)]
+    pub data: String,
+    /// Where to write the model file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Start from these defaults: `sqnn` (accurate and FHE-feasible) or `concrete-ml` (its 1.9
+    /// defaults: 4/4 bits, 3 layers, multiplier 4, layer-global pruning).
+    #[arg(long, default_value = "sqnn")]
+    pub preset: String,
+    /// Number of linear layers.
+    #[arg(long)]
+    pub n_layers: Option<usize>,
+    /// Hidden width = input features × this (fractions allowed).
+    #[arg(long)]
+    pub n_hidden_neurons_multiplier: Option<f64>,
+    /// Weight bits (signed, symmetric).
+    #[arg(long)]
+    pub n_w_bits: Option<u32>,
+    /// Activation bits.
+    #[arg(long)]
+    pub n_a_bits: Option<u32>,
+    /// Accumulator budget: every neuron's worst case must fit this many bits.
+    #[arg(long)]
+    pub n_accum_bits: Option<u32>,
+    /// Fraction of hidden neurons removed by structured pruning (by L2 norm).
+    #[arg(long)]
+    pub n_prune_neurons_percentage: Option<f64>,
+    /// Activation function.
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Narrow quantization ranges (symmetric: -(2^(b-1)-1) .. 2^(b-1)-1).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub quant_narrow: Option<bool>,
+    /// Signed activation quantization.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub quant_signed: Option<bool>,
+    /// Power-of-two quantization scales.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub power_of_two_scaling: Option<bool>,
+    /// Per-neuron weight scales (free in FHE: each neuron has its own table).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub per_channel: Option<bool>,
+    /// Pruning: per-neuron (every accumulator bounded) or layer-global (Concrete ML's).
+    #[arg(long, value_enum)]
+    pub pruning: Option<PruningMode>,
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Mini-batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of initialization, shuffling and the validation split (not of the test split).
+    #[arg(long)]
+    pub train_seed: Option<u64>,
+    /// How activation ranges are set: `learned` (trained step size), `minmax`, `mse`, or
+    /// `percentile:P` (clip to the (100-P)th..Pth percentiles, P in (50, 100]).
+    #[arg(long, value_parser = parse_act_range)]
+    pub act_range: Option<ActRange>,
+    /// Fraction of the training rows held out to pick the best epoch and restart (0: train on
+    /// all rows and keep the last epoch).
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    /// Independent trainings from different seeds; the best on validation is kept.
+    #[arg(long)]
+    pub restarts: Option<usize>,
+    /// Print one JSON object as the last line of standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub split: SplitArgs,
+}
+
+impl TrainArgs {
+    /// The demo's arguments: the defaults on a built-in data set.
+    pub fn defaults_for(data: &str, out: &Path) -> TrainArgs {
+        TrainArgs {
+            data: data.to_string(),
+            out: out.to_path_buf(),
+            preset: "sqnn".into(),
+            n_layers: None,
+            n_hidden_neurons_multiplier: None,
+            n_w_bits: None,
+            n_a_bits: None,
+            n_accum_bits: None,
+            n_prune_neurons_percentage: None,
+            activation: None,
+            quant_narrow: None,
+            quant_signed: None,
+            power_of_two_scaling: None,
+            per_channel: None,
+            pruning: None,
+            epochs: None,
+            lr: None,
+            batch_size: None,
+            train_seed: None,
+            validation_fraction: None,
+            restarts: None,
+            act_range: None,
+            json: false,
+            quiet: false,
+            split: SplitArgs {
+                test_size: 0.25,
+                seed: 42,
+                split: "auto".into(),
+                target: None,
+                task: None,
+            },
+        }
+    }
+
+    /// The estimator parameters these flags ask for.
+    pub fn params(&self) -> Result<EstimatorParams> {
+        let mut p = match self.preset.as_str() {
+            "sqnn" => EstimatorParams::default(),
+            "concrete-ml" => EstimatorParams::concrete_ml(),
+            other => {
+                return Err(Error::param(
+                    "preset",
+                    format!("{other:?} is not a preset: use `sqnn` or `concrete-ml`"),
+                ))
+            }
+        };
+        macro_rules! set {
+            ($($field:ident <- $flag:ident),* $(,)?) => {
+                $(if let Some(v) = self.$flag { p.$field = v; })*
+            };
+        }
+        set!(
+            n_layers <- n_layers,
+            n_hidden_neurons_multiplier <- n_hidden_neurons_multiplier,
+            n_w_bits <- n_w_bits,
+            n_a_bits <- n_a_bits,
+            n_accum_bits <- n_accum_bits,
+            n_prune_neurons_percentage <- n_prune_neurons_percentage,
+            activation_function <- activation,
+            quant_narrow <- quant_narrow,
+            quant_signed <- quant_signed,
+            power_of_two_scaling <- power_of_two_scaling,
+            per_channel <- per_channel,
+            pruning <- pruning,
+            epochs <- epochs,
+            lr <- lr,
+            batch_size <- batch_size,
+            seed <- train_seed,
+            validation_fraction <- validation_fraction,
+            restarts <- restarts,
+            act_range <- act_range,
+        );
+        p.progress = !self.quiet && !self.json;
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Counts weights: (all connections of the dense layers, non-zero ones kept).
+fn weight_counts(model: &Model) -> (usize, usize) {
+    let q = model.quantized();
+    let dense: usize = q
+        .layers
+        .iter()
+        .map(|l| l.in_dim * l.out_dim() + l.out_dim())
+        .sum();
+    let nz: usize = q
+        .layers
+        .iter()
+        .map(|l| l.rows.iter().map(Vec::len).sum::<usize>())
+        .sum();
+    (dense, nz)
+}
+
+/// Trains, prints metrics, saves the model. Returns the model.
+pub fn train(a: &TrainArgs) -> Result<Model> {
+    let params = a.params()?;
+    let (ds, split) = crate::load_split(&a.data, &a.split)?;
+    let train = ds.subset(&split.train);
+    let test = ds.subset(&split.test);
+    let omega = params.max_active_neurons();
+    if !a.json {
+        println!(
+            "training on {} ({} train / {} test samples, {} features): {} layers, {}/{}/{} bits (w/a/accum), Ω = {omega} per neuron, {} pruning",
+            ds.name,
+            train.n_samples(),
+            test.n_samples(),
+            ds.n_features(),
+            params.n_layers,
+            params.n_w_bits,
+            params.n_a_bits,
+            params.n_accum_bits,
+            params.pruning.name()
+        );
+    }
+    let (model, fit): (Model, FitReport) = match (&ds.task, a.split.task) {
+        (Task::Classify { .. }, None | Some(TaskKind::Classify)) => {
+            let mut m = NeuralNetClassifier::new(params.clone())?;
+            let r = m.fit_dataset(&train)?;
+            (Model::Classifier(m), r)
+        }
+        _ => {
+            let mut m = NeuralNetRegressor::new(params.clone())?;
+            let r = m.fit_dataset(&train)?;
+            (Model::Regressor(m), r)
+        }
+    };
+    model.save(&a.out)?;
+    let (n_params, nonzero) = weight_counts(&model);
+    let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.pruning_name())?;
+    let report = analyze(graph)?.report().clone();
+    let mut out = json!({
+        "data": ds.name,
+        "n_params": n_params,
+        "nonzero_weights": nonzero,
+        "max_active_neurons": omega,
+        "train_seconds": fit.seconds,
+        "epochs": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "max_range_bits": report.max_range_bits,
+        "n_accum_bits": report.n_accum_bits,
+        "neurons_over_budget": report.neurons_over_budget.len(),
+        "pbs_count": report.pbs_count,
+        "model": a.out.display().to_string(),
+    });
+    match &model {
+        Model::Classifier(_) => {
+            let tr = model.score(&train.x, &train.y)?;
+            let te = model.score(&test.x, &test.y)?;
+            out["train_accuracy"] = json!(tr);
+            out["test_accuracy"] = json!(te);
+            if !a.json {
+                println!(
+                    "train accuracy {tr:.4}, test accuracy {te:.4} (quantized model, in clear)"
+                );
+            }
+        }
+        Model::Regressor(_) => {
+            let tr = model.score(&train.x, &train.y)?;
+            let te = model.score(&test.x, &test.y)?;
+            let pred = model.predict(&test.x)?;
+            let mse = pred
+                .iter()
+                .zip(&test.y)
+                .map(|(p, t)| (p - t).powi(2))
+                .sum::<f64>()
+                / test.n_samples().max(1) as f64;
+            out["train_r2"] = json!(tr);
+            out["test_r2"] = json!(te);
+            out["test_mse"] = json!(mse);
+            if !a.json {
+                println!("train R² {tr:.4}, test R² {te:.4}, test MSE {mse:.2} (quantized model, in clear)");
+            }
+        }
+    }
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{nonzero} of {n_params} weights kept; widest accumulator {} bits of {} ({} over budget); {} PBS per sample; trained in {:.2} s ({} epochs, best {})",
+            report.max_range_bits,
+            report.n_accum_bits,
+            report.neurons_over_budget.len(),
+            report.pbs_count,
+            fit.seconds,
+            fit.epochs_run,
+            fit.best_epoch
+        );
+        println!("wrote {}", a.out.display());
+    }
+    Ok(model)
+}
+
+/// Parses `--act-range`.
+fn parse_act_range(s: &str) -> std::result::Result<ActRange, String> {
+    match s {
+        "learned" => Ok(ActRange::Learned),
+        "minmax" => Ok(ActRange::MinMax),
+        "mse" => Ok(ActRange::Mse),
+        _ => match s.strip_prefix("percentile:").map(str::parse::<f64>) {
+            Some(Ok(p)) => Ok(ActRange::Percentile(p)),
+            _ => Err(format!(
+                "{s:?}: use learned, minmax, mse or percentile:P (for example percentile:99.9)"
+            )),
+        },
+    }
+}

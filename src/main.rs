@@ -1,0 +1,466 @@
+//! The `sqnn` command line: train, compile, check, keygen, run, demo.
+//!
+//! Exit codes: 0 success, 1 the accumulator check failed (a full report is printed), 2 an error
+//! (bad input, with a message naming the problem and the fix).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use sqnn::analyze::{analyze, Analyzed};
+use sqnn::data::{self, Dataset, Split, TaskKind};
+use sqnn::execute::ClearBackend;
+use sqnn::graph::IntGraph;
+use sqnn::{report, Error, Result};
+
+mod cli_train;
+
+#[derive(Parser)]
+#[command(
+    name = "sqnn",
+    version,
+    about = "Sparse quantized neural networks under FHE, with a proved accumulator check"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a quantized network with pruning on a built-in data set or a CSV file.
+    Train(Box<cli_train::TrainArgs>),
+    /// Lower a trained model to an integer circuit and check it.
+    Compile(CompileArgs),
+    /// Check a circuit's accumulators against its budget (exit 0 pass, 1 fail, 2 error).
+    Check(CheckArgs),
+    /// Generate TFHE keys for a circuit (client key, server key, manifest).
+    Keygen(KeygenArgs),
+    /// Run a circuit on a data set's test split, in clear or under TFHE.
+    Run(RunArgs),
+    /// Train, compile, check and run a few encrypted samples of the default data set.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// The model file written by `sqnn train`.
+    model: PathBuf,
+    /// Where to write the circuit.
+    #[arg(long)]
+    out: PathBuf,
+    /// Name recorded in the circuit (default: the model's data set name).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The circuit file.
+    circuit: PathBuf,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the accumulator-width picture as SVG.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Also measure each accumulator's width on this data set's rows (what Concrete ML compiles
+    /// for) and compare it with the proved worst case.
+    #[arg(long)]
+    calibrate: Option<String>,
+    #[command(flatten)]
+    split: SplitArgs,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// The circuit file.
+    circuit: PathBuf,
+    /// Directory for client.key, server.key and keys.json.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Target failure probability per bootstrap, as log2 (Concrete ML's default: -40).
+    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
+    p_error: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    Clear,
+    Tfhe,
+}
+
+/// Which rows of the data set to run or evaluate on.
+#[derive(Args, Clone)]
+pub struct SplitArgs {
+    /// Fraction of rows held out for testing.
+    #[arg(long, default_value_t = 0.25)]
+    pub test_size: f64,
+    /// Seed of the shuffled, stratified split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Which rows are test rows: `auto` (Concrete ML's exact rows where they are recorded, i.e.
+    /// scikit-learn's `train_test_split(test_size=0.25, stratify=y, random_state=42)` for iris,
+    /// breast_cancer and diabetes, else `seeded`), `seeded` (sqnn's own stratified shuffle with
+    /// --test-size and --seed), `concrete-ml`, or a JSON file {"train": [...], "test": [...]}.
+    #[arg(long, default_value = "auto")]
+    pub split: String,
+    /// Target column of a CSV file (default: the last column).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Task of a CSV file (default: inferred from the target column).
+    #[arg(long, value_enum)]
+    pub task: Option<TaskKind>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The circuit file.
+    circuit: PathBuf,
+    /// Built-in data set name or CSV path (its test split is used).
+    #[arg(long)]
+    data: String,
+    /// Execution backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Clear)]
+    backend: BackendKind,
+    /// Run only the first N test samples (default: all for clear, 5 for tfhe).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Keys directory from `sqnn keygen` (tfhe; default: generate fresh keys in memory).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Target failure probability per bootstrap, as log2 (tfhe).
+    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
+    p_error: f64,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    split: SplitArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Built-in data set.
+    #[arg(long, default_value = "iris")]
+    data: String,
+    /// Encrypted samples to run.
+    #[arg(long, default_value_t = 3)]
+    samples: usize,
+    /// Working directory for the model and circuit (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Train(a) => cli_train::train(&a).map(|_| ExitCode::SUCCESS),
+        Cmd::Compile(a) => compile(&a),
+        Cmd::Check(a) => check(&a),
+        Cmd::Keygen(a) => keygen(&a),
+        Cmd::Run(a) => run(&a),
+        Cmd::Demo(a) => demo(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads a data set and picks its split.
+pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
+    let ds = Dataset::load(data, s.target.as_deref(), s.task)?;
+    let default_rows = s.test_size == 0.25 && s.seed == 42;
+    let split = match s.split.as_str() {
+        "auto" => match data::peer_split(&ds.name) {
+            Some(split) if default_rows => split,
+            _ => data::train_test_split(&ds, s.test_size, s.seed)?,
+        },
+        "seeded" => data::train_test_split(&ds, s.test_size, s.seed)?,
+        "concrete-ml" => data::peer_split(&ds.name).ok_or_else(|| {
+            Error::param(
+                "split",
+                format!(
+                    "Concrete ML's split is recorded for iris, breast_cancer and diabetes, not \
+                     {:?}; use --split seeded or give a JSON file",
+                    ds.name
+                ),
+            )
+        })?,
+        path => data::split_from_file(Path::new(path), &ds)?,
+    };
+    Ok((ds, split))
+}
+
+fn compile(a: &CompileArgs) -> Result<ExitCode> {
+    let model = sqnn::train::Model::load(&a.model)?;
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| model.data_name().to_string());
+    let graph = sqnn::lower::lower(model.quantized(), &name, model.pruning_name())?;
+    graph.save(&a.out)?;
+    let an = analyze(graph)?;
+    print!("{}", report::render_text(an.report()));
+    println!("wrote {}", a.out.display());
+    Ok(if an.report().ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check(a: &CheckArgs) -> Result<ExitCode> {
+    let an = analyze(IntGraph::load(&a.circuit)?)?;
+    let r = an.report();
+    if a.json {
+        println!("{}", report::render_json(r));
+    } else {
+        print!("{}", report::render_text(r));
+        print_fhe_plan(&an, -40.0);
+    }
+    if let Some(data) = &a.calibrate {
+        calibrate(&an, data, &a.split, a.json)?;
+    }
+    if let Some(svg) = &a.svg {
+        std::fs::write(svg, report::render_svg(r)).map_err(|e| Error::io(svg, e))?;
+        if !a.json {
+            println!("picture: {}", svg.display());
+        }
+    }
+    Ok(if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Widths measured on data (Concrete ML's way) against the proved ones.
+fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result<()> {
+    let (ds, sp) = load_split(data, split)?;
+    let train = ds.subset(&sp.train);
+    let inputs = an.graph().quantize_inputs(&train.x)?;
+    let trace = ClearBackend::default().trace(an, &inputs)?;
+    let r = an.report();
+    let mut rows = Vec::new();
+    for n in &r.neurons {
+        let col = &trace[n.node];
+        let lo = col.iter().copied().min().unwrap_or(0);
+        let hi = col.iter().copied().max().unwrap_or(0);
+        let measured = sqnn::analyze::Interval { lo, hi };
+        rows.push((n, measured));
+    }
+    let wider: Vec<_> = rows
+        .iter()
+        .filter(|(n, m)| n.range_bits > m.range_bits())
+        .collect();
+    if json {
+        let per: Vec<_> = rows
+            .iter()
+            .map(|(n, m)| {
+                json!({"node": n.node, "layer": n.layer, "neuron": n.neuron,
+                "proved_bits": n.range_bits, "measured_bits": m.range_bits(),
+                "proved": [n.lo, n.hi], "measured": [m.lo, m.hi]})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"calibration_samples": inputs.len(), "neurons": per,
+            "neurons_wider_than_measured": wider.len()})
+        );
+        return Ok(());
+    }
+    println!(
+        "\ncalibration on {} training rows of {} (what a measuring compiler would see):",
+        inputs.len(),
+        ds.name
+    );
+    println!("layer  proved bits max  measured bits max  neurons whose proof needs more bits");
+    for l in &r.layers {
+        let ls: Vec<_> = rows.iter().filter(|(n, _)| n.layer == l.layer).collect();
+        let measured = ls.iter().map(|(_, m)| m.range_bits()).max().unwrap_or(0);
+        let more = ls
+            .iter()
+            .filter(|(n, m)| n.range_bits > m.range_bits())
+            .count();
+        println!(
+            "{:<5}  {:>15}  {:>17}  {more} of {}",
+            l.layer,
+            l.range_bits_max,
+            measured,
+            ls.len()
+        );
+    }
+    if let Some((n, m)) = wider
+        .iter()
+        .max_by_key(|(n, m)| n.range_bits - m.range_bits())
+    {
+        println!(
+            "e.g. layer {} neuron {}: data reaches [{}, {}] ({} bits), the proved worst case is [{}, {}] ({} bits)",
+            n.layer, n.neuron, m.lo, m.hi, m.range_bits(), n.lo, n.hi, n.range_bits
+        );
+    }
+    Ok(())
+}
+
+fn print_fhe_plan(an: &Analyzed, p_error: f64) {
+    if !an.report().ok {
+        return;
+    }
+    let cores = rayon::current_num_threads();
+    match sqnn::fhe::choose_parameters(an.report(), p_error, cores) {
+        Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
+        Err(e) => println!("TFHE: {e}"),
+    }
+}
+
+fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
+    tfhe_cmd::keygen(&a.circuit, &a.out_dir, a.p_error)
+}
+
+/// Accuracy (classification) or R² (regression) of predictions against targets.
+fn metric(graph: &IntGraph, preds: &[f64], y: &[f64]) -> (&'static str, f64) {
+    match graph.meta.task {
+        data::Task::Classify { .. } => {
+            let ok = preds.iter().zip(y).filter(|(p, t)| p == t).count();
+            ("accuracy", ok as f64 / y.len().max(1) as f64)
+        }
+        data::Task::Regress => {
+            let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+            let ss_res: f64 = preds.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
+            let ss_tot: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
+            ("r2", 1.0 - ss_res / ss_tot.max(f64::MIN_POSITIVE))
+        }
+    }
+}
+
+fn run(a: &RunArgs) -> Result<ExitCode> {
+    let graph = IntGraph::load(&a.circuit)?;
+    let (ds, split) = load_split(&a.data, &a.split)?;
+    let test = ds.subset(&split.test);
+    let default_n = if a.backend == BackendKind::Tfhe {
+        5
+    } else {
+        test.n_samples()
+    };
+    let n = a.samples.unwrap_or(default_n).min(test.n_samples());
+    let test = test.subset(&(0..n).collect::<Vec<_>>());
+    let inputs = graph.quantize_inputs(&test.x)?;
+    let an = analyze(graph)?;
+    match a.backend {
+        BackendKind::Clear => {
+            let t = Instant::now();
+            let outs = ClearBackend::default().evaluate(&an, &inputs)?;
+            let secs = t.elapsed().as_secs_f64();
+            let preds: Vec<f64> = outs.iter().map(|o| an.graph().predict(o)).collect();
+            let (name, value) = metric(an.graph(), &preds, &test.y);
+            let us = secs * 1e6 / n.max(1) as f64;
+            if !a.json {
+                println!(
+                    "clear backend: {name} {value:.4} on {n} test samples of {}, {us:.2} µs per sample ({:.0} samples/s)",
+                    ds.name,
+                    n as f64 / secs.max(1e-12)
+                );
+            }
+            if a.json {
+                println!(
+                    "{}",
+                    json!({ name: value, "samples": n, "latency_us_per_sample": us,
+                            "backend": "clear", "pbs_count": an.report().pbs_count })
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackendKind::Tfhe => tfhe_cmd::run(an, &inputs, &test.y, a),
+    }
+}
+
+fn demo(a: &DemoArgs) -> Result<ExitCode> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            d.clone()
+        }
+        None => {
+            tmp = std::env::temp_dir().join(format!("sqnn-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            tmp
+        }
+    };
+    let model = dir.join(format!("{}.model.json", a.data));
+    let circuit = dir.join(format!("{}.circuit.json", a.data));
+    println!("== 1/4 train ({} with the default settings)", a.data);
+    let targs = cli_train::TrainArgs::defaults_for(&a.data, &model);
+    cli_train::train(&targs)?;
+    println!("\n== 2/4 compile and check");
+    let code = compile(&CompileArgs {
+        model: model.clone(),
+        out: circuit.clone(),
+        name: None,
+    })?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    println!("\n== 3/4 clear backend on the test split");
+    let split = SplitArgs {
+        test_size: 0.25,
+        seed: 42,
+        split: "auto".into(),
+        target: None,
+        task: None,
+    };
+    run(&RunArgs {
+        circuit: circuit.clone(),
+        data: a.data.clone(),
+        backend: BackendKind::Clear,
+        samples: None,
+        keys: None,
+        p_error: -40.0,
+        json: false,
+        split: split.clone(),
+    })?;
+    println!("\n== 4/4 TFHE: {} encrypted samples", a.samples);
+    run(&RunArgs {
+        circuit,
+        data: a.data.clone(),
+        backend: BackendKind::Tfhe,
+        samples: Some(a.samples),
+        keys: None,
+        p_error: -40.0,
+        json: false,
+        split,
+    })
+}
+
+#[cfg(not(feature = "tfhe-backend"))]
+mod tfhe_cmd {
+    //! Stand-ins for a build without TFHE: a clear error that says how to enable it.
+    use super::*;
+
+    fn disabled() -> Error {
+        Error::Backend(
+            "this sqnn was built without TFHE (cargo feature `tfhe-backend`); rebuild with \
+             `cargo build --release` (the feature is on by default) or use --backend clear"
+                .into(),
+        )
+    }
+
+    pub fn keygen(_: &Path, _: &Path, _: f64) -> Result<ExitCode> {
+        Err(disabled())
+    }
+
+    pub fn run(_: Analyzed, _: &[Vec<i64>], _: &[f64], _: &RunArgs) -> Result<ExitCode> {
+        Err(disabled())
+    }
+}
+
+#[cfg(feature = "tfhe-backend")]
+mod tfhe_cmd;

@@ -1,0 +1,120 @@
+//! `sqnn keygen` and `sqnn run --backend tfhe`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use serde_json::json;
+
+use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
+use sqnn::execute::ClearBackend;
+use sqnn::fhe::{choose_parameters, render_plan};
+use sqnn::graph::IntGraph;
+use sqnn::report::render_text;
+use sqnn::tfhe_backend::{load_manifest, save_keys, ClientKey, TfheBackend};
+use sqnn::{Error, Result};
+
+use crate::{metric, RunArgs};
+
+/// Passes the check or explains why nothing unchecked is encrypted.
+fn checked(an: Analyzed) -> Result<CheckedGraph> {
+    an.check().map_err(|failed| {
+        Error::Backend(format!(
+            "the circuit fails the accumulator check, so it is not encrypted:\n{}",
+            render_text(failed.report())
+        ))
+    })
+}
+
+/// `sqnn keygen CIRCUIT --out-dir DIR`.
+pub fn keygen(circuit: &Path, out_dir: &Path, p_error: f64) -> Result<ExitCode> {
+    let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
+    let plan = choose_parameters(checked.report(), p_error, rayon::current_num_threads())?;
+    print!("{}", render_plan(&plan));
+    let (client, server) = ClientKey::generate(&checked, &plan)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let manifest = save_keys(out_dir, &checked, &client, &server)?;
+    println!(
+        "keys for {} in {} ({}; generated in {:.1} s): client.key (secret, keep it), server.key (give it to the server), keys.json",
+        checked.graph().name,
+        out_dir.display(),
+        manifest.parameter_set,
+        client.keygen_seconds().unwrap_or(0.0)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sqnn run CIRCUIT --backend tfhe`: encrypts each sample, evaluates with the server key
+/// alone, decrypts, and compares with the clear backend.
+pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<ExitCode> {
+    let clear = ClearBackend::default().evaluate(&an, inputs)?;
+    let checked = checked(an)?;
+    let t = Instant::now();
+    let (mut backend, plan_name, keygen_s) = match &a.keys {
+        Some(dir) => {
+            let b = TfheBackend::load(dir, &checked)?;
+            let m = load_manifest(dir)?;
+            (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0))
+        }
+        None => {
+            let plan =
+                choose_parameters(checked.report(), a.p_error, rayon::current_num_threads())?;
+            if !a.json {
+                print!("{}", render_plan(&plan));
+            }
+            let b = TfheBackend::generate(&checked, &plan)?;
+            let s = b
+                .client()
+                .keygen_seconds()
+                .unwrap_or(t.elapsed().as_secs_f64());
+            (b, plan.parameter_set.clone(), s)
+        }
+    };
+    backend.progress = !a.json;
+    let run = backend.run_timed(&checked, inputs)?;
+    let g = checked.graph();
+    let preds: Vec<f64> = run.outputs.iter().map(|o| g.predict(o)).collect();
+    let (name, value) = metric(g, &preds, y);
+    let agree = run
+        .outputs
+        .iter()
+        .zip(&clear)
+        .filter(|(e, c)| e == c)
+        .count();
+    let n = inputs.len();
+    let agreement = agree as f64 / n.max(1) as f64;
+    let median = run.median_evaluate_ms();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                name: value,
+                "samples": n,
+                "agreement_with_clear": agreement,
+                "latency_ms_per_sample": median,
+                "encrypt_ms_per_sample": mean(&run.encrypt_ms),
+                "decrypt_ms_per_sample": mean(&run.decrypt_ms),
+                "pbs_count": run.pbs_count,
+                "keygen_seconds": keygen_s,
+                "parameters": plan_name,
+                "backend": "tfhe",
+            })
+        );
+    } else {
+        println!(
+            "tfhe backend ({plan_name}): {name} {value:.4} on {n} encrypted samples; {agree}/{n} \
+             identical to the clear backend; {median:.0} ms per sample (server, median), {} \
+             bootstraps each; keys {keygen_s:.1} s",
+            run.pbs_count
+        );
+    }
+    Ok(if agree == n {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}

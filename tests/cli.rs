@@ -1,0 +1,237 @@
+//! The command line as a new user runs it: train → compile → check → run, exit codes, JSON, and
+//! clear errors for bad input.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn sqnn() -> Command {
+    Command::cargo_bin("sqnn").unwrap()
+}
+
+fn last_json(out: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().last().expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn circuits() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits")
+}
+
+fn train(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, Value) {
+    let model = dir.join(format!("{name}.model.json"));
+    let out = sqnn()
+        .args(["train", "--data", name, "--json", "--out"])
+        .arg(&model)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (model, last_json(&out.stdout))
+}
+
+#[test]
+fn train_compile_check_run_on_iris() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, j) = train(dir.path(), "iris", &[]);
+    for key in [
+        "test_accuracy",
+        "n_params",
+        "nonzero_weights",
+        "max_active_neurons",
+        "train_seconds",
+    ] {
+        assert!(j.get(key).is_some(), "train JSON lacks {key}: {j}");
+    }
+    assert!(j["test_accuracy"].as_f64().unwrap() >= 0.9, "{j}");
+    let circuit = dir.path().join("iris.circuit.json");
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&circuit)
+        .assert()
+        .success();
+    let svg = dir.path().join("iris.svg");
+    let out = sqnn()
+        .arg("check")
+        .arg(&circuit)
+        .arg("--json")
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "ok",
+        "n_accum_bits",
+        "max_range_bits",
+        "max_signed_bits",
+        "pbs_count",
+        "neurons_over_budget",
+        "layers",
+    ] {
+        assert!(r.get(key).is_some(), "check JSON lacks {key}");
+    }
+    for key in ["fan_in_max", "range_bits_max", "signed_bits_max", "neurons"] {
+        assert!(r["layers"][0].get(key).is_some(), "layer JSON lacks {key}");
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let out = sqnn()
+        .arg("run")
+        .arg(&circuit)
+        .args(["--data", "iris", "--backend", "clear", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let run = last_json(&out.stdout);
+    assert_eq!(
+        run["accuracy"], j["test_accuracy"],
+        "clear run equals the model's test accuracy"
+    );
+    assert!(run["samples"].as_u64().unwrap() > 30);
+    assert!(run["latency_us_per_sample"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn regression_reports_r2_and_mse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, j) = train(dir.path(), "diabetes", &["--epochs", "30"]);
+    assert!(
+        j["test_r2"].as_f64().is_some() && j["test_mse"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (ma, _) = train(&a, "breast_cancer", &["--epochs", "10"]);
+    let (mb, _) = train(&b, "breast_cancer", &["--epochs", "10"]);
+    assert_eq!(std::fs::read(ma).unwrap(), std::fs::read(mb).unwrap());
+    let c = dir.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    let (mc, _) = train(
+        &c,
+        "breast_cancer",
+        &["--epochs", "10", "--train-seed", "7"],
+    );
+    assert_ne!(
+        std::fs::read(&mc).unwrap(),
+        std::fs::read(a.join("breast_cancer.model.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_failing_check_exits_1_with_a_full_report() {
+    let failing = circuits().join("mnist-layer-global.circuit.json");
+    let out = sqnn().arg("check").arg(&failing).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL") && text.contains("exceed the budget"),
+        "{text}"
+    );
+    let out = sqnn()
+        .arg("check")
+        .arg(&failing)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["ok"], false);
+    assert!(!r["neurons_over_budget"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn broken_input_exits_2_with_a_message_that_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    // A truncated circuit.
+    let text = std::fs::read_to_string(circuits().join("iris.circuit.json")).unwrap();
+    let bad = dir.path().join("bad.circuit.json");
+    std::fs::write(&bad, &text[..text.len() / 3]).unwrap();
+    let out = sqnn().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    // A ragged CSV.
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "a,b,y\n1,2,0\n3,1\n5,6,1\n").unwrap();
+    let out = sqnn()
+        .args(["train", "--data"])
+        .arg(&csv)
+        .arg("--out")
+        .arg(dir.path().join("m"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    // Impossible bit widths.
+    let out = sqnn()
+        .args(["train", "--data", "iris", "--n-w-bits", "0", "--out"])
+        .arg(dir.path().join("m"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("n_w_bits"));
+    // A circuit run on data with the wrong feature count.
+    let out = sqnn()
+        .arg("run")
+        .arg(circuits().join("iris.circuit.json"))
+        .args(["--data", "breast_cancer"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expects 4"));
+}
+
+/// Golden reports: the committed circuits' reports are what `sqnn check` prints. To update after
+/// a deliberate change: `UPDATE_GOLDEN=1 cargo test --release --test cli golden`.
+#[test]
+fn golden_reports_match() {
+    let mut n = 0;
+    for e in std::fs::read_dir(circuits()).unwrap().flatten() {
+        let p = e.path();
+        let Some(stem) = p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .strip_suffix(".circuit.json")
+        else {
+            continue;
+        };
+        let out = sqnn().arg("check").arg(&p).output().unwrap();
+        let golden = circuits().join(format!("{stem}.report.txt"));
+        let text = String::from_utf8(out.stdout).unwrap();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("missing {}", golden.display()));
+        assert_eq!(
+            text,
+            want,
+            "{stem}: report differs from {}",
+            golden.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 5, "expected the committed circuits, found {n}");
+}
