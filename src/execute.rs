@@ -5,6 +5,9 @@
 //! [`IntGraph::quantize_inputs`](crate::graph::IntGraph::quantize_inputs) makes them) and returns
 //! the output accumulators, which the client dequantizes.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use crate::analyze::{Analyzed, CheckedGraph};
@@ -111,7 +114,91 @@ impl ClearBackend {
     }
 }
 
+/// What a simulated run saw: per table, how many reads the injected noise moved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimStats {
+    /// Samples simulated.
+    pub samples: usize,
+    /// `misreads[node]`: reads of that table whose index the noise moved (0 for other nodes).
+    pub misreads: Vec<u64>,
+    /// `changed[node]`: of those, the reads whose table output changed.
+    pub changed: Vec<u64>,
+}
+
+impl ClearBackend {
+    /// Simulates approximate bootstraps in clear: before each table lookup, the index is moved
+    /// by `round(z · sigma[node])` with `z` standard normal, then clamped to the table (the
+    /// encrypted tables clamp their margins the same way). `sigma[node]` is the read noise of
+    /// that table in accumulator units, as the TFHE noise model predicts it
+    /// (`crate::fhe`); 0 means exact. Seeded: the same seed gives the same run.
+    pub fn simulate(
+        &self,
+        an: &Analyzed,
+        inputs: &[Vec<i64>],
+        sigma: &[f64],
+        seed: u64,
+    ) -> Result<(Vec<Vec<i64>>, SimStats)> {
+        validate_inputs(an, inputs)?;
+        let g = an.graph();
+        if sigma.len() != g.nodes.len() || sigma.iter().any(|s| !s.is_finite() || *s < 0.0) {
+            return Err(Error::Input(format!(
+                "simulation needs one finite, non-negative noise level per node ({} nodes, {} given)",
+                g.nodes.len(),
+                sigma.len()
+            )));
+        }
+        let chunk = self.chunk.max(1);
+        let parts: Vec<(Vec<i64>, usize, Vec<u64>, Vec<u64>)> = inputs
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(k, c)| {
+                let mut noise = Noise {
+                    sigma,
+                    rng: ChaCha8Rng::seed_from_u64(
+                        seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    ),
+                    misreads: vec![0; g.nodes.len()],
+                    changed: vec![0; g.nodes.len()],
+                };
+                let vals = eval_chunk_with(an, c, Some(&mut noise));
+                (vals, c.len(), noise.misreads, noise.changed)
+            })
+            .collect();
+        let outputs = &g.outputs;
+        let mut out = Vec::with_capacity(inputs.len());
+        let mut stats = SimStats {
+            samples: inputs.len(),
+            misreads: vec![0; g.nodes.len()],
+            changed: vec![0; g.nodes.len()],
+        };
+        for (vals, b, m, ch) in parts {
+            for s in 0..b {
+                out.push(outputs.iter().map(|&o| vals[o * b + s]).collect());
+            }
+            for (t, v) in stats.misreads.iter_mut().zip(m) {
+                *t += v;
+            }
+            for (t, v) in stats.changed.iter_mut().zip(ch) {
+                *t += v;
+            }
+        }
+        Ok((out, stats))
+    }
+}
+
+/// Injected read noise for [`ClearBackend::simulate`].
+struct Noise<'a> {
+    sigma: &'a [f64],
+    rng: ChaCha8Rng,
+    misreads: Vec<u64>,
+    changed: Vec<u64>,
+}
+
 fn eval_chunk(an: &Analyzed, inputs: &[Vec<i64>]) -> Vec<i64> {
+    eval_chunk_with(an, inputs, None)
+}
+
+fn eval_chunk_with(an: &Analyzed, inputs: &[Vec<i64>], mut noise: Option<&mut Noise>) -> Vec<i64> {
     let g = an.graph();
     let b = inputs.len();
     let mut vals = vec![0i64; g.nodes.len() * b];
@@ -141,9 +228,33 @@ fn eval_chunk(an: &Analyzed, inputs: &[Vec<i64>]) -> Vec<i64> {
                 ..
             } => {
                 let x = &done[*input * b..(*input + 1) * b];
-                for (o, &v) in out.iter_mut().zip(x) {
-                    // In range by the analysis: index in [0, table.len()).
-                    *o = table[crate::cast::index((v + offset) >> round_bits)];
+                match noise.as_deref_mut().filter(|n| n.sigma[id] > 0.0) {
+                    None => {
+                        for (o, &v) in out.iter_mut().zip(x) {
+                            // In range by the analysis: index in [0, table.len()).
+                            *o = table[crate::cast::index((v + offset) >> round_bits)];
+                        }
+                    }
+                    Some(n) => {
+                        let last = table.len() - 1;
+                        for (o, &v) in out.iter_mut().zip(x) {
+                            let exact = crate::cast::index((v + offset) >> round_bits);
+                            let z: f64 = n.rng.sample(StandardNormal);
+                            let shift =
+                                crate::cast::round_clamp(z * n.sigma[id], -(1 << 40), 1 << 40);
+                            let read = crate::cast::index(
+                                (i64::try_from(exact).unwrap_or(0) + shift)
+                                    .clamp(0, i64::try_from(last).unwrap_or(0)),
+                            );
+                            if read != exact {
+                                n.misreads[id] += 1;
+                                if table[read] != table[exact] {
+                                    n.changed[id] += 1;
+                                }
+                            }
+                            *o = table[read];
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,153 @@
+//! The clear backend's simulate mode: exact when the noise is zero, misreads at the rate the
+//! Gaussian read model predicts otherwise, reproducible from its seed.
+
+mod common;
+
+use sqnn::analyze::analyze;
+use sqnn::data::Task;
+use sqnn::execute::ClearBackend;
+use sqnn::graph::{ClientSpec, IntGraph, Meta, Node, Op};
+
+#[test]
+fn zero_noise_is_the_exact_clear_run() {
+    let an = analyze(common::random_graph(5, 4, 3, 5, 2)).unwrap();
+    let inputs = common::random_inputs(an.graph(), 1, 500);
+    let exact = ClearBackend::default().evaluate(&an, &inputs).unwrap();
+    let sigma = vec![0.0; an.graph().nodes.len()];
+    let (sim, stats) = ClearBackend::default()
+        .simulate(&an, &inputs, &sigma, 9)
+        .unwrap();
+    assert_eq!(sim, exact);
+    assert!(stats.misreads.iter().all(|m| *m == 0));
+}
+
+/// A one-neuron circuit: input x in [-8, 7], accumulator x, table of 16 distinct entries.
+fn one_table() -> IntGraph {
+    IntGraph {
+        name: "one-table".into(),
+        meta: Meta {
+            task: Task::Regress,
+            n_w_bits: 2,
+            n_a_bits: 4,
+            n_accum_bits: 8,
+            pruning: "none".into(),
+        },
+        client: ClientSpec {
+            feature_mean: vec![0.0],
+            feature_std: vec![1.0],
+            input_scale: 1.0,
+            output_scale: vec![1.0],
+            output_bias: vec![0.0],
+            target_mean: 0.0,
+            target_std: 1.0,
+        },
+        nodes: vec![
+            Node {
+                layer: 0,
+                op: Op::Input {
+                    feature: 0,
+                    lo: -8,
+                    hi: 7,
+                },
+            },
+            Node {
+                layer: 0,
+                op: Op::Dot {
+                    terms: vec![(0, 1)],
+                    constant: 0,
+                },
+            },
+            Node {
+                layer: 0,
+                op: Op::Lut {
+                    input: 1,
+                    offset: 8,
+                    round_bits: 0,
+                    out_lo: 0,
+                    out_hi: 15,
+                    table: (0..16).collect(),
+                },
+            },
+            Node {
+                layer: 1,
+                op: Op::Dot {
+                    terms: vec![(2, 1)],
+                    constant: 0,
+                },
+            },
+        ],
+        outputs: vec![3],
+    }
+}
+
+/// P(round(z·σ) ≠ 0) = P(|z| ≥ 0.5/σ) for a standard normal z, away from the table's edges.
+#[test]
+fn misread_rate_matches_the_gaussian_model() {
+    let an = analyze(one_table()).unwrap();
+    // Accumulators -1 and 0 (table indices 7 and 8) are more than 6 sigma from both edges.
+    let inputs: Vec<Vec<i64>> = (0..40_000).map(|i| vec![-(i % 2)]).collect();
+    for sigma_value in [0.3, 0.5, 1.0] {
+        let sigma = vec![0.0, 0.0, sigma_value, 0.0];
+        let (out, stats) = ClearBackend::default()
+            .simulate(&an, &inputs, &sigma, 3)
+            .unwrap();
+        let p = erfc(0.5 / sigma_value / std::f64::consts::SQRT_2);
+        let rate = stats.misreads[2] as f64 / inputs.len() as f64;
+        let sd = (p * (1.0 - p) / inputs.len() as f64).sqrt();
+        assert!(
+            (rate - p).abs() < 5.0 * sd,
+            "sigma {sigma_value}: rate {rate}, predicted {p}"
+        );
+        // Distinct table entries: every misread changes the output, by the misread distance.
+        assert_eq!(stats.changed[2], stats.misreads[2]);
+        let moved = out
+            .iter()
+            .zip(&inputs)
+            .filter(|(o, x)| o[0] != x[0] + 8)
+            .count() as u64;
+        assert_eq!(moved, stats.misreads[2]);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let an = analyze(common::random_graph(4, 4, 3, 5, 3)).unwrap();
+    let inputs = common::random_inputs(an.graph(), 7, 1000);
+    let sigma = vec![0.8; an.graph().nodes.len()];
+    let a = ClearBackend::default()
+        .simulate(&an, &inputs, &sigma, 42)
+        .unwrap();
+    let b = ClearBackend { chunk: 256 }
+        .simulate(&an, &inputs, &sigma, 42)
+        .unwrap();
+    let c = ClearBackend::default()
+        .simulate(&an, &inputs, &sigma, 43)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.1, c.1);
+    assert!(ClearBackend::default()
+        .simulate(&an, &inputs, &sigma[1..], 1)
+        .is_err());
+}
+
+/// Complementary error function (Numerical Recipes' erfcc, |error| < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
