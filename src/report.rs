@@ -151,11 +151,20 @@ pub fn render_svg(r: &CompileReport) -> String {
             s,
             r##"<rect x="{x0:.1}" y="{y0:.1}" width="{plot_w:.1}" height="{plot_h:.1}" fill="#f7f7f7" stroke="#bbb"/>"##
         );
+        // The region over budget, lightly shaded.
+        let over_x = x0 + bar_w * (f64::from(r.n_accum_bits) + 1.0);
+        if over_x < x0 + plot_w {
+            let _ = writeln!(
+                s,
+                r##"<rect x="{over_x:.1}" y="{y0:.1}" width="{:.1}" height="{plot_h:.1}" fill="#fde0e0"/>"##,
+                x0 + plot_w - over_x
+            );
+        }
         for (b, &count) in l.range_bits_hist.iter().enumerate() {
             if count == 0 {
                 continue;
             }
-            let h = plot_h * count as f64 / ymax;
+            let h = 0.85 * plot_h * count as f64 / ymax;
             let over = b as u32 > r.n_accum_bits;
             let color = if over { "#d62728" } else { "#17a398" };
             let x = x0 + bar_w * b as f64 + 2.0;
@@ -182,9 +191,9 @@ pub fn render_svg(r: &CompileReport) -> String {
         );
         let _ = writeln!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="10">budget {}</text>"#,
-            bx + 2.0,
-            y0 + 10.0,
+            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">budget {}</text>"#,
+            bx - 3.0,
+            y0 + 11.0,
             r.n_accum_bits
         );
         for b in 0..max_bits {
