@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sqnn::analyze::analyze;
-use sqnn::data::{train_test_split, Dataset};
+use sqnn::data::{peer_split, train_test_split, Dataset};
 use sqnn::execute::ClearBackend;
 use sqnn::graph::IntGraph;
 
@@ -18,7 +18,10 @@ fn bench(c: &mut Criterion) {
         let path = dir.join(format!("{circuit}.circuit.json"));
         let an = analyze(IntGraph::load(&path).expect("committed circuit")).unwrap();
         let ds = Dataset::builtin(data).unwrap();
-        let split = train_test_split(&ds, 0.25, 42).unwrap();
+        // Concrete ML's test rows where recorded (as `--split auto`), else the seeded split.
+        let split = peer_split(data)
+            .map_or_else(|| train_test_split(&ds, 0.25, 42), Ok)
+            .unwrap();
         let test = ds.subset(&split.test);
         let inputs = an.graph().quantize_inputs(&test.x).unwrap();
         let backend = ClearBackend::default();
@@ -27,6 +30,11 @@ fn bench(c: &mut Criterion) {
         g.sample_size(20);
         g.bench_function(format!("{} test samples", inputs.len()), |b| {
             b.iter(|| backend.evaluate(&an, &inputs).unwrap())
+        });
+        // Simulation of approximate bootstraps (Gaussian misreads before every table).
+        let sigma = vec![0.5; an.graph().nodes.len()];
+        g.bench_function(format!("simulate {} test samples", inputs.len()), |b| {
+            b.iter(|| backend.simulate(&an, &inputs, &sigma, 1).unwrap())
         });
         // One sample at a time, as a latency figure.
         g.throughput(Throughput::Elements(1));
