@@ -1,48 +1,96 @@
 //! TFHE parameters without TFHE: the catalogue of 128-bit parameter sets sqnn may use, the noise
-//! model that turns a neuron's Σw² into a predicted failure probability, and the parameter
-//! choice for a checked circuit ([`choose_parameters`]). This module does not depend on the
-//! `tfhe` crate, so a build without the `tfhe-backend` feature still reports what a circuit
-//! would cost under TFHE.
+//! model that turns a neuron's Σw² into predicted read errors, and the parameter choice for a
+//! checked circuit ([`choose_parameters`], [`choose_parameters_with`]). This module does not
+//! depend on the `tfhe` crate, so a build without the `tfhe-backend` feature still reports what a
+//! circuit would cost under TFHE, and the clear backend can simulate its errors.
+//!
+//! # The encoding: a `P`-bit space read by one bootstrap
+//! A circuit's ciphertexts all use one encoding `Δ_P = 2^63 / 2^P` (`P` = the plan's
+//! [`space_bits`](FhePlan::space_bits), plus a padding bit), whatever the parameter set's own
+//! message × carry precision. A node whose proved interval is `[lo, hi]` (`W = hi - lo + 1 <=
+//! 2^P` values) holds `v - lo + m` with the margin `m = floor((2^P - W) / 2)` ([`margins`]): its
+//! values sit in the middle of `[0, 2^P)`.
+//!
+//! A bootstrap first switches the phase to a position in `[0, 2N)` (`N` the polynomial size);
+//! a value `k` of the space lands at `k·box + e`, `box = N / 2^P` positions per value
+//! ([`ParamSet::box_positions`]; `P <= log2 N`), where `e` is the noise in positions. The table
+//! (test vector) gives every index of `[0, 2^P)` an entry, rotated by half a box; indices in the
+//! margins repeat the nearest edge entry (a read just outside `[lo, hi]` reads the edge value).
 //!
 //! # The noise model
-//! Every ciphertext holds `value - lo` in `[0, M)`, `M = 2^precision` (message × carry space),
-//! with a padding bit, so one value occupies a box of `2N / (2M)` units after the modulus switch
-//! to `2N` that precedes a programmable bootstrap (PBS). A bootstrap reads the wrong table entry
-//! when the error at its input leaves half a box, the tolerance `t = 2N / (4M)` (64 units for
-//! the 2-, 4- and 6-bit sets). A neuron's dot product `Σ w_j·x_j` multiplies the noise of each
-//! input by its weight, so the error entering its bootstrap is Gaussian with variance
+//! A neuron's dot product `Σ w_j·x_j` multiplies the noise of each input by its weight, so the
+//! error entering its bootstrap is Gaussian with variance
 //!
 //! ```text
-//! σ² = a + b · Σ w_j²        (units of the modulus switch, 2N)
+//! σ² = a + b · Σ w_j²        (positions², i.e. units of the modulus switch to 2N)
 //! ```
 //!
 //! where `b` is the variance of a bootstrap's output (every hidden value is one) and `a` the
-//! variance the keyswitch and the modulus switch add. The probability of a wrong table entry
-//! is `erfc(t / (σ √2))`. Inputs of the first layer are fresh encryptions, whose noise is
-//! about 10⁻²⁰ of a bootstrap's: the model charges them as bootstrap outputs, which
-//! over-estimates first-layer neurons (a safe error). An output accumulator is decrypted
-//! without keyswitch or modulus switch: its variance is `b · Σw²` against the same tolerance.
-//! `a` and `b` were measured on this machine for every set (see [`ParamSet`]; the
-//! measurement is `tests/tfhe.rs::noise_calibration`). At Σw² = 0 the model gives 2^-145,
-//! 2^-127 and 2^-125 for the 2-, 4- and 6-bit sets, close to their designed 2^-144, 2^-130 and
-//! 2^-129; `tests/tfhe.rs::failure_rate_matches_prediction` checks it where failures are
-//! frequent enough to count.
+//! variance the keyswitch and the modulus switch add. Inputs of the first layer are fresh
+//! encryptions, whose noise is about 10⁻²⁰ of a bootstrap's: the model charges them as bootstrap
+//! outputs, which over-estimates first-layer neurons (a safe error). `a` and `b` were measured on
+//! this machine for every set (see [`ParamSet`]; `tests/tfhe.rs::noise_calibration`). The noise
+//! in positions does not depend on `P`; the box does.
 //!
-//! In a checked circuit the noise is rarely the binding constraint: a neuron's proved range
-//! `Σ|w_j|·(hi_j - lo_j) + 1` must fit the `M` values of the ciphertext, so over non-constant
-//! inputs Σw² <= (M - 1)² (9, 225 and 3969 for 2, 4 and 6 bits), far below what 2^-40 allows
-//! (Σw² <= about 59 000, 2 700 and 531 000). Weights on constant values are not bounded by the
-//! range, but a constant table's bootstrap output is an exact, noiseless zero, so the model
-//! over-estimates them too.
+//! # The read: exactly what is implemented, and what a simulation must draw
+//! With `σ_units = σ / box` ([`NeuronNoise::sigma_units`]) and `z ~ N(0, 1)`, a table reading a
+//! dot of value `v ∈ [lo, hi]` reads
+//!
+//! ```text
+//! d  = floor(z · σ_units + 1/2)          (round half up; [`read_offset`])
+//! v' = clamp(v + d, lo, hi)              (the margins repeat the edge entries)
+//! output = table[(v' + offset) >> round_bits]
+//! ```
+//!
+//! unless `|d|` exceeds the margin (catastrophic: the read crosses the padding bit and returns
+//! a negated, wrong entry; its probability is [`NeuronNoise::log2_p_catastrophic`]). An output
+//! accumulator (no bootstrap) is decrypted as `v + d`, same formula with its own `σ_units`
+//! (`σ² = b·Σw²`, no keyswitch or modulus switch), not clamped. [`sigma_units_by_node`] gives
+//! every node's `σ_units` for a clear simulation; note that `d` moves the accumulator, not the
+//! table index (they differ when `round_bits > 0`).
+//!
+//! Why `floor(e/box + 1/2)` exactly: the modulus switch gives an integer position `p`, and the
+//! half-box rotation makes the bootstrap read index `floor((p + box/2) / box)` (index `p` when
+//! `box = 1`). tfhe's centred modulus switch subtracts half a position from the body
+//! (`half_case` in `lwe_ciphertext_centered_binary_modulus_switch`), so `p = round(k·box + e -
+//! 1/2) = k·box + floor(e)`: with `box >= 2` that gives `d = floor((floor(e) + box/2) / box) =
+//! floor(e/box + 1/2)`. With `box = 1` the backend adds half a position to every dot a table
+//! reads (a clear constant), so `d = round(e)`, the same formula. (Measured on the 4-bit set:
+//! the switched error has mean -0.44 ± 0.08 positions without the shift, i.e. `-1/2 + 0.06`.)
+//! So `d != 0` exactly when `|e| >= box / 2`:
+//!
+//! ```text
+//! P(misread)      = erfc((box/2) / (σ√2))              ([`NeuronNoise::log2_p_misread`])
+//! P(|d| >= k)     = erfc(((k - 1/2)·box) / (σ√2))
+//! P(catastrophic) = ½ erfc(((m + 1/2)·box) / (σ√2))   (worst value: at the edge of the smaller
+//!                                                    margin m; [`catastrophic_log2`])
+//! ```
+//!
+//! # Two modes ([`FheMode`])
+//! * [`FheMode::Exact`]: `P` = the circuit's widest value ([`needed_bits`]); every read and
+//!   every output decryption must be exact (`d = 0`) with probability at least `1 - 2^target`:
+//!   bit-identical to the clear backend. This is the classic model (`box / 2` is the tolerance
+//!   `2N / (4·2^P)`, 64 positions for a 4-bit space on `N = 2048`). At `2^-40` with `σ ≈ 5`
+//!   positions a read needs `box >= 128`: 4 bits on `N = 2048` (5 bits at `2^-33`), 6 bits on
+//!   `N = 8192`.
+//! * [`FheMode::Approximate`]: one bootstrap of the cheapest set whose `N` holds the space
+//!   (`box >= 1`), accepting misreads (`d != 0` near a step of the table changes the output;
+//!   elsewhere the staircase absorbs it). `P` = the smallest width `>= needed_bits` whose margins
+//!   keep every bootstrap's catastrophic probability within the target (`needed_bits` or one
+//!   more; a narrower space means a larger box, fewer misreads).
+//!
+//! In a checked circuit the noise is rarely the binding constraint for exact reads of narrow
+//! values: a neuron's proved range `Σ|w_j|·(hi_j - lo_j) + 1` must fit the space, which bounds
+//! Σw² over non-constant inputs; weights on constant values are not bounded by the range, but a
+//! constant table's bootstrap output is an exact, noiseless zero, so the model over-estimates
+//! them too.
 
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{CompileReport, NeuronReport};
 use crate::error::{Error, Result};
+use crate::graph::{IntGraph, NodeId, Op};
 
-/// One 128-bit TFHE parameter set of `tfhe` 1.8.2 (`shortint`, classic keyswitch-then-bootstrap,
-/// failure probability 2^-128 per bootstrap at the designed noise), with what it costs on this
-/// machine (2 cores; see `../shared/tfhe-facts.md` and `benches/fhe.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ParamSet {
     /// The `tfhe::shortint::parameters` constant.
@@ -174,19 +222,30 @@ pub fn parameter_set(name: &str) -> Option<&'static ParamSet> {
 pub const LOG2_P_FLOOR: f64 = -1000.0;
 
 impl ParamSet {
-    /// Bits a table reads: message + carry.
+    /// Bits a table reads with the set's own encoding: message + carry.
     pub fn precision(&self) -> u32 {
         self.message_bits + self.carry_bits
     }
 
-    /// Number of values a ciphertext holds, `M = 2^precision`.
+    /// Number of values a ciphertext holds with the set's own encoding, `M = 2^precision`.
     pub fn message_space(&self) -> u64 {
         1 << self.precision()
     }
 
-    /// Half a message box in modulus-switch units: `2N / (4M)`.
+    /// Half a message box of the set's own encoding in positions: `2N / (4M)`.
     pub fn tolerance(&self) -> f64 {
         (2 * self.polynomial_size) as f64 / (4 * self.message_space()) as f64
+    }
+
+    /// `log2 N`: the widest space one bootstrap of this set reads (one position per value).
+    pub fn max_space_bits(&self) -> u32 {
+        self.polynomial_size.trailing_zeros()
+    }
+
+    /// Positions per value of a `space_bits`-bit space, `box = N / 2^P` (below 1 when the space
+    /// is wider than [`max_space_bits`](Self::max_space_bits)).
+    pub fn box_positions(&self, space_bits: u32) -> f64 {
+        self.polynomial_size as f64 / 2f64.powi(space_bits.min(1023) as i32)
     }
 
     /// Short label, e.g. `4-bit`.
@@ -195,7 +254,7 @@ impl ParamSet {
     }
 
     /// Standard deviation of the error at the input of the bootstrap that follows a dot
-    /// product of this Σw² (modulus-switch units).
+    /// product of this Σw² (positions).
     pub fn bootstrap_std(&self, sum_w2: u64) -> f64 {
         (self.noise_base + self.noise_per_w2 * sum_w2 as f64).sqrt()
     }
@@ -205,64 +264,127 @@ impl ParamSet {
         (self.noise_per_w2 * sum_w2 as f64).sqrt()
     }
 
-    /// log2 of the probability that an error of standard deviation `std` leaves the
+    /// log2 of the probability that an error of standard deviation `std` leaves the set's own
     /// tolerance: `log2 erfc(t / (std·√2))`, floored at [`LOG2_P_FLOOR`].
     pub fn log2_p_fail_of_std(&self, std: f64) -> f64 {
-        if std <= 0.0 {
-            return LOG2_P_FLOOR;
-        }
-        let z = self.tolerance() / (std * std::f64::consts::SQRT_2);
-        (ln_erfc(z) / std::f64::consts::LN_2).max(LOG2_P_FLOOR)
+        log2_erfc_ratio(self.tolerance(), std)
     }
 
-    /// Predicted log2 failure probability of one bootstrap after a dot product of this Σw².
+    /// Predicted log2 failure probability of one bootstrap after a dot product of this Σw²,
+    /// with the set's own encoding.
     pub fn bootstrap_log2_p_fail(&self, sum_w2: u64) -> f64 {
         self.log2_p_fail_of_std(self.bootstrap_std(sum_w2))
     }
 
-    /// Predicted log2 probability that decrypting an output accumulator of this Σw² is wrong.
+    /// Predicted log2 probability that decrypting an output accumulator of this Σw² is wrong,
+    /// with the set's own encoding.
     pub fn decrypt_log2_p_fail(&self, sum_w2: u64) -> f64 {
         self.log2_p_fail_of_std(self.decrypt_std(sum_w2))
     }
 
     /// The largest Σw² a neuron followed by a bootstrap may have for a failure probability of
-    /// at most `2^target_log2` (0 when even Σw² = 0 misses it).
+    /// at most `2^target_log2` with the set's own encoding (0 when even Σw² = 0 misses it).
     pub fn max_sum_w2(&self, target_log2: f64) -> u64 {
-        // Smallest z with log2 erfc(z / √2)... solved on the tolerance ratio by bisection.
-        let (mut lo, mut hi) = (0.0f64, 1.0e6f64);
-        let ok = |std: f64| self.log2_p_fail_of_std(std) <= target_log2;
-        if !ok(self.noise_base.sqrt()) {
+        self.max_sum_w2_where(|w2| self.bootstrap_log2_p_fail(w2) <= target_log2)
+    }
+
+    /// The largest Σw² whose bootstrap reads a `space_bits`-bit space exactly with probability
+    /// at least `1 - 2^target_log2` (0 when even Σw² = 0 misses it).
+    pub fn max_sum_w2_exact(&self, space_bits: u32, target_log2: f64) -> u64 {
+        let b = self.box_positions(space_bits);
+        self.max_sum_w2_where(|w2| misread_log2(self.bootstrap_std(w2), b) <= target_log2)
+    }
+
+    /// The largest Σw² whose bootstrap stays within a margin of `margin` values of a
+    /// `space_bits`-bit space with probability at least `1 - 2^target_log2`.
+    pub fn max_sum_w2_catastrophic(&self, space_bits: u32, margin: u64, target_log2: f64) -> u64 {
+        let b = self.box_positions(space_bits);
+        self.max_sum_w2_where(|w2| {
+            catastrophic_log2(self.bootstrap_std(w2), b, margin) <= target_log2
+        })
+    }
+
+    /// Largest Σw² with `ok(Σw²)`, for a predicate that holds up to some Σw² and not beyond
+    /// (0 when `ok(0)` fails, `u64::MAX` when it holds at 2^60).
+    fn max_sum_w2_where(&self, ok: impl Fn(u64) -> bool) -> u64 {
+        if !ok(0) {
             return 0;
         }
-        // `hi` as a standard deviation that certainly fails.
+        let (mut lo, mut hi) = (0u64, 1u64 << 60);
         if ok(hi) {
             return u64::MAX;
         }
-        for _ in 0..200 {
-            let mid = 0.5 * (lo + hi);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
             if ok(mid) {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        let var = lo * lo - self.noise_base;
-        if var <= 0.0 || self.noise_per_w2 <= 0.0 {
-            return 0;
-        }
-        let m = (var / self.noise_per_w2).floor();
-        // Guard against the bisection's last ulp.
-        let mut m = m.max(0.0) as u64;
-        while m > 0 && self.bootstrap_log2_p_fail(m) > target_log2 {
-            m -= 1;
-        }
-        m
+        lo
     }
 
     /// Per-bootstrap latency with `cores` cores sharing the work (ideal scaling of the
     /// one-thread figure: the floor).
     pub fn pbs_ms(&self, cores: usize) -> f64 {
         self.pbs_ms_1_thread / cores.max(1) as f64
+    }
+}
+
+/// `log2 erfc(dist / (std·√2))`: the probability that a centred Gaussian error of standard
+/// deviation `std` reaches `|e| >= dist`; floored at [`LOG2_P_FLOOR`], 0 (certain) when
+/// `dist <= 0`.
+pub fn log2_erfc_ratio(dist: f64, std: f64) -> f64 {
+    if dist <= 0.0 {
+        return 0.0;
+    }
+    if std <= 0.0 || std.is_nan() {
+        return LOG2_P_FLOOR;
+    }
+    let z = dist / (std * std::f64::consts::SQRT_2);
+    (ln_erfc(z) / std::f64::consts::LN_2).clamp(LOG2_P_FLOOR, 0.0)
+}
+
+/// log2 probability that a read with error `std` (positions) in boxes of `box_positions` is off
+/// by at least one unit: `erfc((box/2) / (std·√2))`.
+pub fn misread_log2(std: f64, box_positions: f64) -> f64 {
+    log2_erfc_ratio(box_positions / 2.0, std)
+}
+
+/// log2 probability that a read is off by at least `k >= 1` units in either direction:
+/// `erfc(((k - 1/2)·box) / (std·√2))`.
+pub fn offset_at_least_log2(std: f64, box_positions: f64, k: u64) -> f64 {
+    log2_erfc_ratio((k as f64 - 0.5) * box_positions, std)
+}
+
+/// log2 probability that a read of the value at the edge of a margin of `margin` values goes
+/// past it (one side): `½ erfc(((margin + 1/2)·box) / (std·√2))`.
+pub fn catastrophic_log2(std: f64, box_positions: f64, margin: u64) -> f64 {
+    (log2_erfc_ratio((margin as f64 + 0.5) * box_positions, std) - 1.0).max(LOG2_P_FLOOR)
+}
+
+/// The margins of an interval `[lo, hi]` centred in a `space_bits`-bit space: `(below, above)`
+/// values, `below = floor((2^P - W) / 2)`, `W = hi - lo + 1`. `None` when it does not fit.
+/// A node of that interval holds `v - lo + below`.
+pub fn margins(lo: i64, hi: i64, space_bits: u32) -> Option<(u64, u64)> {
+    if space_bits >= 63 || hi < lo {
+        return None;
+    }
+    let w = u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()?;
+    let space = 1u64 << space_bits;
+    let free = space.checked_sub(w)?;
+    Some((free / 2, free - free / 2))
+}
+
+/// The read offset `d = floor(z·σ_units + 1/2)` for a standard normal draw `z`: what a clear
+/// simulation adds to a value before clamping it into its interval (module docs).
+pub fn read_offset(sigma_units: f64, z: f64) -> i64 {
+    let d = (z * sigma_units + 0.5).floor();
+    if d.is_nan() {
+        0
+    } else {
+        d.clamp(-((1u64 << 53) as f64), (1u64 << 53) as f64) as i64
     }
 }
 
@@ -307,10 +429,54 @@ pub fn log2_add(a: f64, b: f64) -> f64 {
     hi + (1.0 + (lo - hi).exp2()).log2()
 }
 
-/// One noisy operation of the circuit: a hidden neuron's bootstrap, or an output's decryption.
+/// How a circuit's tables read their accumulators (module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FheMode {
+    /// Every read exact with probability `>= 1 - 2^target` per bootstrap: bit-identical to the
+    /// clear backend.
+    #[default]
+    Exact,
+    /// One bootstrap of the cheapest set whose polynomial holds the space; reads may be off by a
+    /// few units (predicted per neuron); only a read past the margin must meet the target.
+    Approximate,
+}
+
+impl FheMode {
+    /// `"exact"` or `"approximate"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FheMode::Exact => "exact",
+            FheMode::Approximate => "approximate",
+        }
+    }
+}
+
+impl std::str::FromStr for FheMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<FheMode> {
+        match s {
+            "exact" => Ok(FheMode::Exact),
+            "approximate" | "approx" => Ok(FheMode::Approximate),
+            other => Err(Error::param(
+                "mode",
+                format!("{other:?} is not a TFHE read mode: give exact or approximate"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FheMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One noisy operation of the circuit: a hidden neuron's bootstrap (the table's read of its
+/// dot), or an output's decryption.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NeuronNoise {
-    /// The dot node.
+    /// The dot node (a table reads it, or it is an output).
     pub node: usize,
     /// Linear layer.
     pub layer: usize,
@@ -320,30 +486,66 @@ pub struct NeuronNoise {
     pub sum_w2: u64,
     /// Whether a bootstrap (table) follows; `false` for output accumulators (decrypted).
     pub bootstrap: bool,
-    /// Predicted standard deviation of the error, in modulus-switch units.
+    /// Predicted standard deviation of the error, in positions (modulus-switch units, `2N`).
     pub std: f64,
-    /// Predicted log2 probability that its bootstrap (or decryption) is wrong.
+    /// The same in accumulator units: `std / box`; a read is off by `floor(z·σ_units + 1/2)`.
+    #[serde(default)]
+    pub sigma_units: f64,
+    /// Values between the dot's interval and the edge of the space, on its narrower side.
+    #[serde(default)]
+    pub margin: u64,
+    /// Predicted log2 probability that the read (or decryption) is off by at least one unit.
+    #[serde(default)]
+    pub log2_p_misread: f64,
+    /// Predicted log2 probability that the read goes past the margin, for the worst value
+    /// (a bootstrap then returns a wrong, negated entry; a decryption wraps).
+    #[serde(default)]
+    pub log2_p_catastrophic: f64,
+    /// What the plan's mode counts as a failure: the misread (exact) or the catastrophic read
+    /// (approximate), log2.
     pub log2_p_fail: f64,
 }
 
-/// The TFHE plan for one circuit: parameter set, predicted failure and cost.
+/// The TFHE plan for one circuit: parameter set, encoding, predicted errors and cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FhePlan {
     /// The `tfhe::shortint::parameters` constant name.
     pub parameter_set: String,
-    /// Precision of the set (message + carry bits).
+    /// Precision of the set's own encoding (message + carry bits).
     pub precision_bits: u32,
+    /// How tables read their accumulators.
+    #[serde(default)]
+    pub mode: FheMode,
+    /// `P`: every ciphertext of the circuit holds a value of `[0, 2^P)` (plus a padding bit),
+    /// encoded as `Δ_P = 2^63 / 2^P`.
+    #[serde(default)]
+    pub space_bits: u32,
+    /// Polynomial size `N` of the set.
+    #[serde(default)]
+    pub polynomial_size: usize,
+    /// Positions (of `2N`) per value: `N / 2^P`.
+    #[serde(default)]
+    pub box_positions: f64,
     /// Precision the circuit needs: widest accumulator, input or table value.
     pub needed_bits: u32,
     /// The failure target per bootstrap (log2).
     pub target_log2_p_fail: f64,
-    /// Worst predicted failure of one bootstrap or output decryption (log2).
+    /// Worst predicted failure (as the mode counts it) of one bootstrap or output decryption.
     pub worst_log2_p_fail: f64,
     /// Where the worst is.
     pub worst: Option<NeuronNoise>,
-    /// Predicted probability that some bootstrap or decryption of one sample fails: log2 of the
-    /// sum over the circuit.
+    /// Predicted probability that some bootstrap or decryption of one sample fails (as the mode
+    /// counts it): log2 of the sum over the circuit.
     pub total_log2_p_fail: f64,
+    /// Expected number of table reads off by at least one unit, per sample.
+    #[serde(default)]
+    pub expected_misreads_per_sample: f64,
+    /// Expected number of output decryptions off by at least one unit, per sample.
+    #[serde(default)]
+    pub expected_output_misreads_per_sample: f64,
+    /// Largest `σ_units` of a table read.
+    #[serde(default)]
+    pub worst_sigma_units: f64,
     /// Bootstraps per sample.
     pub pbs_count: usize,
     /// Cores the latency figures assume.
@@ -362,9 +564,10 @@ pub struct FhePlan {
     pub client_key_bytes: u64,
     /// Expected key generation time (s).
     pub keygen_seconds: f64,
-    /// Largest Σw² a hidden neuron may have at the target with this set.
+    /// Largest Σw² a hidden neuron may have at the target with this set and encoding (exact:
+    /// for an exact read; approximate: to stay within the narrowest margin).
     pub max_sum_w2: u64,
-    /// Every dot product's predicted failure, in node order.
+    /// Every dot product's predicted errors, in node order.
     pub neurons: Vec<NeuronNoise>,
 }
 
@@ -386,7 +589,7 @@ impl FhePlan {
 }
 
 /// Precision a circuit needs (bits): every dot's range (output dots included), every input and
-/// table value (which fit `n_a_bits`), every table index. At least 1.
+/// table value (which fit `n_a_bits`). At least 1.
 pub fn needed_bits(report: &CompileReport) -> u32 {
     report
         .neurons
@@ -397,15 +600,26 @@ pub fn needed_bits(report: &CompileReport) -> u32 {
         .unwrap_or(1)
 }
 
-fn neuron_noise(set: &ParamSet, n: &NeuronReport) -> NeuronNoise {
+fn neuron_noise(set: &ParamSet, space_bits: u32, mode: FheMode, n: &NeuronReport) -> NeuronNoise {
     let bootstrap = n.table_len > 0;
-    let (std, log2_p_fail) = if bootstrap {
-        (
-            set.bootstrap_std(n.sum_w2),
-            set.bootstrap_log2_p_fail(n.sum_w2),
-        )
+    let std = if bootstrap {
+        set.bootstrap_std(n.sum_w2)
     } else {
-        (set.decrypt_std(n.sum_w2), set.decrypt_log2_p_fail(n.sum_w2))
+        set.decrypt_std(n.sum_w2)
+    };
+    let bx = set.box_positions(space_bits);
+    let fits = margins(n.lo, n.hi, space_bits);
+    let margin = fits.map_or(0, |(a, b)| a.min(b));
+    let log2_p_misread = misread_log2(std, bx);
+    let log2_p_catastrophic = match fits {
+        None => 0.0,
+        Some(_) if bootstrap => catastrophic_log2(std, bx, margin),
+        Some(_) => {
+            // Decryption wraps only past half the padded space around the interval's centre.
+            let w = (n.hi - n.lo + 1) as f64;
+            let dist = 2f64.powi(space_bits as i32) - (w / 2.0).ceil() + 0.5;
+            (log2_erfc_ratio(dist * bx, std) - 1.0).max(LOG2_P_FLOOR)
+        }
     };
     NeuronNoise {
         node: n.node,
@@ -414,16 +628,43 @@ fn neuron_noise(set: &ParamSet, n: &NeuronReport) -> NeuronNoise {
         sum_w2: n.sum_w2,
         bootstrap,
         std,
-        log2_p_fail,
+        sigma_units: if bx > 0.0 { std / bx } else { f64::INFINITY },
+        margin,
+        log2_p_misread,
+        log2_p_catastrophic,
+        log2_p_fail: match mode {
+            FheMode::Exact => log2_p_misread,
+            FheMode::Approximate => log2_p_catastrophic,
+        },
     }
 }
 
-/// The plan of `report` on `set` (no checks).
+/// The exact-mode plan of `report` on `set` with `P = needed_bits` (no checks).
 pub fn plan_for(report: &CompileReport, set: &ParamSet, target: f64, cores: usize) -> FhePlan {
+    plan_on(
+        report,
+        set,
+        needed_bits(report),
+        FheMode::Exact,
+        target,
+        cores,
+    )
+}
+
+/// The plan of `report` on `set` with a `space_bits`-bit space, its errors counted as `mode`
+/// counts them (no checks: the plan may miss the target or not fit the set).
+pub fn plan_on(
+    report: &CompileReport,
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+) -> FhePlan {
     let neurons: Vec<NeuronNoise> = report
         .neurons
         .iter()
-        .map(|n| neuron_noise(set, n))
+        .map(|n| neuron_noise(set, space_bits, mode, n))
         .collect();
     let worst = neurons
         .iter()
@@ -432,16 +673,43 @@ pub fn plan_for(report: &CompileReport, set: &ParamSet, target: f64, cores: usiz
     let total = neurons
         .iter()
         .fold(f64::NEG_INFINITY, |acc, n| log2_add(acc, n.log2_p_fail));
+    let expected = |bootstrap: bool| -> f64 {
+        neurons
+            .iter()
+            .filter(|n| n.bootstrap == bootstrap)
+            .map(|n| n.log2_p_misread.exp2())
+            .sum()
+    };
+    let min_margin = neurons
+        .iter()
+        .filter(|n| n.bootstrap)
+        .map(|n| n.margin)
+        .min();
+    let max_sum_w2 = match (mode, min_margin) {
+        (FheMode::Approximate, Some(m)) => set.max_sum_w2_catastrophic(space_bits, m, target),
+        _ => set.max_sum_w2_exact(space_bits, target),
+    };
     let cores = cores.max(1);
     let lat1 = report.pbs_count as f64 * set.pbs_ms_1_thread;
     FhePlan {
         parameter_set: set.name.to_string(),
         precision_bits: set.precision(),
+        mode,
+        space_bits,
+        polynomial_size: set.polynomial_size,
+        box_positions: set.box_positions(space_bits),
         needed_bits: needed_bits(report),
         target_log2_p_fail: target,
         worst_log2_p_fail: worst.as_ref().map_or(LOG2_P_FLOOR, |w| w.log2_p_fail),
         worst,
         total_log2_p_fail: total.max(LOG2_P_FLOOR),
+        expected_misreads_per_sample: expected(true),
+        expected_output_misreads_per_sample: expected(false),
+        worst_sigma_units: neurons
+            .iter()
+            .filter(|n| n.bootstrap)
+            .map(|n| n.sigma_units)
+            .fold(0.0, f64::max),
         pbs_count: report.pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
@@ -451,24 +719,12 @@ pub fn plan_for(report: &CompileReport, set: &ParamSet, target: f64, cores: usiz
         compressed_server_key_bytes: set.compressed_server_key_bytes,
         client_key_bytes: set.client_key_bytes,
         keygen_seconds: set.keygen_seconds,
-        max_sum_w2: set.max_sum_w2(target),
+        max_sum_w2,
         neurons,
     }
 }
 
-/// The cheapest selectable parameter set whose precision covers every value the circuit's
-/// ciphertexts carry ([`needed_bits`]) and whose predicted failure probability of every
-/// bootstrap (and every output decryption) is at most `2^target_log2_p_fail`.
-///
-/// Cheapest = lowest predicted latency per sample, then smallest keys. When no set qualifies,
-/// an [`Error::Backend`] names the accumulators that are too wide or the neurons whose Σw² is
-/// too large, and what to change.
-pub fn choose_parameters(
-    report: &CompileReport,
-    target_log2_p_fail: f64,
-    cores: usize,
-) -> Result<FhePlan> {
-    let target = target_log2_p_fail;
+fn check_target(target: f64) -> Result<()> {
     if !(LOG2_P_FLOOR..0.0).contains(&target) {
         return Err(Error::param(
             "p_error",
@@ -477,55 +733,202 @@ pub fn choose_parameters(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The plan of `report` on `set` in `mode`, with the mode's space width: exact,
+/// `P = needed_bits`; approximate, the narrowest `P >= needed_bits` (at most `log2 N`) whose
+/// margins keep every bootstrap's catastrophic probability within the target.
+///
+/// Errors when the space does not fit the set's polynomial (`P > log2 N`, or `P >= log2 N`
+/// for exact reads, which need half a box of at least one position) or the mode's failures
+/// miss `2^target_log2_p_fail`; the message names the neurons and what to change.
+pub fn plan_with(
+    report: &CompileReport,
+    set: &ParamSet,
+    mode: FheMode,
+    target_log2_p_fail: f64,
+    cores: usize,
+) -> Result<FhePlan> {
+    let target = target_log2_p_fail;
+    check_target(target)?;
     let needed = needed_bits(report);
-    let mut covering: Vec<&ParamSet> = PARAMETER_SETS
-        .iter()
-        .filter(|p| p.selectable && p.precision() >= needed)
-        .collect();
-    covering.sort_by(|a, b| {
+    let top = match mode {
+        FheMode::Exact => set.max_space_bits().saturating_sub(1),
+        FheMode::Approximate => set.max_space_bits(),
+    };
+    if needed > top {
+        return Err(too_wide(report, needed, top, mode, target));
+    }
+    let widths = match mode {
+        FheMode::Exact => needed..=needed,
+        FheMode::Approximate => needed..=top,
+    };
+    let mut last = None;
+    for p in widths {
+        let plan = plan_on(report, set, p, mode, target, cores);
+        if plan.worst_log2_p_fail <= target {
+            return Ok(plan);
+        }
+        last = Some(plan);
+    }
+    Err(too_noisy(&last.expect("at least one width"), target))
+}
+
+/// [`choose_parameters_with`] in [`FheMode::Exact`]: the behaviour the CLI relies on.
+pub fn choose_parameters(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+) -> Result<FhePlan> {
+    choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Exact)
+}
+
+/// The cheapest selectable parameter set (and its space width, [`plan_with`]) that meets the
+/// mode's constraints at `2^target_log2_p_fail` per bootstrap.
+///
+/// Cheapest = lowest predicted latency per sample (`pbs_count × one bootstrap ÷ cores`), then
+/// smallest keys. Only the classic 2^-128 sets of the catalogue are candidates (the 2^-64 and
+/// multi-bit families have no calibrated noise here). When no set qualifies, an
+/// [`Error::Backend`] names the accumulators that are too wide or the neurons whose Σw² is too
+/// large, and what to change.
+pub fn choose_parameters_with(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    mode: FheMode,
+) -> Result<FhePlan> {
+    let target = target_log2_p_fail;
+    check_target(target)?;
+    let needed = needed_bits(report);
+    let mut sets: Vec<&ParamSet> = PARAMETER_SETS.iter().filter(|p| p.selectable).collect();
+    sets.sort_by(|a, b| {
         a.pbs_ms_1_thread
             .total_cmp(&b.pbs_ms_1_thread)
             .then(a.server_key_bytes.cmp(&b.server_key_bytes))
     });
     if report.pbs_count == 0 {
         // No bootstrap: latency is the same everywhere, pick the smallest keys.
-        covering.sort_by_key(|p| p.server_key_bytes);
+        sets.sort_by_key(|p| p.server_key_bytes);
     }
-    if covering.is_empty() {
-        return Err(too_wide(report, needed));
+    if let Some(plan) = sets
+        .iter()
+        .find_map(|s| plan_with(report, s, mode, target, cores).ok())
+    {
+        return Ok(plan);
     }
-    let plans: Vec<FhePlan> = covering
+    // Nothing fits: too wide for every set, or too noisy even for the most tolerant one.
+    let widest = sets
         .iter()
-        .map(|s| plan_for(report, s, target, cores))
-        .collect();
-    if let Some(p) = plans.iter().find(|p| p.worst_log2_p_fail <= target) {
-        return Ok(p.clone());
-    }
-    // Blame with the most tolerant set.
-    let best = plans
-        .iter()
-        .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
-        .expect("non-empty");
-    Err(too_noisy(best, target))
-}
-
-fn too_wide(report: &CompileReport, needed: u32) -> Error {
-    let widest = PARAMETER_SETS
-        .iter()
-        .filter(|p| p.selectable)
-        .map(|p| p.precision())
+        .map(|s| capacity(s, mode, target, report.pbs_count > 0))
         .max()
         .unwrap_or(0);
+    if needed > widest {
+        return Err(too_wide(report, needed, widest, mode, target));
+    }
+    let best = sets
+        .iter()
+        .filter(|s| needed <= s.max_space_bits())
+        .map(|s| {
+            let top = match mode {
+                FheMode::Exact => needed,
+                FheMode::Approximate => s.max_space_bits(),
+            };
+            (needed..=top)
+                .map(|p| plan_on(report, s, p, mode, target, cores))
+                .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
+                .expect("non-empty")
+        })
+        .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
+        .expect("some set holds the width");
+    Err(too_noisy(&best, target))
+}
+
+/// The widest space a set reads in `mode` at the target for a neuron without weights: exact,
+/// the largest `P` whose read at Σw² = 0 is exact at the target; approximate, `log2 N`.
+fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: bool) -> u32 {
+    match mode {
+        FheMode::Approximate => set.max_space_bits(),
+        FheMode::Exact if !bootstraps => set.max_space_bits().saturating_sub(1),
+        FheMode::Exact => (1..set.max_space_bits())
+            .rev()
+            .find(|&p| misread_log2(set.bootstrap_std(0), set.box_positions(p)) <= target)
+            .unwrap_or(0),
+    }
+}
+
+/// Per neuron, `σ_units` of its read: for a dot followed by a table, the table's read of the
+/// dot's value; for an output dot, its decryption. Keyed by the dot's node id (the table that
+/// reads dot `d` is the unique `Lut` whose input is `d`). A simulation draws
+/// `d = floor(z·σ_units + 1/2)` ([`read_offset`]) and reads `clamp(v + d, lo, hi)` through the
+/// table, or decrypts `v + d` for an output.
+pub fn read_sigma_units(plan: &FhePlan, report: &CompileReport) -> Vec<(NodeId, f64)> {
+    match plan.set() {
+        Ok(set) => report
+            .neurons
+            .iter()
+            .map(|n| {
+                let s = neuron_noise(set, plan.space_bits, plan.mode, n);
+                (n.node, s.sigma_units)
+            })
+            .collect(),
+        Err(_) => plan
+            .neurons
+            .iter()
+            .map(|n| (n.node, n.sigma_units))
+            .collect(),
+    }
+}
+
+/// `σ_units` per node of `graph`, indexed by node id, for a clear simulation: at a `Lut` node
+/// the read of its input dot, at an output `Dot` its decryption, 0 elsewhere (inputs, hidden
+/// dots, nodes the plan does not cover). `plan` must come from `graph`'s report.
+///
+/// The offset `d = floor(z·σ_units + 1/2)` is in accumulator units: a table that drops
+/// `round_bits` low bits reads `table[(clamp(v + d, lo, hi) + offset) >> round_bits]` (the
+/// encrypted test vector reads the whole accumulator), which is not the same as moving the
+/// table index by `d` when `round_bits > 0`.
+pub fn sigma_units_by_node(plan: &FhePlan, graph: &IntGraph) -> Vec<f64> {
+    let mut by_dot = vec![None; graph.nodes.len()];
+    for n in &plan.neurons {
+        if let Some(slot) = by_dot.get_mut(n.node) {
+            *slot = Some(n.sigma_units);
+        }
+    }
+    let mut sigma = vec![0.0; graph.nodes.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if let Op::Lut { input, .. } = node.op {
+            sigma[id] = by_dot.get(input).copied().flatten().unwrap_or(0.0);
+        }
+    }
+    for &o in &graph.outputs {
+        if let Some(s) = by_dot.get(o).copied().flatten() {
+            sigma[o] = s;
+        }
+    }
+    sigma
+}
+
+fn too_wide(report: &CompileReport, needed: u32, widest: u32, mode: FheMode, target: f64) -> Error {
     let mut blame: Vec<&NeuronReport> = report
         .neurons
         .iter()
         .filter(|n| n.range_bits.max(n.table_bits) > widest)
         .collect();
     blame.sort_by_key(|n| std::cmp::Reverse(n.range_bits));
-    let mut msg = format!(
-        "the circuit needs {needed}-bit ciphertexts, but the widest practical 128-bit parameter \
-         set here holds {widest} bits (8 bits needs 11 GB of keys and about 1 s per bootstrap)"
-    );
+    let mut msg = match mode {
+        FheMode::Exact => format!(
+            "the circuit needs {needed}-bit ciphertexts, but exact table reads at 2^{target} per \
+             bootstrap hold at most {widest} bits with the practical 128-bit parameter sets here \
+             (a wider space shrinks each value's box below the bootstrap noise; the 8-bit set \
+             needs 11 GB of keys and about 1 s per bootstrap)"
+        ),
+        FheMode::Approximate => format!(
+            "the circuit needs {needed}-bit ciphertexts, but one bootstrap of the practical \
+             128-bit parameter sets here reads at most {widest} bits (one position of its \
+             polynomial per value)"
+        ),
+    };
     if blame.is_empty() {
         msg.push_str(&format!(
             "; its inputs and tables use n_a_bits = {} bits",
@@ -545,6 +948,12 @@ fn too_wide(report: &CompileReport, needed: u32) -> Error {
         ". To fix: retrain with --n-accum-bits {widest} or less (per-neuron pruning then keeps \
          every accumulator within it), prune more, or use fewer weight/activation bits"
     ));
+    if mode == FheMode::Exact {
+        msg.push_str(
+            "; or accept approximate reads (one bootstrap reads up to 11 bits on the 4-bit set, \
+             off by a few units near a table's steps)",
+        );
+    }
     Error::Backend(msg)
 }
 
@@ -556,22 +965,32 @@ fn too_noisy(best: &FhePlan, target: f64) -> Error {
         .collect();
     blame.sort_by(|a, b| b.log2_p_fail.total_cmp(&a.log2_p_fail));
     let relax = best.worst_log2_p_fail.ceil();
+    let what = match best.mode {
+        FheMode::Exact => "an inexact read",
+        FheMode::Approximate => "a read past the margin",
+    };
     Error::Backend(format!(
-        "no 128-bit parameter set meets the failure target 2^{target} per bootstrap: even with the \
-         most tolerant set that holds the circuit's {}-bit values ({}, {} bits), {} neuron(s) \
-         exceed it: {}. To fix: prune more or train with fewer weight bits so that every hidden \
-         neuron has Σw² <= {} (its dot-product noise grows as sqrt(Σw²)), or relax the target \
-         (--p-error {relax})",
+        "no 128-bit parameter set meets the failure target 2^{target} per bootstrap ({what}, \
+         {} mode): even with the most tolerant set that holds the circuit's {}-bit values ({}, \
+         {}-bit space, {} positions per value), {} neuron(s) exceed it: {}. To fix: prune more or \
+         train with fewer weight bits so that every hidden neuron has Σw² <= {} (its \
+         dot-product noise grows as sqrt(Σw²)), or relax the target (--p-error {relax})",
+        best.mode,
         best.needed_bits,
         best.parameter_set,
-        best.precision_bits,
+        best.space_bits,
+        best.box_positions,
         blame.len(),
         list(blame.iter().map(|n| format!(
             "layer {} neuron {} (Σw² {}, {}: 2^{:.1})",
             n.layer,
             n.neuron,
             n.sum_w2,
-            if n.bootstrap { "bootstrap" } else { "output decryption" },
+            if n.bootstrap {
+                "bootstrap"
+            } else {
+                "output decryption"
+            },
             n.log2_p_fail
         ))),
         best.max_sum_w2,
@@ -611,12 +1030,16 @@ fn ms(v: f64) -> String {
 pub fn render_plan(plan: &FhePlan) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "TFHE plan (target 2^{} per bootstrap):\n",
-        plan.target_log2_p_fail
+        "TFHE plan ({} reads, target 2^{} per bootstrap):\n",
+        plan.mode, plan.target_log2_p_fail
     ));
     s.push_str(&format!(
-        "  parameters   {} ({}-bit ciphertexts; the circuit needs {})\n",
-        plan.parameter_set, plan.precision_bits, plan.needed_bits
+        "  parameters   {} ({}-bit set, N = {})\n",
+        plan.parameter_set, plan.precision_bits, plan.polynomial_size
+    ));
+    s.push_str(&format!(
+        "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
+        plan.space_bits, plan.needed_bits, plan.box_positions
     ));
     s.push_str(&format!(
         "  bootstraps   {} per sample, {} each on one thread\n",
@@ -629,17 +1052,32 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
     ));
+    let kind = match plan.mode {
+        FheMode::Exact => "failure ",
+        FheMode::Approximate => "past margin",
+    };
     match &plan.worst {
-        Some(w) => s.push_str(&format!(
-            "  failure      worst 2^{:.1} ({} of layer {} neuron {}, Σw² {}); whole sample 2^{:.1}\n",
+        Some(w) => {
+            s.push_str(&format!(
+            "  {kind:<12} worst 2^{:.1} ({} of layer {} neuron {}, Σw² {}); whole sample 2^{:.1}\n",
             w.log2_p_fail,
             if w.bootstrap { "bootstrap" } else { "output decryption" },
             w.layer,
             w.neuron,
             w.sum_w2,
             plan.total_log2_p_fail
-        )),
-        None => s.push_str("  failure      no noisy operation\n"),
+        ))
+        }
+        None => s.push_str(&format!("  {kind:<12} no noisy operation\n")),
+    }
+    if plan.mode == FheMode::Approximate {
+        s.push_str(&format!(
+            "  misreads     σ up to {:.2} units per table read; expected {:.2} table reads and {:.2} \
+             outputs off by >= 1 unit per sample\n",
+            plan.worst_sigma_units,
+            plan.expected_misreads_per_sample,
+            plan.expected_output_misreads_per_sample
+        ));
     }
     s.push_str(&format!(
         "  noise budget Σw² <= {} per hidden neuron at the target\n",
@@ -653,6 +1091,50 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.keygen_seconds.max(1.0)
     ));
     s
+}
+
+/// Approximate mode with an accuracy guard: the cheapest plan (as
+/// [`choose_parameters_with`] orders sets) whose worst read noise is at most `max_sigma_units`
+/// accumulator units. Without the guard the cheapest set can be one whose reads are off by
+/// several units (the 2-bit set reads a 9-bit space with σ ≈ 4.6 units, the 4-bit set with
+/// σ ≈ 1.3). `f64::INFINITY` disables the guard.
+pub fn choose_approximate(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    max_sigma_units: f64,
+) -> Result<FhePlan> {
+    check_target(target_log2_p_fail)?;
+    if max_sigma_units.is_nan() || max_sigma_units <= 0.0 {
+        return Err(Error::param(
+            "max_sigma",
+            format!("{max_sigma_units} must be a positive number of accumulator units"),
+        ));
+    }
+    let mut sets: Vec<&ParamSet> = PARAMETER_SETS.iter().filter(|p| p.selectable).collect();
+    sets.sort_by(|a, b| a.pbs_ms_1_thread.total_cmp(&b.pbs_ms_1_thread));
+    let plans: Vec<FhePlan> = sets
+        .iter()
+        .filter_map(|s| plan_with(report, s, FheMode::Approximate, target_log2_p_fail, cores).ok())
+        .collect();
+    if let Some(p) = plans
+        .iter()
+        .find(|p| p.worst_sigma_units <= max_sigma_units)
+    {
+        return Ok(p.clone());
+    }
+    match plans
+        .iter()
+        .min_by(|a, b| a.worst_sigma_units.total_cmp(&b.worst_sigma_units))
+    {
+        Some(best) => Err(Error::Backend(format!(
+            "no parameter set reads this circuit's tables with noise within {max_sigma_units} \
+             units (the best, {}, has σ = {:.2} units): raise --max-sigma, prune more (smaller \
+             Σw²), or use fewer accumulator bits",
+            best.parameter_set, best.worst_sigma_units
+        ))),
+        None => choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Approximate),
+    }
 }
 
 #[cfg(test)]
@@ -814,14 +1296,18 @@ mod tests {
         let p = choose_parameters(&r, -30.0, 2).unwrap();
         assert!(p.precision_bits <= 4);
         assert!(p.worst_log2_p_fail <= -30.0);
-        // Beyond every set: an error that names the neuron, its Σw² and the fixes.
+        // Beyond every set: an error that names the neuron, its Σw² and the fixes. The most
+        // tolerant exact read of a 4-bit space is the 6-bit set's (N = 8192: 512 positions per
+        // value).
+        let m6_4 = six.max_sum_w2_exact(4, -40.0);
+        assert!(m6_4 > m6);
         let r = report(
-            vec![neuron(0, 0, 4, 4, true), neuron(2, 7, 4, m6 * 4, true)],
+            vec![neuron(0, 0, 4, 4, true), neuron(2, 7, 4, m6_4 * 4, true)],
             2,
         );
         let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
         assert!(e.contains("layer 2 neuron 7"), "{e}");
-        assert!(e.contains(&format!("Σw² {}", m6 * 4)), "{e}");
+        assert!(e.contains(&format!("Σw² {}", m6_4 * 4)), "{e}");
         assert!(e.contains("prune more"), "{e}");
         assert!(e.contains("--p-error"), "{e}");
         assert!(!e.contains("layer 0 neuron 0"), "{e}");
@@ -850,5 +1336,241 @@ mod tests {
         }
         assert!((log2_add(-10.0, -10.0) + 9.0).abs() < 1e-12);
         assert_eq!(log2_add(f64::NEG_INFINITY, -3.0), -3.0);
+    }
+
+    const SET2: &str = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
+    const SET4: &str = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128";
+    const SET6: &str = "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128";
+
+    /// A neuron with the interval `[lo, hi]`.
+    fn neuron_iv(
+        layer: usize,
+        idx: usize,
+        lo: i64,
+        hi: i64,
+        sum_w2: u64,
+        table: bool,
+    ) -> NeuronReport {
+        let iv = crate::analyze::Interval { lo, hi };
+        let mut n = neuron(layer, idx, iv.range_bits(), sum_w2, table);
+        n.lo = lo;
+        n.hi = hi;
+        n
+    }
+
+    #[test]
+    fn margins_centre_the_interval() {
+        assert_eq!(margins(-3, 4, 4), Some((4, 4)));
+        assert_eq!(margins(-3, 5, 4), Some((3, 4)));
+        assert_eq!(margins(0, 15, 4), Some((0, 0)));
+        assert_eq!(margins(0, 16, 4), None);
+        assert_eq!(margins(5, 5, 1), Some((0, 1)));
+        assert_eq!(margins(0, 3, 63), None);
+        assert_eq!(margins(i64::MIN, i64::MAX, 62), None);
+    }
+
+    #[test]
+    fn read_offset_rounds_half_up() {
+        for (s, z, d) in [
+            (1.0, 0.0, 0),
+            (1.0, 0.49, 0),
+            (1.0, 0.5, 1),
+            (1.0, -0.5, 0),
+            (1.0, -0.51, -1),
+            (2.0, 1.0, 2),
+            (0.3, -2.0, -1),
+            (0.0, 5.0, 0),
+        ] {
+            assert_eq!(read_offset(s, z), d, "σ {s}, z {z}");
+        }
+        assert_eq!(read_offset(1.0, f64::NAN), 0);
+        assert_eq!(read_offset(f64::INFINITY, 1.0), 1 << 53);
+    }
+
+    #[test]
+    fn offset_probabilities_are_consistent() {
+        for (std, bx) in [(5.0, 2.0), (4.9, 64.0), (5.5, 4.0), (7.0, 1.0)] {
+            let m = misread_log2(std, bx);
+            assert!((offset_at_least_log2(std, bx, 1) - m).abs() < 1e-12);
+            let mut last = m;
+            for k in 2..20u64 {
+                let p = offset_at_least_log2(std, bx, k);
+                assert!(p <= last);
+                last = p;
+            }
+            // One side of P(|d| >= m + 1).
+            for margin in [0u64, 1, 5, 40] {
+                let c = catastrophic_log2(std, bx, margin);
+                let two = offset_at_least_log2(std, bx, margin + 1);
+                assert!((c - (two - 1.0)).abs() < 1e-9 || c == LOG2_P_FLOOR);
+            }
+        }
+        // The draw of `read_offset` matches the predicted misread rate (a seeded Box-Muller).
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let n = 200_000;
+        for s in [0.3f64, 0.7, 1.4] {
+            let mut off = [0usize; 3];
+            for _ in 0..n {
+                let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(1e-300), rng.gen());
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                let d = read_offset(s, z).unsigned_abs() as usize;
+                for (k, c) in off.iter_mut().enumerate() {
+                    if d > k {
+                        *c += 1;
+                    }
+                }
+            }
+            for (k, &c) in off.iter().enumerate() {
+                let p = offset_at_least_log2(s, 1.0, k as u64 + 1).exp2();
+                let got = c as f64 / n as f64;
+                let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-5;
+                assert!(
+                    (got - p).abs() < tol,
+                    "σ {s}, |d| >= {}: {got} vs {p}",
+                    k + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exact_mode_is_the_classic_model_at_the_set_precision() {
+        let s = parameter_set(SET4).unwrap();
+        let r = report(
+            vec![neuron(0, 0, 4, 30, true), neuron(1, 0, 4, 9, false)],
+            2,
+        );
+        let p = plan_for(&r, s, -40.0, 2);
+        assert_eq!(p.mode, FheMode::Exact);
+        assert_eq!(p.space_bits, 4);
+        assert_eq!(p.box_positions, 128.0);
+        let n = &p.neurons[0];
+        assert!((n.log2_p_fail - s.bootstrap_log2_p_fail(30)).abs() < 1e-9);
+        assert!((n.sigma_units - s.bootstrap_std(30) / 128.0).abs() < 1e-12);
+        assert!((p.neurons[1].log2_p_fail - s.decrypt_log2_p_fail(9)).abs() < 1e-9);
+        assert_eq!(s.max_sum_w2_exact(4, -40.0), s.max_sum_w2(-40.0));
+        assert_eq!(p.max_sum_w2, s.max_sum_w2(-40.0));
+        let back: FhePlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn exact_reads_wider_than_the_set_when_the_target_allows() {
+        // 5-bit values: the 4-bit set's N = 2048 gives 64 positions per value, a read exact with
+        // probability 1 - 2^-33.6 at σ ≈ 4.9: not at 2^-40 (the 6-bit set then), but at 2^-30.
+        let r = report(vec![neuron(0, 0, 5, 9, true), neuron(1, 0, 5, 9, false)], 2);
+        let p = choose_parameters(&r, -40.0, 2).unwrap();
+        assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET6, 5));
+        let p = choose_parameters(&r, -30.0, 2).unwrap();
+        assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET4, 5));
+        assert_eq!(p.precision_bits, 4);
+        assert_eq!(p.box_positions, 64.0);
+        assert!(p.worst_log2_p_fail < -33.0 && p.worst_log2_p_fail > -34.5);
+        // 6 bits on N = 2048 (32 positions): misreads about one read in a thousand.
+        let s4 = parameter_set(SET4).unwrap();
+        let q = plan_on(&r, s4, 6, FheMode::Exact, -40.0, 2);
+        assert!(q.worst_log2_p_fail > -11.0, "{}", q.worst_log2_p_fail);
+        // What exact reads allow at 2^-40: 4 bits on N = 2048, 6 on N = 8192.
+        assert_eq!(capacity(s4, FheMode::Exact, -40.0, true), 4);
+        assert_eq!(capacity(s4, FheMode::Exact, -30.0, true), 5);
+        let s6 = parameter_set(SET6).unwrap();
+        assert_eq!(capacity(s6, FheMode::Exact, -40.0, true), 6);
+        // Explicit errors from plan_with on one set.
+        let e = plan_with(&r, s4, FheMode::Exact, -40.0, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2^-40") && e.contains("5-bit space"), "{e}");
+    }
+
+    /// An iris-like report: 9-bit accumulators (one filling its 512 values exactly), 9-bit
+    /// outputs.
+    fn wide_report() -> CompileReport {
+        report(
+            vec![
+                neuron_iv(0, 0, -240, 271, 196, true), // 512 values: no margin at P = 9
+                neuron_iv(0, 1, -100, 199, 150, true),
+                neuron_iv(1, 0, 0, 400, 300, true),
+                neuron_iv(2, 0, -200, 180, 250, false),
+            ],
+            4,
+        )
+    }
+
+    #[test]
+    fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
+        let r = wide_report();
+        assert_eq!(needed_bits(&r), 9);
+        // Exact reads of 9 bits are impossible on every practical set at 2^-40.
+        let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
+        assert!(e.contains("9-bit") && e.contains("approximate"), "{e}");
+        let p = choose_parameters_with(&r, -40.0, 2, FheMode::Approximate).unwrap();
+        assert_eq!(p.mode, FheMode::Approximate);
+        // P = 9 leaves no margin to the full neuron (512 values): P = 10, which the 2-bit set
+        // (N = 512, at most 9 bits) cannot read; the next cheapest, the 4-bit set, reads it with
+        // 2 positions per value.
+        assert_eq!(p.parameter_set, SET4);
+        assert_eq!(p.space_bits, 10);
+        assert_eq!(p.box_positions, 2.0);
+        assert!(p.worst_log2_p_fail <= -40.0);
+        let s = parameter_set(SET4).unwrap();
+        for (n, rn) in p.neurons.iter().zip(&r.neurons) {
+            let std = if rn.table_len > 0 {
+                s.bootstrap_std(rn.sum_w2)
+            } else {
+                s.decrypt_std(rn.sum_w2)
+            };
+            assert!((n.sigma_units - std / 2.0).abs() < 1e-12);
+            assert!(n.log2_p_misread > -2.0, "a σ of 2.5 units misreads often");
+            assert_eq!(n.log2_p_fail, n.log2_p_catastrophic);
+        }
+        assert_eq!(p.neurons[0].margin, 256);
+        assert!(p.expected_misreads_per_sample > 1.0);
+        assert!(p.worst_sigma_units > 2.0 && p.worst_sigma_units < 3.5);
+        let text = render_plan(&p);
+        assert!(
+            text.contains("approximate reads") && text.contains("misreads"),
+            "{text}"
+        );
+        assert!(text.contains("10-bit ciphertext space"), "{text}");
+        let sig = read_sigma_units(&p, &r);
+        assert_eq!(sig.len(), 4);
+        for ((node, su), n) in sig.iter().zip(&p.neurons) {
+            assert_eq!((*node, *su), (n.node, n.sigma_units));
+        }
+        // Without the full neuron, P = 9 has margins: the 2-bit set (cheapest, one position per
+        // value) takes it, σ ≈ 4.6 units.
+        let mut r2 = r.clone();
+        r2.neurons.remove(0);
+        r2.pbs_count -= 1;
+        let p2 = choose_parameters_with(&r2, -40.0, 2, FheMode::Approximate).unwrap();
+        assert_eq!((p2.parameter_set.as_str(), p2.space_bits), (SET2, 9));
+        assert_eq!(p2.box_positions, 1.0);
+        assert!(p2.worst_sigma_units > 4.0);
+        // Forcing the 4-bit set keeps P = 9: 4 positions per value.
+        let p3 = plan_with(&r2, s, FheMode::Approximate, -40.0, 2).unwrap();
+        assert_eq!((p3.space_bits, p3.box_positions), (9, 4.0));
+        assert!(p3.worst_sigma_units < 1.5);
+        // Too wide for one bootstrap of any practical set: 14 bits > log2 8192.
+        let r3 = report(vec![neuron(0, 0, 14, 4, true)], 4);
+        let e = choose_parameters_with(&r3, -40.0, 2, FheMode::Approximate)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("14-bit") && e.contains("at most 13 bits"), "{e}");
+    }
+
+    #[test]
+    fn modes_parse_and_serialize() {
+        assert_eq!("exact".parse::<FheMode>().unwrap(), FheMode::Exact);
+        assert_eq!(
+            "approximate".parse::<FheMode>().unwrap(),
+            FheMode::Approximate
+        );
+        assert!("fast".parse::<FheMode>().is_err());
+        assert_eq!(
+            serde_json::to_string(&FheMode::Approximate).unwrap(),
+            "\"approximate\""
+        );
+        assert_eq!(FheMode::default(), FheMode::Exact);
     }
 }

@@ -16,31 +16,44 @@
 //! ([`IntGraph::digest`](crate::graph::IntGraph::digest)); using it with another circuit is an
 //! [`Error::Keys`] that says to run `sqnn keygen`.
 //!
-//! # Encoding (see `../shared/tfhe-facts.md`)
-//! Each node's ciphertext holds `value - lo`, where `[lo, hi]` is the node's proved interval, an
-//! integer in `[0, M)` with `M = 2^(message + carry bits)` and the padding bit clear.
-//! * Input: the client encrypts `v - lo` over the whole message × carry space.
+//! # Encoding (see [`crate::fhe`] and `../shared/tfhe-facts.md`)
+//! Every ciphertext of a circuit uses one encoding `Δ_P = 2^63 / 2^P`, `P` the plan's
+//! [`space_bits`](crate::fhe::FhePlan::space_bits) (a padding bit above it), whatever the
+//! parameter set's own message × carry precision; the keys carry `P`. A node whose proved
+//! interval is `[lo, hi]` holds `v - lo + m` with `m` = [`fhe::margins`] (its values centred in
+//! `[0, 2^P)`).
+//! * Input: the client encrypts `0` with the `shortint` key (a fresh ciphertext under the large
+//!   LWE key) and adds the plaintext `(v - lo + m)·Δ_P`.
 //! * Dot: a weighted sum on the raw LWE ciphertexts, `Σ w_j · ct_j` with
 //!   `lwe_ciphertext_cleartext_mul_assign` (a negative weight is its two's complement: the
 //!   arithmetic is modulo 2^64, so intermediate wrap-around is harmless), plus the clear
-//!   constant `c + Σ w_j·lo_j - lo` times Δ. Only the final value must lie in `[0, M)`, which
-//!   the static check proves.
-//! * Lut: one programmable bootstrap whose table maps index `k` to `table[k] - lo_out` (indices
-//!   outside the table, which the proof excludes, map to 0).
-//! * Outputs: the last layer's dot ciphertexts, returned without a bootstrap; the client adds
-//!   the dot's `lo` back after decrypting.
+//!   constant `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P`. Only the final value must lie in
+//!   `[0, 2^P)`, which the static check proves. When a value spans a single position of the
+//!   modulus switch (`P = log2 N`), a dot that a table reads is also shifted up by half a
+//!   position, so that its read rounds symmetrically ([`crate::fhe`], "The read").
+//! * Lut: one programmable bootstrap whose test vector
+//!   (`core_crypto::generate_programmable_bootstrap_glwe_lut` with `2^P` boxes of `N / 2^P`
+//!   positions and output encoding `Δ_P`) maps every index `k` of `[0, 2^P)` to
+//!   `table[(clamp(k - m + lo, lo, hi) + offset) >> round_bits] - lo_out + m_out`: indices in
+//!   the margins read the nearest edge entry. Rounding tables (`round_bits > 0`) need nothing
+//!   else: the test vector reads the whole accumulator.
+//! * Outputs: the last layer's dot ciphertexts, returned without a bootstrap; the client
+//!   decrypts the phase, rounds it to a multiple of `Δ_P` and adds `lo - m` back.
+//!
+//! In [exact mode](crate::fhe::FheMode::Exact) the plan makes each box wide enough for the
+//! noise, so outputs are bit-identical to the clear backend; in approximate mode a read may be
+//! off by a few units, with the probabilities the plan predicts.
 //!
 //! The checked `shortint` operations refuse realistic dot products (their degree and
 //! noise-level bookkeeping is a conservative L1-style budget), so this backend uses the
-//! unchecked / raw operations and sets the ciphertext metadata itself (degree `M - 1`, nominal
-//! noise level). Correctness rests on sqnn's own proof (every value fits `[0, M)`) and on the
-//! noise model of [`crate::fhe`] (the parameter set keeps each bootstrap's failure probability
-//! below the target).
+//! unchecked / raw operations and sets the ciphertext metadata itself (nominal noise level).
+//! Correctness rests on sqnn's own proof (every value fits `[0, 2^P)`) and on the noise model
+//! of [`crate::fhe`].
 //!
 //! # Files
 //! Keys, encrypted inputs and outputs are saved with `tfhe::safe_serialization` (versioned,
 //! size-limited), behind a small header (magic, kind, circuit digest, parameter set, payload
-//! length and SHA-256). `tfhe` 1.8 implements the `Named` trait that safe serialization needs
+//! length and SHA-256, and the encoding's `space_bits`). `tfhe` 1.8 implements the `Named` trait that safe serialization needs
 //! for core entities and `shortint` ciphertexts but not for `shortint` keys, so keys are
 //! stored as their parts: the client key as its GLWE and LWE secret keys, the server key as
 //! its seeded (compressed) keyswitching and bootstrapping keys, both as full-size core
@@ -57,9 +70,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tfhe::core_crypto::prelude::{
-    lwe_ciphertext_add_assign, lwe_ciphertext_cleartext_mul_assign,
-    lwe_ciphertext_plaintext_add_assign, ChunkSize, Cleartext, GlweSecretKeyOwned, LweCiphertext,
-    LweSecretKeyOwned, Plaintext, SeededLweBootstrapKey, SeededLweBootstrapKeyChunk,
+    generate_programmable_bootstrap_glwe_lut, lwe_ciphertext_add_assign,
+    lwe_ciphertext_cleartext_mul_assign, lwe_ciphertext_plaintext_add_assign, ChunkSize,
+    CiphertextModulus, Cleartext, GlweSecretKeyOwned, GlweSize, LweCiphertext, LweSecretKeyOwned,
+    Plaintext, PolynomialSize, SeededLweBootstrapKey, SeededLweBootstrapKeyChunk,
     SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk,
 };
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
@@ -78,7 +92,7 @@ use tfhe::shortint::server_key::{
 };
 use tfhe::shortint::{Ciphertext, CompressedServerKey, PBSOrder};
 
-use crate::analyze::CheckedGraph;
+use crate::analyze::{CheckedGraph, NodeFact};
 use crate::error::{Error, Result};
 use crate::execute::{validate_inputs, Backend};
 use crate::fhe::{self, FhePlan, ParamSet};
@@ -134,14 +148,17 @@ fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
     ))
 }
 
-/// What a circuit needs from TFHE, computed once: its digest, the ciphertext width, the order
-/// of evaluation.
+/// What a circuit needs from TFHE, computed once: its digest, the width of its values, the
+/// order of evaluation.
 struct Circuit {
     digest: String,
-    needed_bits: u32,
+    /// Bits the widest proved interval of any node needs (at least 1): the smallest space.
+    value_bits: u32,
     /// Stage `s`: the tables at bootstrap depth `s` (run in parallel), then the dots that read
     /// them. Stage 0 has no tables.
     stages: Vec<(Vec<NodeId>, Vec<NodeId>)>,
+    /// Whether a table reads the node (a dot).
+    read_by_table: Vec<bool>,
 }
 
 impl Circuit {
@@ -149,11 +166,15 @@ impl Circuit {
         let g = checked.graph();
         let digest = g.digest()?;
         let mut level = vec![0usize; g.nodes.len()];
+        let mut read_by_table = vec![false; g.nodes.len()];
         for (id, n) in g.nodes.iter().enumerate() {
             level[id] = match &n.op {
                 Op::Input { .. } => 0,
                 Op::Dot { terms, .. } => terms.iter().map(|&(s, _)| level[s]).max().unwrap_or(0),
-                Op::Lut { input, .. } => level[*input] + 1,
+                Op::Lut { input, .. } => {
+                    read_by_table[*input] = true;
+                    level[*input] + 1
+                }
             };
         }
         let depth = level.iter().copied().max().unwrap_or(0);
@@ -165,37 +186,92 @@ impl Circuit {
                 Op::Lut { .. } => stages[level[id]].0.push(id),
             }
         }
+        let value_bits = checked
+            .facts()
+            .iter()
+            .map(|f| f.interval.range_bits())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         Ok(Circuit {
             digest,
-            needed_bits: fhe::needed_bits(checked.report()),
+            value_bits,
             stages,
+            read_by_table,
         })
     }
 
-    /// Rejects what this backend does not run yet, and circuits too wide for `set`.
-    fn check_supported(&self, checked: &CheckedGraph, set: &ParamSet) -> Result<()> {
-        for (id, n) in checked.graph().nodes.iter().enumerate() {
-            if let Op::Lut { round_bits, .. } = n.op {
-                if round_bits > 0 {
-                    return Err(Error::Backend(format!(
-                        "lut node {id} (layer {}) drops {round_bits} low bits before its table \
-                         (round_bits = {round_bits}): the TFHE backend does not round yet; \
-                         recompile without rounding, or use --backend clear",
-                        n.layer
-                    )));
-                }
-            }
-        }
-        if self.needed_bits > set.precision() {
+    /// Rejects a space that does not hold the circuit's values or does not fit `set`.
+    fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
+        if space_bits == 0 || space_bits > set.max_space_bits() {
             return Err(Error::Keys(format!(
-                "the keys use {} ({} bits) but the circuit needs {}-bit ciphertexts: run sqnn \
-                 keygen CIRCUIT --out-dir DIR",
+                "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \
+                 most {} bits, one position per value): run sqnn keygen CIRCUIT --out-dir DIR",
                 set.name,
-                set.precision(),
-                self.needed_bits
+                set.max_space_bits()
+            )));
+        }
+        if self.value_bits > space_bits {
+            return Err(Error::Keys(format!(
+                "the keys use {} with a {space_bits}-bit ciphertext space but the circuit needs \
+                 {}-bit ciphertexts: run sqnn keygen CIRCUIT --out-dir DIR",
+                set.name, self.value_bits
             )));
         }
         Ok(())
+    }
+}
+
+/// The encoding of one circuit in a `space_bits`-bit space: `Δ_P` and each node's margin.
+struct Layout {
+    space_bits: u32,
+    /// `Δ_P = 2^(63 - P)`.
+    delta: u64,
+    /// Per node: the margin `m` below its interval (it holds `v - lo + m`).
+    below: Vec<i64>,
+}
+
+impl Layout {
+    fn new(facts: &[NodeFact], space_bits: u32) -> Result<Layout> {
+        let below = facts
+            .iter()
+            .map(|f| {
+                fhe::margins(f.interval.lo, f.interval.hi, space_bits)
+                    .map(|(m, _)| m as i64)
+                    .ok_or_else(|| {
+                        Error::Keys(format!(
+                            "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
+                             space: run sqnn keygen CIRCUIT --out-dir DIR",
+                            f.interval.lo, f.interval.hi
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        Ok(Layout {
+            space_bits,
+            delta: 1u64 << (63 - space_bits),
+            below,
+        })
+    }
+
+    /// `(v - lo + m)` of node `id`, as held in the space.
+    fn held(&self, facts: &[NodeFact], id: NodeId, v: i64) -> u64 {
+        (v - facts[id].interval.lo + self.below[id]) as u64
+    }
+
+    /// The integer a decrypted phase encodes, `round(phase / Δ_P)`, read back as a value of
+    /// node `id`: the representative nearest the centre of its interval (modulo the padded
+    /// space `2^(P+1)`), so a small error in either direction stays small.
+    fn decode(&self, facts: &[NodeFact], id: NodeId, phase: u64) -> i64 {
+        let p = self.space_bits;
+        let raw = (phase.wrapping_add(self.delta >> 1) >> (63 - p)) as i64; // [0, 2^(P+1))
+        let iv = facts[id].interval;
+        let centre = self.below[id] + (iv.hi - iv.lo) / 2;
+        let mut s = (raw - centre).rem_euclid(1i64 << (p + 1));
+        if s >= 1i64 << p {
+            s -= 1i64 << (p + 1);
+        }
+        iv.lo + centre + s - self.below[id]
     }
 }
 
@@ -205,6 +281,8 @@ pub struct ClientKey {
     key: tfhe::shortint::ClientKey,
     digest: String,
     set: &'static ParamSet,
+    /// `P`: the encoding's space (plan's `space_bits`).
+    space_bits: u32,
     keygen_seconds: Option<f64>,
 }
 
@@ -213,6 +291,7 @@ impl std::fmt::Debug for ClientKey {
         f.debug_struct("ClientKey")
             .field("digest", &self.digest)
             .field("parameter_set", &self.set.name)
+            .field("space_bits", &self.space_bits)
             .finish_non_exhaustive()
     }
 }
@@ -227,6 +306,8 @@ pub struct ServerKey {
     compressed: Option<Arc<CompressedServerKey>>,
     digest: String,
     set: &'static ParamSet,
+    /// `P`: the encoding's space (plan's `space_bits`).
+    space_bits: u32,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -234,6 +315,7 @@ impl std::fmt::Debug for ServerKey {
         f.debug_struct("ServerKey")
             .field("digest", &self.digest)
             .field("parameter_set", &self.set.name)
+            .field("space_bits", &self.space_bits)
             .finish_non_exhaustive()
     }
 }
@@ -243,6 +325,7 @@ impl std::fmt::Debug for ServerKey {
 pub struct EncryptedInput {
     digest: String,
     set: &'static ParamSet,
+    space_bits: u32,
     cts: Vec<Ciphertext>,
 }
 
@@ -251,6 +334,7 @@ pub struct EncryptedInput {
 pub struct EncryptedOutput {
     digest: String,
     set: &'static ParamSet,
+    space_bits: u32,
     cts: Vec<Ciphertext>,
 }
 
@@ -265,13 +349,31 @@ fn spinner(msg: String) -> ProgressBar {
     pb
 }
 
+/// The plan's space, or (a plan deserialized from before spaces existed) the circuit's need.
+fn plan_space(plan: &FhePlan, circuit: &Circuit) -> u32 {
+    if plan.space_bits == 0 {
+        circuit.value_bits
+    } else {
+        plan.space_bits
+    }
+}
+
+fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
+    Error::Keys(format!(
+        "{what} uses a {have}-bit ciphertext space, the keys a {want}-bit one: it was made with \
+         other keys; encrypt again with this circuit's client key"
+    ))
+}
+
 impl ClientKey {
     /// Generates a client key and the matching server key for `checked` with the parameter set
-    /// of `plan` (from [`fhe::choose_parameters`]). Shows a spinner on stderr.
+    /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`]). Shows a
+    /// spinner on stderr.
     pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
         let set = lookup_set(&plan.parameter_set)?;
         let circuit = Circuit::new(checked)?;
-        circuit.check_supported(checked, set)?;
+        let space_bits = plan_space(plan, &circuit);
+        circuit.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let t0 = Instant::now();
         let pb = spinner(format!(
@@ -292,6 +394,7 @@ impl ClientKey {
                 key,
                 digest: circuit.digest.clone(),
                 set,
+                space_bits,
                 keygen_seconds: Some(secs),
             },
             ServerKey {
@@ -299,6 +402,7 @@ impl ClientKey {
                 compressed: Some(Arc::new(compressed)),
                 digest: circuit.digest,
                 set,
+                space_bits,
             },
         ))
     }
@@ -306,6 +410,11 @@ impl ClientKey {
     /// The parameter set's `tfhe` name.
     pub fn parameter_set(&self) -> &'static str {
         self.set.name
+    }
+
+    /// The encoding's space `P` (bits).
+    pub fn space_bits(&self) -> u32 {
+        self.space_bits
     }
 
     /// The digest of the circuit the key was made for.
@@ -318,14 +427,28 @@ impl ClientKey {
         self.keygen_seconds
     }
 
-    /// The same secret key, bound to another circuit that fits its parameter set. Keys are
+    /// The same secret key and encoding, bound to another circuit that fits them. Keys are
     /// cryptographically independent of the circuit; the digest only guards against mix-ups, so
     /// reusing key material across circuits (tests, witness circuits) is safe.
     pub fn rebind(&self, checked: &CheckedGraph) -> Result<ClientKey> {
         let c = Circuit::new(checked)?;
-        c.check_supported(checked, self.set)?;
+        c.check_supported(self.set, self.space_bits)?;
         Ok(ClientKey {
             digest: c.digest,
+            ..self.clone()
+        })
+    }
+
+    /// The same secret key bound to another circuit with the encoding of `plan` (whose
+    /// parameter set must be the key's): the encoding is not part of the key material.
+    pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ClientKey> {
+        check_plan_set(self.set, plan)?;
+        let c = Circuit::new(checked)?;
+        let space_bits = plan_space(plan, &c);
+        c.check_supported(self.set, space_bits)?;
+        Ok(ClientKey {
+            digest: c.digest,
+            space_bits,
             ..self.clone()
         })
     }
@@ -353,28 +476,38 @@ impl ClientKey {
         self.check_digest(digest)?;
         validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
         let facts = checked.facts();
+        let layout = Layout::new(facts, self.space_bits)?;
         let cts = checked
             .graph()
             .input_nodes()
             .iter()
             .zip(inputs)
             .map(|(&id, &v)| {
-                let k = (v - facts[id].interval.lo) as u64;
-                self.key.unchecked_encrypt(k)
+                // A fresh encryption of 0 under the large key, plus the encoded value.
+                let mut ct = self.key.unchecked_encrypt(0);
+                let k = layout.held(facts, id, v);
+                lwe_ciphertext_plaintext_add_assign(
+                    &mut ct.ct,
+                    Plaintext(k.wrapping_mul(layout.delta)),
+                );
+                ct
             })
             .collect();
         Ok(EncryptedInput {
             digest: digest.to_string(),
             set: self.set,
+            space_bits: self.space_bits,
             cts,
         })
     }
 
-    /// Decrypts one sample's output accumulators: exact integers, as the clear backend gives.
+    /// Decrypts one sample's output accumulators: in exact mode the exact integers the clear
+    /// backend gives; in approximate mode each may be off by a few units (`v + d`, see
+    /// [`crate::fhe`]).
     ///
-    /// A value outside its proved interval can only come from a noise failure (whose predicted
-    /// probability the plan states); it is returned as decrypted (centred on the message space)
-    /// so that a comparison with the clear backend shows it.
+    /// A value outside its proved interval can only come from noise (whose predicted
+    /// probability the plan states); it is returned as decrypted (the representative nearest
+    /// the interval) so that a comparison with the clear backend shows it.
     pub fn decrypt(&self, checked: &CheckedGraph, out: &EncryptedOutput) -> Result<Vec<i64>> {
         let digest = checked.graph().digest()?;
         self.decrypt_with(checked, &digest, out)
@@ -390,6 +523,13 @@ impl ClientKey {
         if out.digest != digest {
             return Err(digest_mismatch("the encrypted output", &out.digest, digest));
         }
+        if out.space_bits != self.space_bits {
+            return Err(encoding_mismatch(
+                "the encrypted output",
+                out.space_bits,
+                self.space_bits,
+            ));
+        }
         check_ciphertexts(&out.cts, self.set, "encrypted output")?;
         let outputs = &checked.graph().outputs;
         if out.cts.len() != outputs.len() {
@@ -399,25 +539,41 @@ impl ClientKey {
                 outputs.len()
             )));
         }
-        let m = self.set.message_space() as i64;
+        let facts = checked.facts();
+        let layout = Layout::new(facts, self.space_bits)?;
         Ok(outputs
             .iter()
             .zip(&out.cts)
-            .map(|(&o, ct)| {
-                let raw = self.key.decrypt_message_and_carry(ct) as i64; // in [0, 2M)
-                let centred = if raw >= m { raw - 2 * m } else { raw };
-                checked.facts()[o].interval.lo + centred
-            })
+            .map(|(&o, ct)| layout.decode(facts, o, self.key.decrypt_no_decode(ct).0))
             .collect())
     }
 }
 
-/// A circuit prepared for one server key: evaluation order and one lookup table per `Lut`.
+fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
+    if plan.parameter_set != set.name {
+        return Err(Error::Keys(format!(
+            "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
+            plan.parameter_set, set.name
+        )));
+    }
+    Ok(())
+}
+
+/// A circuit prepared for one server key: evaluation order, encoding, one test vector per `Lut`.
 pub struct PreparedCircuit {
     circuit: Circuit,
+    layout: Layout,
     luts: Vec<Option<LookupTableOwned>>,
-    /// `c + Σ w_j·lo_j - lo` per dot, times Δ (mod 2^64).
+    /// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P` per dot (mod 2^64), plus half a position for a
+    /// dot a table reads when a value spans one position.
     constants: Vec<u64>,
+}
+
+impl PreparedCircuit {
+    /// The encoding's space `P` (bits).
+    pub fn space_bits(&self) -> u32 {
+        self.layout.space_bits
+    }
 }
 
 impl ServerKey {
@@ -426,24 +582,43 @@ impl ServerKey {
         self.set.name
     }
 
+    /// The encoding's space `P` (bits).
+    pub fn space_bits(&self) -> u32 {
+        self.space_bits
+    }
+
     /// The digest of the circuit the key was made for.
     pub fn digest(&self) -> &str {
         &self.digest
     }
 
-    /// The same evaluation key bound to another circuit that fits its parameter set (see
+    /// The same evaluation key and encoding bound to another circuit that fits them (see
     /// [`ClientKey::rebind`]).
     pub fn rebind(&self, checked: &CheckedGraph) -> Result<ServerKey> {
         let c = Circuit::new(checked)?;
-        c.check_supported(checked, self.set)?;
+        c.check_supported(self.set, self.space_bits)?;
         Ok(ServerKey {
             digest: c.digest,
             ..self.clone()
         })
     }
 
-    /// Prepares `checked` for evaluation: checks the digest and what the backend supports,
-    /// builds every table's accumulator.
+    /// The same evaluation key bound to another circuit with the encoding of `plan` (see
+    /// [`ClientKey::rebind_with`]).
+    pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ServerKey> {
+        check_plan_set(self.set, plan)?;
+        let c = Circuit::new(checked)?;
+        let space_bits = plan_space(plan, &c);
+        c.check_supported(self.set, space_bits)?;
+        Ok(ServerKey {
+            digest: c.digest,
+            space_bits,
+            ..self.clone()
+        })
+    }
+
+    /// Prepares `checked` for evaluation: checks the digest and the encoding, builds every
+    /// table's test vector and every dot's constant.
     pub fn prepare(&self, checked: &CheckedGraph) -> Result<PreparedCircuit> {
         let circuit = Circuit::new(checked)?;
         if circuit.digest != self.digest {
@@ -453,37 +628,58 @@ impl ServerKey {
                 &circuit.digest,
             ));
         }
-        circuit.check_supported(checked, self.set)?;
+        circuit.check_supported(self.set, self.space_bits)?;
         let g = checked.graph();
         let facts = checked.facts();
-        let delta = (1u64 << 63) / self.set.message_space();
+        let layout = Layout::new(facts, self.space_bits)?;
+        let delta = layout.delta;
+        // Half a position of the modulus switch to 2N: 2^64 / (4N).
+        let n_log = self.set.polynomial_size.trailing_zeros();
+        let half_position = 1u64 << (62 - n_log);
+        // tfhe's centred modulus switch subtracts half a position itself, which makes reads
+        // with a box of 2 positions or more round symmetrically; with one position per value
+        // the read is the switched position itself, so the half position is added back.
+        let shift = self.set.box_positions(self.space_bits) < 2.0;
         let mut luts = vec![None; g.nodes.len()];
         let mut constants = vec![0u64; g.nodes.len()];
         for (id, n) in g.nodes.iter().enumerate() {
             match &n.op {
                 Op::Input { .. } => {}
                 Op::Dot { terms, constant } => {
-                    // Wrapping arithmetic: everything is modulo 2^64 / Δ = 2M anyway.
-                    let mut c = (*constant).wrapping_sub(facts[id].interval.lo);
+                    // Wrapping arithmetic: everything is modulo 2^64 / Δ_P = 2^(P+1) anyway.
+                    let mut c = (*constant)
+                        .wrapping_sub(facts[id].interval.lo)
+                        .wrapping_add(layout.below[id]);
                     for &(src, w) in terms {
-                        c = c.wrapping_add(w.wrapping_mul(facts[src].interval.lo));
+                        let l = facts[src].interval.lo.wrapping_sub(layout.below[src]);
+                        c = c.wrapping_add(w.wrapping_mul(l));
                     }
-                    constants[id] = (c as u64).wrapping_mul(delta);
+                    let mut k = (c as u64).wrapping_mul(delta);
+                    if shift && circuit.read_by_table[id] {
+                        k = k.wrapping_add(half_position);
+                    }
+                    constants[id] = k;
                 }
-                Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, id)?),
+                Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
         }
         Ok(PreparedCircuit {
             circuit,
+            layout,
             luts,
             constants,
         })
     }
 
-    /// The accumulator of lut node `id`: index `k` (the ciphertext's `acc - lo`) maps to
-    /// `table[k + lo + offset] - lo_out`. Rounding (`round_bits > 0`) will add its own step
-    /// here and before the bootstrap.
-    fn lookup_table(&self, checked: &CheckedGraph, id: NodeId) -> Result<LookupTableOwned> {
+    /// The test vector of lut node `id`: index `k` of the space (the input dot holds
+    /// `v - lo + m`) maps to `table[(clamp(k - m + lo, lo, hi) + offset) >> round_bits]`,
+    /// encoded as the output node's `y - lo_out + m_out`, times `Δ_P`.
+    fn lookup_table(
+        &self,
+        checked: &CheckedGraph,
+        layout: &Layout,
+        id: NodeId,
+    ) -> Result<LookupTableOwned> {
         let Op::Lut {
             input,
             offset,
@@ -494,20 +690,29 @@ impl ServerKey {
         else {
             return Err(Error::Backend(format!("node {id} is not a lut")));
         };
-        debug_assert_eq!(*round_bits, 0);
         let facts = checked.facts();
-        let shift = facts[*input].interval.lo + offset; // 0 by the analysis
+        let iv = facts[*input].interval;
+        let m_in = layout.below[*input];
         let lo_out = facts[id].interval.lo;
-        let len = table.len() as i64;
-        let f = |k: u64| -> u64 {
-            let idx = k as i64 + shift;
-            if (0..len).contains(&idx) {
-                (table[idx as usize] - lo_out) as u64
-            } else {
-                0
-            }
+        let m_out = layout.below[id];
+        let last = table.len().saturating_sub(1);
+        let entry = |k: u64| -> u64 {
+            let v = (k as i64 - m_in + iv.lo).clamp(iv.lo, iv.hi);
+            let idx = crate::cast::index((v + offset) >> round_bits).min(last);
+            (table[idx] - lo_out + m_out) as u64
         };
-        Ok(self.key.generate_lookup_table(f))
+        let acc = generate_programmable_bootstrap_glwe_lut(
+            PolynomialSize(self.set.polynomial_size),
+            GlweSize(self.set.glwe_dimension + 1),
+            1usize << layout.space_bits,
+            CiphertextModulus::new_native(),
+            layout.delta,
+            entry,
+        );
+        Ok(LookupTableOwned {
+            acc,
+            degree: Degree::new((1u64 << layout.space_bits) - 1),
+        })
     }
 
     /// Evaluates `checked` on one encrypted sample with the server key alone.
@@ -529,6 +734,31 @@ impl ServerKey {
         input: &EncryptedInput,
         progress: Option<&ProgressBar>,
     ) -> Result<EncryptedOutput> {
+        let mut vals = self.evaluate_nodes(checked, prepared, input, progress, None)?;
+        let cts = checked
+            .graph()
+            .outputs
+            .iter()
+            .map(|&o| vals[o].take().expect("output evaluated"))
+            .collect();
+        Ok(EncryptedOutput {
+            digest: self.digest.clone(),
+            set: self.set,
+            space_bits: self.space_bits,
+            cts,
+        })
+    }
+
+    /// Every node's ciphertext (inputs, dots, tables) of one evaluation; `profile`, if given,
+    /// receives each stage's timings.
+    fn evaluate_nodes(
+        &self,
+        checked: &CheckedGraph,
+        prepared: &PreparedCircuit,
+        input: &EncryptedInput,
+        progress: Option<&ProgressBar>,
+        mut profile: Option<&mut Vec<StageTiming>>,
+    ) -> Result<Vec<Option<Ciphertext>>> {
         let c = &prepared.circuit;
         if c.digest != self.digest {
             return Err(digest_mismatch("the server key", &self.digest, &c.digest));
@@ -538,6 +768,13 @@ impl ServerKey {
                 "the encrypted input",
                 &input.digest,
                 &self.digest,
+            ));
+        }
+        if input.space_bits != self.space_bits || prepared.layout.space_bits != self.space_bits {
+            return Err(encoding_mismatch(
+                "the encrypted input",
+                input.space_bits,
+                self.space_bits,
             ));
         }
         let g = checked.graph();
@@ -556,8 +793,9 @@ impl ServerKey {
         }
         let lwe_size = input.cts[0].ct.lwe_size();
         let modulus = input.cts[0].ct.ciphertext_modulus();
-        let space = self.set.message_space();
+        let degree = Degree::new((1u64 << self.space_bits) - 1);
         for (luts, dots) in &c.stages {
+            let t_tables = Instant::now();
             let results: Vec<(NodeId, Ciphertext)> = luts
                 .par_iter()
                 .map(|&id| {
@@ -576,6 +814,8 @@ impl ServerKey {
             for (id, ct) in results {
                 vals[id] = Some(ct);
             }
+            let tables_ms = t_tables.elapsed().as_secs_f64() * 1e3;
+            let t_dots = Instant::now();
             let results: Vec<(NodeId, Ciphertext)> = dots
                 .par_iter()
                 .map(|&id| {
@@ -596,7 +836,7 @@ impl ServerKey {
                     );
                     let ct = Ciphertext::new(
                         acc,
-                        Degree::new(space - 1),
+                        degree,
                         NoiseLevel::NOMINAL,
                         MessageModulus(1 << self.set.message_bits),
                         CarryModulus(1 << self.set.carry_bits),
@@ -608,18 +848,40 @@ impl ServerKey {
             for (id, ct) in results {
                 vals[id] = Some(ct);
             }
+            if let Some(p) = profile.as_deref_mut() {
+                p.push(StageTiming {
+                    tables: luts.len(),
+                    tables_ms,
+                    dots: dots.len(),
+                    terms: dots
+                        .iter()
+                        .map(|&id| match &g.nodes[id].op {
+                            Op::Dot { terms, .. } => terms.len(),
+                            _ => 0,
+                        })
+                        .sum(),
+                    dots_ms: t_dots.elapsed().as_secs_f64() * 1e3,
+                });
+            }
         }
-        let cts = g
-            .outputs
-            .iter()
-            .map(|&o| vals[o].take().expect("output evaluated"))
-            .collect();
-        Ok(EncryptedOutput {
-            digest: self.digest.clone(),
-            set: self.set,
-            cts,
-        })
+        Ok(vals)
     }
+}
+
+/// Wall-clock time of one stage of an evaluation: its bootstraps (in parallel), then the dot
+/// products that read them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageTiming {
+    /// Bootstraps (tables) in the stage.
+    pub tables: usize,
+    /// Time of the stage's bootstraps (ms).
+    pub tables_ms: f64,
+    /// Dot products in the stage.
+    pub dots: usize,
+    /// Their terms (scalar multiplications and additions of ciphertexts).
+    pub terms: usize,
+    /// Time of the dot products (ms).
+    pub dots_ms: f64,
 }
 
 /// Every ciphertext must have the set's dimension and moduli (a file could hold anything).
@@ -656,13 +918,25 @@ impl EncryptedInput {
     }
     /// Writes the file (safe serialization behind an sqnn header).
     pub fn save(&self, path: &Path) -> Result<()> {
-        save_ciphertexts(path, KIND_INPUT, &self.digest, self.set, &self.cts)
+        save_ciphertexts(
+            path,
+            KIND_INPUT,
+            &self.digest,
+            self.set,
+            self.space_bits,
+            &self.cts,
+        )
     }
     /// Reads a file written by [`EncryptedInput::save`] for circuit `checked`.
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedInput> {
         let digest = checked.graph().digest()?;
-        let (set, cts) = load_ciphertexts(path, KIND_INPUT, &digest)?;
-        Ok(EncryptedInput { digest, set, cts })
+        let (set, space_bits, cts) = load_ciphertexts(path, KIND_INPUT, &digest)?;
+        Ok(EncryptedInput {
+            digest,
+            set,
+            space_bits,
+            cts,
+        })
     }
 }
 
@@ -681,13 +955,25 @@ impl EncryptedOutput {
     }
     /// Writes the file (safe serialization behind an sqnn header).
     pub fn save(&self, path: &Path) -> Result<()> {
-        save_ciphertexts(path, KIND_OUTPUT, &self.digest, self.set, &self.cts)
+        save_ciphertexts(
+            path,
+            KIND_OUTPUT,
+            &self.digest,
+            self.set,
+            self.space_bits,
+            &self.cts,
+        )
     }
     /// Reads a file written by [`EncryptedOutput::save`] for circuit `checked`.
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedOutput> {
         let digest = checked.graph().digest()?;
-        let (set, cts) = load_ciphertexts(path, KIND_OUTPUT, &digest)?;
-        Ok(EncryptedOutput { digest, set, cts })
+        let (set, space_bits, cts) = load_ciphertexts(path, KIND_OUTPUT, &digest)?;
+        Ok(EncryptedOutput {
+            digest,
+            set,
+            space_bits,
+            cts,
+        })
     }
 }
 
@@ -717,6 +1003,16 @@ struct FileHeader {
     /// Server keys: `max_degree` of the shortint key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_degree: Option<u64>,
+    /// The encoding's space `P`; absent in files written before spaces existed, which used
+    /// the set's own precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    space_bits: Option<u32>,
+}
+
+impl FileHeader {
+    fn space_bits(&self, set: &ParamSet) -> u32 {
+        self.space_bits.unwrap_or_else(|| set.precision())
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -862,6 +1158,7 @@ fn save_ciphertexts(
     kind: &str,
     digest: &str,
     set: &ParamSet,
+    space_bits: u32,
     cts: &[Ciphertext],
 ) -> Result<()> {
     let mut payload = Vec::new();
@@ -878,6 +1175,7 @@ fn save_ciphertexts(
             payload_bytes: 0,
             payload_sha256: String::new(),
             max_degree: None,
+            space_bits: Some(space_bits),
         },
         &payload,
     )
@@ -887,7 +1185,7 @@ fn load_ciphertexts(
     path: &Path,
     kind: &str,
     digest: &str,
-) -> Result<(&'static ParamSet, Vec<Ciphertext>)> {
+) -> Result<(&'static ParamSet, u32, Vec<Ciphertext>)> {
     let (header, set, payload) = read_file(path, kind, digest, |s| {
         ct_bytes(s).saturating_mul(MAX_ITEMS)
     })?;
@@ -904,7 +1202,7 @@ fn load_ciphertexts(
         Ok(cts)
     })?;
     check_ciphertexts(&cts, set, kind_name(kind))?;
-    Ok((set, cts))
+    Ok((set, header.space_bits(set), cts))
 }
 
 /// File names in a key directory.
@@ -927,8 +1225,11 @@ pub struct KeyManifest {
     pub digest: String,
     /// The `tfhe` parameter set.
     pub parameter_set: String,
-    /// Message + carry bits.
+    /// Message + carry bits of the set's own encoding.
     pub precision_bits: u32,
+    /// The encoding's space `P` (absent in manifests written before spaces existed).
+    #[serde(default)]
+    pub space_bits: Option<u32>,
     /// Bytes of `client.key`.
     pub client_key_bytes: u64,
     /// Bytes of `server.key` (compressed, seeded).
@@ -969,6 +1270,7 @@ impl ClientKey {
                 payload_bytes: 0,
                 payload_sha256: String::new(),
                 max_degree: None,
+                space_bits: Some(self.space_bits),
             },
             &payload,
         )
@@ -977,7 +1279,9 @@ impl ClientKey {
     /// Reads a client key written by [`ClientKey::save`] for circuit `checked`.
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
         let digest = checked.graph().digest()?;
-        let (_, set, payload) = read_file(path, KIND_CLIENT, &digest, client_key_limit)?;
+        let (header, set, payload) = read_file(path, KIND_CLIENT, &digest, client_key_limit)?;
+        let space_bits = header.space_bits(set);
+        Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let limit = client_key_limit(set);
         let key = decode(path, "client key", || {
@@ -1000,6 +1304,7 @@ impl ClientKey {
             key,
             digest,
             set,
+            space_bits,
             keygen_seconds: None,
         })
     }
@@ -1085,6 +1390,7 @@ impl ServerKey {
                 payload_bytes: 0,
                 payload_sha256: String::new(),
                 max_degree: Some(c.max_degree.get()),
+                space_bits: Some(self.space_bits),
             },
             &payload,
         )
@@ -1094,6 +1400,8 @@ impl ServerKey {
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
         let digest = checked.graph().digest()?;
         let (header, set, payload) = read_file(path, KIND_SERVER, &digest, server_key_limit)?;
+        let space_bits = header.space_bits(set);
+        Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let limit = server_key_limit(set);
         let max_degree = header.max_degree.unwrap_or(0);
@@ -1176,6 +1484,7 @@ impl ServerKey {
             compressed: None,
             digest,
             set,
+            space_bits,
         })
     }
 }
@@ -1187,7 +1496,10 @@ pub fn save_keys(
     client: &ClientKey,
     server: &ServerKey,
 ) -> Result<KeyManifest> {
-    if client.digest != server.digest || client.set != server.set {
+    if client.digest != server.digest
+        || client.set != server.set
+        || client.space_bits != server.space_bits
+    {
         return Err(Error::Keys(
             "the client and server keys were not generated together".into(),
         ));
@@ -1211,6 +1523,7 @@ pub fn save_keys(
         digest,
         parameter_set: client.set.name.into(),
         precision_bits: client.set.precision(),
+        space_bits: Some(client.space_bits),
         client_key_bytes: size(&cpath)?,
         server_key_bytes: size(&spath)?,
         keygen_seconds: client.keygen_seconds,
@@ -1326,7 +1639,10 @@ pub struct TfheBackend {
 impl TfheBackend {
     /// A backend from a key pair.
     pub fn new(client: ClientKey, server: ServerKey) -> Result<TfheBackend> {
-        if client.digest != server.digest || client.set != server.set {
+        if client.digest != server.digest
+            || client.set != server.set
+            || client.space_bits != server.space_bits
+        {
             return Err(Error::Keys(
                 "the client and server keys were not generated together: run sqnn keygen CIRCUIT --out-dir DIR"
                     .into(),
@@ -1461,7 +1777,8 @@ pub mod measure {
 
     /// The error entering a bootstrap (after keyswitch and centred modulus switch), measured
     /// with the secret key: `weight · (a bootstrap output encrypting 0)`, or a fresh encryption
-    /// of 0 when `weight == 0`. Bootstraps run in parallel.
+    /// of 0 when `weight == 0`. Bootstraps run in parallel. The mean is about -1/2: tfhe's
+    /// centred modulus switch subtracts half a position (see [`crate::fhe`], "The read").
     pub fn pbs_input_noise(
         set: &ParamSet,
         cks: &tfhe::shortint::ClientKey,
@@ -1580,6 +1897,157 @@ pub mod measure {
                 cks.decrypt_message_and_carry(&out) != x
             })
             .count()
+    }
+
+    /// One table read of an encrypted evaluation, observed with the secret key.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct TableRead {
+        /// The lut node.
+        pub lut: NodeId,
+        /// The dot node it reads.
+        pub dot: NodeId,
+        /// The accumulator's value in this evaluation: the dot evaluated in clear on the
+        /// decrypted values of its sources (earlier tables' outputs as they came out).
+        pub value: i64,
+        /// `d`: the index the bootstrap read minus the value's index, from the phase after the
+        /// keyswitch and modulus switch (exactly what the bootstrap reads).
+        pub offset: i64,
+        /// The error `e` in positions (of `2N`): the switched phase minus the value's position,
+        /// corrected for the half-position shifts; `d = floor(e / box + 1/2)` up to rounding.
+        pub position_error: f64,
+        /// The table's decrypted output.
+        pub output: i64,
+        /// The table's entry at `clamp(value + offset, lo, hi)`: equal to `output` unless the
+        /// read went past the margin. `None` when it did.
+        pub expected: Option<i64>,
+        /// The table's entry at `value` (what an exact read gives).
+        pub exact: i64,
+    }
+
+    /// Encrypts `inputs`, evaluates the circuit and observes every table read with the secret
+    /// key. Returns the reads (in node order) and the decrypted outputs.
+    pub fn table_reads(
+        backend: &TfheBackend,
+        checked: &CheckedGraph,
+        prepared: &PreparedCircuit,
+        inputs: &[i64],
+    ) -> Result<(Vec<TableRead>, Vec<i64>)> {
+        let client = &backend.client;
+        let server = &backend.server;
+        let AtomicPatternClientKey::Standard(cap) = &client.key.atomic_pattern else {
+            return Err(Error::Backend("standard atomic pattern expected".into()));
+        };
+        let AtomicPatternServerKey::Standard(sap) = &server.key.atomic_pattern else {
+            return Err(Error::Backend("standard atomic pattern expected".into()));
+        };
+        let small = cap.small_lwe_secret_key();
+        let set = server.set;
+        let g = checked.graph();
+        let facts = checked.facts();
+        let layout = &prepared.layout;
+        let p_bits = layout.space_bits;
+        let two_n = 2 * set.polynomial_size as i64;
+        let log_2n = CiphertextModulusLog(two_n.trailing_zeros() as usize);
+        let bx = (set.polynomial_size >> p_bits).max(1) as i64;
+        let hb = bx / 2;
+        // The switched position is round(k0·box + s + e - 1/2) (tfhe subtracts half a
+        // position; sqnn adds s = 1/2 when box = 1): e ≈ pos - k0·box - s + 1/2.
+        let unshift = if bx >= 2 { 0.5 } else { 0.0 };
+        let padded = 1i64 << (p_bits + 1);
+        let enc = client.encrypt(checked, inputs)?;
+        let vals = server.evaluate_nodes(checked, prepared, &enc, None, None)?;
+        let ids = g.input_nodes();
+        let mut value = vec![0i64; g.nodes.len()];
+        for (&id, &x) in ids.iter().zip(inputs) {
+            value[id] = x;
+        }
+        let mut reads = Vec::new();
+        for (id, n) in g.nodes.iter().enumerate() {
+            match &n.op {
+                Op::Input { .. } => {}
+                Op::Dot { terms, constant } => {
+                    value[id] = terms
+                        .iter()
+                        .fold(*constant, |acc, &(s, w)| acc + w * value[s]);
+                }
+                Op::Lut {
+                    input,
+                    offset,
+                    round_bits,
+                    table,
+                    ..
+                } => {
+                    let ct = vals[id].as_ref().expect("evaluated");
+                    let output = layout.decode(facts, id, client.key.decrypt_no_decode(ct).0);
+                    value[id] = output;
+                    let dot = *input;
+                    let v = value[dot];
+                    let iv = facts[dot].interval;
+                    let src = vals[dot].as_ref().expect("evaluated");
+                    let mut ks = LweCiphertext::new(
+                        0u64,
+                        sap.key_switching_key.output_lwe_size(),
+                        src.ct.ciphertext_modulus(),
+                    );
+                    keyswitch_lwe_ciphertext(&sap.key_switching_key, &src.ct, &mut ks);
+                    let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
+                        ks.as_view(),
+                        log_2n,
+                    );
+                    let mut phase = ms.body();
+                    for (a, s) in ms.mask().zip(small.as_ref()) {
+                        phase = phase.wrapping_sub(a.wrapping_mul(*s));
+                    }
+                    let pos = (phase % two_n as u64) as i64;
+                    let k0 = layout.held(facts, dot, v) as i64;
+                    let k = ((pos + hb) / bx).rem_euclid(padded);
+                    let mut d = (k - k0).rem_euclid(padded);
+                    if d >= padded / 2 {
+                        d -= padded;
+                    }
+                    let mut e = (pos - k0 * bx).rem_euclid(two_n);
+                    if e >= two_n / 2 {
+                        e -= two_n;
+                    }
+                    let entry = |x: i64| table[crate::cast::index((x + offset) >> round_bits)];
+                    let held = k0 + d;
+                    let expected = (0..(1i64 << p_bits))
+                        .contains(&held)
+                        .then(|| entry((v + d).clamp(iv.lo, iv.hi)));
+                    reads.push(TableRead {
+                        lut: id,
+                        dot,
+                        value: v,
+                        offset: d,
+                        position_error: e as f64 + unshift,
+                        output,
+                        expected,
+                        exact: entry(v.clamp(iv.lo, iv.hi)),
+                    });
+                }
+            }
+        }
+        let outputs = g
+            .outputs
+            .iter()
+            .map(|&o| {
+                let ct = vals[o].as_ref().expect("evaluated");
+                layout.decode(facts, o, client.key.decrypt_no_decode(ct).0)
+            })
+            .collect();
+        Ok((reads, outputs))
+    }
+
+    /// Evaluates one encrypted sample and times each stage (bootstraps, then dot products).
+    pub fn evaluate_profiled(
+        server: &ServerKey,
+        checked: &CheckedGraph,
+        prepared: &PreparedCircuit,
+        input: &EncryptedInput,
+    ) -> Result<Vec<StageTiming>> {
+        let mut profile = Vec::new();
+        server.evaluate_nodes(checked, prepared, input, None, Some(&mut profile))?;
+        Ok(profile)
     }
 
     /// One keyswitch + bootstrap on a fresh ciphertext (for benches).

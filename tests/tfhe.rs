@@ -501,13 +501,16 @@ fn corrupted_files_give_clear_errors() {
     assert!(m.contains("manifest"), "{m}");
 }
 
+/// A table that drops low bits (`round_bits > 0`) runs like any other: the test vector reads
+/// the whole accumulator and applies the shift itself.
 #[test]
-fn rounding_tables_are_refused_for_now() {
+fn rounding_tables_match_clear() {
     let mut b = Builder::new("tfhe-test-round", 3, 2, 4);
     let x0 = b.input(0, 3);
+    let x1 = b.input(-2, 1);
     let d = b.dot(0, &[(x0, 3)], 0); // [0, 9]
-                                     // index = (acc + 0) >> 1: 5 entries.
-    let table = vec![0, 1, 1, 0, 1];
+    let d2 = b.dot(0, &[(x0, -2), (x1, 3)], 1); // [-11, 4]
+                                                // index = (acc + 0) >> 1: 5 entries; index = (acc + 11) >> 2: 4 entries.
     let l = b.push(
         0,
         Op::Lut {
@@ -516,15 +519,24 @@ fn rounding_tables_are_refused_for_now() {
             round_bits: 1,
             out_lo: 0,
             out_hi: 1,
-            table,
+            table: vec![0, 1, 1, 0, 1],
         },
     );
-    let o = b.dot(1, &[(l, 1)], 0);
+    let l2 = b.push(
+        0,
+        Op::Lut {
+            input: d2,
+            offset: 11,
+            round_bits: 2,
+            out_lo: -2,
+            out_hi: 1,
+            table: vec![-2, 1, 0, -1],
+        },
+    );
+    let o = b.dot(1, &[(l, 1), (l2, 2)], 0);
     let c = b.finish(&[o]);
-    match keys4().1.rebind(&c) {
-        Err(Error::Backend(m)) => assert!(m.contains("round"), "{m}"),
-        other => panic!("expected a backend error, got {other:?}"),
-    }
+    let inputs = all_inputs(&c);
+    assert_equivalent(keys4(), &c, &inputs);
 }
 
 #[test]
@@ -553,6 +565,283 @@ fn catalogue_matches_tfhe_parameters() {
             set.name
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Wide accumulators on the 4-bit set: exact reads of a 5-bit space, approximate reads of 9 to
+// 11 bits (one bootstrap each)
+// ------------------------------------------------------------------------------------------
+
+/// A backend for `c` with the 4-bit keys and the encoding of `plan`.
+fn backend_with(c: &CheckedGraph, plan: &FhePlan) -> TfheBackend {
+    let (ck, sk) = keys4();
+    let mut b = TfheBackend::new(
+        ck.rebind_with(c, plan).unwrap(),
+        sk.rebind_with(c, plan).unwrap(),
+    )
+    .unwrap();
+    b.progress = false;
+    b
+}
+
+/// Three 2-bit inputs, 4-bit weights, 5-bit accumulators (28 to 31 values) and 5-bit outputs:
+/// wider than the 4-bit set's own 16-value space.
+fn circuit5() -> CheckedGraph {
+    let mut b = Builder::new("tfhe-test-5bit", 4, 2, 5);
+    let x0 = b.input(-2, 1);
+    let x1 = b.input(0, 3);
+    let x2 = b.input(-1, 2);
+    let d0 = b.dot(0, &[(x0, 5), (x1, -4)], 2); // 28 values
+    let d1 = b.dot(0, &[(x1, -6), (x2, 4)], 0); // 31 values
+    let d2 = b.dot(0, &[(x0, 3), (x2, 7)], -1); // 31 values
+    let l0 = b.lut(0, d0, |a| a.div_euclid(5).clamp(-2, 1));
+    let l1 = b.lut(0, d1, |a| (a * a).rem_euclid(4));
+    let l2 = b.lut(0, d2, |a| i64::from(a > 3));
+    let o0 = b.dot(1, &[(l0, 3), (l1, -2), (l2, 1)], 0); // 17 values
+    let o1 = b.dot(1, &[(l0, -7), (l2, 5)], 0); // 27 values
+    let c = b.finish(&[o0, o1]);
+    assert_eq!(c.report().max_range_bits, 5);
+    c
+}
+
+/// Exact reads of a 5-bit space on the 4-bit set (N = 2048: 64 positions per value, each read
+/// exact with probability 1 - 2^-33.6): bit-identical on every input. A 6-bit space (32
+/// positions) misreads about one read in 1000 at σ ≈ 5 positions, so exact reads on N = 2048
+/// stop at 5 bits (and at 4 bits for a target of 2^-40).
+#[test]
+fn exact_reads_of_a_five_bit_space_on_the_four_bit_set() {
+    let c = circuit5();
+    let set4 = set(SET4);
+    assert!(fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -40.0, 2).is_err());
+    let plan = fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -30.0, 2).unwrap();
+    assert_eq!((plan.space_bits, plan.box_positions), (5, 64.0));
+    assert!(plan.worst_log2_p_fail < -32.0, "{}", plan.worst_log2_p_fail);
+    let b = backend_with(&c, &plan);
+    let inputs = all_inputs(&c);
+    assert_eq!(inputs.len(), 64);
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    assert_eq!(b.run(&c, &inputs).unwrap(), clear);
+}
+
+/// Keys and encrypted files remember their encoding (`space_bits`); data made with another
+/// encoding, or a plan of another set, is refused with a clear error.
+#[test]
+fn keys_and_ciphertexts_carry_their_encoding() {
+    let c = circuit5();
+    let p5 = fhe::plan_with(c.report(), set(SET4), fhe::FheMode::Exact, -30.0, 2).unwrap();
+    let b = backend_with(&c, &p5);
+    assert_eq!(b.client().space_bits(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let m = save_keys(dir.path(), &c, b.client(), b.server()).unwrap();
+    assert_eq!(m.space_bits, Some(5));
+    let loaded = TfheBackend::load(dir.path(), &c).unwrap();
+    assert_eq!(loaded.server().space_bits(), 5);
+    let x = vec![1, 2, -1];
+    let want = ClearBackend::default()
+        .run(&c, std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(loaded.run(&c, std::slice::from_ref(&x)).unwrap(), want);
+    let p = dir.path().join("in.ct");
+    b.client().encrypt(&c, &x).unwrap().save(&p).unwrap();
+    let enc = EncryptedInput::load(&p, &c).unwrap();
+    let out = loaded.server().evaluate(&c, &enc).unwrap();
+    assert_eq!(loaded.client().decrypt(&c, &out).unwrap(), want[0]);
+    // The 4-bit circuit encrypted in a 5-bit space, evaluated by a key of the 4-bit space.
+    let c4 = circuit4();
+    let p5 = fhe::plan_on(c4.report(), set(SET4), 5, fhe::FheMode::Exact, -30.0, 2);
+    let (ck, sk) = keys4();
+    let enc5 = ck
+        .rebind_with(&c4, &p5)
+        .unwrap()
+        .encrypt(&c4, &[0, 1, 2])
+        .unwrap();
+    let m = keys_error(sk.evaluate(&c4, &enc5).unwrap_err());
+    assert!(m.contains("5-bit ciphertext space"), "{m}");
+    // A plan of another parameter set, or a space the set cannot read.
+    let p2 = plan(&c4, SET2);
+    assert!(keys_error(sk.rebind_with(&c4, &p2).unwrap_err()).contains("the plan uses"));
+    let p12 = fhe::plan_on(
+        c4.report(),
+        set(SET4),
+        12,
+        fhe::FheMode::Approximate,
+        -30.0,
+        2,
+    );
+    let m = keys_error(sk.rebind_with(&c4, &p12).unwrap_err());
+    assert!(m.contains("12-bit ciphertext space does not fit"), "{m}");
+}
+
+/// Four signed 4-bit inputs, 4-bit weights, 8- and 9-bit accumulators (226 to 481 values),
+/// 4-bit staircase tables (steps of about 25 to 30 units, one ReLU-like), outputs: each table
+/// (weight 1) and one 8-bit mix.
+fn circuit_wide() -> CheckedGraph {
+    let mut b = Builder::new("tfhe-test-wide9", 4, 4, 9);
+    let xs: Vec<NodeId> = (0..4).map(|_| b.input(-8, 7)).collect();
+    let dots = [
+        b.dot(0, &[(xs[0], 7), (xs[1], -8), (xs[2], 6), (xs[3], 5)], 3),
+        b.dot(0, &[(xs[0], -5), (xs[1], 7), (xs[2], 7), (xs[3], -6)], 0),
+        b.dot(0, &[(xs[0], 4), (xs[1], 3), (xs[2], -8)], -2),
+        b.dot(0, &[(xs[0], 7), (xs[1], 7), (xs[2], 7), (xs[3], 7)], 0),
+        b.dot(0, &[(xs[0], -8), (xs[1], -8), (xs[2], -8), (xs[3], -8)], 1),
+    ];
+    let mut ys = vec![];
+    for (j, &d) in dots.iter().enumerate() {
+        let iv = b.facts[d].interval;
+        let w = iv.hi - iv.lo + 1;
+        ys.push(if j == 3 {
+            b.lut(0, d, |a| (a / 24).clamp(0, 15)) // ReLU, then requantize
+        } else {
+            b.lut(0, d, move |a| ((a - iv.lo) * 16 / w).min(15))
+        });
+    }
+    let mut outs: Vec<NodeId> = ys.iter().map(|&y| b.dot(1, &[(y, 1)], 0)).collect();
+    outs.push(b.dot(1, &[(ys[0], 3), (ys[1], -2), (ys[3], 1), (ys[4], -4)], 0));
+    let c = b.finish(&outs);
+    assert_eq!(c.report().max_range_bits, 9);
+    c
+}
+
+/// `sigma_units_by_node` puts each table's read noise on the `Lut` node and each output's
+/// decryption noise on the output dot, nothing elsewhere.
+#[test]
+fn simulation_noise_per_node_follows_the_tables() {
+    let c = circuit_wide();
+    let plan = fhe::plan_with(c.report(), set(SET4), fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let sigma = fhe::sigma_units_by_node(&plan, c.graph());
+    let of_dot = |d: NodeId| {
+        plan.neurons
+            .iter()
+            .find(|n| n.node == d)
+            .unwrap()
+            .sigma_units
+    };
+    let g = c.graph();
+    for (id, n) in g.nodes.iter().enumerate() {
+        match &n.op {
+            Op::Lut { input, .. } => assert_eq!(sigma[id], of_dot(*input)),
+            Op::Dot { .. } if g.outputs.contains(&id) => assert_eq!(sigma[id], of_dot(id)),
+            _ => assert_eq!(sigma[id], 0.0),
+        }
+    }
+    let by_dot = fhe::read_sigma_units(&plan, c.report());
+    assert_eq!(by_dot.len(), plan.neurons.len());
+    assert!(by_dot.iter().all(|&(d, s)| s == of_dot(d)));
+}
+
+/// The smallest `k` such that no read of `reads` reads with σ `std` positions in boxes of `bx`
+/// is off by more than `k`, except with probability `2^log2_budget` in all.
+fn offset_bound(std: f64, bx: f64, reads: usize, log2_budget: f64) -> i64 {
+    (1u64..)
+        .find(|&k| fhe::offset_at_least_log2(std, bx, k + 1) + (reads as f64).log2() <= log2_budget)
+        .unwrap() as i64
+}
+
+/// Whether `table` (through `entry`) gives the same value on `[v - k, v + k] ∩ [lo, hi]`.
+fn flat(entry: impl Fn(i64) -> i64, v: i64, k: i64, lo: i64, hi: i64) -> bool {
+    let y = entry(v);
+    ((v - k).max(lo)..=(v + k).min(hi)).all(|x| entry(x) == y)
+}
+
+/// Approximate reads of 9-bit accumulators on the 4-bit set: the chooser's 9-bit space (4
+/// positions per value, σ ≈ 1.3 units) and a forced 11-bit space (one position per value,
+/// σ ≈ 5 units). Every read (observed with the secret key) is within ±k of the value (k from
+/// the model at 2^-30 for the whole test), every table returns its entry at the clamped read,
+/// a table that is flat over ±k returns the exact entry, and the outputs equal the clear
+/// backend's whenever no table could have changed (the mixed output within its own ±k).
+#[test]
+fn approximate_reads_stay_within_the_predicted_offsets() {
+    let c = circuit_wide();
+    let set4 = set(SET4);
+    let chosen = fhe::plan_with(c.report(), set4, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    assert_eq!((chosen.space_bits, chosen.box_positions), (9, 4.0));
+    assert!(chosen.worst_log2_p_fail <= -40.0);
+    let forced = fhe::plan_on(c.report(), set4, 11, fhe::FheMode::Approximate, -40.0, 2);
+    assert!(
+        forced.worst_log2_p_fail <= -40.0,
+        "{}",
+        forced.worst_log2_p_fail
+    );
+    let samples = 8;
+    let g = c.graph();
+    let facts = c.facts();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let inputs: Vec<Vec<i64>> = (0..samples)
+        .map(|_| (0..4).map(|_| rng.gen_range(-8..=7)).collect())
+        .collect();
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    let trace = ClearBackend::default()
+        .trace(c.analyzed(), &inputs)
+        .unwrap();
+    let mut nonzero = 0;
+    for plan in [&chosen, &forced] {
+        let b = backend_with(&c, plan);
+        let prepared = b.server().prepare(&c).unwrap();
+        let reads_total = samples * plan.pbs_count;
+        let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
+            plan.neurons.iter().map(|n| (n.node, n)).collect();
+        for (s, x) in inputs.iter().enumerate() {
+            let (reads, outs) = measure::table_reads(&b, &c, &prepared, x).unwrap();
+            let mut all_flat = true;
+            for r in &reads {
+                let n = noise[&r.dot];
+                let k = offset_bound(n.std, plan.box_positions, reads_total, -30.0);
+                assert!(
+                    r.offset.abs() <= k,
+                    "P = {}: sample {s}, table {}: read off by {} > {k} (σ {:.2} units)",
+                    plan.space_bits,
+                    r.lut,
+                    r.offset,
+                    n.sigma_units
+                );
+                nonzero += usize::from(r.offset != 0);
+                assert_eq!(Some(r.output), r.expected, "{r:?}");
+                // The first layer reads fresh inputs: the value is the clear one.
+                assert_eq!(r.value, trace[r.dot][s]);
+                let Op::Lut { table, offset, .. } = &g.nodes[r.lut].op else {
+                    unreachable!()
+                };
+                let iv = facts[r.dot].interval;
+                let entry = |a: i64| table[(a + offset) as usize];
+                if flat(entry, r.value, k, iv.lo, iv.hi) {
+                    assert_eq!(r.output, r.exact, "flat table changed: {r:?}");
+                } else {
+                    all_flat = false;
+                }
+            }
+            // Outputs 0-4 are tables with weight 1 (σ 0.15 positions: exact); output 5 mixes
+            // them with weights up to 4.
+            let mix = plan
+                .neurons
+                .iter()
+                .find(|n| n.node == g.outputs[5])
+                .unwrap();
+            let k_out = offset_bound(mix.std, plan.box_positions, samples * 2, -30.0);
+            let from_reads: Vec<i64> = reads.iter().map(|r| r.output).collect();
+            assert_eq!(outs[..5], from_reads[..], "weight-1 outputs are the tables");
+            if all_flat {
+                assert_eq!(outs[..5], clear[s][..5], "sample {s}");
+            }
+            let Op::Dot { terms, .. } = &g.nodes[g.outputs[5]].op else {
+                unreachable!()
+            };
+            let true_mix: i64 = terms
+                .iter()
+                .map(|&(src, w)| {
+                    let lut = reads.iter().find(|r| r.lut == src).unwrap();
+                    w * lut.output
+                })
+                .sum();
+            assert!(
+                (outs[5] - true_mix).abs() <= k_out,
+                "P = {}: output 5 decrypted {} for {true_mix} (k = {k_out})",
+                plan.space_bits,
+                outs[5]
+            );
+        }
+    }
+    // With σ ≈ 5 units at P = 11, most reads are off: the approximation is exercised.
+    assert!(nonzero >= samples * 5 / 2, "{nonzero} reads off");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -784,4 +1073,332 @@ fn iris_end_to_end() {
         run.median_evaluate_ms()
     );
     assert_eq!(agree, inputs.len());
+}
+
+/// A circuit for measuring reads: four 4-bit inputs read by weight-1 dots (fresh noise) and
+/// tables, then dots of Σw² 4, 98, 256 and 450 over the tables' outputs, read by tables too.
+fn circuit_reads() -> CheckedGraph {
+    let mut b = Builder::new("tfhe-test-reads", 5, 4, 9);
+    let xs: Vec<NodeId> = (0..4).map(|_| b.input(0, 15)).collect();
+    let ys: Vec<NodeId> = xs
+        .iter()
+        .map(|&x| {
+            let d = b.dot(0, &[(x, 1)], 0);
+            b.lut(0, d, |a| a)
+        })
+        .collect();
+    let layer1: [&[(usize, i64)]; 4] = [
+        &[(0, 1), (1, 1), (2, 1), (3, 1)],
+        &[(0, 7), (1, -7)],
+        &[(0, 8), (1, -8), (2, 8), (3, -8)],
+        &[(0, 15), (1, -15)],
+    ];
+    let mut ls = vec![];
+    for terms in layer1 {
+        let t: Vec<(NodeId, i64)> = terms.iter().map(|&(j, w)| (ys[j], w)).collect();
+        let d = b.dot(1, &t, 0);
+        let iv = b.facts[d].interval;
+        let w = iv.hi - iv.lo + 1;
+        ls.push(b.lut(1, d, move |a| ((a - iv.lo) * 16 / w).min(15)));
+    }
+    let outs: Vec<NodeId> = ls.iter().map(|&l| b.dot(2, &[(l, 1)], 0)).collect();
+    b.finish(&outs)
+}
+
+/// Approximate reads measured against the model: for spaces of 9, 10 and 11 bits on the
+/// 4-bit set (4, 2 and 1 positions per value), per table (Σw² 1 with fresh inputs, 4, 98, 256,
+/// 450), the rate of reads off by >= 1 and >= 2 units with 99 % Wilson intervals against the
+/// predicted `erfc(((k - 1/2)·box) / (σ√2))`, and the mean and standard deviation of the error
+/// in positions against `σ = sqrt(a + b·Σw²)` and 0. Fails when a prediction is outside its
+/// interval (first-layer tables may also be below it: their inputs are fresh encryptions,
+/// charged as bootstrap outputs) or the mean error is off centre.
+///
+/// `cargo test --release --test tfhe misread_rate_matches_prediction -- --ignored --nocapture`
+/// (`SQNN_MISREAD_SAMPLES=N` samples per space, default 150: 8 bootstraps each).
+#[test]
+#[ignore]
+fn misread_rate_matches_prediction() {
+    let samples: usize = std::env::var("SQNN_MISREAD_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let c = circuit_reads();
+    let set4 = set(SET4);
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let inputs: Vec<Vec<i64>> = (0..samples)
+        .map(|_| (0..4).map(|_| rng.gen_range(0..=15)).collect())
+        .collect();
+    let mut outside = vec![];
+    for p in [9u32, 10, 11] {
+        let plan = fhe::plan_on(c.report(), set4, p, fhe::FheMode::Approximate, -40.0, 2);
+        let b = backend_with(&c, &plan);
+        let prepared = b.server().prepare(&c).unwrap();
+        let t = std::time::Instant::now();
+        let mut by_dot: std::collections::BTreeMap<NodeId, Vec<measure::TableRead>> =
+            Default::default();
+        for x in &inputs {
+            let (reads, _) = measure::table_reads(&b, &c, &prepared, x).unwrap();
+            for r in reads {
+                assert_eq!(Some(r.output), r.expected, "{r:?}");
+                by_dot.entry(r.dot).or_default().push(r);
+            }
+        }
+        println!(
+            "P = {p} ({} positions per value), {samples} samples, {:.0} s:",
+            plan.box_positions,
+            t.elapsed().as_secs_f64()
+        );
+        // Pool the four first-layer tables (same Σw²).
+        let mut groups: Vec<(String, u64, bool, Vec<&measure::TableRead>)> = vec![];
+        for (dot, reads) in &by_dot {
+            let n = plan.neurons.iter().find(|n| n.node == *dot).unwrap();
+            let label = format!("layer {} neuron {}", n.layer, n.neuron);
+            if n.layer == 0 {
+                if let Some(g) = groups.iter_mut().find(|g| g.2) {
+                    g.3.extend(reads.iter());
+                    continue;
+                }
+                groups.push((
+                    "layer 0 (4 tables)".into(),
+                    n.sum_w2,
+                    true,
+                    reads.iter().collect(),
+                ));
+            } else {
+                groups.push((label, n.sum_w2, false, reads.iter().collect()));
+            }
+        }
+        for (label, sum_w2, first, reads) in groups {
+            let std = set4.bootstrap_std(sum_w2);
+            let n = reads.len();
+            let errs: Vec<f64> = reads.iter().map(|r| r.position_error).collect();
+            let mean = errs.iter().sum::<f64>() / n as f64;
+            let sd = (errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            print!(
+                "  {label:<20} Σw² {sum_w2:>4}: error mean {mean:+.2}, std {sd:.2} positions \
+                 (model {std:.2}, σ_units {:.2})",
+                std / plan.box_positions
+            );
+            // The error is centred: tfhe's half-position bias is compensated.
+            if mean.abs() > 3.3 * sd / (n as f64).sqrt() + 0.1 {
+                outside.push(format!("P {p} {label} mean error {mean:+.2}"));
+                print!(" OFF-CENTRE");
+            }
+            for k in [1i64, 2] {
+                let off = reads.iter().filter(|r| r.offset.abs() >= k).count();
+                let (lo, hi) = wilson(off, n);
+                let pred = fhe::offset_at_least_log2(std, plan.box_positions, k as u64).exp2();
+                print!(
+                    "; |d| >= {k}: {off}/{n} = {:.3} [{lo:.3}, {hi:.3}] predicted {pred:.3}",
+                    off as f64 / n as f64
+                );
+                let ok = (lo..=hi).contains(&pred) || (first && pred > hi);
+                if !ok {
+                    outside.push(format!("P {p} {label} |d| >= {k}"));
+                    print!(" OUTSIDE");
+                }
+            }
+            println!();
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "outside the measured interval: {outside:?}"
+    );
+}
+
+/// A random MLP shaped like Concrete ML's iris default (4 features, 3 layers, multiplier 4:
+/// 4-16-16-3), with 4-bit weights and activations: every row keeps random non-zero weights
+/// until its accumulator's range would exceed `accum_bits` (per-neuron pruning), hidden
+/// neurons are 4-bit ramp (ReLU-like staircase) tables. 32 bootstraps per sample.
+fn iris_shape(accum_bits: u32, seed: u64) -> CheckedGraph {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut b = Builder::new("tfhe-iris-shape", 4, 4, accum_bits);
+    let (wlo, whi) = signed_range(4);
+    let mut prev: Vec<NodeId> = (0..4).map(|_| b.input(-8, 7)).collect();
+    let widths = [16usize, 16, 3];
+    for (layer, &width) in widths.iter().enumerate() {
+        let last = layer + 1 == widths.len();
+        let mut next = vec![];
+        for _ in 0..width {
+            let mut terms: Vec<(NodeId, i64)> = prev
+                .iter()
+                .map(|&p| {
+                    let w = loop {
+                        let w = rng.gen_range(wlo..=whi);
+                        if w != 0 {
+                            break w;
+                        }
+                    };
+                    (p, w)
+                })
+                .collect();
+            let span = |t: &[(NodeId, i64)], b: &Builder| -> i64 {
+                t.iter()
+                    .map(|&(s, w)| w.abs() * (b.facts[s].interval.hi - b.facts[s].interval.lo))
+                    .sum::<i64>()
+                    + 1
+            };
+            while span(&terms, &b) > 1 << accum_bits {
+                terms.remove(rng.gen_range(0..terms.len()));
+            }
+            let d = b.dot(layer, &terms, rng.gen_range(-2..=2));
+            if last {
+                next.push(d);
+                continue;
+            }
+            let iv = b.facts[d].interval;
+            let count = iv.hi - iv.lo + 1;
+            // ReLU then a 4-bit requantization: 0 below the middle, then a ramp.
+            let mid = iv.lo + count / 2;
+            next.push(b.lut(layer, d, move |a| {
+                (((a - mid).max(0) * 16) / (count - count / 2)).min(15)
+            }));
+        }
+        prev = next;
+    }
+    b.finish(&prev)
+}
+
+/// The iris shape of issue 5 (4-16-16-3, 4-bit weights and activations, 9-bit accumulators,
+/// 32 bootstraps) on the 4-bit set in approximate mode: encrypted latency per sample against
+/// the floor (32 × one 4-bit bootstrap ÷ cores, with the bootstrap measured now on this
+/// machine and from the catalogue), Concrete ML's 3.74 s and the 0.36 s target; the stage
+/// imbalance and what the rest of the time goes to.
+///
+/// `cargo test --release --test tfhe iris_shape_approximate_latency -- --ignored --nocapture`
+/// (`SQNN_LATENCY_SAMPLES=N`, default 20).
+#[test]
+#[ignore]
+fn iris_shape_approximate_latency() {
+    use rayon::prelude::*;
+    use std::time::Instant;
+    let samples: usize = std::env::var("SQNN_LATENCY_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let cores = rayon::current_num_threads();
+    let c = iris_shape(9, 1);
+    let r = c.report();
+    assert_eq!(r.pbs_count, 32);
+    let set4 = set(SET4);
+    let plan = fhe::plan_with(r, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
+    print!("{}", fhe::render_plan(&plan));
+    let b = backend_with(&c, &plan);
+    let prepared = b.server().prepare(&c).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let inputs: Vec<Vec<i64>> = (0..samples)
+        .map(|_| (0..4).map(|_| rng.gen_range(-8..=7)).collect())
+        .collect();
+    // Warm up (thread-local buffers, FFT plans).
+    let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
+    b.server()
+        .evaluate_prepared(&c, &prepared, &enc, None)
+        .unwrap();
+    let run = b.run_timed(&c, &inputs).unwrap();
+    let eval = run.median_evaluate_ms();
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    let argmax = |o: &Vec<i64>| (0..o.len()).max_by_key(|&i| (o[i], std::cmp::Reverse(i)));
+    let same = run
+        .outputs
+        .iter()
+        .zip(&clear)
+        .filter(|(e, k)| e == k)
+        .count();
+    let same_class = run
+        .outputs
+        .iter()
+        .zip(&clear)
+        .filter(|(e, k)| argmax(e) == argmax(k))
+        .count();
+    let max_diff = run
+        .outputs
+        .iter()
+        .zip(&clear)
+        .flat_map(|(e, k)| e.iter().zip(k).map(|(a, b)| (a - b).abs()))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "approximate outputs: {same}/{samples} identical to clear, {same_class}/{samples} same \
+         argmax, largest output difference {max_diff} (outputs span about {} values)",
+        c.report()
+            .neurons
+            .iter()
+            .filter(|n| n.table_len == 0)
+            .map(|n| n.hi - n.lo + 1)
+            .max()
+            .unwrap_or(0)
+    );
+    // Where the time goes, stage by stage (median over a few samples).
+    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
+    for x in inputs.iter().take(5) {
+        let enc = b.client().encrypt(&c, x).unwrap();
+        stages.push(measure::evaluate_profiled(b.server(), &c, &prepared, &enc).unwrap());
+    }
+    for s in 0..stages[0].len() {
+        let tables: Vec<f64> = stages.iter().map(|p| p[s].tables_ms).collect();
+        let dots: Vec<f64> = stages.iter().map(|p| p[s].dots_ms).collect();
+        let st = &stages[0][s];
+        println!(
+            "stage {s}: {} bootstraps {:.1} ms ({:.1} ms per bootstrap per core), {} dots of {} \
+             terms {:.2} ms",
+            st.tables,
+            sqnn::tfhe_backend::median(&tables),
+            sqnn::tfhe_backend::median(&tables) * cores as f64 / st.tables.max(1) as f64,
+            st.dots,
+            st.terms,
+            sqnn::tfhe_backend::median(&dots)
+        );
+    }
+    // The floor measured now: 32 bootstraps of the same set, all cores, no circuit.
+    let (cks, sks) = measure::raw_keys(set4).unwrap();
+    let lut = sks.generate_lookup_table(|x| x);
+    let mut floor_now = vec![];
+    let mut stage_now = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        (0..32).into_par_iter().for_each(|_| {
+            measure::one_bootstrap(&cks, &sks, &lut);
+        });
+        floor_now.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        for _ in 0..2 {
+            (0..16).into_par_iter().for_each(|_| {
+                measure::one_bootstrap(&cks, &sks, &lut);
+            });
+        }
+        stage_now.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut one = vec![];
+    for _ in 0..10 {
+        let t = Instant::now();
+        measure::one_bootstrap(&cks, &sks, &lut);
+        one.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let floor_now = sqnn::tfhe_backend::median(&floor_now);
+    let stage_now = sqnn::tfhe_backend::median(&stage_now);
+    let one = sqnn::tfhe_backend::median(&one);
+    let catalogue = 32.0 * set4.pbs_ms_1_thread / cores as f64;
+    println!(
+        "iris shape, approximate, {}-bit space ({} positions per value, σ up to {:.2} units): \
+         evaluation median {eval:.0} ms per sample over {samples} (min {:.0}); encrypt {:.1} ms, \
+         decrypt {:.2} ms",
+        plan.space_bits,
+        plan.box_positions,
+        plan.worst_sigma_units,
+        run.evaluate_ms.iter().cloned().fold(f64::MAX, f64::min),
+        sqnn::tfhe_backend::median(&run.encrypt_ms),
+        sqnn::tfhe_backend::median(&run.decrypt_ms),
+    );
+    println!(
+        "floor: catalogue {catalogue:.0} ms (32 × {:.1} ms ÷ {cores}); now {:.0} ms (32 × {one:.1} \
+         ms ÷ {cores}); 32 bootstraps in one parallel batch {floor_now:.0} ms, as two stages of 16 \
+         {stage_now:.0} ms; evaluation / measured floor = {:.2}, / two stages = {:.2}; Concrete \
+         ML 3740 ms ({:.1}× faster), target 360 ms",
+        set4.pbs_ms_1_thread,
+        32.0 * one / cores as f64,
+        eval / floor_now,
+        eval / stage_now,
+        3740.0 / eval
+    );
 }
