@@ -128,9 +128,12 @@ pub struct SimStats {
 impl ClearBackend {
     /// Simulates approximate bootstraps in clear: before each table lookup, the index is moved
     /// by `round(z · sigma[node])` with `z` standard normal, then clamped to the table (the
-    /// encrypted tables clamp their margins the same way). `sigma[node]` is the read noise of
-    /// that table in accumulator units, as the TFHE noise model predicts it
-    /// (`crate::fhe`); 0 means exact. Seeded: the same seed gives the same run.
+    /// encrypted tables clamp their margins the same way); a `Dot` with `sigma > 0` (an output
+    /// decrypted from a noisy ciphertext) is moved likewise, unclamped. `sigma[node]` is in
+    /// accumulator units, as the TFHE noise model predicts it
+    /// ([`crate::fhe::sigma_units_by_node`]); 0 means exact. Seeded: the same seed gives the
+    /// same run. (Tables with `round_bits > 0` are read after the shift here; lowering does not
+    /// produce them.)
     pub fn simulate(
         &self,
         an: &Analyzed,
@@ -148,7 +151,7 @@ impl ClearBackend {
             )));
         }
         let chunk = self.chunk.max(1);
-        let parts: Vec<(Vec<i64>, usize, Vec<u64>, Vec<u64>)> = inputs
+        let parts: Vec<ChunkResult> = inputs
             .par_chunks(chunk)
             .enumerate()
             .map(|(k, c)| {
@@ -186,6 +189,9 @@ impl ClearBackend {
     }
 }
 
+/// One chunk's values (node-major), its size, and its misread counts.
+type ChunkResult = (Vec<i64>, usize, Vec<u64>, Vec<u64>);
+
 /// Injected read noise for [`ClearBackend::simulate`].
 struct Noise<'a> {
     sigma: &'a [f64],
@@ -219,6 +225,19 @@ fn eval_chunk_with(an: &Analyzed, inputs: &[Vec<i64>], mut noise: Option<&mut No
                         *o += w * v;
                     }
                 }
+                // Simulation: an output decrypted from a noisy ciphertext is off by
+                // round(z · sigma) (not clamped: nothing reads it through a table).
+                if let Some(n) = noise.as_deref_mut().filter(|n| n.sigma[id] > 0.0) {
+                    for o in out.iter_mut() {
+                        let z: f64 = n.rng.sample(StandardNormal);
+                        let d = crate::cast::round_clamp(z * n.sigma[id], -(1 << 40), 1 << 40);
+                        if d != 0 {
+                            n.misreads[id] += 1;
+                            n.changed[id] += 1;
+                        }
+                        *o += d;
+                    }
+                }
             }
             Op::Lut {
                 input,
@@ -228,7 +247,9 @@ fn eval_chunk_with(an: &Analyzed, inputs: &[Vec<i64>], mut noise: Option<&mut No
                 ..
             } => {
                 let x = &done[*input * b..(*input + 1) * b];
-                match noise.as_deref_mut().filter(|n| n.sigma[id] > 0.0) {
+                // In a simulation every read is clamped (an earlier noisy dot may have moved
+                // this table's input); otherwise the analysis proves the index in range.
+                match noise.as_deref_mut() {
                     None => {
                         for (o, &v) in out.iter_mut().zip(x) {
                             // In range by the analysis: index in [0, table.len()).
@@ -238,10 +259,18 @@ fn eval_chunk_with(an: &Analyzed, inputs: &[Vec<i64>], mut noise: Option<&mut No
                     Some(n) => {
                         let last = table.len() - 1;
                         for (o, &v) in out.iter_mut().zip(x) {
-                            let exact = crate::cast::index((v + offset) >> round_bits);
-                            let z: f64 = n.rng.sample(StandardNormal);
-                            let shift =
-                                crate::cast::round_clamp(z * n.sigma[id], -(1 << 40), 1 << 40);
+                            // A noisy input (a hidden dot given noise) may leave the
+                            // table: clamp, as the encrypted tables' margins do.
+                            let exact = crate::cast::index(
+                                ((v + offset) >> round_bits)
+                                    .clamp(0, i64::try_from(last).unwrap_or(0)),
+                            );
+                            let shift = if n.sigma[id] > 0.0 {
+                                let z: f64 = n.rng.sample(StandardNormal);
+                                crate::cast::round_clamp(z * n.sigma[id], -(1 << 40), 1 << 40)
+                            } else {
+                                0
+                            };
                             let read = crate::cast::index(
                                 (i64::try_from(exact).unwrap_or(0) + shift)
                                     .clamp(0, i64::try_from(last).unwrap_or(0)),

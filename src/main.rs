@@ -72,7 +72,59 @@ struct CheckArgs {
     #[arg(long)]
     calibrate: Option<String>,
     #[command(flatten)]
+    fhe: FheArgs,
+    #[command(flatten)]
     split: SplitArgs,
+}
+
+/// How the TFHE parameters are chosen.
+#[derive(Args, Clone)]
+pub struct FheArgs {
+    /// Bootstrap reads: `exact` (bit-identical to the clear backend; needs a bootstrap as wide
+    /// as the widest accumulator) or `approximate` (one cheap bootstrap reads a wide
+    /// accumulator, off by a few units with the probabilities the noise model predicts).
+    #[arg(long, default_value = "approximate")]
+    pub mode: sqnn::fhe::FheMode,
+    /// Target probability, per bootstrap, of a wrong result (exact) or of a read past a table's
+    /// margin (approximate), as log2 (Concrete ML's default: -40).
+    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
+    pub p_error: f64,
+    /// Approximate mode: largest read noise (standard deviation, in accumulator units) a
+    /// parameter set may have; cheaper sets with noisier reads are skipped.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_sigma: f64,
+    /// Use this parameter set instead of choosing one (a name from `sqnn::fhe::PARAMETER_SETS`).
+    #[arg(long)]
+    pub parameters: Option<String>,
+}
+
+impl FheArgs {
+    /// The plan these flags ask for.
+    pub fn plan(&self, report: &sqnn::analyze::CompileReport) -> Result<sqnn::fhe::FhePlan> {
+        use sqnn::fhe::{self, FheMode};
+        let cores = rayon::current_num_threads();
+        if let Some(name) = &self.parameters {
+            let set = fhe::parameter_set(name).ok_or_else(|| {
+                let names: Vec<&str> = fhe::PARAMETER_SETS.iter().map(|p| p.name).collect();
+                Error::param(
+                    "parameters",
+                    format!(
+                        "{name:?} is not in the catalogue: use one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            return fhe::plan_with(report, set, self.mode, self.p_error, cores);
+        }
+        match self.mode {
+            FheMode::Exact => {
+                fhe::choose_parameters_with(report, self.p_error, cores, FheMode::Exact)
+            }
+            FheMode::Approximate => {
+                fhe::choose_approximate(report, self.p_error, cores, self.max_sigma)
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -82,14 +134,17 @@ struct KeygenArgs {
     /// Directory for client.key, server.key and keys.json.
     #[arg(long)]
     out_dir: PathBuf,
-    /// Target failure probability per bootstrap, as log2 (Concrete ML's default: -40).
-    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
-    p_error: f64,
+    #[command(flatten)]
+    fhe: FheArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendKind {
+    /// Exact integer execution in clear.
     Clear,
+    /// Clear execution with the misreads the chosen TFHE parameters would make (no keys).
+    Simulate,
+    /// Encrypted execution.
     Tfhe,
 }
 
@@ -132,9 +187,11 @@ struct RunArgs {
     /// Keys directory from `sqnn keygen` (tfhe; default: generate fresh keys in memory).
     #[arg(long)]
     keys: Option<PathBuf>,
-    /// Target failure probability per bootstrap, as log2 (tfhe).
-    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
-    p_error: f64,
+    /// Seed of the simulated noise (simulate).
+    #[arg(long, default_value_t = 1)]
+    noise_seed: u64,
+    #[command(flatten)]
+    fhe: FheArgs,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -224,7 +281,7 @@ fn check(a: &CheckArgs) -> Result<ExitCode> {
         println!("{}", report::render_json(r));
     } else {
         print!("{}", report::render_text(r));
-        print_fhe_plan(&an, -40.0);
+        print_fhe_plan(&an, &a.fhe);
     }
     if let Some(data) = &a.calibrate {
         calibrate(&an, data, &a.split, a.json)?;
@@ -310,19 +367,18 @@ fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result
     Ok(())
 }
 
-fn print_fhe_plan(an: &Analyzed, p_error: f64) {
+fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs) {
     if !an.report().ok {
         return;
     }
-    let cores = rayon::current_num_threads();
-    match sqnn::fhe::choose_parameters(an.report(), p_error, cores) {
+    match fhe.plan(an.report()) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
         Err(e) => println!("TFHE: {e}"),
     }
 }
 
 fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
-    tfhe_cmd::keygen(&a.circuit, &a.out_dir, a.p_error)
+    tfhe_cmd::keygen(&a.circuit, &a.out_dir, &a.fhe)
 }
 
 /// Accuracy (classification) or R² (regression) of predictions against targets.
@@ -378,8 +434,83 @@ fn run(a: &RunArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        BackendKind::Simulate => simulate(&an, &inputs, &test.y, a, &ds.name),
         BackendKind::Tfhe => tfhe_cmd::run(an, &inputs, &test.y, a),
     }
+}
+
+/// `run --backend simulate`: what the chosen TFHE parameters would give, in milliseconds.
+fn simulate(
+    an: &Analyzed,
+    inputs: &[Vec<i64>],
+    y: &[f64],
+    a: &RunArgs,
+    data: &str,
+) -> Result<ExitCode> {
+    if !an.report().ok {
+        return Err(Error::Backend(format!(
+            "the circuit fails the accumulator check, so it would not be encrypted:\n{}",
+            report::render_text(an.report())
+        )));
+    }
+    let plan = a.fhe.plan(an.report())?;
+    let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
+    let exact = ClearBackend::default().evaluate(an, inputs)?;
+    let t = Instant::now();
+    let (outs, stats) = ClearBackend::default().simulate(an, inputs, &sigma, a.noise_seed)?;
+    let secs = t.elapsed().as_secs_f64();
+    let g = an.graph();
+    let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
+    let clear_preds: Vec<f64> = exact.iter().map(|o| g.predict(o)).collect();
+    let (name, value) = metric(g, &preds, y);
+    let (_, clear_value) = metric(g, &clear_preds, y);
+    let n = inputs.len();
+    let identical = outs.iter().zip(&exact).filter(|(s, e)| s == e).count();
+    let same_pred = preds
+        .iter()
+        .zip(&clear_preds)
+        .filter(|(s, e)| s == e)
+        .count();
+    let lut_ids: Vec<usize> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, nd)| matches!(nd.op, sqnn::graph::Op::Lut { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let misreads: u64 = lut_ids.iter().map(|&i| stats.misreads[i]).sum();
+    let changed: u64 = lut_ids.iter().map(|&i| stats.changed[i]).sum();
+    let per = |v: u64| v as f64 / n.max(1) as f64;
+    if a.json {
+        println!(
+            "{}",
+            json!({ name: value, "clear": clear_value, "samples": n,
+                "agreement_with_clear": identical as f64 / n.max(1) as f64,
+                "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
+                "misreads_per_sample": per(misreads),
+                "predicted_misreads_per_sample": plan.expected_misreads_per_sample,
+                "changed_table_outputs_per_sample": per(changed),
+                "latency_us_per_sample": secs * 1e6 / n.max(1) as f64,
+                "predicted_fhe_ms_per_sample": plan.latency_ms_per_sample,
+                "pbs_count": an.report().pbs_count, "parameters": plan.parameter_set,
+                "mode": plan.mode.to_string(), "backend": "simulate" })
+        );
+    } else {
+        print!("{}", sqnn::fhe::render_plan(&plan));
+        println!(
+            "simulate ({}, {}): {name} {value:.4} on {n} test samples of {data} (clear {clear_value:.4}); \
+             {same_pred}/{n} same prediction as clear, {identical}/{n} identical outputs; \
+             {:.2} misreads per sample (predicted {:.2}), {:.2} of them change a table's output; \
+             predicted encrypted latency {:.0} ms per sample",
+            plan.parameter_set,
+            plan.mode,
+            per(misreads),
+            plan.expected_misreads_per_sample,
+            per(changed),
+            plan.latency_ms_per_sample
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(a: &DemoArgs) -> Result<ExitCode> {
@@ -409,6 +540,12 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
+    let fhe = FheArgs {
+        mode: sqnn::fhe::FheMode::Approximate,
+        p_error: -40.0,
+        max_sigma: 2.0,
+        parameters: None,
+    };
     println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {
         test_size: 0.25,
@@ -423,7 +560,8 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
         backend: BackendKind::Clear,
         samples: None,
         keys: None,
-        p_error: -40.0,
+        noise_seed: 1,
+        fhe: fhe.clone(),
         json: false,
         split: split.clone(),
     })?;
@@ -434,7 +572,8 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
         backend: BackendKind::Tfhe,
         samples: Some(a.samples),
         keys: None,
-        p_error: -40.0,
+        noise_seed: 1,
+        fhe,
         json: false,
         split,
     })
