@@ -592,7 +592,7 @@ mod tfhe_cmd {
         )
     }
 
-    pub fn keygen(_: &Path, _: &Path, _: f64) -> Result<ExitCode> {
+    pub fn keygen(_: &Path, _: &Path, _: &FheArgs) -> Result<ExitCode> {
         Err(disabled())
     }
 
