@@ -376,11 +376,13 @@ impl IntGraph {
                     let span = hi.checked_sub(*lo).and_then(|d| d.checked_add(1));
                     match span {
                         Some(s) if s >= 1 && s <= a_span => {}
-                        _ => return bad(format!(
+                        _ => {
+                            return bad(format!(
                             "input node {id} declares [{lo}, {hi}], which is empty or wider than \
                                  {a_span} values (n_a_bits = {})",
                             m.n_a_bits
-                        )),
+                        ))
+                        }
                     }
                 }
                 Op::Dot { terms, constant } => {

@@ -8,8 +8,8 @@ use ndarray::Array2;
 use sqnn::data::{peer_split, train_test_split, Dataset, Split};
 use sqnn::quantize::QuantizedMlp;
 use sqnn::train::{
-    max_active_neurons, ActRange, EstimatorParams, Model, NeuralNetClassifier, NeuralNetRegressor,
-    PruningMode,
+    max_active_neurons, ActRange, EstimatorParams, LrSchedule, Model, NeuralNetClassifier,
+    NeuralNetRegressor, PruningMode,
 };
 use sqnn::Error;
 
@@ -335,6 +335,18 @@ fn save_load_round_trip_and_bad_files() {
     );
     let back = NeuralNetClassifier::load(&path).unwrap();
     assert_eq!(back.predict(&te.x).unwrap(), c.predict(&te.x).unwrap());
+    assert_eq!(back.params(), c.params());
+    // Files written before `lr_schedule` and `sparse_init` existed still load, as what they
+    // were trained with (constant learning rate, no re-scaling).
+    let old = dir.path().join("old.model.json");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let params = v["params"].as_object_mut().unwrap();
+    assert!(params.remove("lr_schedule").is_some() && params.remove("sparse_init").is_some());
+    std::fs::write(&old, serde_json::to_vec(&v).unwrap()).unwrap();
+    let back_old = NeuralNetClassifier::load(&old).unwrap();
+    assert_eq!(back_old.params().lr_schedule, LrSchedule::Constant);
+    assert!(!back_old.params().sparse_init);
+    assert_eq!(back_old.predict(&te.x).unwrap(), c.predict(&te.x).unwrap());
     assert_eq!(
         back.predict_proba(&te.x).unwrap(),
         c.predict_proba(&te.x).unwrap()
@@ -489,7 +501,7 @@ fn structured_pruning_removes_neurons_and_their_columns() {
     );
     let q = pruned.quantized().unwrap();
     let qf = full.quantized().unwrap();
-    let width = 60; // 30 features * multiplier 2
+    let width = (30.0 * base.n_hidden_neurons_multiplier) as usize; // 30 features * multiplier
     let n = q.layers.len();
     for l in 0..n - 1 {
         assert!(
@@ -527,52 +539,121 @@ fn iris_trains_fast() {
     assert!(rep.best_epoch < 100);
     // Generous bound for a loaded shared machine (measured ~0.01 s in release).
     assert!(secs < 2.0, "{secs}");
+    // The presets as `sqnn train` runs them: 5 restarts of 100 epochs (measured 0.03 s for
+    // 2/2/6 bits and 0.04 s for the fast-FHE 4/4/10 network in release; Concrete ML: 7.8 s).
+    for p in [EstimatorParams::default(), EstimatorParams::fast_fhe()] {
+        let mut c = NeuralNetClassifier::new(p.clone()).unwrap();
+        let t = Instant::now();
+        c.fit_dataset(&tr).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "iris, {}/{}/{} bits, {} restarts of 100 epochs: {secs:.3} s",
+            p.n_w_bits, p.n_a_bits, p.n_accum_bits, p.restarts
+        );
+        assert!(secs < 2.0, "{secs}");
+    }
 }
 
-// ---- Accuracy with the defaults (real, can-fail thresholds) -------------------------------
+// ---- Accuracy of the presets (real, can-fail thresholds) -----------------------------------
 
-fn default_accuracy(name: &str, peer: bool) -> f64 {
-    let (c, te) = fit_clf(name, peer, EstimatorParams::default());
-    let acc = c.score(&te.x, &te.labels().unwrap()).unwrap();
-    let q = c.quantized().unwrap();
-    let widest = row_widths(q).iter().map(|r| r.1).max().unwrap();
+/// Train seeds the accuracy tests average over: the default (42) and four others (far enough
+/// apart that their restarts, seeds `s .. s + restarts`, do not overlap). One test split of 38
+/// iris rows turns a single training into a lottery over three borderline rows; the mean over
+/// seeds measures the procedure.
+const TRAIN_SEEDS: [u64; 5] = [42, 1042, 2042, 3042, 4042];
+
+/// Test score (accuracy or R²) of `p` on `name`, over [`TRAIN_SEEDS`]: (mean, min). Checks on
+/// every trained model that each row keeps at most Ω non-zero weights and each proved
+/// accumulator range fits `n_accum_bits`.
+fn score_over_seeds(name: &str, peer: bool, p: &EstimatorParams) -> (f64, f64) {
+    let (tr, te) = split(name, peer);
+    let omega = p.max_active_neurons() as usize;
+    let mut scores = Vec::new();
+    for seed in TRAIN_SEEDS {
+        let p = EstimatorParams { seed, ..p.clone() };
+        let (score, q) = if tr.labels().is_some() {
+            let mut c = NeuralNetClassifier::new(p.clone()).unwrap();
+            c.fit_dataset(&tr).unwrap();
+            let acc = c.score(&te.x, &te.labels().unwrap()).unwrap();
+            (acc, c.quantized().unwrap().clone())
+        } else {
+            let mut r = NeuralNetRegressor::new(p.clone()).unwrap();
+            r.fit_dataset(&tr).unwrap();
+            (
+                r.score(&te.x, &te.y).unwrap(),
+                r.quantized().unwrap().clone(),
+            )
+        };
+        let rows = row_widths(&q);
+        let widest = rows.iter().map(|r| r.1).max().unwrap();
+        assert!(
+            widest <= p.n_accum_bits,
+            "{name} seed {seed}: {widest} bits"
+        );
+        assert!(
+            rows.iter().all(|r| r.2 <= omega),
+            "{name} seed {seed}: a row exceeds Ω"
+        );
+        scores.push(score);
+    }
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    let shown: Vec<String> = scores.iter().map(|s| format!("{s:.3}")).collect();
     println!(
-        "{name} ({} split): test accuracy {acc:.3}, widest accumulator {widest} bits",
-        if peer { "Concrete ML's" } else { "seed-42" }
+        "{name} ({} split), {}/{}/{} bits: mean {mean:.3}, min {min:.3} over seeds {TRAIN_SEEDS:?}: [{}]",
+        if peer { "Concrete ML's" } else { "seed-42" },
+        p.n_w_bits,
+        p.n_a_bits,
+        p.n_accum_bits,
+        shown.join(", ")
     );
-    assert!(widest <= 6);
-    acc
+    (mean, min)
 }
 
 #[test]
 fn breast_cancer_default_accuracy() {
-    assert!(default_accuracy("breast_cancer", false) >= 0.95);
-    assert!(default_accuracy("breast_cancer", true) >= 0.95);
+    let p = EstimatorParams::default();
+    assert!(score_over_seeds("breast_cancer", false, &p).0 >= 0.95);
+    assert!(score_over_seeds("breast_cancer", true, &p).0 >= 0.95);
 }
 
 #[test]
 fn iris_default_accuracy() {
     // The seed-42 test split holds iris rows 70, 83 and 133, the classic overlapping
     // versicolor / virginica samples that even LDA misclassifies: 36/39 = 0.923 is typical for
-    // every model measured, 0.949 the best seen.
-    assert!(default_accuracy("iris", false) >= 0.89);
-    assert!(default_accuracy("iris", true) >= 0.94);
+    // every model measured, 0.949 the best seen. Concrete ML's split has three borderline rows
+    // (77, 106, 134): 2-bit inputs get two of them wrong on most seeds (0.947), some seeds one
+    // (0.974) or three (0.921).
+    let p = EstimatorParams::default();
+    assert!(score_over_seeds("iris", false, &p).0 >= 0.90);
+    assert!(score_over_seeds("iris", true, &p).0 >= 0.92);
 }
 
 #[test]
 fn diabetes_default_r2() {
-    let (tr, te) = split("diabetes", false);
-    let mut r = NeuralNetRegressor::new(EstimatorParams::default()).unwrap();
-    r.fit_dataset(&tr).unwrap();
-    let r2 = r.score(&te.x, &te.y).unwrap();
-    let widest = row_widths(r.quantized().unwrap())
-        .iter()
-        .map(|r| r.1)
-        .max()
-        .unwrap();
-    println!("diabetes: test R² {r2:.3}, widest accumulator {widest} bits");
-    assert!(r2 >= 0.40, "{r2}");
-    assert!(widest <= 6);
+    let p = EstimatorParams::default();
+    assert!(score_over_seeds("diabetes", false, &p).0 >= 0.40);
+    assert!(score_over_seeds("diabetes", true, &p).0 >= 0.40);
+}
+
+#[test]
+fn fast_fhe_preset_accuracy() {
+    let p = EstimatorParams::fast_fhe();
+    assert_eq!(
+        (
+            p.n_w_bits,
+            p.n_a_bits,
+            p.n_accum_bits,
+            p.max_active_neurons()
+        ),
+        (4, 4, 10, 4)
+    );
+    assert!(score_over_seeds("iris", false, &p).0 >= 0.89);
+    assert!(score_over_seeds("iris", true, &p).0 >= 0.92);
+    for peer in [false, true] {
+        assert!(score_over_seeds("breast_cancer", peer, &p).0 >= 0.95);
+        assert!(score_over_seeds("diabetes", peer, &p).0 >= 0.40);
+    }
 }
 
 // ---- MNIST (slow; run with --ignored) -------------------------------------------------------

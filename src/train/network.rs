@@ -672,6 +672,31 @@ impl SparseQuantNeuralNetwork {
         self.pruning_enabled = true;
     }
 
+    /// Re-scales every pruned row's kept weights so that their mean square is `1 / (3k)`, the
+    /// mean square of PyTorch's `nn.Linear` initialization for the row's actual fan-in `k`
+    /// (number of kept weights), and leaves dense rows (`k` = fan-in), empty rows and biases
+    /// alone. Meant right after [`enable_pruning`](Self::enable_pruning) on the initial
+    /// weights: magnitude pruning keeps a row's largest initial weights, drawn for the full
+    /// fan-in, so without this a row keeping 4 of 120 weights starts with a pre-activation
+    /// variance about 10 times smaller than a freshly initialized 4-input layer, and the signal
+    /// fades layer after layer. The kept weights keep their signs and relative sizes.
+    pub(crate) fn rescale_kept_weights(&mut self) {
+        for layer in &mut self.layers {
+            let n = layer.in_dim();
+            for r in 0..layer.out_dim() {
+                let k = layer.active_in_row(r);
+                if k == 0 || k == n {
+                    continue;
+                }
+                let ms = layer.w.row(r).iter().map(|v| v * v).sum::<f64>() / k as f64;
+                let f = (1.0 / (3.0 * k as f64) / ms).sqrt();
+                if f.is_finite() && f > 0.0 {
+                    layer.w.row_mut(r).mapv_inplace(|v| v * f);
+                }
+            }
+        }
+    }
+
     /// One step of gradual per-neuron pruning: rows of layers whose fan-in `f` exceeds Ω keep at
     /// most `Ω + floor((f - Ω) (1 - progress)^3)` weights. `progress` in `[0, 1]`; at 1 this is
     /// the final budget (but no structured pruning: call `enable_pruning` for the last step).
@@ -1107,6 +1132,64 @@ mod tests {
                 .fold(f64::MAX, |a, v| a.min(v.abs()));
             assert!(kept_min > 0.0);
         }
+    }
+
+    #[test]
+    fn rescaled_kept_weights_have_the_variance_of_their_fan_in() {
+        let mut c = cfg(40, 3, 2);
+        c.n_accum_bits = 8; // Ω = 5
+        let mut net = SparseQuantNeuralNetwork::new(c, 4).unwrap();
+        net.enable_pruning();
+        let before: Vec<Array2<f64>> = (0..3).map(|l| net.weights(l).to_owned()).collect();
+        net.rescale_kept_weights();
+        for (l, w0) in before.iter().enumerate() {
+            let w = net.weights(l);
+            for r in 0..w.nrows() {
+                let k = w.row(r).iter().filter(|v| **v != 0.0).count();
+                assert_eq!(k, 5, "layer {l} row {r}");
+                let ms = w.row(r).iter().map(|v| v * v).sum::<f64>() / k as f64;
+                assert!((ms - 1.0 / 15.0).abs() < 1e-12, "layer {l} row {r}: {ms}");
+                // Same signs and pattern, one factor per row.
+                let f = w
+                    .row(r)
+                    .iter()
+                    .zip(w0.row(r))
+                    .find(|(_, b)| **b != 0.0)
+                    .map(|(a, b)| a / b)
+                    .unwrap();
+                assert!(f > 1.0, "kept weights drawn for fan-in 80 or 40 grow");
+                for (a, b) in w.row(r).iter().zip(w0.row(r)) {
+                    assert!((a - b * f).abs() < 1e-12);
+                }
+            }
+        }
+        assert_eq!(net.active_per_row(0), vec![5; 80]);
+    }
+
+    #[test]
+    fn rescaling_keeps_the_signal_of_a_pruned_network() {
+        // breast_cancer's shape at 4/4/10 bits: 30 -> 120 -> 120 -> 2, Ω = 4.
+        let mut c = ModuleConfig::new(30, 3, 2);
+        c.n_w_bits = 4;
+        c.n_a_bits = 4;
+        c.n_accum_bits = 10;
+        c.n_hidden_neurons_multiplier = 4.0;
+        let x = Array2::from_shape_fn((256, 30), |(i, j)| {
+            (((i * 31 + j * 17) % 23) as f64 - 11.0) / 6.0
+        });
+        // How much the outputs vary from one input to the next (mean per-output std).
+        let spread = |net: &SparseQuantNeuralNetwork| {
+            let z = net.forward(&x);
+            z.std_axis(Axis(0), 0.0).mean().unwrap()
+        };
+        let mut net = SparseQuantNeuralNetwork::new(c, 9).unwrap();
+        net.enable_pruning();
+        let faded = spread(&net);
+        net.rescale_kept_weights();
+        let kept = spread(&net);
+        // Measured: 0.0026 -> 0.037 (14 times); the outputs of the un-rescaled network barely
+        // depend on the input.
+        assert!(kept > 5.0 * faded, "output spread {faded} -> {kept}");
     }
 
     #[test]
