@@ -12,7 +12,7 @@ use sqnn::train::{
     ActRange, EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor,
     PruningMode,
 };
-use sqnn::{Error, Result};
+use sqnn::Result;
 
 use crate::SplitArgs;
 
@@ -26,8 +26,10 @@ pub struct TrainArgs {
     /// Where to write the model file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Start from these defaults: `sqnn` (accurate and FHE-feasible) or `concrete-ml` (its 1.9
-    /// defaults: 4/4 bits, 3 layers, multiplier 4, layer-global pruning).
+    /// Start from these defaults: `sqnn` (2/2/6 bits, exact 6-bit tables), `fast-fhe` (Concrete
+    /// ML's 4/4-bit network with per-neuron pruning to 10-bit accumulators, read by one cheap
+    /// approximate bootstrap) or `concrete-ml` (its 1.9 defaults: 4/4 bits, 3 layers,
+    /// multiplier 4, layer-global pruning).
     #[arg(long, default_value = "sqnn")]
     pub preset: String,
     /// Number of linear layers.
@@ -139,16 +141,7 @@ impl TrainArgs {
 
     /// The estimator parameters these flags ask for.
     pub fn params(&self) -> Result<EstimatorParams> {
-        let mut p = match self.preset.as_str() {
-            "sqnn" => EstimatorParams::default(),
-            "concrete-ml" => EstimatorParams::concrete_ml(),
-            other => {
-                return Err(Error::param(
-                    "preset",
-                    format!("{other:?} is not a preset: use `sqnn` or `concrete-ml`"),
-                ))
-            }
-        };
+        let mut p = EstimatorParams::preset(&self.preset)?;
         macro_rules! set {
             ($($field:ident <- $flag:ident),* $(,)?) => {
                 $(if let Some(v) = self.$flag { p.$field = v; })*

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::network::{Adam, Layer, SparseQuantNeuralNetwork};
-use super::{validate_shared, ActRange, ModuleConfig, PruningMode};
+use super::{validate_shared, ActRange, LrSchedule, ModuleConfig, PruningMode};
 use crate::data::{check_finite, Dataset, Standardizer, Task};
 use crate::error::{Error, Result};
 use crate::quantize::{Activation, QuantizedMlp};
@@ -24,13 +24,17 @@ pub const MODEL_VERSION: u32 = 1;
 /// constructor fields except `input_dim` / `n_outputs` (inferred at `fit`), plus training
 /// settings.
 ///
-/// The defaults are sqnn's own, chosen to be accurate *and* cheap in FHE: 2-bit weights,
-/// 2-bit unsigned activations and 6-bit accumulators (Ω = 7 non-zero weights per neuron), so
-/// every hidden neuron is one exact 6-bit table without accumulator rounding; 3 layers of
-/// width `2 * n_features`, ReLU, per-neuron weight scales, learned activation step sizes,
-/// per-neuron pruning once on the initial weights, Adam lr 0.01, batch 32, 100 epochs, 20 %
-/// validation and the best of 5 restarts. Concrete ML's own defaults are
-/// [`EstimatorParams::concrete_ml`].
+/// The defaults are sqnn's own, chosen to be accurate *and* cheap in FHE: Concrete ML's network
+/// (3 layers, hidden multiplier 4, 4-bit weights, 4-bit unsigned activations, ReLU) with
+/// per-neuron pruning to 10-bit accumulators (Ω = 4 non-zero weights per neuron), so one
+/// bootstrap of the 4-bit TFHE parameter set reads every hidden neuron's accumulator
+/// (approximate reads, see `crate::fhe`); per-neuron weight scales, learned activation step
+/// sizes, kept weights re-scaled for their fan-in, Adam lr 0.01 with cosine decay, batch 32,
+/// 100 epochs, 20 % validation and the best of 5 restarts. Presets
+/// ([`EstimatorParams::preset`]): `sqnn` (these defaults), `fast-fhe`
+/// ([`EstimatorParams::fast_fhe`], the same with power-of-two scales) and `concrete-ml`
+/// ([`EstimatorParams::concrete_ml`]). Exact 6-bit tables: `--n-w-bits 2 --n-a-bits 2
+/// --n-accum-bits 6`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EstimatorParams {
     /// Number of linear layers.
@@ -81,16 +85,26 @@ pub struct EstimatorParams {
     pub restarts: usize,
     /// Show a progress bar (epoch, losses) on stderr.
     pub progress: bool,
+    /// Learning-rate schedule (cosine decay in sqnn's presets). Model files written before
+    /// this field existed read as [`LrSchedule::Constant`], what they were trained with.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// After pruning on the initial weights (`prune_warmup = 0`), re-scale each row's kept
+    /// weights to the initialization variance of its actual fan-in (see the training recipe in
+    /// [`crate::train`]). On in sqnn's presets, off in [`EstimatorParams::concrete_ml`] (and for
+    /// model files written before this field existed).
+    #[serde(default)]
+    pub sparse_init: bool,
 }
 
 impl Default for EstimatorParams {
     fn default() -> Self {
         EstimatorParams {
             n_layers: 3,
-            n_hidden_neurons_multiplier: 2.0,
-            n_w_bits: 2,
-            n_a_bits: 2,
-            n_accum_bits: 6,
+            n_hidden_neurons_multiplier: 4.0,
+            n_w_bits: 4,
+            n_a_bits: 4,
+            n_accum_bits: 10,
             n_prune_neurons_percentage: 0.0,
             activation_function: Activation::Relu,
             quant_narrow: false,
@@ -107,11 +121,55 @@ impl Default for EstimatorParams {
             validation_fraction: 0.2,
             restarts: 5,
             progress: false,
+            lr_schedule: LrSchedule::Cosine,
+            sparse_init: true,
         }
     }
 }
 
 impl EstimatorParams {
+    /// The names [`preset`](Self::preset) accepts.
+    pub const PRESETS: [&'static str; 3] = ["sqnn", "fast-fhe", "concrete-ml"];
+
+    /// A preset by name: `sqnn` ([`Default`]), `fast-fhe` ([`fast_fhe`](Self::fast_fhe)) or
+    /// `concrete-ml` ([`concrete_ml`](Self::concrete_ml)); anything else is an
+    /// [`Error::InvalidParameter`] for `preset` listing them.
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "sqnn" => Ok(EstimatorParams::default()),
+            "fast-fhe" | "fast_fhe" => Ok(EstimatorParams::fast_fhe()),
+            "concrete-ml" | "concrete_ml" => Ok(EstimatorParams::concrete_ml()),
+            other => Err(Error::param(
+                "preset",
+                format!(
+                    "{other:?} is not a preset: use one of {}",
+                    Self::PRESETS.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Concrete ML's network (3 layers, hidden multiplier 4, 4-bit weights, 4-bit unsigned
+    /// activations, ReLU, power-of-two scales) with sqnn's per-neuron pruning to 10-bit
+    /// accumulators (Ω = 4 non-zero weights per neuron: every hidden neuron's proved
+    /// accumulator range fits 10 bits, which one bootstrap of the rounded-accumulator FHE path
+    /// reads) and sqnn's training (per-neuron weight scales, learned activation steps, kept
+    /// weights re-scaled for their fan-in, Adam lr 0.01 with cosine decay, batch 32, 100
+    /// epochs, 20 % validation, best of 5 restarts).
+    ///
+    /// With Ω = 4 most of the `4 n_features` hidden neurons of a layer end up read by nobody
+    /// and are dropped at export, so the circuit is smaller than the nominal width suggests.
+    pub fn fast_fhe() -> Self {
+        EstimatorParams {
+            n_hidden_neurons_multiplier: 4.0,
+            n_w_bits: 4,
+            n_a_bits: 4,
+            n_accum_bits: 10,
+            power_of_two_scaling: true,
+            ..EstimatorParams::default()
+        }
+    }
+
     /// Concrete ML 1.9's defaults (4-bit weights and activations, multiplier 4, ReLU, signed,
     /// not narrow, power-of-two scales, per-tensor weight scales, layer-global pruning once on
     /// the initial weights, Adam lr 0.01, batch 128, 20 % validation), 3 layers and 100 epochs as
@@ -140,6 +198,8 @@ impl EstimatorParams {
             validation_fraction: 0.2,
             restarts: 1,
             progress: false,
+            lr_schedule: LrSchedule::Constant,
+            sparse_init: false,
         }
     }
 
@@ -494,6 +554,9 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
     };
     if warm == 0 {
         net.enable_pruning();
+        if p.sparse_init {
+            net.rescale_kept_weights();
+        }
     }
 
     let bar = p.progress.then(|| {
@@ -537,10 +600,15 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
         if epoch == 1 && p.act_range == ActRange::Learned {
             net.init_learned_steps();
         }
-        adam.set_lr(p.lr);
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
-        for chunk in order.chunks(bs) {
+        let n_batches = tr.len().div_ceil(bs);
+        for (b, chunk) in order.chunks(bs).enumerate() {
+            let done = (epoch * n_batches + b) as f64 / (epochs * n_batches) as f64;
+            adam.set_lr(match p.lr_schedule {
+                LrSchedule::Constant => p.lr,
+                LrSchedule::Cosine => p.lr * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()),
+            });
             let xb = xt.select(Axis(0), chunk);
             let (out, cache) = net.forward_train(&xb);
             let (loss, dout) = loss_of(&out, chunk, false);
@@ -1369,6 +1437,18 @@ mod tests {
         let ok = EstimatorParams::default();
         ok.validate().unwrap();
         EstimatorParams::concrete_ml().validate().unwrap();
+        EstimatorParams::fast_fhe().validate().unwrap();
+        for name in EstimatorParams::PRESETS {
+            EstimatorParams::preset(name).unwrap().validate().unwrap();
+        }
+        assert_eq!(EstimatorParams::fast_fhe().max_active_neurons(), 4);
+        match EstimatorParams::preset("fast") {
+            Err(Error::InvalidParameter { name, message }) => {
+                assert_eq!(name, "preset");
+                assert!(message.contains("fast-fhe"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
         let cases: Vec<(&str, EstimatorParams)> = vec![
             (
                 "epochs",
