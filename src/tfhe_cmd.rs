@@ -82,6 +82,12 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
         .count();
     let n = inputs.len();
     let agreement = agree as f64 / n.max(1) as f64;
+    let same_pred = run
+        .outputs
+        .iter()
+        .zip(&clear)
+        .filter(|(e, c)| g.predict(e) == g.predict(c))
+        .count();
     let median = run.median_evaluate_ms();
     if a.json {
         println!(
@@ -90,6 +96,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
                 name: value,
                 "samples": n,
                 "agreement_with_clear": agreement,
+                "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
                 "latency_ms_per_sample": median,
                 "encrypt_ms_per_sample": mean(&run.encrypt_ms),
                 "decrypt_ms_per_sample": mean(&run.decrypt_ms),
@@ -101,9 +108,10 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
         );
     } else {
         println!(
-            "tfhe backend ({plan_name}): {name} {value:.4} on {n} encrypted samples; {agree}/{n} \
-             identical to the clear backend; {median:.0} ms per sample (server, median), {} \
-             bootstraps each; keys {keygen_s:.1} s",
+            "tfhe backend ({plan_name}): {name} {value:.4} on {n} encrypted samples; \
+             {same_pred}/{n} same prediction as the clear backend, {agree}/{n} bit-identical \
+             outputs (approximate reads differ by design, exact ones never); {median:.0} ms per \
+             sample (server, median), {} bootstraps each; keys {keygen_s:.1} s",
             run.pbs_count
         );
     }
