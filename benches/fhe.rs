@@ -86,15 +86,7 @@ fn synthetic(
             n_accum_bits: accum_bits,
             pruning: "synthetic".into(),
         },
-        client: ClientSpec {
-            feature_mean: vec![0.0; nf],
-            feature_std: vec![1.0; nf],
-            input_scale: 1.0,
-            output_scale: vec![1.0; n_out],
-            output_bias: vec![0.0; n_out],
-            target_mean: 0.0,
-            target_std: 1.0,
-        },
+        client: ClientSpec::identity(nf, n_out),
         nodes: vec![],
         outputs: vec![],
     };

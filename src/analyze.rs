@@ -473,15 +473,7 @@ pub fn witness_circuit(an: &Analyzed, dot: NodeId) -> Result<(IntGraph, Vec<i64>
     let sub = IntGraph {
         name: format!("{}-witness-{dot}", g.name),
         meta,
-        client: crate::graph::ClientSpec {
-            feature_mean: vec![0.0; n],
-            feature_std: vec![1.0; n],
-            input_scale: 1.0,
-            output_scale: vec![1.0],
-            output_bias: vec![0.0],
-            target_mean: 0.0,
-            target_std: 1.0,
-        },
+        client: crate::graph::ClientSpec::identity(n, 1),
         outputs: vec![terms.len()],
         nodes,
     };

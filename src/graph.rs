@@ -146,6 +146,28 @@ pub struct ClientSpec {
 }
 
 /// An integer-only graph: what lowering produces and backends execute (once checked).
+impl ClientSpec {
+    /// The identity spec: raw features already are the quantized integers (mean 0, deviation
+    /// 1, step 1) and outputs are the raw accumulators. For circuits built by hand (witness
+    /// circuits, tests, benches).
+    ///
+    /// ```
+    /// let c = sqnn::graph::ClientSpec::identity(3, 2);
+    /// assert_eq!((c.feature_std.len(), c.output_scale), (3, vec![1.0, 1.0]));
+    /// ```
+    pub fn identity(n_features: usize, n_outputs: usize) -> ClientSpec {
+        ClientSpec {
+            feature_mean: vec![0.0; n_features],
+            feature_std: vec![1.0; n_features],
+            input_scale: 1.0,
+            output_scale: vec![1.0; n_outputs],
+            output_bias: vec![0.0; n_outputs],
+            target_mean: 0.0,
+            target_std: 1.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntGraph {

@@ -32,15 +32,7 @@ fn one_table() -> IntGraph {
             n_accum_bits: 8,
             pruning: "none".into(),
         },
-        client: ClientSpec {
-            feature_mean: vec![0.0],
-            feature_std: vec![1.0],
-            input_scale: 1.0,
-            output_scale: vec![1.0],
-            output_bias: vec![0.0],
-            target_mean: 0.0,
-            target_std: 1.0,
-        },
+        client: ClientSpec::identity(1, 1),
         nodes: vec![
             Node {
                 layer: 0,

@@ -22,21 +22,10 @@ pub fn random_graph(seed: u64, nf: usize, layers: usize, width: usize, n_out: us
             n_accum_bits: 16,
             pruning: "random".into(),
         },
-        client: ClientSpec {
-            feature_mean: vec![0.0; nf],
-            feature_std: vec![1.0; nf],
-            input_scale: 1.0,
-            output_scale: vec![1.0; n_out],
-            output_bias: vec![0.0; n_out],
-            target_mean: 0.0,
-            target_std: 1.0,
-        },
+        client: ClientSpec::identity(nf, n_out),
         nodes: Vec::new(),
         outputs: Vec::new(),
     };
-    if n_out > 1 {
-        g.client.output_scale = vec![1.0; n_out];
-    }
     let mut facts: Vec<NodeFact> = Vec::new();
     let span = 1i64 << a_bits;
     let mut prev: Vec<NodeId> = Vec::new();
