@@ -9,6 +9,9 @@
 //! `cargo bench --bench fhe -- approximate/` (the iris shape only).
 //! `SQNN_BENCH_SKIP_6BIT=1` skips the 6-bit set (40 s of key generation, 1 GB of keys).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -114,35 +117,14 @@ fn synthetic(
             )
         })
         .collect();
-    let (wlo, whi) = signed_range(w_bits);
-    let budget = 1i64 << accum_bits;
     for (l, &width) in widths.iter().enumerate().skip(1) {
         let layer = l - 1;
         let last = l + 1 == widths.len();
         let mut next = vec![];
         for _ in 0..width {
             // Random weights, dropping terms until the accumulator's range fits.
-            let mut terms: Vec<(NodeId, i64)> = prev
-                .iter()
-                .map(|&p| {
-                    let w = loop {
-                        let w = rng.gen_range(wlo..=whi);
-                        if w != 0 {
-                            break w;
-                        }
-                    };
-                    (p, w)
-                })
-                .collect();
-            let span = |t: &[(NodeId, i64)], facts: &[NodeFact]| -> i64 {
-                t.iter()
-                    .map(|&(s, w)| w.abs() * (facts[s].interval.hi - facts[s].interval.lo))
-                    .sum::<i64>()
-                    + 1
-            };
-            while span(&terms, &facts) > budget {
-                terms.remove(rng.gen_range(0..terms.len()));
-            }
+            let terms =
+                common::random_row_within_budget(&mut rng, &prev, &facts, w_bits, accum_bits);
             let d = push(
                 &mut g,
                 &mut facts,

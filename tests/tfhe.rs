@@ -4,6 +4,8 @@
 //! binary. Heavier measurements are `#[ignore]`d; each says the command that runs it.
 #![cfg(feature = "tfhe-backend")]
 
+mod common;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -1206,34 +1208,13 @@ fn misread_rate_matches_prediction() {
 fn iris_shape(accum_bits: u32, seed: u64) -> CheckedGraph {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut b = Builder::new("tfhe-iris-shape", 4, 4, accum_bits);
-    let (wlo, whi) = signed_range(4);
     let mut prev: Vec<NodeId> = (0..4).map(|_| b.input(-8, 7)).collect();
     let widths = [16usize, 16, 3];
     for (layer, &width) in widths.iter().enumerate() {
         let last = layer + 1 == widths.len();
         let mut next = vec![];
         for _ in 0..width {
-            let mut terms: Vec<(NodeId, i64)> = prev
-                .iter()
-                .map(|&p| {
-                    let w = loop {
-                        let w = rng.gen_range(wlo..=whi);
-                        if w != 0 {
-                            break w;
-                        }
-                    };
-                    (p, w)
-                })
-                .collect();
-            let span = |t: &[(NodeId, i64)], b: &Builder| -> i64 {
-                t.iter()
-                    .map(|&(s, w)| w.abs() * (b.facts[s].interval.hi - b.facts[s].interval.lo))
-                    .sum::<i64>()
-                    + 1
-            };
-            while span(&terms, &b) > 1 << accum_bits {
-                terms.remove(rng.gen_range(0..terms.len()));
-            }
+            let terms = common::random_row_within_budget(&mut rng, &prev, &b.facts, 4, accum_bits);
             let d = b.dot(layer, &terms, rng.gen_range(-2..=2));
             if last {
                 next.push(d);

@@ -130,3 +130,38 @@ pub fn random_inputs(g: &IntGraph, seed: u64, n: usize) -> Vec<Vec<i64>> {
         })
         .collect()
 }
+
+/// One row of random non-zero `w_bits` weights over `prev`, with random terms dropped until the
+/// accumulator's range (`Σ |w| · (hi - lo) + 1`, from the facts) fits `2^accum_bits` values:
+/// per-neuron pruning, as training does it, for hand-built circuits.
+pub fn random_row_within_budget(
+    rng: &mut ChaCha8Rng,
+    prev: &[NodeId],
+    facts: &[NodeFact],
+    w_bits: u32,
+    accum_bits: u32,
+) -> Vec<(NodeId, i64)> {
+    let (wlo, whi) = signed_range(w_bits);
+    let mut terms: Vec<(NodeId, i64)> = prev
+        .iter()
+        .map(|&p| {
+            let w = loop {
+                let w = rng.gen_range(wlo..=whi);
+                if w != 0 {
+                    break w;
+                }
+            };
+            (p, w)
+        })
+        .collect();
+    let span = |t: &[(NodeId, i64)]| -> i64 {
+        t.iter()
+            .map(|&(s, w)| w.abs() * (facts[s].interval.hi - facts[s].interval.lo))
+            .sum::<i64>()
+            + 1
+    };
+    while span(&terms) > 1i64 << accum_bits {
+        terms.remove(rng.gen_range(0..terms.len()));
+    }
+    terms
+}
