@@ -88,6 +88,7 @@ fn synthetic(
             n_a_bits: a_bits,
             n_accum_bits: accum_bits,
             pruning: "synthetic".into(),
+            rounding: String::new(),
         },
         client: ClientSpec::identity(nf, n_out),
         nodes: vec![],

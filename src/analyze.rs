@@ -202,6 +202,9 @@ pub struct NeuronReport {
     pub table_bits: u32,
     /// Low bits dropped before the table.
     pub round_bits: u32,
+    /// The table's offset (`index = (acc + offset) >> round_bits`); 0 without a table.
+    #[serde(default)]
+    pub table_offset: i64,
     /// Whether `range_bits > n_accum_bits`.
     pub over_budget: bool,
 }
@@ -223,6 +226,12 @@ pub struct LayerReport {
     pub pbs: usize,
     /// Widest table index (PBS precision) in the layer.
     pub table_bits_max: u32,
+    /// Fewest low bits a table of the layer drops before its lookup (0 without tables).
+    #[serde(default)]
+    pub round_bits_min: u32,
+    /// Most low bits a table of the layer drops.
+    #[serde(default)]
+    pub round_bits_max: u32,
     /// Largest Σ w² in the layer.
     pub sum_w2_max: u64,
     /// `range_bits_hist[b]` = neurons whose range width is `b`.
@@ -246,6 +255,9 @@ pub struct CompileReport {
     pub n_a_bits: u32,
     /// Pruning mode the model was trained with.
     pub pruning: String,
+    /// What rounding before the tables cost, as lowering recorded it (empty if unknown).
+    #[serde(default)]
+    pub rounding: String,
     /// Input features.
     pub n_features: usize,
     /// Widest accumulator, range width.
@@ -365,11 +377,14 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
             continue;
         };
         let f = &facts[id];
-        let (table_len, round_bits) = match lut_of[id].map(|l| &graph.nodes[l].op) {
+        let (table_len, round_bits, table_offset) = match lut_of[id].map(|l| &graph.nodes[l].op) {
             Some(Op::Lut {
-                table, round_bits, ..
-            }) => (table.len(), *round_bits),
-            _ => (0, 0),
+                table,
+                round_bits,
+                offset,
+                ..
+            }) => (table.len(), *round_bits, *offset),
+            _ => (0, 0, 0),
         };
         let neuron = per_layer_count[n.layer];
         per_layer_count[n.layer] += 1;
@@ -387,12 +402,14 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
             table_len,
             table_bits: bits_for_len(table_len),
             round_bits,
+            table_offset,
             over_budget: range_bits > budget,
         });
     }
     let layers: Vec<LayerReport> = (0..n_layers)
         .map(|l| {
             let ns: Vec<&NeuronReport> = neurons.iter().filter(|r| r.layer == l).collect();
+            let tables = || ns.iter().filter(|r| r.table_len > 0);
             let range_bits_max = ns.iter().map(|r| r.range_bits).max().unwrap_or(0);
             let mut hist = vec![0usize; range_bits_max as usize + 1];
             for r in &ns {
@@ -406,6 +423,8 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
                 signed_bits_max: ns.iter().map(|r| r.signed_bits).max().unwrap_or(0),
                 pbs: ns.iter().filter(|r| r.table_len > 0).count(),
                 table_bits_max: ns.iter().map(|r| r.table_bits).max().unwrap_or(0),
+                round_bits_min: tables().map(|r| r.round_bits).min().unwrap_or(0),
+                round_bits_max: tables().map(|r| r.round_bits).max().unwrap_or(0),
                 sum_w2_max: ns.iter().map(|r| r.sum_w2).max().unwrap_or(0),
                 range_bits_hist: hist,
                 over_budget: ns.iter().filter(|r| r.over_budget).count(),
@@ -420,6 +439,7 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
         n_w_bits: graph.meta.n_w_bits,
         n_a_bits: graph.meta.n_a_bits,
         pruning: graph.meta.pruning.clone(),
+        rounding: graph.meta.rounding.clone(),
         n_features: graph.n_features(),
         max_range_bits: neurons.iter().map(|r| r.range_bits).max().unwrap_or(0),
         max_signed_bits: neurons.iter().map(|r| r.signed_bits).max().unwrap_or(0),

@@ -377,6 +377,47 @@ pub fn margins(lo: i64, hi: i64, space_bits: u32) -> Option<(u64, u64)> {
     Some((free / 2, free - free / 2))
 }
 
+/// Low bits of a `space_bits`-bit space that one bootstrap of `set` cannot tell apart:
+/// `P - log2 N` when the space is wider than the polynomial (a box below one position), else 0.
+/// Every table must drop at least that many bits ([`aligned_margins`]).
+pub fn read_align_bits(set: &ParamSet, space_bits: u32) -> u32 {
+    space_bits.saturating_sub(set.max_space_bits())
+}
+
+/// [`margins`] for a dot read by a table in a space wider than the polynomial: the margin below
+/// is moved down (or up) by less than `2^align_bits` so that it is congruent to `phase` (=
+/// `lo + offset` of the table) modulo `2^align_bits`; then every bucket of the table starts on
+/// a position of the modulus switch, and a bootstrap that reads `2^align_bits` values per
+/// position reads the same bucket as the clear table. `None` if the interval does not fit.
+///
+/// ```
+/// use sqnn::fhe::aligned_margins;
+/// let (below, above) = aligned_margins(-100, 300, 10, 2, 3).unwrap();
+/// assert_eq!(below % 4, 3);
+/// assert_eq!(below + 401 + above, 1 << 10);
+/// ```
+pub fn aligned_margins(
+    lo: i64,
+    hi: i64,
+    space_bits: u32,
+    align_bits: u32,
+    phase: i64,
+) -> Option<(u64, u64)> {
+    let (below, above) = margins(lo, hi, space_bits)?;
+    if align_bits == 0 {
+        return Some((below, above));
+    }
+    let free = below.checked_add(above)?;
+    let size = 1i128 << align_bits.min(62);
+    let b = i128::from(below);
+    let mut m = b - (b - i128::from(phase)).rem_euclid(size);
+    if m < 0 {
+        m += size;
+    }
+    let m = u64::try_from(m).ok()?;
+    (m <= free).then(|| (m, free - m))
+}
+
 /// The read offset `d = floor(z·σ_units + 1/2)` for a standard normal draw `z`: what a clear
 /// simulation adds to a value before clamping it into its interval (module docs).
 pub fn read_offset(sigma_units: f64, z: f64) -> i64 {
@@ -608,7 +649,23 @@ fn neuron_noise(set: &ParamSet, space_bits: u32, mode: FheMode, n: &NeuronReport
         set.decrypt_std(n.sum_w2)
     };
     let bx = set.box_positions(space_bits);
-    let fits = margins(n.lo, n.hi, space_bits);
+    let align = read_align_bits(set, space_bits);
+    let fits = if bootstrap {
+        // A table must drop the bits the bootstrap cannot tell apart.
+        (n.round_bits >= align)
+            .then(|| {
+                aligned_margins(
+                    n.lo,
+                    n.hi,
+                    space_bits,
+                    align,
+                    n.lo.wrapping_add(n.table_offset),
+                )
+            })
+            .flatten()
+    } else {
+        margins(n.lo, n.hi, space_bits)
+    };
     let margin = fits.map_or(0, |(a, b)| a.min(b));
     let log2_p_misread = misread_log2(std, bx);
     let log2_p_catastrophic = match fits {
@@ -755,7 +812,7 @@ pub fn plan_with(
     let needed = needed_bits(report);
     let top = match mode {
         FheMode::Exact => set.max_space_bits().saturating_sub(1),
-        FheMode::Approximate => set.max_space_bits(),
+        FheMode::Approximate => approximate_top(set, report),
     };
     if needed > top {
         return Err(too_wide(report, needed, top, mode, target));
@@ -820,7 +877,10 @@ pub fn choose_parameters_with(
     // Nothing fits: too wide for every set, or too noisy even for the most tolerant one.
     let widest = sets
         .iter()
-        .map(|s| capacity(s, mode, target, report.pbs_count > 0))
+        .map(|s| match mode {
+            FheMode::Approximate => approximate_top(s, report),
+            FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
+        })
         .max()
         .unwrap_or(0);
     if needed > widest {
@@ -828,11 +888,11 @@ pub fn choose_parameters_with(
     }
     let best = sets
         .iter()
-        .filter(|s| needed <= s.max_space_bits())
+        .filter(|s| needed <= approximate_top(s, report))
         .map(|s| {
             let top = match mode {
                 FheMode::Exact => needed,
-                FheMode::Approximate => s.max_space_bits(),
+                FheMode::Approximate => approximate_top(s, report),
             };
             (needed..=top)
                 .map(|p| plan_on(report, s, p, mode, target, cores))
@@ -842,6 +902,20 @@ pub fn choose_parameters_with(
         .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
         .expect("some set holds the width");
     Err(too_noisy(&best, target))
+}
+
+/// The widest space one bootstrap of `set` reads in approximate mode: `log2 N` plus the fewest
+/// low bits any table of the circuit drops (a box of `2^-s` positions per value is fine when
+/// every table's buckets span whole positions).
+fn approximate_top(set: &ParamSet, report: &CompileReport) -> u32 {
+    let min_round = report
+        .neurons
+        .iter()
+        .filter(|n| n.table_len > 0)
+        .map(|n| n.round_bits)
+        .min()
+        .unwrap_or(0);
+    set.max_space_bits() + min_round.min(20)
 }
 
 /// The widest space a set reads in `mode` at the target for a neuron without weights: exact,
@@ -1163,6 +1237,7 @@ mod tests {
             table_len: if table { count as usize } else { 0 },
             table_bits: if table { range_bits } else { 0 },
             round_bits: 0,
+            table_offset: 0,
             over_budget: false,
         }
     }
@@ -1176,6 +1251,7 @@ mod tests {
             n_w_bits: 2,
             n_a_bits,
             pruning: "per-neuron".into(),
+            rounding: String::new(),
             n_features: 4,
             max_range_bits: neurons.iter().map(|n| n.range_bits).max().unwrap_or(0),
             max_signed_bits: 0,

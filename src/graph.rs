@@ -123,6 +123,10 @@ pub struct Meta {
     pub n_accum_bits: u32,
     /// How the model was pruned (free text, for the report: "per-neuron", "layer-global", ...).
     pub pruning: String,
+    /// What rounding before the tables cost, as lowering measured it against the exact tables
+    /// (free text, for the report; empty when lowering recorded nothing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rounding: String,
 }
 
 /// What the client does in float: standardize and quantize features, dequantize outputs.

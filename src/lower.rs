@@ -10,9 +10,93 @@ use crate::error::{Error, Result};
 use crate::graph::{ClientSpec, IntGraph, Meta, Node, NodeId, Op, MAX_TABLE_LEN};
 use crate::quantize::{Activation, QuantizedMlp};
 
-/// Lowers a quantized model to an integer graph. `pruning` is recorded in the graph's metadata
-/// for the report (for example `"per-neuron"` or `"layer-global"`).
+/// Lowers a quantized model to an integer graph with lossless rounding only
+/// ([`Rounding::LOSSLESS`]): the graph computes exactly what the quantized model's `predict`
+/// computes. `pruning` is recorded in the graph's metadata for the report (for example
+/// `"per-neuron"` or `"layer-global"`).
 pub fn lower(model: &QuantizedMlp, name: &str, pruning: &str) -> Result<IntGraph> {
+    lower_with(model, name, pruning, Rounding::LOSSLESS)
+}
+
+/// How lowering chooses each table's `round_bits` (the low accumulator bits it drops).
+///
+/// Per hidden neuron, lowering tries every `r` from the widest down and keeps the largest whose
+/// rounded table (each bucket of `2^r` accumulator values gets the value most of its
+/// accumulators have, buckets placed at the best phase) changes the output of at most
+/// `tolerance × W` of the neuron's `W` reachable accumulator values and keeps every output level
+/// the exact table has. With power-of-two scales the steps of the table are `2^t` apart and
+/// rounding by `t` bits is the requantization itself: lossless (`tolerance` 0 finds it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rounding {
+    /// Largest share of a neuron's accumulator values whose table output may change.
+    pub tolerance: f64,
+    /// Widest table index (bits): a wider accumulator drops at least the extra bits, whatever
+    /// the error (reported), so one bootstrap can read it.
+    pub max_table_bits: u32,
+}
+
+impl Rounding {
+    /// Only rounding that changes no output.
+    pub const LOSSLESS: Rounding = Rounding {
+        tolerance: 0.0,
+        max_table_bits: 40,
+    };
+    /// The default of `sqnn compile`: a table may change the output of 1/64 of its accumulator
+    /// values (by one level, at its steps), well below what the approximate bootstrap's noise
+    /// already moves.
+    /// Tables index at most 10 bits, so the 4-bit parameter set (`N = 2048`) reads 12-bit
+    /// accumulators with a bit of margin to spare.
+    pub const DEFAULT: Rounding = Rounding {
+        tolerance: 1.0 / 64.0,
+        max_table_bits: 10,
+    };
+
+    /// Checks the tolerance (a share in `[0, 1)`) and the table width (1 to 24 bits).
+    pub fn new(tolerance: f64, max_table_bits: u32) -> Result<Rounding> {
+        if !(1..=24).contains(&max_table_bits) {
+            return Err(Error::param(
+                "max_table_bits",
+                format!("{max_table_bits} is not a table width in 1..=24 bits: give e.g. 10"),
+            ));
+        }
+        if !(0.0..1.0).contains(&tolerance) {
+            return Err(Error::param(
+                "round_tolerance",
+                format!(
+                    "{tolerance} is not a share in [0, 1): give 0 for lossless rounding only, or \
+                     e.g. 0.015 to let 1.5 % of a neuron's accumulator values change level"
+                ),
+            ));
+        }
+        Ok(Rounding {
+            tolerance,
+            max_table_bits,
+        })
+    }
+}
+
+/// A table after rounding: `index = (v + offset) >> round_bits`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundedTable {
+    /// Low bits dropped.
+    pub round_bits: u32,
+    /// `-lo + phase`, `phase < 2^round_bits`.
+    pub offset: i64,
+    /// One entry per bucket.
+    pub table: Vec<i64>,
+    /// Accumulator values whose output differs from the exact table's.
+    pub changed: u64,
+}
+
+/// Lowers a quantized model to an integer graph, rounding accumulators before tables as
+/// `rounding` allows (see [`lower`]).
+pub fn lower_with(
+    model: &QuantizedMlp,
+    name: &str,
+    pruning: &str,
+    rounding: Rounding,
+) -> Result<IntGraph> {
+    let rounding = Rounding::new(rounding.tolerance, rounding.max_table_bits.min(24))?;
     let first = model
         .layers
         .first()
@@ -32,6 +116,7 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: &str) -> Result<IntGraph
             n_a_bits: model.n_a_bits,
             n_accum_bits: model.n_accum_bits,
             pruning: pruning.to_string(),
+            rounding: String::new(),
         },
         client: ClientSpec {
             feature_mean: model.feature_mean.clone(),
@@ -46,6 +131,7 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: &str) -> Result<IntGraph
         outputs: Vec::new(),
     };
     let mut facts: Vec<NodeFact> = Vec::new();
+    let mut stats = RoundStats::default();
     // Layer-0 inputs.
     let mut prev: Vec<NodeId> = Vec::with_capacity(nf);
     for feature in 0..nf {
@@ -124,9 +210,11 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: &str) -> Result<IntGraph
                      may hold ({MAX_TABLE_LEN}); prune harder or lower n_w_bits / n_a_bits"
                 )));
             }
-            let table: Vec<i64> = (iv.lo..=iv.hi)
+            let exact: Vec<i64> = (iv.lo..=iv.hi)
                 .map(|acc| next.quantize(act.apply(layer.preactivation(i, acc))))
                 .collect();
+            let rounded = round_table(iv.lo, &exact, rounding);
+            stats.add(&rounded, exact.len());
             luts.push(push(
                 &mut graph,
                 &mut facts,
@@ -134,21 +222,176 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: &str) -> Result<IntGraph
                     layer: l,
                     op: Op::Lut {
                         input: d,
-                        offset: iv.lo.checked_neg().ok_or_else(|| {
-                            Error::Model(format!("layer {l} neuron {i}: accumulator out of range"))
-                        })?,
-                        round_bits: 0,
+                        offset: rounded.offset,
+                        round_bits: rounded.round_bits,
                         out_lo: next.lo,
                         out_hi: next.hi,
-                        table,
+                        table: rounded.table,
                     },
                 },
             )?);
         }
         prev = luts;
     }
+    graph.meta.rounding = stats.describe(rounding);
     graph.validate()?;
     fold_constant_tables(graph)
+}
+
+/// Rounds the exact table `exact` (entry `k` is the output for accumulator `lo + k`) as
+/// [`Rounding`] describes.
+///
+/// ```
+/// use sqnn::lower::round_table;
+/// // A staircase with steps every 4 values starting at accumulator 2 rounds 2 bits losslessly.
+/// let exact: Vec<i64> = (0..16).map(|k| (k + 2) / 4).collect();
+/// let r = round_table(-5, &exact, sqnn::lower::Rounding::LOSSLESS);
+/// assert_eq!((r.round_bits, r.changed), (2, 0));
+/// for (k, &e) in exact.iter().enumerate() {
+///     let v = -5 + k as i64;
+///     assert_eq!(r.table[((v + r.offset) >> r.round_bits) as usize], e);
+/// }
+/// ```
+pub fn round_table(lo: i64, exact: &[i64], rounding: Rounding) -> RoundedTable {
+    let w = exact.len();
+    let unrounded = RoundedTable {
+        round_bits: 0,
+        offset: lo.wrapping_neg(),
+        table: exact.to_vec(),
+        changed: 0,
+    };
+    if w < 2 {
+        return unrounded;
+    }
+    let budget = (rounding.tolerance * w as f64).floor() as u64;
+    let mut levels = exact.to_vec();
+    levels.sort_unstable();
+    levels.dedup();
+    let steps: Vec<usize> = (1..w).filter(|&k| exact[k] != exact[k - 1]).collect();
+    let max_r = usize::BITS - 1 - w.leading_zeros();
+    // Fewest bits that keep the table within `max_table_bits` index bits at any phase.
+    let forced = (0..=max_r)
+        .find(|&r| ((w - 1 + (1 << r) - 1) >> r) < 1usize << rounding.max_table_bits.min(40))
+        .unwrap_or(max_r);
+    let best_at = |r: u32, constrained: bool| {
+        let size = 1usize << r;
+        let mut phases: Vec<usize> = std::iter::once(0)
+            .chain(steps.iter().map(|&t| (size - t % size) % size))
+            .collect();
+        phases.sort_unstable();
+        phases.dedup();
+        phases
+            .into_iter()
+            .map(|phase| (phase, bucketize(exact, r, phase)))
+            .filter(|(_, (table, changed))| {
+                !constrained || (*changed <= budget && same_levels(table, &levels))
+            })
+            .min_by_key(|(_, (_, changed))| *changed)
+            .map(|(phase, (table, changed))| RoundedTable {
+                round_bits: r,
+                offset: lo.wrapping_neg().wrapping_add(phase as i64),
+                table,
+                changed,
+            })
+    };
+    for r in (forced.max(1)..=max_r).rev() {
+        if let Some(t) = best_at(r, true) {
+            return t;
+        }
+    }
+    if forced > 0 {
+        if let Some(t) = best_at(forced, false) {
+            return t;
+        }
+    }
+    unrounded
+}
+
+/// What rounding did to a circuit's tables, for its metadata.
+#[derive(Default)]
+struct RoundStats {
+    tables: usize,
+    rounded: usize,
+    lossless: usize,
+    min_bits: Option<u32>,
+    max_bits: u32,
+    changed: u64,
+    values: u64,
+    worst_share: f64,
+}
+
+impl RoundStats {
+    fn add(&mut self, t: &RoundedTable, w: usize) {
+        self.tables += 1;
+        self.values += w as u64;
+        if t.round_bits > 0 {
+            self.rounded += 1;
+            if t.changed == 0 {
+                self.lossless += 1;
+            }
+        }
+        self.min_bits = Some(self.min_bits.map_or(t.round_bits, |m| m.min(t.round_bits)));
+        self.max_bits = self.max_bits.max(t.round_bits);
+        self.changed += t.changed;
+        self.worst_share = self.worst_share.max(t.changed as f64 / w.max(1) as f64);
+    }
+
+    fn describe(&self, rounding: Rounding) -> String {
+        if self.tables == 0 {
+            return String::new();
+        }
+        format!(
+            "tolerance {:.4}, tables of at most {} bits: {} of {} tables drop {}..={} low accumulator bits ({} of them \
+             losslessly); {} of {} reachable accumulator values ({:.2} %) change level, at most \
+             {:.2} % in one table",
+            rounding.tolerance,
+            rounding.max_table_bits,
+            self.rounded,
+            self.tables,
+            self.min_bits.unwrap_or(0),
+            self.max_bits,
+            self.lossless,
+            self.changed,
+            self.values,
+            100.0 * self.changed as f64 / self.values.max(1) as f64,
+            100.0 * self.worst_share,
+        )
+    }
+}
+
+/// Buckets of `2^r` entries (`index = (k + phase) >> r`), each taking the value of its longest
+/// run; returns the table and how many entries changed.
+fn bucketize(exact: &[i64], r: u32, phase: usize) -> (Vec<i64>, u64) {
+    let len = ((exact.len() - 1 + phase) >> r) + 1;
+    let mut table = Vec::with_capacity(len);
+    let mut changed = 0u64;
+    let mut k = 0;
+    for b in 0..len {
+        let end = (((b + 1) << r) - phase).min(exact.len());
+        let (mut best, mut best_len) = (exact[k], 0usize);
+        let mut i = k;
+        while i < end {
+            let mut j = i;
+            while j < end && exact[j] == exact[i] {
+                j += 1;
+            }
+            if j - i > best_len {
+                (best, best_len) = (exact[i], j - i);
+            }
+            i = j;
+        }
+        changed += (end - k - best_len) as u64;
+        table.push(best);
+        k = end;
+    }
+    (table, changed)
+}
+
+fn same_levels(table: &[i64], levels: &[i64]) -> bool {
+    let mut l = table.to_vec();
+    l.sort_unstable();
+    l.dedup();
+    l == levels
 }
 
 /// Removes neurons whose table is constant (a ReLU that never fires, a saturated sigmoid): their
@@ -259,4 +502,89 @@ fn push(graph: &mut IntGraph, facts: &mut Vec<NodeFact>, node: Node) -> Result<N
     let f = transfer(graph, facts, id)?;
     facts.push(f);
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reads `t` at accumulator `v` the way the graph does.
+    fn read(t: &RoundedTable, v: i64) -> i64 {
+        t.table[((v + t.offset) >> t.round_bits) as usize]
+    }
+
+    /// Counts the accumulators whose output differs from the exact table's.
+    fn changed(t: &RoundedTable, lo: i64, exact: &[i64]) -> u64 {
+        exact
+            .iter()
+            .enumerate()
+            .filter(|&(k, &e)| read(t, lo + k as i64) != e)
+            .count() as u64
+    }
+
+    #[test]
+    fn power_of_two_steps_round_losslessly() {
+        // A requantized ReLU whose steps are 16 accumulator units apart, starting at 5.
+        let lo = -100;
+        let exact: Vec<i64> = (lo..=300)
+            .map(|a: i64| ((a - 5).max(0) / 16).min(15))
+            .collect();
+        let t = round_table(lo, &exact, Rounding::LOSSLESS);
+        assert_eq!((t.round_bits, t.changed), (4, 0));
+        assert_eq!(changed(&t, lo, &exact), 0);
+    }
+
+    #[test]
+    fn a_wide_table_is_cut_to_the_index_width() {
+        let lo = -2000;
+        let exact: Vec<i64> = (lo..=2000).map(|a: i64| (a / 37).clamp(-8, 7)).collect();
+        let r = Rounding::new(0.0, 10).unwrap();
+        let t = round_table(lo, &exact, r);
+        assert!(t.table.len() <= 1 << 10, "{}", t.table.len());
+        assert!(t.round_bits >= 2);
+        assert_eq!(changed(&t, lo, &exact), t.changed);
+    }
+
+    #[test]
+    fn bad_rounding_parameters_are_refused() {
+        assert!(Rounding::new(1.0, 10).is_err());
+        assert!(Rounding::new(-0.1, 10).is_err());
+        assert!(Rounding::new(f64::NAN, 10).is_err());
+        assert!(Rounding::new(0.01, 0).is_err());
+        assert!(Rounding::new(0.01, 25).is_err());
+    }
+
+    proptest! {
+        /// Whatever the table, the rounded one: covers exactly the index range, reports its
+        /// changes truthfully, stays within the tolerance unless forced by the width, and keeps
+        /// every output level when not forced.
+        #[test]
+        fn rounding_keeps_its_promises(
+            lo in -3000i64..3000,
+            steps in proptest::collection::vec(1usize..300, 1..12),
+            tol in 0.0f64..0.1,
+            width in 4u32..12,
+        ) {
+            let mut exact = Vec::new();
+            for (level, &run) in steps.iter().enumerate() {
+                exact.extend(std::iter::repeat(level as i64).take(run));
+            }
+            let w = exact.len();
+            let r = Rounding::new(tol, width).unwrap();
+            let t = round_table(lo, &exact, r);
+            let hi = lo + w as i64 - 1;
+            prop_assert_eq!(((lo + t.offset) >> t.round_bits), 0);
+            prop_assert_eq!(((hi + t.offset) >> t.round_bits) as usize + 1, t.table.len());
+            prop_assert!(t.table.len() <= 1 << width);
+            prop_assert_eq!(changed(&t, lo, &exact), t.changed);
+            let forced = w > 1 << width;
+            if !forced {
+                prop_assert!(t.changed as f64 <= tol * w as f64);
+                let mut levels = t.table.clone();
+                levels.dedup();
+                prop_assert_eq!(levels.len(), steps.len());
+            }
+        }
+    }
 }

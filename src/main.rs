@@ -55,6 +55,14 @@ struct CompileArgs {
     /// Name recorded in the circuit (default: the model's data set name).
     #[arg(long)]
     name: Option<String>,
+    /// Share of a neuron's accumulator values whose table output may change when lowering
+    /// rounds the accumulator before the table (0: lossless rounding only, bit-exact with the
+    /// model; the default 1/64 lets one bootstrap read wider accumulators).
+    #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.tolerance)]
+    round_tolerance: f64,
+    /// Widest table index, bits: wider accumulators drop at least the extra low bits.
+    #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.max_table_bits)]
+    max_table_bits: u32,
 }
 
 #[derive(Args)]
@@ -262,7 +270,8 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(|| model.data_name().to_string());
-    let graph = sqnn::lower::lower(model.quantized(), &name, model.pruning_name())?;
+    let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
+    let graph = sqnn::lower::lower_with(model.quantized(), &name, model.pruning_name(), rounding)?;
     graph.save(&a.out)?;
     let an = analyze(graph)?;
     print!("{}", report::render_text(an.report()));
@@ -536,6 +545,8 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
         model: model.clone(),
         out: circuit.clone(),
         name: None,
+        round_tolerance: sqnn::lower::Rounding::DEFAULT.tolerance,
+        max_table_bits: sqnn::lower::Rounding::DEFAULT.max_table_bits,
     })?;
     if code != ExitCode::SUCCESS {
         return Ok(code);

@@ -25,7 +25,7 @@ pub fn render_text(r: &CompileReport) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "layer  neurons  fan-in max  range bits  signed bits  table bits  PBS    Σw² max  over  widths (bits: neurons)"
+        "layer  neurons  fan-in max  range bits  signed bits  rounded  table bits  PBS    Σw² max  over  widths (bits: neurons)"
     );
     for l in &r.layers {
         let hist: Vec<String> = l
@@ -37,19 +37,29 @@ pub fn render_text(r: &CompileReport) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<5}  {:>7}  {:>10}  {:>5} / {:<2}  {:>11}  {:>10}  {:>5}  {:>7}  {:>4}  {}",
+            "{:<5}  {:>7}  {:>10}  {:>5} / {:<2}  {:>11}  {:>7}  {:>10}  {:>5}  {:>7}  {:>4}  {}",
             l.layer,
             l.neurons,
             l.fan_in_max,
             l.range_bits_max,
             r.n_accum_bits,
             l.signed_bits_max,
+            if l.pbs == 0 {
+                "-".to_string()
+            } else if l.round_bits_min == l.round_bits_max {
+                l.round_bits_min.to_string()
+            } else {
+                format!("{}..{}", l.round_bits_min, l.round_bits_max)
+            },
             l.table_bits_max,
             l.pbs,
             l.sum_w2_max,
             l.over_budget,
             hist.join(" ")
         );
+    }
+    if !r.rounding.is_empty() {
+        let _ = writeln!(s, "rounding before tables: {}", r.rounding);
     }
     let _ = writeln!(s);
     let verdict = if r.ok { "PASS" } else { "FAIL" };

@@ -159,6 +159,8 @@ struct Circuit {
     stages: Vec<(Vec<NodeId>, Vec<NodeId>)>,
     /// Whether a table reads the node (a dot).
     read_by_table: Vec<bool>,
+    /// Fewest low bits a table drops (0 without tables).
+    min_round_bits: u32,
 }
 
 impl Circuit {
@@ -193,22 +195,35 @@ impl Circuit {
             .max()
             .unwrap_or(0)
             .max(1);
+        let min_round_bits = g
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Lut { round_bits, .. } => Some(round_bits),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0);
         Ok(Circuit {
             digest,
             value_bits,
             stages,
             read_by_table,
+            min_round_bits,
         })
     }
 
     /// Rejects a space that does not hold the circuit's values or does not fit `set`.
     fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
-        if space_bits == 0 || space_bits > set.max_space_bits() {
+        let top = set.max_space_bits() + self.min_round_bits.min(20);
+        if space_bits == 0 || space_bits > top {
             return Err(Error::Keys(format!(
                 "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \
-                 most {} bits, one position per value): run sqnn keygen CIRCUIT --out-dir DIR",
+                 most {} bits, one position per value, plus the {} low bits every table of \
+                 the circuit drops): run sqnn keygen CIRCUIT --out-dir DIR",
                 set.name,
-                set.max_space_bits()
+                set.max_space_bits(),
+                self.min_round_bits
             )));
         }
         if self.value_bits > space_bits {
@@ -232,19 +247,51 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(facts: &[NodeFact], space_bits: u32) -> Result<Layout> {
+    /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, and
+    /// for a dot that a table reads in a space wider than the polynomial, aligned so that the
+    /// table's buckets start on positions ([`fhe::aligned_margins`]).
+    fn new(checked: &CheckedGraph, set: &ParamSet, space_bits: u32) -> Result<Layout> {
+        let facts = checked.facts();
+        let align = fhe::read_align_bits(set, space_bits);
+        let mut phase = vec![None; facts.len()];
+        for n in &checked.graph().nodes {
+            if let Op::Lut {
+                input,
+                offset,
+                round_bits,
+                ..
+            } = &n.op
+            {
+                if *round_bits < align {
+                    return Err(Error::Keys(format!(
+                        "a table drops {round_bits} low bits but a {space_bits}-bit space on {} \
+                         needs {align}: run sqnn keygen CIRCUIT --out-dir DIR",
+                        set.name
+                    )));
+                }
+                let lo = facts.get(*input).map_or(0, |f| f.interval.lo);
+                if let Some(p) = phase.get_mut(*input) {
+                    *p = Some(lo.wrapping_add(*offset));
+                }
+            }
+        }
         let below = facts
             .iter()
-            .map(|f| {
-                fhe::margins(f.interval.lo, f.interval.hi, space_bits)
-                    .map(|(m, _)| m as i64)
-                    .ok_or_else(|| {
-                        Error::Keys(format!(
-                            "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
+            .zip(&phase)
+            .map(|(f, ph)| {
+                let (lo, hi) = (f.interval.lo, f.interval.hi);
+                match ph {
+                    Some(p) => fhe::aligned_margins(lo, hi, space_bits, align, *p),
+                    None => fhe::margins(lo, hi, space_bits),
+                }
+                .map(|(m, _)| m as i64)
+                .ok_or_else(|| {
+                    Error::Keys(format!(
+                        "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
                              space: run sqnn keygen CIRCUIT --out-dir DIR",
-                            f.interval.lo, f.interval.hi
-                        ))
-                    })
+                        f.interval.lo, f.interval.hi
+                    ))
+                })
             })
             .collect::<Result<Vec<i64>>>()?;
         Ok(Layout {
@@ -476,7 +523,7 @@ impl ClientKey {
         self.check_digest(digest)?;
         validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
         let facts = checked.facts();
-        let layout = Layout::new(facts, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits)?;
         let cts = checked
             .graph()
             .input_nodes()
@@ -540,7 +587,7 @@ impl ClientKey {
             )));
         }
         let facts = checked.facts();
-        let layout = Layout::new(facts, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits)?;
         Ok(outputs
             .iter()
             .zip(&out.cts)
@@ -631,14 +678,13 @@ impl ServerKey {
         circuit.check_supported(self.set, self.space_bits)?;
         let g = checked.graph();
         let facts = checked.facts();
-        let layout = Layout::new(facts, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits)?;
         let delta = layout.delta;
-        // Half a position of the modulus switch to 2N: 2^64 / (4N).
-        let n_log = self.set.polynomial_size.trailing_zeros();
-        let half_position = 1u64 << (62 - n_log);
         // tfhe's centred modulus switch subtracts half a position itself, which makes reads
         // with a box of 2 positions or more round symmetrically; with one position per value
-        // the read is the switched position itself, so the half position is added back.
+        // or less the read is the switched position itself, so half a value (`Δ_P / 2`, half
+        // a position when the box is one position) is added back.
+        let half_value = delta >> 1;
         let shift = self.set.box_positions(self.space_bits) < 2.0;
         let mut luts = vec![None; g.nodes.len()];
         let mut constants = vec![0u64; g.nodes.len()];
@@ -656,7 +702,7 @@ impl ServerKey {
                     }
                     let mut k = (c as u64).wrapping_mul(delta);
                     if shift && circuit.read_by_table[id] {
-                        k = k.wrapping_add(half_position);
+                        k = k.wrapping_add(half_value);
                     }
                     constants[id] = k;
                 }
@@ -696,7 +742,11 @@ impl ServerKey {
         let lo_out = facts[id].interval.lo;
         let m_out = layout.below[id];
         let last = table.len().saturating_sub(1);
-        let entry = |k: u64| -> u64 {
+        // A space wider than the polynomial: box `j` of the test vector holds the values
+        // `k = j·2^align ..`, one bucket of the table (the margins are aligned for it).
+        let align = fhe::read_align_bits(self.set, layout.space_bits);
+        let entry = |j: u64| -> u64 {
+            let k = j << align;
             let v = (k as i64 - m_in + iv.lo).clamp(iv.lo, iv.hi);
             let idx = crate::cast::index((v + offset) >> round_bits).min(last);
             (table[idx] - lo_out + m_out) as u64
@@ -704,7 +754,7 @@ impl ServerKey {
         let acc = generate_programmable_bootstrap_glwe_lut(
             PolynomialSize(self.set.polynomial_size),
             GlweSize(self.set.glwe_dimension + 1),
-            1usize << layout.space_bits,
+            1usize << (layout.space_bits - align),
             CiphertextModulus::new_native(),
             layout.delta,
             entry,

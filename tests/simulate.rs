@@ -31,6 +31,7 @@ fn one_table() -> IntGraph {
             n_a_bits: 4,
             n_accum_bits: 8,
             pruning: "none".into(),
+            rounding: String::new(),
         },
         client: ClientSpec::identity(1, 1),
         nodes: vec![

@@ -43,6 +43,7 @@ impl Builder {
                     n_a_bits,
                     n_accum_bits,
                     pruning: "hand-made".into(),
+                    rounding: String::new(),
                 },
                 client: ClientSpec::identity(0, 0),
                 nodes: vec![],
@@ -531,6 +532,76 @@ fn rounding_tables_match_clear() {
     let c = b.finish(&[o]);
     let inputs = all_inputs(&c);
     assert_equivalent(keys4(), &c, &inputs);
+}
+
+/// Accumulators wider than one bootstrap can tell apart: 10-bit accumulators on the 2-bit set
+/// (N = 512, 9 bits), with tables that drop 8 low bits. The chooser picks an 11-bit space (its
+/// model charges these fresh first-layer inputs as bootstrap outputs, so a 10-bit space's
+/// margins look too thin); the test runs the 10-bit space (half a position per value), where
+/// the weight-1 outputs decrypt exactly (σ 0.06 units) and one table's buckets start at an odd
+/// phase, so its margins must be aligned for the bootstrap to read whole buckets. The values sit
+/// in the middle of their buckets (128 units from either edge; the read noise is about 9 units),
+/// so encrypted equals clear on every input.
+#[test]
+fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
+    let mut b = Builder::new("tfhe-test-round-wide", 10, 2, 10);
+    let x = b.input(0, 3);
+    let x2 = b.input(-2, 1);
+    let x3 = b.input(0, 1);
+    let d = b.dot(0, &[(x, 256)], 0); // [0, 768]
+    let d2 = b.dot(0, &[(x2, 256), (x3, 3)], 0); // [-512, 259]: 772 values
+    let l = b.push(
+        0,
+        Op::Lut {
+            input: d,
+            offset: 128,
+            round_bits: 8,
+            out_lo: 0,
+            out_hi: 3,
+            table: vec![2, 0, 3, 1],
+        },
+    );
+    let l2 = b.push(
+        0,
+        Op::Lut {
+            input: d2,
+            offset: 639, // lo + offset = 127: an odd phase
+            round_bits: 8,
+            out_lo: 0,
+            out_hi: 3,
+            table: vec![1, 3, 0, 2],
+        },
+    );
+    let o = b.dot(1, &[(l, 1)], 0);
+    let o2 = b.dot(1, &[(l2, -1)], 1);
+    let c = b.finish(&[o, o2]);
+    assert_eq!(c.report().max_range_bits, 10);
+    let set2 = set(SET2);
+    assert_eq!(set2.max_space_bits(), 9);
+    let chosen = fhe::plan_with(c.report(), set2, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    assert_eq!((chosen.space_bits, chosen.box_positions), (11, 0.25));
+    let plan = fhe::plan_on(c.report(), set2, 10, fhe::FheMode::Approximate, -40.0, 2);
+    assert_eq!(plan.box_positions, 0.5);
+    assert!(plan.worst_log2_p_fail < -30.0, "{}", plan.worst_log2_p_fail);
+    let (ck, sk) = keys2();
+    let mut backend = TfheBackend::new(
+        ck.rebind_with(&c, &plan).unwrap(),
+        sk.rebind_with(&c, &plan).unwrap(),
+    )
+    .unwrap();
+    backend.progress = false;
+    let inputs = all_inputs(&c);
+    assert_eq!(inputs.len(), 32);
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    assert_eq!(backend.run(&c, &inputs).unwrap(), clear);
+    // Without rounding the same accumulators do not fit one bootstrap of this set.
+    let mut unrounded = Builder::new("tfhe-test-round-wide-0", 10, 2, 10);
+    let x = unrounded.input(0, 3);
+    let d = unrounded.dot(0, &[(x, 256)], 0);
+    let l = unrounded.lut(0, d, |a| i64::from(a > 300));
+    let o = unrounded.dot(1, &[(l, 1)], 0);
+    let c0 = unrounded.finish(&[o]);
+    assert!(fhe::plan_with(c0.report(), set2, fhe::FheMode::Approximate, -40.0, 2).is_err());
 }
 
 #[test]

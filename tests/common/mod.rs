@@ -21,6 +21,7 @@ pub fn random_graph(seed: u64, nf: usize, layers: usize, width: usize, n_out: us
             n_a_bits: a_bits,
             n_accum_bits: 16,
             pruning: "random".into(),
+            rounding: String::new(),
         },
         client: ClientSpec::identity(nf, n_out),
         nodes: Vec::new(),
