@@ -519,6 +519,10 @@ impl std::fmt::Display for FheMode {
 pub struct NeuronNoise {
     /// The dot node (a table reads it, or it is an output).
     pub node: usize,
+    /// Exact rounding: bootstraps that clear the table's dropped bits one by one before the
+    /// table reads the rest ([`FhePlan::exact_rounding`]); 0 otherwise.
+    #[serde(default)]
+    pub extractions: u32,
     /// Linear layer.
     pub layer: usize,
     /// Neuron index within the layer.
@@ -587,7 +591,14 @@ pub struct FhePlan {
     /// Largest `σ_units` of a table read.
     #[serde(default)]
     pub worst_sigma_units: f64,
-    /// Bootstraps per sample.
+    /// Exact rounding: every table that drops low bits first clears them with one 1-bit
+    /// bootstrap per bit (each reads one bit, with a quarter of the torus as tolerance), then
+    /// reads the cleared accumulator, whose values are `2^round_bits` apart (see
+    /// [`crate::tfhe_backend`]). Bit-identical to the clear backend; costs `round_bits` extra
+    /// bootstraps per table.
+    #[serde(default)]
+    pub exact_rounding: bool,
+    /// Bootstraps per sample (extractions included).
     pub pbs_count: usize,
     /// Cores the latency figures assume.
     pub cores: usize,
@@ -641,8 +652,17 @@ pub fn needed_bits(report: &CompileReport) -> u32 {
         .unwrap_or(1)
 }
 
-fn neuron_noise(set: &ParamSet, space_bits: u32, mode: FheMode, n: &NeuronReport) -> NeuronNoise {
+fn neuron_noise(
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    extract: bool,
+    n: &NeuronReport,
+) -> NeuronNoise {
     let bootstrap = n.table_len > 0;
+    if extract && bootstrap && n.round_bits > 0 && mode == FheMode::Exact {
+        return extraction_noise(set, space_bits, n);
+    }
     let std = if bootstrap {
         set.bootstrap_std(n.sum_w2)
     } else {
@@ -680,6 +700,7 @@ fn neuron_noise(set: &ParamSet, space_bits: u32, mode: FheMode, n: &NeuronReport
     };
     NeuronNoise {
         node: n.node,
+        extractions: 0,
         layer: n.layer,
         neuron: n.neuron,
         sum_w2: n.sum_w2,
@@ -693,6 +714,45 @@ fn neuron_noise(set: &ParamSet, space_bits: u32, mode: FheMode, n: &NeuronReport
             FheMode::Exact => log2_p_misread,
             FheMode::Approximate => log2_p_catastrophic,
         },
+    }
+}
+
+/// Exact rounding of one table ([`FhePlan::exact_rounding`]): `r = round_bits` extractions,
+/// then the table's read. Extraction `b` multiplies the partly cleared accumulator (noise
+/// variance `b_set·(Σw² + b)` in positions: its dot plus `b` extraction outputs) by
+/// `2^(P - b)`, which puts bit `b` on the padding bit: it fails if the amplified noise plus the
+/// keyswitch and modulus switch reach a quarter of the torus (`N/2` positions). The table then
+/// reads a value `2^r` apart from its neighbours, centred in its bucket: tolerance
+/// `2^(r-1)·box`, noise `a + b_set·(Σw² + r)`. Failure = any of these misreads.
+fn extraction_noise(set: &ParamSet, space_bits: u32, n: &NeuronReport) -> NeuronNoise {
+    let r = n.round_bits;
+    let bx = set.box_positions(space_bits);
+    let quarter = set.polynomial_size as f64 / 2.0;
+    let mut fail = f64::NEG_INFINITY;
+    for b in 0..r {
+        let dot_var = set.noise_per_w2 * (n.sum_w2 + u64::from(b)) as f64;
+        let amp = 4f64.powi(space_bits.saturating_sub(b) as i32);
+        let std = (set.noise_base + dot_var * amp).sqrt();
+        fail = log2_add(fail, log2_erfc_ratio(quarter, std).max(LOG2_P_FLOOR));
+    }
+    let std = set.bootstrap_std(n.sum_w2 + u64::from(r));
+    let tol = 2f64.powi(r as i32 - 1) * bx;
+    let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
+    let fail = log2_add(fail, read).max(LOG2_P_FLOOR);
+    let margin = margins(n.lo, n.hi, space_bits).map_or(0, |(a, b)| a.min(b));
+    NeuronNoise {
+        node: n.node,
+        extractions: r,
+        layer: n.layer,
+        neuron: n.neuron,
+        sum_w2: n.sum_w2,
+        bootstrap: true,
+        std,
+        sigma_units: if bx > 0.0 { std / bx } else { f64::INFINITY },
+        margin,
+        log2_p_misread: fail,
+        log2_p_catastrophic: fail,
+        log2_p_fail: fail,
     }
 }
 
@@ -718,11 +778,31 @@ pub fn plan_on(
     target: f64,
     cores: usize,
 ) -> FhePlan {
+    plan_on_with(report, set, space_bits, mode, false, target, cores)
+}
+
+/// [`plan_on`], with [exact rounding](FhePlan::exact_rounding) when `exact_rounding` (exact
+/// mode only).
+pub fn plan_on_with(
+    report: &CompileReport,
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    exact_rounding: bool,
+    target: f64,
+    cores: usize,
+) -> FhePlan {
+    let extract = exact_rounding && mode == FheMode::Exact;
     let neurons: Vec<NeuronNoise> = report
         .neurons
         .iter()
-        .map(|n| neuron_noise(set, space_bits, mode, n))
+        .map(|n| neuron_noise(set, space_bits, mode, extract, n))
         .collect();
+    let pbs_count = report.pbs_count
+        + neurons
+            .iter()
+            .map(|n| n.extractions as usize)
+            .sum::<usize>();
     let worst = neurons
         .iter()
         .max_by(|a, b| a.log2_p_fail.total_cmp(&b.log2_p_fail))
@@ -747,7 +827,7 @@ pub fn plan_on(
         _ => set.max_sum_w2_exact(space_bits, target),
     };
     let cores = cores.max(1);
-    let lat1 = report.pbs_count as f64 * set.pbs_ms_1_thread;
+    let lat1 = pbs_count as f64 * set.pbs_ms_1_thread;
     FhePlan {
         parameter_set: set.name.to_string(),
         precision_bits: set.precision(),
@@ -767,7 +847,8 @@ pub fn plan_on(
             .filter(|n| n.bootstrap)
             .map(|n| n.sigma_units)
             .fold(0.0, f64::max),
-        pbs_count: report.pbs_count,
+        exact_rounding: extract,
+        pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
         latency_ms_per_sample: lat1 / cores as f64,
@@ -828,6 +909,17 @@ pub fn plan_with(
             return Ok(plan);
         }
         last = Some(plan);
+    }
+    // Exact reads of the whole accumulator miss the target: clear the dropped bits first.
+    let rounds = report
+        .neurons
+        .iter()
+        .any(|n| n.table_len > 0 && n.round_bits > 0);
+    if mode == FheMode::Exact && rounds {
+        let plan = plan_on_with(report, set, needed, mode, true, target, cores);
+        if plan.worst_log2_p_fail <= target {
+            return Ok(plan);
+        }
     }
     Err(too_noisy(&last.expect("at least one width"), target))
 }
@@ -942,7 +1034,7 @@ pub fn read_sigma_units(plan: &FhePlan, report: &CompileReport) -> Vec<(NodeId, 
             .neurons
             .iter()
             .map(|n| {
-                let s = neuron_noise(set, plan.space_bits, plan.mode, n);
+                let s = neuron_noise(set, plan.space_bits, plan.mode, plan.exact_rounding, n);
                 (n.node, s.sigma_units)
             })
             .collect(),

@@ -568,13 +568,13 @@ mod tests {
         ) {
             let mut exact = Vec::new();
             for (level, &run) in steps.iter().enumerate() {
-                exact.extend(std::iter::repeat(level as i64).take(run));
+                exact.extend(std::iter::repeat_n(level as i64, run));
             }
             let w = exact.len();
             let r = Rounding::new(tol, width).unwrap();
             let t = round_table(lo, &exact, r);
             let hi = lo + w as i64 - 1;
-            prop_assert_eq!(((lo + t.offset) >> t.round_bits), 0);
+            prop_assert_eq!((lo + t.offset) >> t.round_bits, 0);
             prop_assert_eq!(((hi + t.offset) >> t.round_bits) as usize + 1, t.table.len());
             prop_assert!(t.table.len() <= 1 << width);
             prop_assert_eq!(changed(&t, lo, &exact), t.changed);

@@ -250,9 +250,14 @@ impl Layout {
     /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, and
     /// for a dot that a table reads in a space wider than the polynomial, aligned so that the
     /// table's buckets start on positions ([`fhe::aligned_margins`]).
-    fn new(checked: &CheckedGraph, set: &ParamSet, space_bits: u32) -> Result<Layout> {
+    fn new(
+        checked: &CheckedGraph,
+        set: &ParamSet,
+        space_bits: u32,
+        exact_rounding: bool,
+    ) -> Result<Layout> {
         let facts = checked.facts();
-        let align = fhe::read_align_bits(set, space_bits);
+        let read_align = fhe::read_align_bits(set, space_bits);
         let mut phase = vec![None; facts.len()];
         for n in &checked.graph().nodes {
             if let Op::Lut {
@@ -262,16 +267,22 @@ impl Layout {
                 ..
             } = &n.op
             {
-                if *round_bits < align {
+                if *round_bits < read_align {
                     return Err(Error::Keys(format!(
                         "a table drops {round_bits} low bits but a {space_bits}-bit space on {} \
-                         needs {align}: run sqnn keygen CIRCUIT --out-dir DIR",
+                         needs {read_align}: run sqnn keygen CIRCUIT --out-dir DIR",
                         set.name
                     )));
                 }
+                // Exact rounding clears the held value's low bits: they must be the index's.
+                let align = if exact_rounding {
+                    *round_bits
+                } else {
+                    read_align
+                };
                 let lo = facts.get(*input).map_or(0, |f| f.interval.lo);
                 if let Some(p) = phase.get_mut(*input) {
-                    *p = Some(lo.wrapping_add(*offset));
+                    *p = Some((lo.wrapping_add(*offset), align));
                 }
             }
         }
@@ -281,7 +292,7 @@ impl Layout {
             .map(|(f, ph)| {
                 let (lo, hi) = (f.interval.lo, f.interval.hi);
                 match ph {
-                    Some(p) => fhe::aligned_margins(lo, hi, space_bits, align, *p),
+                    Some((p, align)) => fhe::aligned_margins(lo, hi, space_bits, *align, *p),
                     None => fhe::margins(lo, hi, space_bits),
                 }
                 .map(|(m, _)| m as i64)
@@ -330,6 +341,8 @@ pub struct ClientKey {
     set: &'static ParamSet,
     /// `P`: the encoding's space (plan's `space_bits`).
     space_bits: u32,
+    /// Exact rounding ([`FhePlan::exact_rounding`]): part of the encoding.
+    exact_rounding: bool,
     keygen_seconds: Option<f64>,
 }
 
@@ -339,6 +352,7 @@ impl std::fmt::Debug for ClientKey {
             .field("digest", &self.digest)
             .field("parameter_set", &self.set.name)
             .field("space_bits", &self.space_bits)
+            .field("exact_rounding", &self.exact_rounding)
             .finish_non_exhaustive()
     }
 }
@@ -355,6 +369,8 @@ pub struct ServerKey {
     set: &'static ParamSet,
     /// `P`: the encoding's space (plan's `space_bits`).
     space_bits: u32,
+    /// Exact rounding: tables clear their dropped bits before reading (see the module docs).
+    exact_rounding: bool,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -363,6 +379,7 @@ impl std::fmt::Debug for ServerKey {
             .field("digest", &self.digest)
             .field("parameter_set", &self.set.name)
             .field("space_bits", &self.space_bits)
+            .field("exact_rounding", &self.exact_rounding)
             .finish_non_exhaustive()
     }
 }
@@ -394,6 +411,11 @@ fn spinner(msg: String) -> ProgressBar {
     pb.set_message(msg);
     pb.enable_steady_tick(Duration::from_millis(150));
     pb
+}
+
+/// `c_b = 2^b · Δ_P / 2`: half the weight of bit `b` of a held value.
+fn extraction_constant(delta: u64, b: u32) -> u64 {
+    (delta >> 1).wrapping_shl(b)
 }
 
 /// The plan's space, or (a plan deserialized from before spaces existed) the circuit's need.
@@ -442,6 +464,7 @@ impl ClientKey {
                 digest: circuit.digest.clone(),
                 set,
                 space_bits,
+                exact_rounding: plan.exact_rounding,
                 keygen_seconds: Some(secs),
             },
             ServerKey {
@@ -450,6 +473,7 @@ impl ClientKey {
                 digest: circuit.digest,
                 set,
                 space_bits,
+                exact_rounding: plan.exact_rounding,
             },
         ))
     }
@@ -496,6 +520,7 @@ impl ClientKey {
         Ok(ClientKey {
             digest: c.digest,
             space_bits,
+            exact_rounding: plan.exact_rounding,
             ..self.clone()
         })
     }
@@ -523,7 +548,7 @@ impl ClientKey {
         self.check_digest(digest)?;
         validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
         let facts = checked.facts();
-        let layout = Layout::new(checked, self.set, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
         let cts = checked
             .graph()
             .input_nodes()
@@ -587,7 +612,7 @@ impl ClientKey {
             )));
         }
         let facts = checked.facts();
-        let layout = Layout::new(checked, self.set, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
         Ok(outputs
             .iter()
             .zip(&out.cts)
@@ -614,6 +639,9 @@ pub struct PreparedCircuit {
     /// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P` per dot (mod 2^64), plus half a position for a
     /// dot a table reads when a value spans one position.
     constants: Vec<u64>,
+    /// Exact rounding: test vector `b` returns `+c_b` for bit `b` clear and `-c_b` for bit `b`
+    /// set, `c_b = 2^b·Δ_P / 2` (one per bit up to the most any table drops).
+    extract: Vec<LookupTableOwned>,
 }
 
 impl PreparedCircuit {
@@ -660,6 +688,7 @@ impl ServerKey {
         Ok(ServerKey {
             digest: c.digest,
             space_bits,
+            exact_rounding: plan.exact_rounding,
             ..self.clone()
         })
     }
@@ -678,7 +707,7 @@ impl ServerKey {
         circuit.check_supported(self.set, self.space_bits)?;
         let g = checked.graph();
         let facts = checked.facts();
-        let layout = Layout::new(checked, self.set, self.space_bits)?;
+        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
         let delta = layout.delta;
         // tfhe's centred modulus switch subtracts half a position itself, which makes reads
         // with a box of 2 positions or more round symmetrically; with one position per value
@@ -709,11 +738,38 @@ impl ServerKey {
                 Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
         }
+        let max_round = g
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Lut { round_bits, .. } => Some(round_bits),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let extract = if self.exact_rounding {
+            (0..max_round)
+                .map(|b| LookupTableOwned {
+                    acc: generate_programmable_bootstrap_glwe_lut(
+                        PolynomialSize(self.set.polynomial_size),
+                        GlweSize(self.set.glwe_dimension + 1),
+                        1,
+                        CiphertextModulus::new_native(),
+                        extraction_constant(delta, b),
+                        |_| 1u64,
+                    ),
+                    degree: Degree::new((1u64 << self.space_bits) - 1),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(PreparedCircuit {
             circuit,
             layout,
             luts,
             constants,
+            extract,
         })
     }
 
@@ -763,6 +819,60 @@ impl ServerKey {
             acc,
             degree: Degree::new((1u64 << layout.space_bits) - 1),
         })
+    }
+
+    /// Bootstraps one evaluation of `checked` runs: one per table, plus, with exact rounding,
+    /// one per dropped bit.
+    pub fn pbs_per_sample(&self, checked: &CheckedGraph) -> usize {
+        checked
+            .graph()
+            .nodes
+            .iter()
+            .map(|n| match n.op {
+                Op::Lut { round_bits, .. } if self.exact_rounding => 1 + round_bits as usize,
+                Op::Lut { .. } => 1,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Exact rounding: clears the low `r` bits of the held value `x` (one 1-bit bootstrap per
+    /// bit, lowest first) and centres the result in its bucket of `2^r` values.
+    ///
+    /// Bit `b` (bits below it already clear) is read by multiplying `x` by `2^(P - b)`, which
+    /// puts it on the padding bit: the bootstrap of a constant test vector then returns `+c_b`
+    /// (bit clear, phase near 0) or `-c_b` (bit set, phase near half the torus), tolerating
+    /// noise up to a quarter of the torus. `x + out - c_b` subtracts `2^b` exactly when the bit
+    /// is set. Finally `(2^r - 1)·Δ_P / 2` moves the cleared value to the middle of its bucket,
+    /// so the table's read tolerates `2^(r-1)` values of noise on either side.
+    fn clear_low_bits(
+        &self,
+        src: &Ciphertext,
+        r: u32,
+        prepared: &PreparedCircuit,
+        progress: Option<&ProgressBar>,
+    ) -> Ciphertext {
+        let delta = prepared.layout.delta;
+        let p = prepared.layout.space_bits;
+        let mut x = src.clone();
+        for b in 0..r {
+            let mut y = x.clone();
+            lwe_ciphertext_cleartext_mul_assign(&mut y.ct, Cleartext(1u64 << (p - b)));
+            let out = self
+                .key
+                .apply_lookup_table(&y, &prepared.extract[b as usize]);
+            lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
+            lwe_ciphertext_plaintext_add_assign(
+                &mut x.ct,
+                Plaintext(extraction_constant(delta, b).wrapping_neg()),
+            );
+            if let Some(pb) = progress {
+                pb.inc(1);
+            }
+        }
+        let centre = ((1u64 << r) - 1).wrapping_mul(delta >> 1);
+        lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(centre));
+        x
     }
 
     /// Evaluates `checked` on one encrypted sample with the server key alone.
@@ -854,7 +964,13 @@ impl ServerKey {
                     };
                     let src = vals[input].as_ref().expect("dot before its table");
                     let lut = prepared.luts[id].as_ref().expect("prepared table");
-                    let out = self.key.apply_lookup_table(src, lut);
+                    let out = match g.nodes[id].op {
+                        Op::Lut { round_bits, .. } if self.exact_rounding && round_bits > 0 => {
+                            let cleared = self.clear_low_bits(src, round_bits, prepared, progress);
+                            self.key.apply_lookup_table(&cleared, lut)
+                        }
+                        _ => self.key.apply_lookup_table(src, lut),
+                    };
                     if let Some(pb) = progress {
                         pb.inc(1);
                     }
@@ -1057,6 +1173,9 @@ struct FileHeader {
     /// the set's own precision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     space_bits: Option<u32>,
+    /// Keys: exact rounding (part of the encoding); absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    exact_rounding: bool,
 }
 
 impl FileHeader {
@@ -1226,6 +1345,7 @@ fn save_ciphertexts(
             payload_sha256: String::new(),
             max_degree: None,
             space_bits: Some(space_bits),
+            exact_rounding: false,
         },
         &payload,
     )
@@ -1321,6 +1441,7 @@ impl ClientKey {
                 payload_sha256: String::new(),
                 max_degree: None,
                 space_bits: Some(self.space_bits),
+                exact_rounding: self.exact_rounding,
             },
             &payload,
         )
@@ -1355,6 +1476,7 @@ impl ClientKey {
             digest,
             set,
             space_bits,
+            exact_rounding: header.exact_rounding,
             keygen_seconds: None,
         })
     }
@@ -1441,6 +1563,7 @@ impl ServerKey {
                 payload_sha256: String::new(),
                 max_degree: Some(c.max_degree.get()),
                 space_bits: Some(self.space_bits),
+                exact_rounding: self.exact_rounding,
             },
             &payload,
         )
@@ -1535,6 +1658,7 @@ impl ServerKey {
             digest,
             set,
             space_bits,
+            exact_rounding: header.exact_rounding,
         })
     }
 }
@@ -1549,6 +1673,7 @@ pub fn save_keys(
     if client.digest != server.digest
         || client.set != server.set
         || client.space_bits != server.space_bits
+        || client.exact_rounding != server.exact_rounding
     {
         return Err(Error::Keys(
             "the client and server keys were not generated together".into(),
@@ -1692,6 +1817,7 @@ impl TfheBackend {
         if client.digest != server.digest
             || client.set != server.set
             || client.space_bits != server.space_bits
+            || client.exact_rounding != server.exact_rounding
         {
             return Err(Error::Keys(
                 "the client and server keys were not generated together: run sqnn keygen CIRCUIT --out-dir DIR"
@@ -1734,7 +1860,7 @@ impl TfheBackend {
         validate_inputs(checked.analyzed(), inputs)?;
         let prepared = self.server.prepare(checked)?;
         let digest = prepared.circuit.digest.clone();
-        let pbs = checked.report().pbs_count;
+        let pbs = self.server.pbs_per_sample(checked);
         let expected_ms = inputs.len() as f64 * pbs as f64 * self.server.set.pbs_ms_1_thread
             / rayon::current_num_threads().max(1) as f64;
         let pb = if self.progress && expected_ms > 1000.0 {

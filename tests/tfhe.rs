@@ -604,6 +604,81 @@ fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
     assert!(fhe::plan_with(c0.report(), set2, fhe::FheMode::Approximate, -40.0, 2).is_err());
 }
 
+/// A table over the dot's interval that drops `r` low bits: bucket `i` of `2^r` accumulators
+/// (starting `phase` values before `lo`) gives `f(i)`.
+fn rounded_lut(
+    b: &mut Builder,
+    layer: usize,
+    dot: NodeId,
+    r: u32,
+    phase: i64,
+    f: impl Fn(i64) -> i64,
+) -> NodeId {
+    let iv = b.facts[dot].interval;
+    let len = ((iv.hi - iv.lo + phase) >> r) + 1;
+    let table: Vec<i64> = (0..len).map(f).collect();
+    let out_lo = *table.iter().min().unwrap();
+    let out_hi = *table.iter().max().unwrap();
+    b.push(
+        layer,
+        Op::Lut {
+            input: dot,
+            offset: phase - iv.lo,
+            round_bits: r,
+            out_lo,
+            out_hi,
+            table,
+        },
+    )
+}
+
+/// Exact rounding on the 4-bit set: 7-bit accumulators (a 7-bit space, 16 positions per
+/// value, too narrow for exact reads of whole accumulators at σ ≈ 5 positions) whose tables
+/// drop 3 bits. Each table first clears those bits with three 1-bit bootstraps, then reads a
+/// value 8 apart from its neighbours: bit-identical to the clear backend, including a second
+/// layer whose dot sums bootstrap outputs (the noise the extraction amplifies) and tables at
+/// odd phases (aligned margins).
+#[test]
+fn exact_rounding_clears_dropped_bits_and_matches_clear() {
+    let mut b = Builder::new("tfhe-test-exact-rounding", 4, 4, 7);
+    let x0 = b.input(0, 15);
+    let x1 = b.input(0, 15);
+    let d0 = b.dot(0, &[(x0, 4), (x1, 1)], 0); // [0, 75]
+    let d1 = b.dot(0, &[(x0, 3), (x1, -2)], 0); // [-30, 45]
+    let l0 = rounded_lut(&mut b, 0, d0, 3, 5, |i| (i * 3 + 1) % 4);
+    let l1 = rounded_lut(&mut b, 0, d1, 3, 2, |i| i.min(3));
+    let d2 = b.dot(1, &[(l0, 2), (l1, -1)], 3); // [0, 9]
+    let l2 = rounded_lut(&mut b, 1, d2, 3, 3, |i| 3 - i);
+    let o0 = b.dot(2, &[(l2, 1)], 0);
+    let o1 = b.dot(2, &[(l0, 1)], 0);
+    let c = b.finish(&[o0, o1]);
+    assert_eq!(c.report().max_range_bits, 7);
+    let set4 = set(SET4);
+    let whole = fhe::plan_on(c.report(), set4, 7, fhe::FheMode::Exact, -40.0, 2);
+    assert!(
+        whole.worst_log2_p_fail > -10.0,
+        "{}",
+        whole.worst_log2_p_fail
+    );
+    let plan = fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -40.0, 2).unwrap();
+    assert!(plan.exact_rounding);
+    assert_eq!((plan.space_bits, plan.pbs_count), (7, 12));
+    assert!(plan.worst_log2_p_fail <= -40.0);
+    assert!(plan
+        .neurons
+        .iter()
+        .filter(|n| n.bootstrap)
+        .all(|n| n.extractions == 3));
+    let b = backend_with(&c, &plan);
+    assert_eq!(b.server().pbs_per_sample(&c), plan.pbs_count);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let inputs: Vec<Vec<i64>> = (0..24)
+        .map(|_| vec![rng.gen_range(0..=15), rng.gen_range(0..=15)])
+        .collect();
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    assert_eq!(b.run(&c, &inputs).unwrap(), clear);
+}
+
 #[test]
 fn a_circuit_too_wide_for_the_keys_is_refused() {
     let mut b = Builder::new("tfhe-test-wide", 3, 2, 6);
