@@ -9,8 +9,8 @@ use sqnn::analyze::analyze;
 use sqnn::data::{Task, TaskKind};
 use sqnn::quantize::Activation;
 use sqnn::train::{
-    ActRange, EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor,
-    PruningMode,
+    ActRange, EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier,
+    NeuralNetRegressor, PruningMode,
 };
 use sqnn::Result;
 
@@ -65,9 +65,18 @@ pub struct TrainArgs {
     /// Per-neuron weight scales (free in FHE: each neuron has its own table).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub per_channel: Option<bool>,
-    /// Pruning: per-neuron (every accumulator bounded) or layer-global (Concrete ML's).
+    /// Pruning: per-neuron (at most Ω weights per neuron: every accumulator bounded),
+    /// accumulator-aware (every neuron keeps weights while its proved interval fits
+    /// n_accum_bits: more than Ω, still bounded) or layer-global (Concrete ML's, unbounded).
     #[arg(long, value_enum)]
     pub pruning: Option<PruningMode>,
+    /// How raw features are scaled before the input quantizer (client side): `min-max` maps
+    /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
+    #[arg(long, value_enum)]
+    pub input_scaling: Option<InputScaling>,
+    /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Training epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -120,6 +129,8 @@ impl TrainArgs {
             power_of_two_scaling: None,
             per_channel: None,
             pruning: None,
+            input_scaling: None,
+            weight_decay: None,
             epochs: None,
             lr: None,
             batch_size: None,
@@ -160,6 +171,8 @@ impl TrainArgs {
             power_of_two_scaling <- power_of_two_scaling,
             per_channel <- per_channel,
             pruning <- pruning,
+            input_scaling <- input_scaling,
+            weight_decay <- weight_decay,
             epochs <- epochs,
             lr <- lr,
             batch_size <- batch_size,

@@ -69,8 +69,8 @@ use crate::quantize::Activation;
 use crate::quantize::QuantizedMlp;
 
 pub use estimator::{
-    EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor, MODEL_FORMAT,
-    MODEL_VERSION,
+    EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier, NeuralNetRegressor,
+    MODEL_FORMAT, MODEL_VERSION,
 };
 pub use network::SparseQuantNeuralNetwork;
 
@@ -94,6 +94,15 @@ pub enum PruningMode {
     /// weight matrix, once, on the initial weights. Only the *average* row keeps Ω weights; single
     /// neurons can exceed the accumulator budget.
     LayerGlobal,
+    /// Accumulator-aware pruning (in the spirit of Brevitas' A2Q): a neuron reading inputs
+    /// whose integer range spans `s` (`2^n_a_bits - 1` values apart, the layer's input
+    /// quantizer) has an accumulator interval of width `s * sum |w|` over its integer weights,
+    /// so every row keeps its largest `|w|` while `s * sum |w| <= 2^n_accum_bits - 1`. Weights
+    /// of a row are rarely all at the largest magnitude, so this keeps more than Ω weights
+    /// with the same proved width. The budget is enforced on the initial weights and again
+    /// after every epoch on the integer weights as they stand (masks only shrink), so the
+    /// kept epoch and the exported model satisfy it.
+    AccumulatorAware,
 }
 
 impl PruningMode {
@@ -102,6 +111,7 @@ impl PruningMode {
         match self {
             PruningMode::PerNeuron => "per_neuron",
             PruningMode::LayerGlobal => "layer_global",
+            PruningMode::AccumulatorAware => "accumulator_aware",
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use ndarray::Array2;
+use sqnn::analyze::analyze;
 use sqnn::data::{peer_split, train_test_split, Dataset, Split};
+use sqnn::lower::lower;
 use sqnn::quantize::QuantizedMlp;
 use sqnn::train::{
     max_active_neurons, ActRange, EstimatorParams, LrSchedule, Model, NeuralNetClassifier,
@@ -265,6 +267,46 @@ fn per_neuron_pruning_bounds_every_trained_neuron() {
             }
         }
         println!("{name} {w}/{a}/{acc}: Ω = {omega}, widest accumulator {widest} bits");
+    }
+}
+
+#[test]
+fn accumulator_aware_pruning_fits_every_trained_neuron_and_keeps_more_than_omega() {
+    for (name, w, a, acc, signed) in [
+        ("iris", 4, 4, 10, false),
+        ("iris", 3, 3, 8, true),
+        ("breast_cancer", 4, 4, 10, false),
+        ("breast_cancer", 2, 2, 6, true),
+    ] {
+        let p = EstimatorParams {
+            pruning: PruningMode::AccumulatorAware,
+            quant_signed: signed,
+            ..quick(w, a, acc)
+        };
+        let (c, te) = fit_clf(name, false, p);
+        let q = c.quantized().unwrap();
+        let omega = max_active_neurons(acc, w, a) as usize;
+        let rows = row_widths(q);
+        let widest = rows.iter().map(|r| r.1).max().unwrap();
+        let most = rows.iter().map(|r| r.2).max().unwrap();
+        assert!(widest <= acc, "{name} {w}/{a}/{acc}: {widest} bits");
+        assert!(
+            most > omega,
+            "{name} {w}/{a}/{acc}: at most {most} <= Ω = {omega} weights"
+        );
+        // The static check proves the same on the lowered circuit.
+        let report = analyze(lower(q, name, "accumulator_aware").unwrap())
+            .unwrap()
+            .report()
+            .clone();
+        assert!(report.ok, "{name} {w}/{a}/{acc}: check failed");
+        assert!(report.max_range_bits <= acc);
+        let accuracy = c.score(&te.x, &te.labels().unwrap()).unwrap();
+        println!(
+            "{name} {w}/{a}/{acc} accumulator-aware: up to {most} weights per neuron (Ω = \
+             {omega}), widest accumulator {widest} bits, test accuracy {accuracy:.3}"
+        );
+        assert!(accuracy > 0.85, "{name} {w}/{a}/{acc}: {accuracy}");
     }
 }
 

@@ -95,6 +95,29 @@ pub struct EstimatorParams {
     /// model files written before this field existed).
     #[serde(default)]
     pub sparse_init: bool,
+    /// How raw features are mapped before the first layer's input quantizer (client side, so
+    /// free in FHE). Model files written before this field existed read as
+    /// [`InputScaling::Standardize`].
+    #[serde(default)]
+    pub input_scaling: InputScaling,
+    /// Decoupled (AdamW) weight decay of the weights (not biases or steps); 0 = Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+/// The per-feature affine map applied to raw features before the first layer's (per-tensor)
+/// input quantizer; the client applies it, so it costs nothing in FHE.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InputScaling {
+    /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
+    #[default]
+    Standardize,
+    /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
+    /// whole input quantizer, instead of only the part its standardized range covers.
+    MinMax,
 }
 
 impl Default for EstimatorParams {
@@ -123,6 +146,8 @@ impl Default for EstimatorParams {
             progress: false,
             lr_schedule: LrSchedule::Cosine,
             sparse_init: true,
+            input_scaling: InputScaling::Standardize,
+            weight_decay: 0.0,
         }
     }
 }
@@ -200,6 +225,8 @@ impl EstimatorParams {
             progress: false,
             lr_schedule: LrSchedule::Constant,
             sparse_init: false,
+            input_scaling: InputScaling::Standardize,
+            weight_decay: 0.0,
         }
     }
 
@@ -270,6 +297,15 @@ impl EstimatorParams {
                 format!(
                     "is {}; use a fraction in [0, 1) (0.2 holds out 20 %, 0 disables validation)",
                     self.validation_fraction
+                ),
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::param(
+                "weight_decay",
+                format!(
+                    "is {}; use a non-negative decay such as 0.1 (0 disables it)",
+                    self.weight_decay
                 ),
             ));
         }
@@ -491,7 +527,21 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
     let cfg = p.module_config(d, n_outputs);
     let mut net = SparseQuantNeuralNetwork::new(cfg, p.seed)?;
 
-    let stdz = Standardizer::fit(x);
+    let mut stdz = Standardizer::fit(x);
+    if p.input_scaling == InputScaling::MinMax {
+        for (j, col) in x.columns().into_iter().enumerate() {
+            let (lo, hi) = col
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            let half = (hi - lo) / 2.0;
+            if half.is_finite() && half > 10.0 * f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
+                stdz.mean[j] = lo + half;
+                stdz.std[j] = half;
+            }
+        }
+    }
     let xs = stdz.transform(x);
     let (t_mean, t_std, tvals) = match targets {
         Targets::Values(y) => {
@@ -573,6 +623,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
     });
 
     let mut adam = Adam::new(&net, p.lr);
+    adam.weight_decay = p.weight_decay;
     let bs = p.batch_size.min(tr.len()).max(1);
     let mut order: Vec<usize> = (0..tr.len()).collect();
     let all_val: Vec<usize> = (0..va.len()).collect();
@@ -616,6 +667,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
             adam.step(&mut net, &g);
             loss_sum += loss * chunk.len() as f64;
         }
+        net.enforce_accumulator_budget();
         let train_loss = loss_sum / tr.len() as f64;
         report.train_loss.push(train_loss);
         report.epochs_run = epoch + 1;
@@ -664,6 +716,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
         key = (k, t);
     }
     net.make_pruning_permanent();
+    net.enforce_accumulator_budget();
     let quantized = net.to_quantized(task, stdz.mean, stdz.std, t_mean, t_std)?;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(Fitted {
@@ -1489,6 +1542,13 @@ mod tests {
                 "prune_warmup",
                 EstimatorParams {
                     prune_warmup: 1.0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "weight_decay",
+                EstimatorParams {
+                    weight_decay: -0.1,
                     ..ok.clone()
                 },
             ),
