@@ -3,15 +3,16 @@
 //!
 //! ```sh
 //! cargo run --release --no-default-features --example accuracy_sweep -- \
-//!     'default={}' 'accum12={"n_accum_bits":12}'
+//!     'default={}' 'accum12={"n_accum_bits":12}' 'a2q={"pruning":"accumulator_aware"}'
 //! ```
 //!
 //! Each argument is `NAME=JSON`: the JSON object overrides fields of
 //! `EstimatorParams::default()` (the serde field names). For every setting it prints:
-//! - `iris@cml`: test accuracy on Concrete ML's iris rows (38 samples), train seed 42;
-//! - `iris@cml x8`: its mean (and minimum) over 8 train seeds (42, 52, ..., 112; restarts use `seed + r`,
-//!   so the seeds are 10 apart to keep the runs independent);
-//! - `iris cv`: mean (and minimum) over 20 seeded stratified 75/25 splits (`--split seeded --seed 0..19`);
+//! - `iris cml`: test accuracy on Concrete ML's iris rows (38 samples), train seed 42;
+//! - `x8`: its mean (and minimum) over 8 train seeds (42, 52, ..., 112; restarts use
+//!   `seed + r`, so the seeds are 10 apart to keep the runs independent);
+//! - `cv20`: mean (and minimum) over 20 seeded stratified 75/25 splits (`sqnn train --split
+//!   seeded --seed 0..19`), train seed 42;
 //! - the same for breast_cancer (8 seeds, 8 splits) and diabetes (test R², 8 splits).
 //!
 //! `SWEEP_ONLY=iris` restricts to one data set; `SWEEP_IRIS_SEEDS`, `SWEEP_IRIS_SPLITS`,

@@ -26,10 +26,10 @@ pub struct TrainArgs {
     /// Where to write the model file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Start from these defaults: `sqnn` (2/2/6 bits, exact 6-bit tables), `fast-fhe` (Concrete
-    /// ML's 4/4-bit network with per-neuron pruning to 10-bit accumulators, read by one cheap
-    /// approximate bootstrap) or `concrete-ml` (its 1.9 defaults: 4/4 bits, 3 layers,
-    /// multiplier 4, layer-global pruning).
+    /// Start from these defaults: `sqnn` (Concrete ML's 4/4-bit network with per-neuron
+    /// pruning to 10-bit accumulators, read by one cheap approximate bootstrap), `fast-fhe`
+    /// (the same with power-of-two scales) or `concrete-ml` (its 1.9 defaults: 4/4 bits, 3
+    /// layers, multiplier 4, layer-global pruning).
     #[arg(long, default_value = "sqnn")]
     pub preset: String,
     /// Number of linear layers.
@@ -93,11 +93,12 @@ pub struct TrainArgs {
     /// `percentile:P` (clip to the (100-P)th..Pth percentiles, P in (50, 100]).
     #[arg(long, value_parser = parse_act_range)]
     pub act_range: Option<ActRange>,
-    /// Fraction of the training rows held out to pick the best epoch and restart (0: train on
-    /// all rows and keep the last epoch).
+    /// Fraction of the training rows held out to pick the best epoch and restart (0, the
+    /// default: train on all rows and keep the last epoch).
     #[arg(long)]
     pub validation_fraction: Option<f64>,
-    /// Independent trainings from different seeds; the best on validation is kept.
+    /// Independent trainings from different seeds; the best on validation is kept (needs
+    /// --validation-fraction > 0, otherwise one run).
     #[arg(long)]
     pub restarts: Option<usize>,
     /// Print one JSON object as the last line of standard output.
