@@ -9,8 +9,8 @@ use sqnn::analyze::analyze;
 use sqnn::data::{Task, TaskKind};
 use sqnn::quantize::Activation;
 use sqnn::train::{
-    ActRange, EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor,
-    PruningMode,
+    ActRange, EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier,
+    NeuralNetRegressor, PruningMode,
 };
 use sqnn::Result;
 
@@ -26,10 +26,10 @@ pub struct TrainArgs {
     /// Where to write the model file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Start from these defaults: `sqnn` (2/2/6 bits, exact 6-bit tables), `fast-fhe` (Concrete
-    /// ML's 4/4-bit network with per-neuron pruning to 10-bit accumulators, read by one cheap
-    /// approximate bootstrap) or `concrete-ml` (its 1.9 defaults: 4/4 bits, 3 layers,
-    /// multiplier 4, layer-global pruning).
+    /// Start from these defaults: `sqnn` (Concrete ML's 4/4-bit network with per-neuron
+    /// pruning to 10-bit accumulators, read by one cheap approximate bootstrap), `fast-fhe`
+    /// (the same with power-of-two scales) or `concrete-ml` (its 1.9 defaults: 4/4 bits, 3
+    /// layers, multiplier 4, layer-global pruning).
     #[arg(long, default_value = "sqnn")]
     pub preset: String,
     /// Number of linear layers.
@@ -65,9 +65,18 @@ pub struct TrainArgs {
     /// Per-neuron weight scales (free in FHE: each neuron has its own table).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub per_channel: Option<bool>,
-    /// Pruning: per-neuron (every accumulator bounded) or layer-global (Concrete ML's).
+    /// Pruning: per-neuron (at most Ω weights per neuron: every accumulator bounded),
+    /// accumulator-aware (every neuron keeps weights while its proved interval fits
+    /// n_accum_bits: more than Ω, still bounded) or layer-global (Concrete ML's, unbounded).
     #[arg(long, value_enum)]
     pub pruning: Option<PruningMode>,
+    /// How raw features are scaled before the input quantizer (client side): `min-max` maps
+    /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
+    #[arg(long, value_enum)]
+    pub input_scaling: Option<InputScaling>,
+    /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Training epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -84,11 +93,12 @@ pub struct TrainArgs {
     /// `percentile:P` (clip to the (100-P)th..Pth percentiles, P in (50, 100]).
     #[arg(long, value_parser = parse_act_range)]
     pub act_range: Option<ActRange>,
-    /// Fraction of the training rows held out to pick the best epoch and restart (0: train on
-    /// all rows and keep the last epoch).
+    /// Fraction of the training rows held out to pick the best epoch and restart (0, the
+    /// default: train on all rows and keep the last epoch).
     #[arg(long)]
     pub validation_fraction: Option<f64>,
-    /// Independent trainings from different seeds; the best on validation is kept.
+    /// Independent trainings from different seeds; the best on validation is kept (needs
+    /// --validation-fraction > 0, otherwise one run).
     #[arg(long)]
     pub restarts: Option<usize>,
     /// Print one JSON object as the last line of standard output.
@@ -120,6 +130,8 @@ impl TrainArgs {
             power_of_two_scaling: None,
             per_channel: None,
             pruning: None,
+            input_scaling: None,
+            weight_decay: None,
             epochs: None,
             lr: None,
             batch_size: None,
@@ -160,6 +172,8 @@ impl TrainArgs {
             power_of_two_scaling <- power_of_two_scaling,
             per_channel <- per_channel,
             pruning <- pruning,
+            input_scaling <- input_scaling,
+            weight_decay <- weight_decay,
             epochs <- epochs,
             lr <- lr,
             batch_size <- batch_size,

@@ -133,9 +133,10 @@ pub struct Meta {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
-    /// Per-feature mean subtracted from raw features.
+    /// Per-feature centre subtracted from raw features (mean, or mid-range with min-max
+    /// input scaling).
     pub feature_mean: Vec<f64>,
-    /// Per-feature standard deviation dividing centred features.
+    /// Per-feature divisor of centred features (standard deviation, or half the range).
     pub feature_std: Vec<f64>,
     /// Quantization step of the input integers: `q = clamp(round(x / input_scale), lo, hi)`.
     pub input_scale: f64,

@@ -154,9 +154,11 @@ impl QuantLayer {
 pub struct QuantizedMlp {
     /// Classification (with class names) or regression.
     pub task: Task,
-    /// Per-feature mean used to standardize raw features (training-split statistics).
+    /// Per-feature centre subtracted from raw features (training-split statistics): the mean,
+    /// or the middle of the range with min-max input scaling.
     pub feature_mean: Vec<f64>,
-    /// Per-feature standard deviation (never 0: constant features get 1).
+    /// Per-feature divisor (never 0: constant features get 1): the standard deviation, or
+    /// half the range with min-max input scaling.
     pub feature_std: Vec<f64>,
     /// Regression: the target was standardized as `(y - target_mean) / target_std` for
     /// training; outputs are mapped back. Classification: 0 and 1.

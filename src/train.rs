@@ -22,10 +22,13 @@
 //! reproduces Concrete ML (one magnitude threshold per layer), which only bounds the *average*.
 //!
 //! # Training recipe (what `fit` does)
-//! 1. Standardize features with the training statistics (and the target, for regression).
-//! 2. Hold out `validation_fraction` of the rows (stratified for classes).
+//! 1. Scale features with the training statistics ([`InputScaling`]: by default each
+//!    feature's range `[min, max]` onto `[-1, 1]`, so that every feature spans the first
+//!    layer's whole per-tensor input quantizer; or standardization), and standardize the
+//!    target for regression. The client applies this affine map, so it costs nothing in FHE.
+//! 2. Hold out `validation_fraction` of the rows (stratified for classes; 0 by default).
 //! 3. Initialize like PyTorch's `nn.Linear` (Kaiming uniform) from `ChaCha8Rng::seed_from_u64`.
-//! 4. Train with Adam on mini-batches; each layer's input goes through an activation fake
+//! 4. Train with Adam on mini-batches (with decoupled weight decay, AdamW, by default 0.1); each layer's input goes through an activation fake
 //!    quantizer and its weights through a symmetric weight fake quantizer (scale from `max |w|`,
 //!    per output neuron or per tensor). Activation ranges ([`ActRange`]): an exponential moving
 //!    average (momentum 0.1) of each batch's min / max, percentiles or MSE-optimal range; or,
@@ -48,9 +51,16 @@
 //!    nor at 4/4/10 bits was the gradual schedule more accurate, so it is not the default.)
 //!    Structured pruning (`n_prune_neurons_percentage`) removes the hidden neurons with the
 //!    smallest L2 norm when the final masks are chosen.
-//! 6. The epoch with the best validation result among those trained with the final masks is
-//!    kept (accuracy then loss for classes, loss for regression); with `restarts > 1` the best
-//!    of several seeded runs. Quantizers are frozen, pruning is made permanent, and the
+//!    [`PruningMode::AccumulatorAware`] instead keeps, per row, the largest `|w|` while the
+//!    proved interval `span * sum |w_int|` fits `2^n_accum_bits - 1`, on the initial weights
+//!    and again on the integers after every epoch.
+//! 6. Without validation (the default) the last epoch is kept: the cosine schedule has
+//!    annealed to 0 by then. With `validation_fraction > 0`, the epoch with the best validation
+//!    result among those trained with the final masks is kept (accuracy then loss for classes,
+//!    loss for regression); with `restarts > 1` the best of several seeded runs. (Measured on
+//!    repeated splits of iris, breast_cancer and diabetes: folding the 20 % hold-out back into
+//!    training, with weight decay as the regularizer, is as accurate or better than selecting
+//!    the best of 5 restarts on it, at a fifth of the cost.) Quantizers are frozen, pruning is made permanent, and the
 //!    network is exported as a [`QuantizedMlp`] without dead or constant neurons (a hidden
 //!    neuron with no non-zero weight is a constant and is folded into the next layer's biases;
 //!    a neuron nobody reads is dropped).
@@ -69,8 +79,8 @@ use crate::quantize::Activation;
 use crate::quantize::QuantizedMlp;
 
 pub use estimator::{
-    EstimatorParams, FitReport, Model, NeuralNetClassifier, NeuralNetRegressor, MODEL_FORMAT,
-    MODEL_VERSION,
+    EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier, NeuralNetRegressor,
+    MODEL_FORMAT, MODEL_VERSION,
 };
 pub use network::SparseQuantNeuralNetwork;
 
@@ -94,6 +104,15 @@ pub enum PruningMode {
     /// weight matrix, once, on the initial weights. Only the *average* row keeps Ω weights; single
     /// neurons can exceed the accumulator budget.
     LayerGlobal,
+    /// Accumulator-aware pruning (in the spirit of Brevitas' A2Q): a neuron reading inputs
+    /// whose integer range spans `s` (`2^n_a_bits - 1` values apart, the layer's input
+    /// quantizer) has an accumulator interval of width `s * sum |w|` over its integer weights,
+    /// so every row keeps its largest `|w|` while `s * sum |w| <= 2^n_accum_bits - 1`. Weights
+    /// of a row are rarely all at the largest magnitude, so this keeps more than Ω weights
+    /// with the same proved width. The budget is enforced on the initial weights and again
+    /// after every epoch on the integer weights as they stand (masks only shrink), so the
+    /// kept epoch and the exported model satisfy it.
+    AccumulatorAware,
 }
 
 impl PruningMode {
@@ -102,6 +121,7 @@ impl PruningMode {
         match self {
             PruningMode::PerNeuron => "per_neuron",
             PruningMode::LayerGlobal => "layer_global",
+            PruningMode::AccumulatorAware => "accumulator_aware",
         }
     }
 }

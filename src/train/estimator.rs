@@ -28,9 +28,12 @@ pub const MODEL_VERSION: u32 = 1;
 /// (3 layers, hidden multiplier 4, 4-bit weights, 4-bit unsigned activations, ReLU) with
 /// per-neuron pruning to 10-bit accumulators (Ω = 4 non-zero weights per neuron), so one
 /// bootstrap of the 4-bit TFHE parameter set reads every hidden neuron's accumulator
-/// (approximate reads, see `crate::fhe`); per-neuron weight scales, learned activation step
-/// sizes, kept weights re-scaled for their fan-in, Adam lr 0.01 with cosine decay, batch 32,
-/// 100 epochs, 20 % validation and the best of 5 restarts. Presets
+/// (approximate reads, see `crate::fhe`); each feature's training range mapped onto the input
+/// quantizer (min-max scaling), per-neuron weight scales, learned activation step sizes, kept
+/// weights re-scaled for their fan-in, AdamW (lr 0.01 with cosine decay, weight decay 0.1),
+/// batch 32, 100 epochs, one run on all training rows keeping the last epoch (no hold-out:
+/// on small data sets the rows are worth more as training data than as a selector of epochs
+/// and restarts; `validation_fraction` and `restarts` bring selection back). Presets
 /// ([`EstimatorParams::preset`]): `sqnn` (these defaults), `fast-fhe`
 /// ([`EstimatorParams::fast_fhe`], the same with power-of-two scales) and `concrete-ml`
 /// ([`EstimatorParams::concrete_ml`]). Exact 6-bit tables: `--n-w-bits 2 --n-a-bits 2
@@ -95,6 +98,29 @@ pub struct EstimatorParams {
     /// model files written before this field existed).
     #[serde(default)]
     pub sparse_init: bool,
+    /// How raw features are mapped before the first layer's input quantizer (client side, so
+    /// free in FHE). Model files written before this field existed read as
+    /// [`InputScaling::Standardize`].
+    #[serde(default)]
+    pub input_scaling: InputScaling,
+    /// Decoupled (AdamW) weight decay of the weights (not biases or steps); 0 = Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+/// The per-feature affine map applied to raw features before the first layer's (per-tensor)
+/// input quantizer; the client applies it, so it costs nothing in FHE.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InputScaling {
+    /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
+    #[default]
+    Standardize,
+    /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
+    /// whole input quantizer, instead of only the part its standardized range covers.
+    MinMax,
 }
 
 impl Default for EstimatorParams {
@@ -118,11 +144,13 @@ impl Default for EstimatorParams {
             lr: 0.01,
             batch_size: 32,
             seed: 42,
-            validation_fraction: 0.2,
-            restarts: 5,
+            validation_fraction: 0.0,
+            restarts: 1,
             progress: false,
             lr_schedule: LrSchedule::Cosine,
             sparse_init: true,
+            input_scaling: InputScaling::MinMax,
+            weight_decay: 0.1,
         }
     }
 }
@@ -153,9 +181,9 @@ impl EstimatorParams {
     /// activations, ReLU, power-of-two scales) with sqnn's per-neuron pruning to 10-bit
     /// accumulators (Ω = 4 non-zero weights per neuron: every hidden neuron's proved
     /// accumulator range fits 10 bits, which one bootstrap of the rounded-accumulator FHE path
-    /// reads) and sqnn's training (per-neuron weight scales, learned activation steps, kept
-    /// weights re-scaled for their fan-in, Adam lr 0.01 with cosine decay, batch 32, 100
-    /// epochs, 20 % validation, best of 5 restarts).
+    /// reads) and sqnn's training (the defaults': min-max input scaling, per-neuron weight
+    /// scales, learned activation steps, kept weights re-scaled for their fan-in, AdamW lr 0.01
+    /// with cosine decay and weight decay 0.1, batch 32, 100 epochs on all training rows).
     ///
     /// With Ω = 4 most of the `4 n_features` hidden neurons of a layer end up read by nobody
     /// and are dropped at export, so the circuit is smaller than the nominal width suggests.
@@ -200,6 +228,8 @@ impl EstimatorParams {
             progress: false,
             lr_schedule: LrSchedule::Constant,
             sparse_init: false,
+            input_scaling: InputScaling::Standardize,
+            weight_decay: 0.0,
         }
     }
 
@@ -270,6 +300,15 @@ impl EstimatorParams {
                 format!(
                     "is {}; use a fraction in [0, 1) (0.2 holds out 20 %, 0 disables validation)",
                     self.validation_fraction
+                ),
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::param(
+                "weight_decay",
+                format!(
+                    "is {}; use a non-negative decay such as 0.1 (0 disables it)",
+                    self.weight_decay
                 ),
             ));
         }
@@ -491,7 +530,30 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
     let cfg = p.module_config(d, n_outputs);
     let mut net = SparseQuantNeuralNetwork::new(cfg, p.seed)?;
 
-    let stdz = Standardizer::fit(x);
+    let mut stdz = Standardizer::fit(x);
+    if p.input_scaling == InputScaling::MinMax {
+        // Features go onto [-c, c]. With power-of-two scales, c = 1 would put the initial input
+        // step (2 / (2^a - 1)) just above a power of two, rounded up to twice that: half the
+        // levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under the power of two.
+        let c = if p.power_of_two_scaling {
+            let n = ((1u64 << p.n_a_bits) - 1 - u64::from(p.quant_narrow)) as f64;
+            0.9 * n / 2f64.powi(n.log2().ceil() as i32)
+        } else {
+            1.0
+        };
+        for (j, col) in x.columns().into_iter().enumerate() {
+            let (lo, hi) = col
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            let half = (hi - lo) / 2.0;
+            if half.is_finite() && half > 10.0 * f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
+                stdz.mean[j] = lo + half;
+                stdz.std[j] = half / c;
+            }
+        }
+    }
     let xs = stdz.transform(x);
     let (t_mean, t_std, tvals) = match targets {
         Targets::Values(y) => {
@@ -573,6 +635,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
     });
 
     let mut adam = Adam::new(&net, p.lr);
+    adam.weight_decay = p.weight_decay;
     let bs = p.batch_size.min(tr.len()).max(1);
     let mut order: Vec<usize> = (0..tr.len()).collect();
     let all_val: Vec<usize> = (0..va.len()).collect();
@@ -616,6 +679,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
             adam.step(&mut net, &g);
             loss_sum += loss * chunk.len() as f64;
         }
+        net.enforce_accumulator_budget();
         let train_loss = loss_sum / tr.len() as f64;
         report.train_loss.push(train_loss);
         report.epochs_run = epoch + 1;
@@ -664,6 +728,7 @@ fn fit_once(p: &EstimatorParams, x: &Array2<f64>, targets: &Targets, task: Task)
         key = (k, t);
     }
     net.make_pruning_permanent();
+    net.enforce_accumulator_budget();
     let quantized = net.to_quantized(task, stdz.mean, stdz.std, t_mean, t_std)?;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(Fitted {
@@ -1489,6 +1554,13 @@ mod tests {
                 "prune_warmup",
                 EstimatorParams {
                     prune_warmup: 1.0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "weight_decay",
+                EstimatorParams {
+                    weight_decay: -0.1,
                     ..ok.clone()
                 },
             ),

@@ -666,10 +666,72 @@ impl SparseQuantNeuralNetwork {
             match self.cfg.pruning {
                 PruningMode::PerNeuron => self.prune_rows_to(l, omega as usize),
                 PruningMode::LayerGlobal => self.prune_layer_global(l, omega as usize),
+                PruningMode::AccumulatorAware => self.prune_rows_to_accumulator(l),
             }
         }
         self.make_pruning_permanent();
         self.pruning_enabled = true;
+    }
+
+    /// With [`PruningMode::AccumulatorAware`], prunes every row of the layers whose fan-in
+    /// exceeds Ω until its integer weights fit the accumulator budget (see
+    /// [`prune_rows_to_accumulator`](Self::prune_rows_to_accumulator)); other modes: nothing.
+    pub(crate) fn enforce_accumulator_budget(&mut self) {
+        if self.cfg.pruning != PruningMode::AccumulatorAware {
+            return;
+        }
+        let omega = self.max_active_neurons();
+        for l in 0..self.layers.len() {
+            if self.layers[l].in_dim() as u64 > omega {
+                self.prune_rows_to_accumulator(l);
+            }
+        }
+        self.make_pruning_permanent();
+    }
+
+    /// The largest `sum |w|` of integer weights one row of `layer` may have:
+    /// `floor((2^n_accum_bits - 1) / s)`, `s` the span `hi - lo` of the layer's integer input
+    /// range (its input quantizer's, or `2^n_a_bits - 1` (- 1 when narrow) before it has one).
+    /// Every input of a neuron lies in `[lo, lo + s]`, so its accumulator spans at most
+    /// `s * sum |w|`, i.e. at most `2^n_accum_bits` values.
+    ///
+    /// # Panics
+    /// If `layer >= n_layers()`.
+    pub fn accumulator_l1_budget(&self, layer: usize) -> i64 {
+        let span = self.input_quantizer(layer).map_or_else(
+            || (1i64 << self.cfg.n_a_bits) - 1 - i64::from(self.cfg.quant_narrow),
+            |q| q.hi - q.lo,
+        );
+        ((1i64 << self.cfg.n_accum_bits) - 1) / span.max(1)
+    }
+
+    /// Accumulator-aware pruning of layer `l`: in every row, the active weights are visited by
+    /// decreasing `|w|` (ties: lower input index first) and each is kept if its integer
+    /// magnitude still fits [`accumulator_l1_budget`](Self::accumulator_l1_budget), pruned
+    /// otherwise. The row's largest weight, which sets its scale, always fits (Ω >= 1), so the
+    /// integers of the kept weights do not change.
+    fn prune_rows_to_accumulator(&mut self, l: usize) {
+        let budget = self.accumulator_l1_budget(l);
+        let (q, _) = self.quantized_weights(l);
+        let layer = &mut self.layers[l];
+        let n = layer.in_dim();
+        let mut idx: Vec<usize> = Vec::with_capacity(n);
+        for r in 0..layer.out_dim() {
+            idx.clear();
+            idx.extend((0..n).filter(|&j| layer.mask[r * n + j]));
+            let row = layer.w.row(r);
+            idx.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()).then(a.cmp(&b)));
+            let mut used = 0i64;
+            for &j in &idx {
+                let a = q[[r, j]].abs();
+                if used + a <= budget {
+                    used += a;
+                } else {
+                    layer.mask.set(r * n + j, false);
+                    layer.w[[r, j]] = 0.0;
+                }
+            }
+        }
     }
 
     /// Re-scales every pruned row's kept weights so that their mean square is `1 / (3k)`, the
@@ -957,9 +1019,12 @@ impl SparseQuantNeuralNetwork {
     }
 }
 
-/// Adam (PyTorch's defaults: betas 0.9 / 0.999, eps 1e-8, no weight decay).
+/// Adam (PyTorch's defaults: betas 0.9 / 0.999, eps 1e-8), with optional decoupled weight decay
+/// of the weights (AdamW: `w -= lr * weight_decay * w` before the Adam update).
 pub(crate) struct Adam {
     lr: f64,
+    /// Decoupled weight decay (AdamW) of the weights; 0 = plain Adam.
+    pub(crate) weight_decay: f64,
     t: i32,
     mw: Vec<Array2<f64>>,
     vw: Vec<Array2<f64>>,
@@ -972,6 +1037,7 @@ impl Adam {
     pub(crate) fn new(net: &SparseQuantNeuralNetwork, lr: f64) -> Adam {
         Adam {
             lr,
+            weight_decay: 0.0,
             t: 0,
             mw: net
                 .layers
@@ -1022,6 +1088,7 @@ impl Adam {
             let vw = self.vw[l].as_slice_mut().expect("contiguous");
             for (k, (((p, &gk), m), v)) in w.iter_mut().zip(gw).zip(mw).zip(vw).enumerate() {
                 if layer.mask[k] {
+                    *p -= lr * self.weight_decay * *p;
                     upd(p, gk, m, v);
                 } else {
                     *p = 0.0;
@@ -1190,6 +1257,55 @@ mod tests {
         // Measured: 0.0026 -> 0.037 (14 times); the outputs of the un-rescaled network barely
         // depend on the input.
         assert!(kept > 5.0 * faded, "output spread {faded} -> {kept}");
+    }
+
+    #[test]
+    fn accumulator_aware_pruning_fits_the_budget_with_more_than_omega() {
+        // 40 -> 80 -> 80 -> 2 at 4/4/10 bits: Ω = 4, row budget sum |w| <= 1023 / 15 = 68.
+        let mut c = ModuleConfig::new(40, 3, 2);
+        c.n_w_bits = 4;
+        c.n_a_bits = 4;
+        c.n_accum_bits = 10;
+        c.n_hidden_neurons_multiplier = 2.0;
+        c.pruning = PruningMode::AccumulatorAware;
+        let mut net = SparseQuantNeuralNetwork::new(c, 5).unwrap();
+        net.enable_pruning();
+        for l in 0..3 {
+            assert_eq!(net.accumulator_l1_budget(l), 68);
+            let (q, _) = net.quantized_weights(l);
+            for row in q.rows() {
+                let l1: i64 = row.iter().map(|v| v.abs()).sum();
+                assert!(l1 * 15 <= 1023, "layer {l}: sum |w| = {l1}");
+            }
+            let kept = net.active_per_row(l);
+            assert!(kept.iter().all(|&k| k > 4), "layer {l}: {kept:?}");
+            assert!(
+                kept.iter().all(|&k| k < net.weights(l).ncols()),
+                "layer {l}"
+            );
+        }
+        // Training moves the weights: the budget is enforced again on the integers as they
+        // stand, and masks only shrink.
+        let before: Vec<Vec<usize>> = (0..3).map(|l| net.active_per_row(l)).collect();
+        for layer in &mut net.layers {
+            layer
+                .w
+                .mapv_inplace(|v| if v != 0.0 { v.signum() } else { 0.0 });
+        }
+        net.enforce_accumulator_budget();
+        for (l, b) in before.iter().enumerate() {
+            let (q, _) = net.quantized_weights(l);
+            for (r, row) in q.rows().into_iter().enumerate() {
+                let l1: i64 = row.iter().map(|v| v.abs()).sum();
+                assert!(l1 <= 68, "layer {l} row {r}: sum |w| = {l1}");
+                // All weights now quantize to -8 or 7: 8 of them always fit 68, 10 never.
+                let k = net.active_per_row(l)[r];
+                assert!(
+                    k <= b[r] && k >= b[r].min(8) && k <= 9,
+                    "layer {l} row {r}: {k}"
+                );
+            }
+        }
     }
 
     #[test]
