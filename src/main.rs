@@ -56,8 +56,8 @@ struct CompileArgs {
     #[arg(long)]
     name: Option<String>,
     /// Share of a neuron's accumulator values whose table output may change when lowering
-    /// rounds the accumulator before the table (0: lossless rounding only, bit-exact with the
-    /// model; the default 1/64 lets one bootstrap read wider accumulators).
+    /// rounds the accumulator before the table (default 0: lossless rounding only, bit-exact
+    /// with the model unless a table is wider than --max-table-bits).
     #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.tolerance)]
     round_tolerance: f64,
     /// Widest table index, bits: wider accumulators drop at least the extra low bits.
