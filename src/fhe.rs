@@ -1116,8 +1116,10 @@ fn too_wide(report: &CompileReport, needed: u32, widest: u32, mode: FheMode, tar
     ));
     if mode == FheMode::Exact {
         msg.push_str(
-            "; or accept approximate reads (one bootstrap reads up to 11 bits on the 4-bit set, \
-             off by a few units near a table's steps)",
+            "; or compile with --max-table-bits 4 for exact rounding (each table first clears \
+             its dropped bits with 1-bit bootstraps on the 6-bit set: bit-exact, several times \
+             the bootstraps); or accept approximate reads (one bootstrap reads up to 11 bits \
+             on the 4-bit set, off by a few units near a table's steps)",
         );
     }
     Error::Backend(msg)
@@ -1245,10 +1247,19 @@ pub fn render_plan(plan: &FhePlan) -> String {
             plan.expected_output_misreads_per_sample
         ));
     }
-    s.push_str(&format!(
-        "  noise budget Σw² <= {} per hidden neuron at the target\n",
-        plan.max_sum_w2
-    ));
+    if plan.exact_rounding {
+        let tables = plan.neurons.iter().filter(|n| n.extractions > 0).count();
+        let extra: u32 = plan.neurons.iter().map(|n| n.extractions).sum();
+        s.push_str(&format!(
+            "  rounding     exact: {tables} tables clear their dropped bits first ({extra} 1-bit \
+             bootstraps), then read bit-exactly\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "  noise budget Σw² <= {} per hidden neuron at the target\n",
+            plan.max_sum_w2
+        ));
+    }
     s.push_str(&format!(
         "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
         bytes(plan.server_key_bytes),
@@ -1431,6 +1442,39 @@ mod tests {
         assert!(p.total_log2_p_fail <= p.worst_log2_p_fail + 1.0 + 1e-9);
         assert!(render_plan(&p).contains(&p.parameter_set));
         let _ = serde_json::to_string(&p).unwrap();
+    }
+
+    /// A 9-bit circuit whose tables drop 4 bits: no set reads it exactly in one bootstrap, but
+    /// exact rounding on the 6-bit set does, at 5 bootstraps per table; without rounding
+    /// tables the exact choice fails and says how to get exact rounding.
+    #[test]
+    fn exact_mode_falls_back_to_exact_rounding() {
+        let rounded = |layer, idx, table| NeuronReport {
+            round_bits: if table { 4 } else { 0 },
+            table_len: if table { 32 } else { 0 },
+            table_bits: if table { 5 } else { 0 },
+            ..neuron(layer, idx, 9, 60, table)
+        };
+        let r = report(
+            vec![
+                rounded(0, 0, true),
+                rounded(0, 1, true),
+                rounded(1, 0, false),
+            ],
+            4,
+        );
+        let p = choose_parameters(&r, -40.0, 2).unwrap();
+        assert!(p.exact_rounding);
+        assert_eq!(p.precision_bits, 6);
+        assert_eq!(p.pbs_count, 2 * 5);
+        assert!(p.worst_log2_p_fail <= -40.0);
+        assert!(render_plan(&p).contains("exact: 2 tables clear"));
+        let plain = report(
+            vec![neuron(0, 0, 9, 60, true), neuron(1, 0, 9, 60, false)],
+            4,
+        );
+        let e = choose_parameters(&plain, -40.0, 2).unwrap_err().to_string();
+        assert!(e.contains("--max-table-bits"), "{e}");
     }
 
     #[test]
