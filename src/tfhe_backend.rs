@@ -30,7 +30,9 @@
 //!   constant `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P`. Only the final value must lie in
 //!   `[0, 2^P)`, which the static check proves. When a value spans a single position of the
 //!   modulus switch (`P = log2 N`), a dot that a table reads is also shifted up by half a
-//!   position, so that its read rounds symmetrically ([`crate::fhe`], "The read").
+//!   position, so that its read rounds symmetrically ([`crate::fhe`], "The read"); on a set
+//!   whose modulus switch rounds plainly (2^-64 classic sets, multi-bit bootstraps) a dot that a
+//!   table reads is instead shifted down by half a position when a value spans two or more.
 //! * Lut: one programmable bootstrap whose test vector
 //!   (`core_crypto::generate_programmable_bootstrap_glwe_lut` with `2^P` boxes of `N / 2^P`
 //!   positions and output encoding `Δ_P`) maps every index `k` of `[0, 2^P)` to
@@ -43,6 +45,11 @@
 //! In [exact mode](crate::fhe::FheMode::Exact) the plan makes each box wide enough for the
 //! noise, so outputs are bit-identical to the clear backend; in approximate mode a read may be
 //! off by a few units, with the probabilities the plan predicts.
+//!
+//! Classic and multi-bit bootstraps run through the same `shortint` keys and
+//! `apply_lookup_table` ([`tfhe_parameters`] returns a `PBSParameters` of either kind); a
+//! multi-bit bootstrap runs on `tfhe`'s own threads (5 to 9 of them), inside the rayon task
+//! of its table.
 //!
 //! The checked `shortint` operations refuse realistic dot products (their degree and
 //! noise-level bookkeeping is a conservative L1-style budget), so this backend uses the
@@ -2112,8 +2119,10 @@ pub mod measure {
         let two_n = 2 * set.polynomial_size as i64;
         let bx = (set.polynomial_size >> p_bits).max(1) as i64;
         let hb = bx / 2;
-        // The switched position is round(k0·box + s + e - 1/2) (tfhe subtracts half a
-        // position; sqnn adds s = 1/2 when box = 1): e ≈ pos - k0·box - s + 1/2.
+        // The switched position is round(k0·box + s + e - 1/2) with a centred switch (tfhe
+        // subtracts half a position; sqnn adds s = 1/2 when box = 1), round(k0·box + s + e)
+        // with a rounding one (sqnn adds s = -1/2 when box >= 2): either way
+        // e ≈ pos - k0·box + 1/2 when box >= 2, pos - k0·box when box = 1.
         let unshift = if bx >= 2 { 0.5 } else { 0.0 };
         let padded = 1i64 << (p_bits + 1);
         let enc = client.encrypt(checked, inputs)?;

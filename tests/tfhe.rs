@@ -24,7 +24,6 @@ use sqnn::Error;
 
 const SET2: &str = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
 const SET4: &str = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128";
-const SET6: &str = "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128";
 /// A multi-bit bootstrap (grouping 4, 2^-128): key generation takes a few seconds.
 const SET2_MB: &str = "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
 
@@ -257,6 +256,15 @@ fn two_bit_circuit_matches_clear_on_every_input_and_witness() {
     assert_witnesses(keys2(), &c);
 }
 
+/// Keys of the multi-bit 2-bit set (N = 2048), generated once, bound to `circuit2`.
+fn keys2_mb() -> &'static Keys {
+    static K: OnceLock<Keys> = OnceLock::new();
+    K.get_or_init(|| {
+        let c = circuit2();
+        ClientKey::generate(&c, &plan(&c, SET2_MB)).unwrap()
+    })
+}
+
 /// The 2-bit circuit on a multi-bit bootstrap (grouping 4; rounding modulus switch, so the
 /// backend shifts dots by half a position the other way): bit-identical to the clear backend
 /// on every input and witness, also with the server key saved and loaded back.
@@ -265,10 +273,10 @@ fn multi_bit_circuit_matches_clear_and_its_keys_round_trip() {
     let c = circuit2();
     let set = fhe::parameter_set(SET2_MB).unwrap();
     assert!(set.grouping_factor > 1);
-    let keys = ClientKey::generate(&c, &plan(&c, SET2_MB)).unwrap();
+    let keys = keys2_mb();
     let inputs = all_inputs(&c);
-    assert_equivalent(&keys, &c, &inputs);
-    assert_witnesses(&keys, &c);
+    assert_equivalent(keys, &c, &inputs);
+    assert_witnesses(keys, &c);
     let dir = tempfile::tempdir().unwrap();
     let m = save_keys(dir.path(), &c, &keys.0, &keys.1).unwrap();
     assert_eq!(m.parameter_set, SET2_MB);
@@ -768,6 +776,44 @@ fn simulation_noise_per_node_follows_the_tables() {
     let by_dot = fhe::read_sigma_units(&plan, c.report());
     assert_eq!(by_dot.len(), plan.neurons.len());
     assert!(by_dot.iter().all(|&(d, s)| s == of_dot(d)));
+}
+
+/// Approximate reads of 9 to 11-bit values on the multi-bit 2-bit set (N = 2048, one position
+/// per value at P = 11): every bootstrap reads exactly the position that the emulation of its
+/// multi-bit modulus switch (rounded subset sums, with sqnn's half-position shift) predicts,
+/// and stays within the offsets the calibrated noise predicts.
+#[test]
+fn multi_bit_reads_follow_the_emulated_modulus_switch() {
+    let c = circuit_wide();
+    let s = set(SET2_MB);
+    let (ck, sk) = keys2_mb();
+    let chosen = fhe::plan_with(c.report(), s, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let forced = fhe::plan_on(c.report(), s, 11, fhe::FheMode::Approximate, -40.0, 2);
+    assert!(forced.worst_log2_p_fail <= -40.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let inputs: Vec<Vec<i64>> = (0..6)
+        .map(|_| (0..4).map(|_| rng.gen_range(-8..=7)).collect())
+        .collect();
+    for plan in [&chosen, &forced] {
+        let mut b = TfheBackend::new(
+            ck.rebind_with(&c, plan).unwrap(),
+            sk.rebind_with(&c, plan).unwrap(),
+        )
+        .unwrap();
+        b.progress = false;
+        let prepared = b.server().prepare(&c).unwrap();
+        let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
+            plan.neurons.iter().map(|n| (n.node, n)).collect();
+        for x in &inputs {
+            let (reads, _) = measure::table_reads(&b, &c, &prepared, x).unwrap();
+            for r in &reads {
+                assert_eq!(Some(r.output), r.expected, "P = {}: {r:?}", plan.space_bits);
+                let n = noise[&r.dot];
+                let k = offset_bound(n.std, plan.box_positions, 6 * plan.pbs_count, -30.0);
+                assert!(r.offset.abs() <= k, "P = {}: {r:?}", plan.space_bits);
+            }
+        }
+    }
 }
 
 /// The smallest `k` such that no read of `reads` reads with σ `std` positions in boxes of `bx`
