@@ -163,15 +163,42 @@ pub enum ModulusSwitch {
     Rounded,
 }
 
-/// The parameter sets, cheapest first.
+/// The parameter sets: every 128-bit-security `tfhe` 1.8.2 set of 2, 4 and 6 bits that sqnn
+/// runs, in four families: classic bootstraps at 2^-128 (`V1_8_..._KS_PBS_TUNIFORM_2M128`, the
+/// newest) and at 2^-64 (`V1_6_..._2M64`, the newest of that family in 1.8.2), multi-bit
+/// bootstraps (`MULTI_BIT_GROUP_g`) at 2^-128 and at 2^-64. Order does not matter: the choice
+/// ranks them by predicted latency ([`choose_parameters_with`]).
 ///
-/// Latencies, key generation and saved sizes of the 2-, 4- and 6-bit sets are medians measured
-/// on this machine, quiet (`tests/tfhe.rs::latency_report`; with the other core busy expect up
-/// to twice as long, as in `tfhe-facts.md`); in-memory server key sizes and the whole 8-bit
-/// entry come from `tfhe-facts.md`. Noise constants `a`, `b` are measured with the secret key
-/// (`tests/tfhe.rs::noise_calibration`: `a` = 20.5 / 24.1 / 24.3, `b` = 9.6e-4 / 2.08e-2 /
-/// 1.02e-4 for 2 / 4 / 6 bits, rounded up); the 8-bit set's `b` is not measured (not
-/// selectable).
+/// What is measured and what is modelled:
+/// * Measured on this machine in one run (`tests/tfhe.rs::latency_report`, 2 cores, the other
+///   engineer's jobs running: load average 5 to 10): [`pbs_ms_1_thread`](ParamSet::pbs_ms_1_thread)
+///   (keyswitch + bootstrap with the measuring thread pinned to one core, so a multi-bit
+///   bootstrap's own threads share it), [`pbs_ms_2_threads`](ParamSet::pbs_ms_2_threads) (two at
+///   once), key generation, key sizes, and one bootstrap alone on both cores, from which
+///   [`pbs_parallel_fraction`](ParamSet::pbs_parallel_fraction) `f = 2·(t1 - t_alone) / t1`.
+///   The three classic 2^-128 sets keep their earlier quiet medians (the same run gave 21.3 /
+///   148 ms on one core for 4 / 6 bits, within 4 % of them, but its first sets' 2-thread
+///   figures were taken while the other core was busy; a second run was worse throughout).
+///   Compare sets by their ratios; absolute figures move ±30 % with the load. The 6-bit
+///   multi-bit set showed no gain from its threads here (`f` = 0), probably from the load.
+/// * Measured with the secret key (`tests/tfhe.rs::noise_calibration`): `a` and `b` of every
+///   selectable set, at the input of the bootstrap after the set's own modulus switch
+///   (centred, rounded, or multi-bit subset sums; `measure::switched_position`). Rounded up.
+///   The 2^-64 classic sets have about twice the `a` of the centred 2^-128 ones; multi-bit
+///   bootstraps have a 4× larger output variance `b` at 4 bits, and the 2-bit multi-bit set is
+///   designed for a noise 4× wider (`a` = 334: it reads 2 or 3 bits exactly, not 4).
+/// * Modelled: how latency scales beyond 2 cores ([`ParamSet::layer_ms`]): classic bootstraps
+///   as independent single-core tasks, a multi-bit bootstrap as a sequential part plus a
+///   parallel part `f` over at most [`pbs_threads`](ParamSet::pbs_threads) threads (Amdahl,
+///   with `f` measured on 2 cores). On 64 cores this predicts the 4-bit multi-bit set (g = 4)
+///   about 0.8× the classic 4-bit set's single-bootstrap latency, the ratio tfhe-rs publishes
+///   for a 192-core server (4.57 vs 5.64 ms).
+/// * From `tfhe-facts.md`: the whole 8-bit entry (not selectable: 11 GB of keys).
+///
+/// The 6-bit multi-bit set (g = 2, N = 16384) works but is not selectable: its key generation
+/// takes about 2 minutes here and its server key 2.9 GB in memory, and it is slower than the
+/// classic 6-bit sets on this machine. Multi-bit sets of 6 bits with g = 3 or 4 (over 3 GB of
+/// keys) are not listed.
 pub const PARAMETER_SETS: &[ParamSet] = &[
     ParamSet {
         name: "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
@@ -272,14 +299,14 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 839,
         glwe_dimension: 4,
         polynomial_size: 512,
-        pbs_ms_1_thread: 15.0,
-        pbs_ms_2_threads: 7.5,
-        server_key_bytes: 127_000_000,
-        compressed_server_key_bytes: 17_000_000,
-        client_key_bytes: 23_000,
-        keygen_seconds: 1.2,
-        noise_base: 21.0,
-        noise_per_w2: 0.001,
+        pbs_ms_1_thread: 16.8,
+        pbs_ms_2_threads: 9.5,
+        server_key_bytes: 127_200_000,
+        compressed_server_key_bytes: 17_200_000,
+        client_key_bytes: 23_600,
+        keygen_seconds: 1.1,
+        noise_base: 41.5,
+        noise_per_w2: 0.0009,
         designed_log2_p_fail: -72.226,
         selectable: true,
         family_log2_p_fail: -64,
@@ -295,14 +322,14 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 879,
         glwe_dimension: 1,
         polynomial_size: 2048,
-        pbs_ms_1_thread: 20.0,
-        pbs_ms_2_threads: 10.0,
-        server_key_bytes: 115_000_000,
-        compressed_server_key_bytes: 29_000_000,
-        client_key_bytes: 23_000,
-        keygen_seconds: 1.1,
-        noise_base: 24.0,
-        noise_per_w2: 0.021,
+        pbs_ms_1_thread: 22.5,
+        pbs_ms_2_threads: 13.9,
+        server_key_bytes: 129_700_000,
+        compressed_server_key_bytes: 28_900_000,
+        client_key_bytes: 23_900,
+        keygen_seconds: 1.0,
+        noise_base: 43.0,
+        noise_per_w2: 0.020,
         designed_log2_p_fail: -72.178,
         selectable: true,
         family_log2_p_fail: -64,
@@ -318,14 +345,14 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 998,
         glwe_dimension: 1,
         polynomial_size: 8192,
-        pbs_ms_1_thread: 150.0,
-        pbs_ms_2_threads: 80.0,
-        server_key_bytes: 850_000_000,
+        pbs_ms_1_thread: 151.0,
+        pbs_ms_2_threads: 93.1,
+        server_key_bytes: 916_100_000,
         compressed_server_key_bytes: 262_000_000,
-        client_key_bytes: 72_000,
-        keygen_seconds: 12.0,
-        noise_base: 24.5,
-        noise_per_w2: 0.000105,
+        client_key_bytes: 74_000,
+        keygen_seconds: 13.0,
+        noise_base: 47.0,
+        noise_per_w2: 0.000115,
         designed_log2_p_fail: -64.454,
         selectable: true,
         family_log2_p_fail: -64,
@@ -341,21 +368,21 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 760,
         glwe_dimension: 1,
         polynomial_size: 2048,
-        pbs_ms_1_thread: 30.0,
-        pbs_ms_2_threads: 15.0,
-        server_key_bytes: 400_000_000,
-        compressed_server_key_bytes: 100_000_000,
+        pbs_ms_1_thread: 30.4,
+        pbs_ms_2_threads: 16.7,
+        server_key_bytes: 249_100_000,
+        compressed_server_key_bytes: 99_700_000,
         client_key_bytes: 23_000,
-        keygen_seconds: 4.0,
-        noise_base: 21.0,
-        noise_per_w2: 0.001,
+        keygen_seconds: 2.6,
+        noise_base: 335.0,
+        noise_per_w2: 0.065,
         designed_log2_p_fail: -145.017,
         selectable: true,
         family_log2_p_fail: -128,
         grouping_factor: 4,
         modulus_switch: ModulusSwitch::Rounded,
         pbs_threads: 10,
-        pbs_parallel_fraction: 0.5,
+        pbs_parallel_fraction: 0.87,
     },
     ParamSet {
         name: "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
@@ -364,21 +391,21 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 920,
         glwe_dimension: 1,
         polynomial_size: 2048,
-        pbs_ms_1_thread: 36.0,
-        pbs_ms_2_threads: 18.0,
-        server_key_bytes: 480_000_000,
-        compressed_server_key_bytes: 120_000_000,
-        client_key_bytes: 23_000,
-        keygen_seconds: 5.0,
-        noise_base: 24.0,
-        noise_per_w2: 0.021,
+        pbs_ms_1_thread: 36.1,
+        pbs_ms_2_threads: 19.7,
+        server_key_bytes: 316_600_000,
+        compressed_server_key_bytes: 120_700_000,
+        client_key_bytes: 24_200,
+        keygen_seconds: 2.9,
+        noise_base: 21.0,
+        noise_per_w2: 0.086,
         designed_log2_p_fail: -134.345,
         selectable: true,
         family_log2_p_fail: -128,
         grouping_factor: 4,
         modulus_switch: ModulusSwitch::Rounded,
         pbs_threads: 10,
-        pbs_parallel_fraction: 0.5,
+        pbs_parallel_fraction: 0.61,
     },
     ParamSet {
         name: "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64",
@@ -387,21 +414,21 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 840,
         glwe_dimension: 1,
         polynomial_size: 2048,
-        pbs_ms_1_thread: 33.0,
-        pbs_ms_2_threads: 17.0,
-        server_key_bytes: 440_000_000,
-        compressed_server_key_bytes: 110_000_000,
-        client_key_bytes: 23_000,
-        keygen_seconds: 5.0,
-        noise_base: 24.0,
-        noise_per_w2: 0.021,
+        pbs_ms_1_thread: 35.4,
+        pbs_ms_2_threads: 17.8,
+        server_key_bytes: 289_100_000,
+        compressed_server_key_bytes: 110_200_000,
+        client_key_bytes: 23_600,
+        keygen_seconds: 2.7,
+        noise_base: 35.0,
+        noise_per_w2: 0.080,
         designed_log2_p_fail: -81.222,
         selectable: true,
         family_log2_p_fail: -64,
         grouping_factor: 4,
         modulus_switch: ModulusSwitch::Rounded,
         pbs_threads: 10,
-        pbs_parallel_fraction: 0.5,
+        pbs_parallel_fraction: 0.82,
     },
     ParamSet {
         name: "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
@@ -410,21 +437,21 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         lwe_dimension: 998,
         glwe_dimension: 1,
         polynomial_size: 16384,
-        pbs_ms_1_thread: 300.0,
-        pbs_ms_2_threads: 150.0,
-        server_key_bytes: 1_600_000_000,
-        compressed_server_key_bytes: 785_000_000,
-        client_key_bytes: 150_000,
-        keygen_seconds: 40.0,
-        noise_base: 24.5,
-        noise_per_w2: 0.000105,
+        pbs_ms_1_thread: 368.5,
+        pbs_ms_2_threads: 297.3,
+        server_key_bytes: 2_878_600_000,
+        compressed_server_key_bytes: 1_047_300_000,
+        client_key_bytes: 139_500,
+        keygen_seconds: 117.6,
+        noise_base: 85.0,
+        noise_per_w2: 0.050,
         designed_log2_p_fail: -135.674,
-        selectable: true,
+        selectable: false,
         family_log2_p_fail: -128,
         grouping_factor: 2,
         modulus_switch: ModulusSwitch::Rounded,
         pbs_threads: 6,
-        pbs_parallel_fraction: 0.5,
+        pbs_parallel_fraction: 0.0,
     },
 ];
 
@@ -1501,13 +1528,22 @@ pub fn choose_approximate(
             format!("{max_sigma_units} must be a positive number of accumulator units"),
         ));
     }
-    let (plans, candidates) = ranked_plans(
+    let (plans, mut candidates) = ranked_plans(
         report,
         FheMode::Approximate,
         target_log2_p_fail,
         cores,
         &|_| true,
     );
+    // The qualifying candidates come first, in the order of `plans`.
+    for (c, p) in candidates.iter_mut().zip(&plans) {
+        if p.worst_sigma_units > max_sigma_units {
+            c.note = format!(
+                "σ {:.2} units > max σ {max_sigma_units}",
+                p.worst_sigma_units
+            );
+        }
+    }
     if let Some(p) = plans
         .iter()
         .find(|p| p.worst_sigma_units <= max_sigma_units)
