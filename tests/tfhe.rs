@@ -779,9 +779,10 @@ fn simulation_noise_per_node_follows_the_tables() {
 }
 
 /// Approximate reads of 9 to 11-bit values on the multi-bit 2-bit set (N = 2048, one position
-/// per value at P = 11): every bootstrap reads exactly the position that the emulation of its
-/// multi-bit modulus switch (rounded subset sums, with sqnn's half-position shift) predicts,
-/// and stays within the offsets the calibrated noise predicts.
+/// per value at P = 11): every bootstrap reads the position that the emulation of its multi-bit
+/// modulus switch (rounded subset sums, with sqnn's half-position shift) predicts (up to the
+/// table output's own noise at one position per value), and stays within the offsets the
+/// calibrated noise predicts.
 #[test]
 fn multi_bit_reads_follow_the_emulated_modulus_switch() {
     let c = circuit_wide();
@@ -804,15 +805,34 @@ fn multi_bit_reads_follow_the_emulated_modulus_switch() {
         let prepared = b.server().prepare(&c).unwrap();
         let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
             plan.neurons.iter().map(|n| (n.node, n)).collect();
+        // A table's output carries the bootstrap's output noise, σ = sqrt(b) = 0.25 positions
+        // on this set: negligible with 4 positions per value, but at one position per value
+        // its decryption is off by one in about 5 % of reads (the model charges it to the next
+        // dot, as b·Σw²).
+        let out_sigma = s.noise_per_w2.sqrt() / plan.box_positions;
+        let mut exact = 0;
+        let mut total = 0;
         for x in &inputs {
             let (reads, _) = measure::table_reads(&b, &c, &prepared, x).unwrap();
             for r in &reads {
-                assert_eq!(Some(r.output), r.expected, "P = {}: {r:?}", plan.space_bits);
+                let e = r.expected.expect("within the margin");
+                if out_sigma < 0.1 {
+                    assert_eq!(r.output, e, "P = {}: {r:?}", plan.space_bits);
+                } else {
+                    assert!((r.output - e).abs() <= 1, "P = {}: {r:?}", plan.space_bits);
+                }
+                exact += usize::from(r.output == e);
+                total += 1;
                 let n = noise[&r.dot];
                 let k = offset_bound(n.std, plan.box_positions, 6 * plan.pbs_count, -30.0);
                 assert!(r.offset.abs() <= k, "P = {}: {r:?}", plan.space_bits);
             }
         }
+        assert!(
+            exact * 10 >= total * 8,
+            "P = {}: {exact} of {total}",
+            plan.space_bits
+        );
     }
 }
 
