@@ -973,13 +973,19 @@ fn tag(s: &ParamSet) -> String {
     t
 }
 
-/// The selectable sets named by `SQNN_SETS` (tags or names, comma-separated; default: all).
+/// The sets named by `SQNN_SETS` (tags or names, comma-separated; a set listed only for
+/// reference, such as `6mb2`, must be named), or every selectable set.
 fn sets_from_env() -> Vec<&'static ParamSet> {
     let which = std::env::var("SQNN_SETS").unwrap_or_default();
     fhe::PARAMETER_SETS
         .iter()
-        .filter(|s| s.selectable)
-        .filter(|s| which.is_empty() || which.split(',').any(|w| w == tag(s) || w == s.name))
+        .filter(|s| {
+            if which.is_empty() {
+                s.selectable
+            } else {
+                which.split(',').any(|w| w == tag(s) || w == s.name)
+            }
+        })
         .collect()
 }
 
