@@ -57,6 +57,10 @@
 //! floor(e/box + 1/2)`. With `box = 1` the backend adds half a position to every dot a table
 //! reads (a clear constant), so `d = round(e)`, the same formula. (Measured on the 4-bit set:
 //! the switched error has mean -0.44 ± 0.08 positions without the shift, i.e. `-1/2 + 0.06`.)
+//! Sets whose switch rounds plainly ([`ModulusSwitch::Rounded`]: the 2^-64 classic sets round
+//! each mask element, multi-bit bootstraps each group's subset sum) give `p = k·box +
+//! round(e)`: there the backend subtracts half a position when `box >= 2` and adds nothing when
+//! `box = 1`, which gives the same `d`.
 //! So `d != 0` exactly when `|e| >= box / 2`:
 //!
 //! ```text
@@ -127,17 +131,74 @@ pub struct ParamSet {
     /// Whether [`choose_parameters`] may pick it (the 8-bit set needs 11 GB of keys and ten
     /// minutes of key generation here: listed for reference only).
     pub selectable: bool,
+    /// The failure-probability family the set was designed for: -128 (`2M128`) or -64
+    /// (`2M64`), log2 per bootstrap. (The set's own designed figure is
+    /// [`designed_log2_p_fail`](Self::designed_log2_p_fail).)
+    pub family_log2_p_fail: i32,
+    /// Multi-bit grouping factor `g` of the bootstrap (1: classic bootstrap). A multi-bit
+    /// bootstrap blind-rotates `n / g` groups of `g` mask elements at once, with `2^g - 1`
+    /// GGSW ciphertexts per group (bigger keys, fewer sequential steps).
+    pub grouping_factor: usize,
+    /// How the bootstrap switches the modulus to `2N` (module docs, "The read").
+    pub modulus_switch: ModulusSwitch,
+    /// Threads `tfhe` runs for one bootstrap (1 for classic; multi-bit: its
+    /// `get_thread_count_for_multi_bit_pbs`, 5 / 7 / 9 for `g` = 2 / 3 / 4, plus the thread that
+    /// applies the external products).
+    pub pbs_threads: usize,
+    /// Share of one bootstrap's one-core time that its threads run in parallel (0 for a classic
+    /// bootstrap); the rest is the sequential chain of external products. See
+    /// [`ParamSet::layer_ms`].
+    pub pbs_parallel_fraction: f64,
 }
 
-/// The parameter sets, cheapest first.
+/// How a bootstrap of a set rounds the keyswitched ciphertext to `2N` positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModulusSwitch {
+    /// tfhe's centred-mean switch (`CenteredMeanNoiseReduction`, the `V1_8` classic sets): it
+    /// subtracts half a position from the body, so a read gives `k·box + floor(e)`.
+    Centered,
+    /// Plain rounding of the body and of each mask element (`ModulusSwitchType::Standard`, the
+    /// `2M64` classic sets) or of each group's subset sums (multi-bit): `k·box + round(e)`.
+    Rounded,
+}
+
+/// The parameter sets: every 128-bit-security `tfhe` 1.8.2 set of 2, 4 and 6 bits that sqnn
+/// runs, in four families: classic bootstraps at 2^-128 (`V1_8_..._KS_PBS_TUNIFORM_2M128`, the
+/// newest) and at 2^-64 (`V1_6_..._2M64`, the newest of that family in 1.8.2), multi-bit
+/// bootstraps (`MULTI_BIT_GROUP_g`) at 2^-128 and at 2^-64. Order does not matter: the choice
+/// ranks them by predicted latency ([`choose_parameters_with`]).
 ///
-/// Latencies, key generation and saved sizes of the 2-, 4- and 6-bit sets are medians measured
-/// on this machine, quiet (`tests/tfhe.rs::latency_report`; with the other core busy expect up
-/// to twice as long, as in `tfhe-facts.md`); in-memory server key sizes and the whole 8-bit
-/// entry come from `tfhe-facts.md`. Noise constants `a`, `b` are measured with the secret key
-/// (`tests/tfhe.rs::noise_calibration`: `a` = 20.5 / 24.1 / 24.3, `b` = 9.6e-4 / 2.08e-2 /
-/// 1.02e-4 for 2 / 4 / 6 bits, rounded up); the 8-bit set's `b` is not measured (not
-/// selectable).
+/// What is measured and what is modelled:
+/// * Measured on this machine in one run (`tests/tfhe.rs::latency_report`, 2 cores, the other
+///   engineer's jobs running: load average 5 to 10): [`pbs_ms_1_thread`](ParamSet::pbs_ms_1_thread)
+///   (keyswitch + bootstrap with the measuring thread pinned to one core, so a multi-bit
+///   bootstrap's own threads share it), [`pbs_ms_2_threads`](ParamSet::pbs_ms_2_threads) (two at
+///   once), key generation, key sizes, and one bootstrap alone on both cores, from which
+///   [`pbs_parallel_fraction`](ParamSet::pbs_parallel_fraction) `f = 2·(t1 - t_alone) / t1`.
+///   The three classic 2^-128 sets keep their earlier quiet medians (the same run gave 21.3 /
+///   148 ms on one core for 4 / 6 bits, within 4 % of them, but its first sets' 2-thread
+///   figures were taken while the other core was busy; a second run was worse throughout).
+///   Compare sets by their ratios; absolute figures move ±30 % with the load. The 6-bit
+///   multi-bit set showed no gain from its threads here (`f` = 0), probably from the load.
+/// * Measured with the secret key (`tests/tfhe.rs::noise_calibration`): `a` and `b` of every
+///   selectable set, at the input of the bootstrap after the set's own modulus switch
+///   (centred, rounded, or multi-bit subset sums; `measure::switched_position`). Rounded up.
+///   The 2^-64 classic sets have about twice the `a` of the centred 2^-128 ones; multi-bit
+///   bootstraps have a 4× larger output variance `b` at 4 bits, and the 2-bit multi-bit set is
+///   designed for a noise 4× wider (`a` = 334: it reads 2 or 3 bits exactly, not 4).
+/// * Modelled: how latency scales beyond 2 cores ([`ParamSet::layer_ms`]): classic bootstraps
+///   as independent single-core tasks, a multi-bit bootstrap as a sequential part plus a
+///   parallel part `f` over at most [`pbs_threads`](ParamSet::pbs_threads) threads (Amdahl,
+///   with `f` measured on 2 cores). On 64 cores this predicts the 4-bit multi-bit set (g = 4)
+///   about 0.8× the classic 4-bit set's single-bootstrap latency, the ratio tfhe-rs publishes
+///   for a 192-core server (4.57 vs 5.64 ms).
+/// * From `tfhe-facts.md`: the whole 8-bit entry (not selectable: 11 GB of keys).
+///
+/// The 6-bit multi-bit set (g = 2, N = 16384) works but is not selectable: its key generation
+/// takes about 2 minutes here and its server key 2.9 GB in memory, and it is slower than the
+/// classic 6-bit sets on this machine. Multi-bit sets of 6 bits with g = 3 or 4 (over 3 GB of
+/// keys) are not listed.
 pub const PARAMETER_SETS: &[ParamSet] = &[
     ParamSet {
         name: "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
@@ -156,6 +217,11 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         noise_per_w2: 0.001,
         designed_log2_p_fail: -144.3,
         selectable: true,
+        family_log2_p_fail: -128,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Centered,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
     },
     ParamSet {
         name: "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
@@ -174,6 +240,11 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         noise_per_w2: 0.021,
         designed_log2_p_fail: -129.6,
         selectable: true,
+        family_log2_p_fail: -128,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Centered,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
     },
     ParamSet {
         name: "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
@@ -192,6 +263,11 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         noise_per_w2: 0.000105,
         designed_log2_p_fail: -129.0,
         selectable: true,
+        family_log2_p_fail: -128,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Centered,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
     },
     ParamSet {
         name: "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128",
@@ -210,6 +286,172 @@ pub const PARAMETER_SETS: &[ParamSet] = &[
         noise_per_w2: 0.0001,
         designed_log2_p_fail: -141.6,
         selectable: false,
+        family_log2_p_fail: -128,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Centered,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
+    },
+    ParamSet {
+        name: "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64",
+        message_bits: 1,
+        carry_bits: 1,
+        lwe_dimension: 839,
+        glwe_dimension: 4,
+        polynomial_size: 512,
+        pbs_ms_1_thread: 16.8,
+        pbs_ms_2_threads: 9.5,
+        server_key_bytes: 127_200_000,
+        compressed_server_key_bytes: 17_200_000,
+        client_key_bytes: 23_600,
+        keygen_seconds: 1.1,
+        noise_base: 41.5,
+        noise_per_w2: 0.0009,
+        designed_log2_p_fail: -72.226,
+        selectable: true,
+        family_log2_p_fail: -64,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
+    },
+    ParamSet {
+        name: "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64",
+        message_bits: 2,
+        carry_bits: 2,
+        lwe_dimension: 879,
+        glwe_dimension: 1,
+        polynomial_size: 2048,
+        pbs_ms_1_thread: 22.5,
+        pbs_ms_2_threads: 13.9,
+        server_key_bytes: 129_700_000,
+        compressed_server_key_bytes: 28_900_000,
+        client_key_bytes: 23_900,
+        keygen_seconds: 1.0,
+        noise_base: 43.0,
+        noise_per_w2: 0.020,
+        designed_log2_p_fail: -72.178,
+        selectable: true,
+        family_log2_p_fail: -64,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
+    },
+    ParamSet {
+        name: "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64",
+        message_bits: 3,
+        carry_bits: 3,
+        lwe_dimension: 998,
+        glwe_dimension: 1,
+        polynomial_size: 8192,
+        pbs_ms_1_thread: 151.0,
+        pbs_ms_2_threads: 93.1,
+        server_key_bytes: 916_100_000,
+        compressed_server_key_bytes: 262_000_000,
+        client_key_bytes: 74_000,
+        keygen_seconds: 13.0,
+        noise_base: 47.0,
+        noise_per_w2: 0.000115,
+        designed_log2_p_fail: -64.454,
+        selectable: true,
+        family_log2_p_fail: -64,
+        grouping_factor: 1,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 1,
+        pbs_parallel_fraction: 0.0,
+    },
+    ParamSet {
+        name: "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
+        message_bits: 1,
+        carry_bits: 1,
+        lwe_dimension: 760,
+        glwe_dimension: 1,
+        polynomial_size: 2048,
+        pbs_ms_1_thread: 30.4,
+        pbs_ms_2_threads: 16.7,
+        server_key_bytes: 249_100_000,
+        compressed_server_key_bytes: 99_700_000,
+        client_key_bytes: 23_000,
+        keygen_seconds: 2.6,
+        noise_base: 335.0,
+        noise_per_w2: 0.065,
+        designed_log2_p_fail: -145.017,
+        selectable: true,
+        family_log2_p_fail: -128,
+        grouping_factor: 4,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 10,
+        pbs_parallel_fraction: 0.87,
+    },
+    ParamSet {
+        name: "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+        message_bits: 2,
+        carry_bits: 2,
+        lwe_dimension: 920,
+        glwe_dimension: 1,
+        polynomial_size: 2048,
+        pbs_ms_1_thread: 36.1,
+        pbs_ms_2_threads: 19.7,
+        server_key_bytes: 316_600_000,
+        compressed_server_key_bytes: 120_700_000,
+        client_key_bytes: 24_200,
+        keygen_seconds: 2.9,
+        noise_base: 21.0,
+        noise_per_w2: 0.086,
+        designed_log2_p_fail: -134.345,
+        selectable: true,
+        family_log2_p_fail: -128,
+        grouping_factor: 4,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 10,
+        pbs_parallel_fraction: 0.61,
+    },
+    ParamSet {
+        name: "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64",
+        message_bits: 2,
+        carry_bits: 2,
+        lwe_dimension: 840,
+        glwe_dimension: 1,
+        polynomial_size: 2048,
+        pbs_ms_1_thread: 35.4,
+        pbs_ms_2_threads: 17.8,
+        server_key_bytes: 289_100_000,
+        compressed_server_key_bytes: 110_200_000,
+        client_key_bytes: 23_600,
+        keygen_seconds: 2.7,
+        noise_base: 35.0,
+        noise_per_w2: 0.080,
+        designed_log2_p_fail: -81.222,
+        selectable: true,
+        family_log2_p_fail: -64,
+        grouping_factor: 4,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 10,
+        pbs_parallel_fraction: 0.82,
+    },
+    ParamSet {
+        name: "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
+        message_bits: 3,
+        carry_bits: 3,
+        lwe_dimension: 998,
+        glwe_dimension: 1,
+        polynomial_size: 16384,
+        pbs_ms_1_thread: 368.5,
+        pbs_ms_2_threads: 297.3,
+        server_key_bytes: 2_878_600_000,
+        compressed_server_key_bytes: 1_047_300_000,
+        client_key_bytes: 139_500,
+        keygen_seconds: 117.6,
+        noise_base: 85.0,
+        noise_per_w2: 0.050,
+        designed_log2_p_fail: -135.674,
+        selectable: false,
+        family_log2_p_fail: -128,
+        grouping_factor: 2,
+        modulus_switch: ModulusSwitch::Rounded,
+        pbs_threads: 6,
+        pbs_parallel_fraction: 0.0,
     },
 ];
 
@@ -325,10 +567,67 @@ impl ParamSet {
         lo
     }
 
-    /// Per-bootstrap latency with `cores` cores sharing the work (ideal scaling of the
-    /// one-thread figure: the floor).
+    /// Per-bootstrap latency with `cores` cores sharing many bootstraps (ideal scaling of the
+    /// one-core figure: the throughput floor, whatever the family).
     pub fn pbs_ms(&self, cores: usize) -> f64 {
         self.pbs_ms_1_thread / cores.max(1) as f64
+    }
+
+    /// `"classic"` or `"multi-bit g=G"`, and the failure family, e.g. `multi-bit g=4, 2^-128`.
+    pub fn family(&self) -> String {
+        let kind = if self.grouping_factor > 1 {
+            format!("multi-bit g={}", self.grouping_factor)
+        } else {
+            "classic".to_string()
+        };
+        format!("{kind}, 2^{}", self.family_log2_p_fail)
+    }
+
+    /// One bootstrap alone on `cores` cores (ms): its sequential part plus its parallel part
+    /// spread over `min(cores, pbs_threads)` threads (a classic bootstrap has no parallel part).
+    pub fn pbs_alone_ms(&self, cores: usize) -> f64 {
+        self.layer_ms(1, cores)
+    }
+
+    /// The predicted time of one layer of `m` independent bootstraps on `cores` cores (ms).
+    ///
+    /// Model (the figures it uses are measured; the scaling beyond this machine's 2 cores is
+    /// modelled): one bootstrap costs `t1` = [`pbs_ms_1_thread`](Self::pbs_ms_1_thread) of one
+    /// core's work, of which a share `f` = [`pbs_parallel_fraction`](Self::pbs_parallel_fraction)
+    /// runs on up to [`pbs_threads`](Self::pbs_threads) threads (a multi-bit bootstrap prepares
+    /// the `2^g - 1` rotated keys of each group on its producer threads; its chain of `n / g`
+    /// external products is sequential) and the rest is sequential. The layer takes the larger
+    /// of the total work over the cores, `m·t1 / cores`, and the critical path of one bootstrap
+    /// given `cores / m` cores, `t1·(1 - f) + t1·f / min(max(cores / m, 1), pbs_threads)`.
+    /// Classic bootstraps (`f = 0`) thus take `max(m / cores, 1)·t1`; a multi-bit bootstrap
+    /// wins when the layers are narrower than the cores and its parallel share is large.
+    pub fn layer_ms(&self, m: usize, cores: usize) -> f64 {
+        if m == 0 {
+            return 0.0;
+        }
+        let c = cores.max(1) as f64;
+        let t1 = self.pbs_ms_1_thread;
+        let f = self.pbs_parallel_fraction.clamp(0.0, 1.0);
+        let per = (c / m as f64).clamp(1.0, self.pbs_threads.max(1) as f64);
+        let critical = t1 * (1.0 - f) + t1 * f / per;
+        (m as f64 * t1 / c).max(critical)
+    }
+
+    /// The predicted evaluation time of a circuit whose layers hold these numbers of
+    /// bootstraps (layers run one after another), on `cores` cores (ms).
+    pub fn circuit_ms(&self, pbs_per_layer: &[usize], cores: usize) -> f64 {
+        pbs_per_layer.iter().map(|&m| self.layer_ms(m, cores)).sum()
+    }
+}
+
+/// Bootstraps per layer of a report (one layer of all of them when the report has no layer
+/// table that accounts for them).
+pub fn pbs_per_layer(report: &CompileReport) -> Vec<usize> {
+    let per: Vec<usize> = report.layers.iter().map(|l| l.pbs).collect();
+    if per.iter().sum::<usize>() == report.pbs_count && !per.is_empty() {
+        per
+    } else {
+        vec![report.pbs_count]
     }
 }
 
@@ -604,7 +903,8 @@ pub struct FhePlan {
     pub cores: usize,
     /// One bootstrap on one thread (ms).
     pub pbs_ms_1_thread: f64,
-    /// Predicted evaluation latency per sample: `pbs_count × pbs_ms_1_thread ÷ cores` (ms).
+    /// Predicted evaluation latency per sample on `cores` cores (ms): the layers one after
+    /// another, each [`ParamSet::layer_ms`] (at least `bootstraps × pbs_ms_1_thread ÷ cores`).
     pub latency_ms_per_sample: f64,
     /// The same on one core (ms).
     pub latency_ms_per_sample_1_core: f64,
@@ -621,6 +921,34 @@ pub struct FhePlan {
     pub max_sum_w2: u64,
     /// Every dot product's predicted errors, in node order.
     pub neurons: Vec<NeuronNoise>,
+    /// The set's family ([`ParamSet::family`]), e.g. `classic, 2^-128`.
+    #[serde(default)]
+    pub family: String,
+    /// Every selectable set the choice considered, cheapest predicted latency first (empty for
+    /// a plan on a given set).
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One parameter set the choice considered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The `tfhe` constant name.
+    pub parameter_set: String,
+    /// [`ParamSet::family`].
+    pub family: String,
+    /// Message + carry bits.
+    pub precision_bits: u32,
+    /// Predicted latency per sample on the plan's cores (ms), [`ParamSet::circuit_ms`].
+    pub latency_ms_per_sample: f64,
+    /// Server key in memory (bytes).
+    pub server_key_bytes: u64,
+    /// The space its plan would use, when it holds the circuit at the target.
+    pub space_bits: Option<u32>,
+    /// Its plan's worst failure (log2), when it holds the circuit at the target.
+    pub worst_log2_p_fail: Option<f64>,
+    /// Why it qualifies or not, e.g. `meets 2^-40` or `reads at most 5 bits exactly`.
+    pub note: String,
 }
 
 impl FhePlan {
@@ -828,6 +1156,16 @@ pub fn plan_on_with(
     };
     let cores = cores.max(1);
     let lat1 = pbs_count as f64 * set.pbs_ms_1_thread;
+    // Exact rounding's extractions run in their tables' layers (their sequential depth within
+    // a neuron is not modelled: with more tables than cores it hides behind the others).
+    let mut layers = pbs_per_layer(report);
+    for n in neurons.iter().filter(|n| n.extractions > 0) {
+        let slot = if layers.len() == 1 { 0 } else { n.layer };
+        if let Some(l) = layers.get_mut(slot) {
+            *l += n.extractions as usize;
+        }
+    }
+    let latency = set.circuit_ms(&layers, cores);
     FhePlan {
         parameter_set: set.name.to_string(),
         precision_bits: set.precision(),
@@ -851,7 +1189,7 @@ pub fn plan_on_with(
         pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
-        latency_ms_per_sample: lat1 / cores as f64,
+        latency_ms_per_sample: latency,
         latency_ms_per_sample_1_core: lat1,
         server_key_bytes: set.server_key_bytes,
         compressed_server_key_bytes: set.compressed_server_key_bytes,
@@ -859,6 +1197,8 @@ pub fn plan_on_with(
         keygen_seconds: set.keygen_seconds,
         max_sum_w2,
         neurons,
+        family: set.family(),
+        candidates: Vec::new(),
     }
 }
 
@@ -936,36 +1276,41 @@ pub fn choose_parameters(
 /// The cheapest selectable parameter set (and its space width, [`plan_with`]) that meets the
 /// mode's constraints at `2^target_log2_p_fail` per bootstrap.
 ///
-/// Cheapest = lowest predicted latency per sample (`pbs_count × one bootstrap ÷ cores`), then
-/// smallest keys. Only the classic 2^-128 sets of the catalogue are candidates (the 2^-64 and
-/// multi-bit families have no calibrated noise here). When no set qualifies, an
-/// [`Error::Backend`] names the accumulators that are too wide or the neurons whose Σw² is too
-/// large, and what to change.
+/// Every selectable set of the catalogue is a candidate: classic and multi-bit bootstraps,
+/// 2^-128 and 2^-64 families. Cheapest = lowest predicted latency per sample on `cores` cores
+/// ([`ParamSet::circuit_ms`]: the circuit's layers of bootstraps one after another), then
+/// smallest keys. The plan lists every candidate with its predicted latency
+/// ([`FhePlan::candidates`]). When no set qualifies, an [`Error::Backend`] names the
+/// accumulators that are too wide or the neurons whose Σw² is too large, and what to change.
 pub fn choose_parameters_with(
     report: &CompileReport,
     target_log2_p_fail: f64,
     cores: usize,
     mode: FheMode,
 ) -> Result<FhePlan> {
+    choose_parameters_among(report, target_log2_p_fail, cores, mode, &|_| true)
+}
+
+/// [`choose_parameters_with`] among the selectable sets that `allow` accepts (e.g. one family:
+/// `|p| p.grouping_factor == 1 && p.family_log2_p_fail == -128` for the classic 2^-128 sets).
+pub fn choose_parameters_among(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    mode: FheMode,
+    allow: &dyn Fn(&ParamSet) -> bool,
+) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
     let needed = needed_bits(report);
-    let mut sets: Vec<&ParamSet> = PARAMETER_SETS.iter().filter(|p| p.selectable).collect();
-    sets.sort_by(|a, b| {
-        a.pbs_ms_1_thread
-            .total_cmp(&b.pbs_ms_1_thread)
-            .then(a.server_key_bytes.cmp(&b.server_key_bytes))
-    });
-    if report.pbs_count == 0 {
-        // No bootstrap: latency is the same everywhere, pick the smallest keys.
-        sets.sort_by_key(|p| p.server_key_bytes);
+    let (plans, candidates) = ranked_plans(report, mode, target, cores, allow);
+    if let Some(plan) = plans.into_iter().next() {
+        return Ok(FhePlan { candidates, ..plan });
     }
-    if let Some(plan) = sets
+    let sets: Vec<&ParamSet> = PARAMETER_SETS
         .iter()
-        .find_map(|s| plan_with(report, s, mode, target, cores).ok())
-    {
-        return Ok(plan);
-    }
+        .filter(|p| p.selectable && allow(p))
+        .collect();
     // Nothing fits: too wide for every set, or too noisy even for the most tolerant one.
     let widest = sets
         .iter()
@@ -1008,6 +1353,61 @@ fn approximate_top(set: &ParamSet, report: &CompileReport) -> u32 {
         .min()
         .unwrap_or(0);
     set.max_space_bits() + min_round.min(20)
+}
+
+/// Every selectable set's plan that meets the target, cheapest first (predicted latency, then
+/// server key size), and every selectable set as a [`Candidate`] in the same order (those that
+/// qualify first).
+fn ranked_plans(
+    report: &CompileReport,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+    allow: &dyn Fn(&ParamSet) -> bool,
+) -> (Vec<FhePlan>, Vec<Candidate>) {
+    let layers = pbs_per_layer(report);
+    let needed = needed_bits(report);
+    let mut rows: Vec<(Option<FhePlan>, Candidate)> = PARAMETER_SETS
+        .iter()
+        .filter(|p| p.selectable && allow(p))
+        .map(|s| {
+            let plan = plan_with(report, s, mode, target, cores).ok();
+            let top = match mode {
+                FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
+                FheMode::Approximate => approximate_top(s, report),
+            };
+            let note = match &plan {
+                Some(_) => format!("meets 2^{target}"),
+                None if needed > top => match mode {
+                    FheMode::Exact => format!("reads at most {top} bits exactly"),
+                    FheMode::Approximate => format!("reads at most {top} bits"),
+                },
+                None => format!("misses 2^{target}"),
+            };
+            let c = Candidate {
+                parameter_set: s.name.to_string(),
+                family: s.family(),
+                precision_bits: s.precision(),
+                latency_ms_per_sample: plan
+                    .as_ref()
+                    .map_or_else(|| s.circuit_ms(&layers, cores), |p| p.latency_ms_per_sample),
+                server_key_bytes: s.server_key_bytes,
+                space_bits: plan.as_ref().map(|p| p.space_bits),
+                worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
+                note,
+            };
+            (plan, c)
+        })
+        .collect();
+    rows.sort_by(|(pa, a), (pb, b)| {
+        pb.is_some()
+            .cmp(&pa.is_some())
+            .then(a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample))
+            .then(a.server_key_bytes.cmp(&b.server_key_bytes))
+    });
+    let candidates = rows.iter().map(|(_, c)| c.clone()).collect();
+    let plans = rows.into_iter().filter_map(|(p, _)| p).collect();
+    (plans, candidates)
 }
 
 /// The widest space a set reads in `mode` at the target for a neuron without weights: exact,
@@ -1201,8 +1601,13 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "TFHE plan ({} reads, target 2^{} per bootstrap):\n",
         plan.mode, plan.target_log2_p_fail
     ));
+    let family = match (plan.family.is_empty(), plan.set()) {
+        (false, _) => plan.family.clone(),
+        (true, Ok(set)) => set.family(),
+        (true, Err(_)) => "unknown family".to_string(),
+    };
     s.push_str(&format!(
-        "  parameters   {} ({}-bit set, N = {})\n",
+        "  parameters   {} ({}-bit set, {family}, N = {})\n",
         plan.parameter_set, plan.precision_bits, plan.polynomial_size
     ));
     s.push_str(&format!(
@@ -1215,7 +1620,8 @@ pub fn render_plan(plan: &FhePlan) -> String {
         ms(plan.pbs_ms_1_thread)
     ));
     s.push_str(&format!(
-        "  latency      {} per sample on {} core(s) (floor: bootstraps × latency ÷ cores), {} on one core\n",
+        "  latency      {} per sample on {} core(s) (predicted: layer by layer, the larger of \
+         bootstraps × latency ÷ cores and one bootstrap's critical path), {} on one core\n",
         ms(plan.latency_ms_per_sample),
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
@@ -1267,11 +1673,33 @@ pub fn render_plan(plan: &FhePlan) -> String {
         bytes(plan.client_key_bytes),
         plan.keygen_seconds.max(1.0)
     ));
+    if !plan.candidates.is_empty() {
+        s.push_str(&format!(
+            "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
+            plan.cores
+        ));
+        for c in &plan.candidates {
+            let mark = if c.parameter_set == plan.parameter_set {
+                "*"
+            } else {
+                " "
+            };
+            s.push_str(&format!(
+                "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+                ms(c.latency_ms_per_sample),
+                c.precision_bits,
+                c.family,
+                bytes(c.server_key_bytes),
+                c.parameter_set,
+                c.note
+            ));
+        }
+    }
     s
 }
 
 /// Approximate mode with an accuracy guard: the cheapest plan (as
-/// [`choose_parameters_with`] orders sets) whose worst read noise is at most `max_sigma_units`
+/// [`choose_parameters_with`] ranks sets: predicted latency, then key size) whose worst read noise is at most `max_sigma_units`
 /// accumulator units. Without the guard the cheapest set can be one whose reads are off by
 /// several units (the 2-bit set reads a 9-bit space with σ ≈ 4.6 units, the 4-bit set with
 /// σ ≈ 1.3). `f64::INFINITY` disables the guard.
@@ -1288,17 +1716,30 @@ pub fn choose_approximate(
             format!("{max_sigma_units} must be a positive number of accumulator units"),
         ));
     }
-    let mut sets: Vec<&ParamSet> = PARAMETER_SETS.iter().filter(|p| p.selectable).collect();
-    sets.sort_by(|a, b| a.pbs_ms_1_thread.total_cmp(&b.pbs_ms_1_thread));
-    let plans: Vec<FhePlan> = sets
-        .iter()
-        .filter_map(|s| plan_with(report, s, FheMode::Approximate, target_log2_p_fail, cores).ok())
-        .collect();
+    let (plans, mut candidates) = ranked_plans(
+        report,
+        FheMode::Approximate,
+        target_log2_p_fail,
+        cores,
+        &|_| true,
+    );
+    // The qualifying candidates come first, in the order of `plans`.
+    for (c, p) in candidates.iter_mut().zip(&plans) {
+        if p.worst_sigma_units > max_sigma_units {
+            c.note = format!(
+                "σ {:.2} units > max σ {max_sigma_units}",
+                p.worst_sigma_units
+            );
+        }
+    }
     if let Some(p) = plans
         .iter()
         .find(|p| p.worst_sigma_units <= max_sigma_units)
     {
-        return Ok(p.clone());
+        return Ok(FhePlan {
+            candidates,
+            ..p.clone()
+        });
     }
     match plans
         .iter()
@@ -1343,6 +1784,51 @@ mod tests {
             table_offset: 0,
             over_budget: false,
         }
+    }
+
+    /// The old mechanics tests pin the choice to the classic 2^-128 sets (whose figures they
+    /// quote); `the_choice_considers_every_family_and_lists_them` covers the whole catalogue.
+    fn classic128(p: &ParamSet) -> bool {
+        p.grouping_factor == 1 && p.family_log2_p_fail == -128
+    }
+
+    fn classic(r: &CompileReport, target: f64, cores: usize) -> Result<FhePlan> {
+        choose_parameters_among(r, target, cores, FheMode::Exact, &classic128)
+    }
+
+    fn classic_with(
+        r: &CompileReport,
+        target: f64,
+        cores: usize,
+        mode: FheMode,
+    ) -> Result<FhePlan> {
+        choose_parameters_among(r, target, cores, mode, &classic128)
+    }
+
+    /// The report with a layer table (bootstraps per layer), as `analyze` makes it.
+    fn with_layers(mut r: CompileReport) -> CompileReport {
+        let depth = r.neurons.iter().map(|n| n.layer + 1).max().unwrap_or(0);
+        r.layers = (0..depth)
+            .map(|l| LayerReport {
+                layer: l,
+                neurons: r.neurons.iter().filter(|n| n.layer == l).count(),
+                fan_in_max: 4,
+                range_bits_max: 0,
+                signed_bits_max: 0,
+                pbs: r
+                    .neurons
+                    .iter()
+                    .filter(|n| n.layer == l && n.table_len > 0)
+                    .count(),
+                table_bits_max: 0,
+                round_bits_min: 0,
+                round_bits_max: 0,
+                sum_w2_max: 0,
+                range_bits_hist: vec![],
+                over_budget: 0,
+            })
+            .collect();
+        r
     }
 
     fn report(neurons: Vec<NeuronReport>, n_a_bits: u32) -> CompileReport {
@@ -1502,10 +1988,10 @@ mod tests {
             ],
             2,
         );
-        let p = choose_parameters(&r, -40.0, 2).unwrap();
+        let p = classic(&r, -40.0, 2).unwrap();
         assert_eq!(p.precision_bits, 6);
         // ... and stays on 4 bits with a relaxed target.
-        let p = choose_parameters(&r, -30.0, 2).unwrap();
+        let p = classic(&r, -30.0, 2).unwrap();
         assert!(p.precision_bits <= 4);
         assert!(p.worst_log2_p_fail <= -30.0);
         // Beyond every set: an error that names the neuron, its Σw² and the fixes. The most
@@ -1517,7 +2003,7 @@ mod tests {
             vec![neuron(0, 0, 4, 4, true), neuron(2, 7, 4, m6_4 * 4, true)],
             2,
         );
-        let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
+        let e = classic(&r, -40.0, 2).unwrap_err().to_string();
         assert!(e.contains("layer 2 neuron 7"), "{e}");
         assert!(e.contains(&format!("Σw² {}", m6_4 * 4)), "{e}");
         assert!(e.contains("prune more"), "{e}");
@@ -1548,6 +2034,145 @@ mod tests {
         }
         assert!((log2_add(-10.0, -10.0) + 9.0).abs() < 1e-12);
         assert_eq!(log2_add(f64::NEG_INFINITY, -3.0), -3.0);
+    }
+
+    #[test]
+    fn catalogue_families_and_latency_model_are_consistent() {
+        for p in PARAMETER_SETS {
+            assert!(matches!(p.family_log2_p_fail, -128 | -64), "{}", p.name);
+            assert!(
+                p.designed_log2_p_fail <= f64::from(p.family_log2_p_fail) + 0.5,
+                "{}",
+                p.name
+            );
+            assert!(p.name.ends_with(&format!("_2M{}", -p.family_log2_p_fail)));
+            if p.grouping_factor > 1 {
+                assert!(p
+                    .name
+                    .contains(&format!("MULTI_BIT_GROUP_{}", p.grouping_factor)));
+                assert_eq!(p.lwe_dimension % p.grouping_factor, 0, "{}", p.name);
+                assert_eq!(p.modulus_switch, ModulusSwitch::Rounded, "{}", p.name);
+                assert!(p.pbs_threads > 1, "{}", p.name);
+                assert!(p.family().starts_with("multi-bit"));
+            } else {
+                assert!(!p.name.contains("MULTI_BIT"));
+                assert_eq!(
+                    (p.pbs_threads, p.pbs_parallel_fraction),
+                    (1, 0.0),
+                    "{}",
+                    p.name
+                );
+                assert!(p.family().starts_with("classic"));
+            }
+            assert!((0.0..1.0).contains(&p.pbs_parallel_fraction), "{}", p.name);
+            assert!(p.pbs_ms_2_threads > 0.0 && p.pbs_ms_2_threads <= p.pbs_ms_1_thread * 1.2);
+            // One bootstrap on one core is the measured figure; more cores never slow a layer
+            // down, and a layer never beats its total work spread over the cores.
+            assert!((p.layer_ms(1, 1) - p.pbs_ms_1_thread).abs() < 1e-9);
+            for m in [1usize, 2, 3, 7, 40] {
+                let mut last = f64::INFINITY;
+                for c in [1usize, 2, 3, 4, 8, 16, 64] {
+                    let t = p.layer_ms(m, c);
+                    assert!(t <= last + 1e-9, "{} m {m} c {c}", p.name);
+                    assert!(t >= m as f64 * p.pbs_ms_1_thread / c as f64 - 1e-9);
+                    last = t;
+                }
+            }
+            assert_eq!(
+                p.circuit_ms(&[2, 0, 3], 2),
+                p.layer_ms(2, 2) + p.layer_ms(3, 2)
+            );
+        }
+        // The catalogue holds every family the issue names, selectable.
+        for (g_multi, fam) in [(false, -128), (false, -64), (true, -128), (true, -64)] {
+            assert!(
+                PARAMETER_SETS.iter().any(|p| p.selectable
+                    && (p.grouping_factor > 1) == g_multi
+                    && p.family_log2_p_fail == fam),
+                "multi-bit {g_multi}, 2^{fam}"
+            );
+        }
+        // Classic: one bootstrap never uses a second core.
+        let s4 = parameter_set(SET4).unwrap();
+        assert_eq!(s4.layer_ms(1, 64), s4.pbs_ms_1_thread);
+        assert_eq!(s4.layer_ms(4, 2), 2.0 * s4.pbs_ms_1_thread);
+    }
+
+    #[test]
+    fn the_choice_considers_every_family_and_lists_them() {
+        // A 4-bit circuit with one bootstrap per layer (narrower than the cores).
+        let r = with_layers(report(
+            vec![
+                neuron(0, 0, 4, 4, true),
+                neuron(1, 0, 4, 4, true),
+                neuron(2, 0, 4, 4, false),
+            ],
+            2,
+        ));
+        assert_eq!(pbs_per_layer(&r), vec![1, 1, 0]);
+        let selectable = PARAMETER_SETS.iter().filter(|p| p.selectable).count();
+        for cores in [1usize, 2, 64] {
+            let p = choose_parameters(&r, -40.0, cores).unwrap();
+            assert_eq!(p.candidates.len(), selectable);
+            let families: std::collections::BTreeSet<&str> =
+                p.candidates.iter().map(|c| c.family.as_str()).collect();
+            assert!(families.len() >= 4, "{families:?}");
+            // The chosen set is the qualifying candidate of least predicted latency.
+            let ok: Vec<&Candidate> = p
+                .candidates
+                .iter()
+                .filter(|c| c.space_bits.is_some())
+                .collect();
+            assert_eq!(ok[0].parameter_set, p.parameter_set);
+            for c in &ok {
+                assert!(p.latency_ms_per_sample <= c.latency_ms_per_sample + 1e-9);
+            }
+            let set = p.set().unwrap();
+            assert_eq!(p.family, set.family());
+            assert!(
+                (p.latency_ms_per_sample - set.circuit_ms(&[1, 1, 0], cores)).abs() < 1e-9,
+                "two layers of one bootstrap"
+            );
+            // Qualifying first, then those that miss, each with a reason.
+            let first_miss = p.candidates.iter().position(|c| c.space_bits.is_none());
+            if let Some(i) = first_miss {
+                assert!(p.candidates[i..].iter().all(|c| c.space_bits.is_none()));
+            }
+            assert!(p.candidates.iter().all(|c| !c.note.is_empty()));
+            let text = render_plan(&p);
+            assert!(
+                text.contains("candidates") && text.contains(&p.family),
+                "{text}"
+            );
+            for c in &p.candidates {
+                assert!(text.contains(&c.parameter_set), "{text}");
+            }
+            let back: FhePlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            assert_eq!(back, p);
+        }
+        // On many cores the model may prefer a multi-bit bootstrap (narrow layers leave cores
+        // idle for a classic one): the choice follows the model, whichever family that is.
+        let p64 = choose_parameters(&r, -40.0, 64).unwrap();
+        let best = |multi: bool| {
+            p64.candidates
+                .iter()
+                .filter(|c| c.space_bits.is_some())
+                .filter(|c| (parameter_set(&c.parameter_set).unwrap().grouping_factor > 1) == multi)
+                .map(|c| c.latency_ms_per_sample)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let chosen_multi = p64.set().unwrap().grouping_factor > 1;
+        assert_eq!(
+            chosen_multi,
+            best(true) < best(false),
+            "{}",
+            render_plan(&p64)
+        );
+        // A plan deserialized from before candidates existed still renders.
+        let mut old = p64.clone();
+        old.candidates.clear();
+        old.family.clear();
+        assert!(render_plan(&old).contains(&p64.family));
     }
 
     const SET2: &str = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
@@ -1672,9 +2297,9 @@ mod tests {
         // 5-bit values: the 4-bit set's N = 2048 gives 64 positions per value, a read exact with
         // probability 1 - 2^-33.6 at σ ≈ 4.9: not at 2^-40 (the 6-bit set then), but at 2^-30.
         let r = report(vec![neuron(0, 0, 5, 9, true), neuron(1, 0, 5, 9, false)], 2);
-        let p = choose_parameters(&r, -40.0, 2).unwrap();
+        let p = classic(&r, -40.0, 2).unwrap();
         assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET6, 5));
-        let p = choose_parameters(&r, -30.0, 2).unwrap();
+        let p = classic(&r, -30.0, 2).unwrap();
         assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET4, 5));
         assert_eq!(p.precision_bits, 4);
         assert_eq!(p.box_positions, 64.0);
@@ -1714,9 +2339,9 @@ mod tests {
         let r = wide_report();
         assert_eq!(needed_bits(&r), 9);
         // Exact reads of 9 bits are impossible on every practical set at 2^-40.
-        let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
+        let e = classic(&r, -40.0, 2).unwrap_err().to_string();
         assert!(e.contains("9-bit") && e.contains("approximate"), "{e}");
-        let p = choose_parameters_with(&r, -40.0, 2, FheMode::Approximate).unwrap();
+        let p = classic_with(&r, -40.0, 2, FheMode::Approximate).unwrap();
         assert_eq!(p.mode, FheMode::Approximate);
         // P = 9 leaves no margin to the full neuron (512 values): P = 10, which the 2-bit set
         // (N = 512, at most 9 bits) cannot read; the next cheapest, the 4-bit set, reads it with
@@ -1755,7 +2380,7 @@ mod tests {
         let mut r2 = r.clone();
         r2.neurons.remove(0);
         r2.pbs_count -= 1;
-        let p2 = choose_parameters_with(&r2, -40.0, 2, FheMode::Approximate).unwrap();
+        let p2 = classic_with(&r2, -40.0, 2, FheMode::Approximate).unwrap();
         assert_eq!((p2.parameter_set.as_str(), p2.space_bits), (SET2, 9));
         assert_eq!(p2.box_positions, 1.0);
         assert!(p2.worst_sigma_units > 4.0);
@@ -1765,7 +2390,7 @@ mod tests {
         assert!(p3.worst_sigma_units < 1.5);
         // Too wide for one bootstrap of any practical set: 14 bits > log2 8192.
         let r3 = report(vec![neuron(0, 0, 14, 4, true)], 4);
-        let e = choose_parameters_with(&r3, -40.0, 2, FheMode::Approximate)
+        let e = classic_with(&r3, -40.0, 2, FheMode::Approximate)
             .unwrap_err()
             .to_string();
         assert!(e.contains("14-bit") && e.contains("at most 13 bits"), "{e}");

@@ -30,7 +30,9 @@
 //!   constant `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P`. Only the final value must lie in
 //!   `[0, 2^P)`, which the static check proves. When a value spans a single position of the
 //!   modulus switch (`P = log2 N`), a dot that a table reads is also shifted up by half a
-//!   position, so that its read rounds symmetrically ([`crate::fhe`], "The read").
+//!   position, so that its read rounds symmetrically ([`crate::fhe`], "The read"); on a set
+//!   whose modulus switch rounds plainly (2^-64 classic sets, multi-bit bootstraps) a dot that a
+//!   table reads is instead shifted down by half a position when a value spans two or more.
 //! * Lut: one programmable bootstrap whose test vector
 //!   (`core_crypto::generate_programmable_bootstrap_glwe_lut` with `2^P` boxes of `N / 2^P`
 //!   positions and output encoding `Δ_P`) maps every index `k` of `[0, 2^P)` to
@@ -43,6 +45,11 @@
 //! In [exact mode](crate::fhe::FheMode::Exact) the plan makes each box wide enough for the
 //! noise, so outputs are bit-identical to the clear backend; in approximate mode a read may be
 //! off by a few units, with the probabilities the plan predicts.
+//!
+//! Classic and multi-bit bootstraps run through the same `shortint` keys and
+//! `apply_lookup_table` ([`tfhe_parameters`] returns a `PBSParameters` of either kind); a
+//! multi-bit bootstrap runs on `tfhe`'s own threads (5 to 9 of them), inside the rayon task
+//! of its table.
 //!
 //! The checked `shortint` operations refuse realistic dot products (their degree and
 //! noise-level bookkeeping is a conservative L1-style budget), so this backend uses the
@@ -74,7 +81,7 @@ use tfhe::core_crypto::prelude::{
     lwe_ciphertext_cleartext_mul_assign, lwe_ciphertext_plaintext_add_assign, ChunkSize,
     CiphertextModulus, Cleartext, GlweSecretKeyOwned, GlweSize, LweCiphertext, LweSecretKeyOwned,
     Plaintext, PolynomialSize, SeededLweBootstrapKey, SeededLweBootstrapKeyChunk,
-    SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk,
+    SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk, SeededLweMultiBitBootstrapKey,
 };
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 use tfhe::shortint::atomic_pattern::compressed::{
@@ -85,7 +92,7 @@ use tfhe::shortint::client_key::atomic_pattern::{
     AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
 use tfhe::shortint::parameters::{
-    AtomicPatternKind, CarryModulus, ClassicPBSParameters, MaxNoiseLevel, MessageModulus,
+    AtomicPatternKind, CarryModulus, MaxNoiseLevel, MessageModulus, PBSParameters,
 };
 use tfhe::shortint::server_key::{
     CompressedModulusSwitchConfiguration, LookupTableOwned, ShortintCompressedBootstrappingKey,
@@ -98,21 +105,44 @@ use crate::execute::{validate_inputs, Backend};
 use crate::fhe::{self, FhePlan, ParamSet};
 use crate::graph::{NodeId, Op};
 
-/// The `tfhe` parameters of a catalogue entry.
-pub fn tfhe_parameters(set: &ParamSet) -> Result<ClassicPBSParameters> {
+/// The `tfhe` parameters of a catalogue entry: a classic or a multi-bit bootstrap, both run
+/// through the same `shortint` keys and `apply_lookup_table`.
+pub fn tfhe_parameters(set: &ParamSet) -> Result<PBSParameters> {
+    use tfhe::shortint::parameters::v1_6::*;
     use tfhe::shortint::parameters::v1_8::*;
     Ok(match set.name {
         "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128
+            V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
         }
         "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128
+            V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
         }
         "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128
+            V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
         }
         "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128
+            V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128.into()
+        }
+        "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64" => {
+            V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64.into()
+        }
+        "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
+            V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
+        }
+        "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64" => {
+            V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64.into()
+        }
+        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
+        }
+        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
+        }
+        "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
+            V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
+        }
+        "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
+            V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
         }
         other => {
             return Err(Error::Backend(format!(
@@ -642,6 +672,8 @@ pub struct PreparedCircuit {
     /// Exact rounding: test vector `b` returns `+c_b` for bit `b` clear and `-c_b` for bit `b`
     /// set, `c_b = 2^b·Δ_P / 2` (one per bit up to the most any table drops).
     extract: Vec<LookupTableOwned>,
+    /// What a table's read adds to the value it reads (see [`ServerKey::prepare`]).
+    read_shift: u64,
 }
 
 impl PreparedCircuit {
@@ -709,12 +741,38 @@ impl ServerKey {
         let facts = checked.facts();
         let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
         let delta = layout.delta;
-        // tfhe's centred modulus switch subtracts half a position itself, which makes reads
-        // with a box of 2 positions or more round symmetrically; with one position per value
-        // or less the read is the switched position itself, so half a value (`Δ_P / 2`, half
-        // a position when the box is one position) is added back.
+        // Half a position of the modulus switch to 2N: 2^64 / (4N); half a value: Δ_P / 2.
+        let n_log = self.set.polynomial_size.trailing_zeros();
+        let half_position = 1u64 << (62 - n_log);
         let half_value = delta >> 1;
-        let shift = self.set.box_positions(self.space_bits) < 2.0;
+        // Every read must give `k·box + floor(e)` with a box of 2 positions or more (the
+        // half-box rotation of the table then rounds it symmetrically) and
+        // `floor(k·box + e + box/2)` with a box of one position or less. tfhe's centred modulus
+        // switch subtracts half a position itself (`floor`): with a box of one position or
+        // less, half a value is added. A rounding switch (2^-64 classic sets, multi-bit
+        // bootstraps) gives `round`: with a box of 2 or more, half a position is subtracted;
+        // with less, half a value minus half a position is added.
+        let one_position = self.set.box_positions(self.space_bits) < 2.0;
+        let shift = match (self.set.modulus_switch, one_position) {
+            (fhe::ModulusSwitch::Centered, true) => half_value,
+            (fhe::ModulusSwitch::Centered, false) => 0,
+            (fhe::ModulusSwitch::Rounded, false) => half_position.wrapping_neg(),
+            (fhe::ModulusSwitch::Rounded, true) => half_value.wrapping_sub(half_position),
+        };
+        // Exact rounding reads the cleared value instead: the shift goes there.
+        let mut extracted = vec![false; g.nodes.len()];
+        if self.exact_rounding {
+            for n in &g.nodes {
+                if let Op::Lut {
+                    input, round_bits, ..
+                } = n.op
+                {
+                    if round_bits > 0 {
+                        extracted[input] = true;
+                    }
+                }
+            }
+        }
         let mut luts = vec![None; g.nodes.len()];
         let mut constants = vec![0u64; g.nodes.len()];
         for (id, n) in g.nodes.iter().enumerate() {
@@ -730,8 +788,8 @@ impl ServerKey {
                         c = c.wrapping_add(w.wrapping_mul(l));
                     }
                     let mut k = (c as u64).wrapping_mul(delta);
-                    if shift && circuit.read_by_table[id] {
-                        k = k.wrapping_add(half_value);
+                    if circuit.read_by_table[id] && !extracted[id] {
+                        k = k.wrapping_add(shift);
                     }
                     constants[id] = k;
                 }
@@ -770,6 +828,7 @@ impl ServerKey {
             luts,
             constants,
             extract,
+            read_shift: shift,
         })
     }
 
@@ -870,7 +929,9 @@ impl ServerKey {
                 pb.inc(1);
             }
         }
-        let centre = ((1u64 << r) - 1).wrapping_mul(delta >> 1);
+        let centre = ((1u64 << r) - 1)
+            .wrapping_mul(delta >> 1)
+            .wrapping_add(prepared.read_shift);
         lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(centre));
         x
     }
@@ -1418,6 +1479,17 @@ fn server_key_limit(set: &ParamSet) -> u64 {
         .saturating_add(64 << 20)
 }
 
+/// GGSW ciphertexts in the set's bootstrapping key: `n` for a classic bootstrap,
+/// `n / g · 2^g` for a multi-bit one (one per subset of each group of `g` key bits).
+fn ggsw_count(set: &ParamSet) -> usize {
+    let g = set.grouping_factor.max(1);
+    if g == 1 {
+        set.lwe_dimension
+    } else {
+        set.lwe_dimension / g * (1 << g)
+    }
+}
+
 impl ClientKey {
     /// Writes the client key (secret: its GLWE and LWE secret keys) to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -1466,7 +1538,7 @@ impl ClientKey {
             {
                 return Err(format!("key dimensions do not match {}", set.name));
             }
-            let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params.into(), None);
+            let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params, None);
             Ok(tfhe::shortint::ClientKey {
                 atomic_pattern: AtomicPatternClientKey::Standard(ap),
             })
@@ -1498,25 +1570,85 @@ impl ServerKey {
             ));
         };
         let (ksk, bsk, order) = ap.clone().into_raw_parts();
-        let ShortintCompressedBootstrappingKey::Classic {
-            bsk,
-            modulus_switch_noise_reduction_key,
-        } = bsk
-        else {
-            return Err(Error::Keys(
-                "only classic bootstrapping keys are supported".into(),
-            ));
-        };
-        if !matches!(
-            modulus_switch_noise_reduction_key,
-            CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
-        ) || order != PBSOrder::KeyswitchBootstrap
-        {
+        if order != PBSOrder::KeyswitchBootstrap {
             return Err(Error::Keys(format!(
-                "{}: only keyswitch-then-bootstrap sets with centred-mean modulus switch are supported",
+                "{}: only keyswitch-then-bootstrap sets are supported",
                 self.set.name
             )));
         }
+        // Both kinds of bootstrapping key are a list of seeded GGSW ciphertexts of the same
+        // shape (a multi-bit key holds `n / g · 2^g` of them, a classic one `n`): both are
+        // stored as a seeded bootstrap-key chunk, which `tfhe` can safe-serialize.
+        let (container, glwe_size, poly, bbase, blevel, bseed, bmod, count) = match bsk {
+            ShortintCompressedBootstrappingKey::Classic {
+                bsk,
+                modulus_switch_noise_reduction_key,
+            } => {
+                let expected = match self.set.modulus_switch {
+                    fhe::ModulusSwitch::Centered => matches!(
+                        modulus_switch_noise_reduction_key,
+                        CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
+                    ),
+                    fhe::ModulusSwitch::Rounded => matches!(
+                        modulus_switch_noise_reduction_key,
+                        CompressedModulusSwitchConfiguration::Standard
+                    ),
+                };
+                if !expected || self.set.grouping_factor != 1 {
+                    return Err(Error::Keys(format!(
+                        "{}: the bootstrapping key does not have the set's modulus switch",
+                        self.set.name
+                    )));
+                }
+                let parts = (
+                    bsk.glwe_size(),
+                    bsk.polynomial_size(),
+                    bsk.decomposition_base_log(),
+                    bsk.decomposition_level_count(),
+                    bsk.compression_seed(),
+                    bsk.ciphertext_modulus(),
+                    bsk.input_lwe_dimension().0,
+                );
+                (
+                    bsk.into_container(),
+                    parts.0,
+                    parts.1,
+                    parts.2,
+                    parts.3,
+                    parts.4,
+                    parts.5,
+                    parts.6,
+                )
+            }
+            ShortintCompressedBootstrappingKey::MultiBit { seeded_bsk, .. } => {
+                if seeded_bsk.grouping_factor().0 != self.set.grouping_factor {
+                    return Err(Error::Keys(format!(
+                        "{}: the bootstrapping key has grouping factor {}, the set {}",
+                        self.set.name,
+                        seeded_bsk.grouping_factor().0,
+                        self.set.grouping_factor
+                    )));
+                }
+                let parts = (
+                    seeded_bsk.glwe_size(),
+                    seeded_bsk.polynomial_size(),
+                    seeded_bsk.decomposition_base_log(),
+                    seeded_bsk.decomposition_level_count(),
+                    seeded_bsk.compression_seed(),
+                    seeded_bsk.ciphertext_modulus(),
+                );
+                (
+                    seeded_bsk.into_container(),
+                    parts.0,
+                    parts.1,
+                    parts.2,
+                    parts.3,
+                    parts.4,
+                    parts.5,
+                    ggsw_count(self.set),
+                )
+            }
+        };
         let base = ksk.decomposition_base_log();
         let level = ksk.decomposition_level_count();
         let out_size = ksk.output_lwe_size();
@@ -1530,23 +1662,8 @@ impl ServerKey {
             seed,
             modulus,
         );
-        let (glwe_size, poly, bbase, blevel, bseed, bmod, count) = (
-            bsk.glwe_size(),
-            bsk.polynomial_size(),
-            bsk.decomposition_base_log(),
-            bsk.decomposition_level_count(),
-            bsk.compression_seed(),
-            bsk.ciphertext_modulus(),
-            bsk.input_lwe_dimension().0,
-        );
         let bsk_chunk = SeededLweBootstrapKeyChunk::from_container(
-            bsk.into_container(),
-            glwe_size,
-            poly,
-            bbase,
-            blevel,
-            bseed,
-            bmod,
+            container, glwe_size, poly, bbase, blevel, bseed, bmod,
         );
         debug_assert_eq!(bsk_chunk.chunk_size(), ChunkSize(count));
         let mut payload = Vec::new();
@@ -1586,21 +1703,26 @@ impl ServerKey {
                 return Err(format!("{} trailing bytes", r.len()));
             }
             let big = set.glwe_dimension * set.polynomial_size;
-            let ok = ksk.decomposition_base_log() == params.ks_base_log
-                && ksk.decomposition_level_count() == params.ks_level
+            let ok = ksk.decomposition_base_log() == params.ks_base_log()
+                && ksk.decomposition_level_count() == params.ks_level()
                 && ksk.output_key_lwe_dimension().0 == set.lwe_dimension
                 && ksk.chunk_size().0 == big
                 && ksk.ciphertext_modulus().is_native_modulus()
                 && bsk.glwe_size().0 == set.glwe_dimension + 1
                 && bsk.polynomial_size().0 == set.polynomial_size
-                && bsk.decomposition_base_log() == params.pbs_base_log
-                && bsk.decomposition_level_count() == params.pbs_level
-                && bsk.chunk_size().0 == set.lwe_dimension
+                && bsk.decomposition_base_log() == params.pbs_base_log()
+                && bsk.decomposition_level_count() == params.pbs_level()
+                && bsk.chunk_size().0 == ggsw_count(set)
                 && bsk.ciphertext_modulus().is_native_modulus()
                 && max_degree > 0
                 && max_degree < set.message_space();
             if !ok {
-                return Err(format!("key dimensions do not match {}", set.name));
+                return Err(format!(
+                    "key dimensions do not match {} (bsk {} GGSW, expected {})",
+                    set.name,
+                    bsk.chunk_size().0,
+                    ggsw_count(set)
+                ));
             }
             let (base, level, out_size, seed, modulus) = (
                 ksk.decomposition_base_log(),
@@ -1625,30 +1747,46 @@ impl ServerKey {
                 bsk.compression_seed(),
                 bsk.ciphertext_modulus(),
             );
-            let bsk = SeededLweBootstrapKey::from_container(
-                bsk.into_container(),
-                glwe_size,
-                poly,
-                bbase,
-                blevel,
-                bseed,
-                bmod,
-            );
+            let container = bsk.into_container();
+            let bootstrapping_key = match params {
+                PBSParameters::PBS(_) => ShortintCompressedBootstrappingKey::Classic {
+                    bsk: SeededLweBootstrapKey::from_container(
+                        container, glwe_size, poly, bbase, blevel, bseed, bmod,
+                    ),
+                    modulus_switch_noise_reduction_key: match set.modulus_switch {
+                        fhe::ModulusSwitch::Centered => {
+                            CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
+                        }
+                        fhe::ModulusSwitch::Rounded => {
+                            CompressedModulusSwitchConfiguration::Standard
+                        }
+                    },
+                },
+                PBSParameters::MultiBitPBS(mb) => ShortintCompressedBootstrappingKey::MultiBit {
+                    seeded_bsk: SeededLweMultiBitBootstrapKey::from_container(
+                        container,
+                        glwe_size,
+                        poly,
+                        bbase,
+                        blevel,
+                        bseed,
+                        mb.grouping_factor,
+                        bmod,
+                    ),
+                    deterministic_execution: mb.deterministic_execution,
+                },
+            };
             let ap = CompressedStandardAtomicPatternServerKey::from_raw_parts(
                 ksk,
-                ShortintCompressedBootstrappingKey::Classic {
-                    bsk,
-                    modulus_switch_noise_reduction_key:
-                        CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction,
-                },
+                bootstrapping_key,
                 PBSOrder::KeyswitchBootstrap,
             );
             Ok(CompressedServerKey::from_raw_parts(
                 CompressedAtomicPatternServerKey::Standard(ap),
-                params.message_modulus,
-                params.carry_modulus,
+                params.message_modulus(),
+                params.carry_modulus(),
                 MaxDegree::new(max_degree),
-                MaxNoiseLevel::new(params.max_noise_level.get()),
+                MaxNoiseLevel::new(params.max_noise_level().get()),
             ))
         })?;
         let key = decode(path, "server key", || Ok(compressed.decompress()))?;
@@ -1944,6 +2082,70 @@ pub mod measure {
         pub beyond_tolerance: usize,
     }
 
+    /// The position in `[0, 2N)` that a bootstrap of `set` reads for the keyswitched
+    /// ciphertext `ks`, computed with the small secret key exactly as the set's modulus switch
+    /// rounds: tfhe's centred switch, plain rounding of each mask element, or (multi-bit)
+    /// rounding of each group's subset sum selected by the key bits.
+    pub fn switched_position(set: &ParamSet, small: &[u64], ks: &LweCiphertext<Vec<u64>>) -> u64 {
+        let two_n = 2 * set.polynomial_size as u64;
+        let log = two_n.trailing_zeros();
+        let round = |x: u64| x.wrapping_add(1u64 << (63 - log)) >> (64 - log);
+        let g = set.grouping_factor.max(1);
+        let phase = match set.modulus_switch {
+            fhe::ModulusSwitch::Centered if g == 1 => {
+                let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
+                    ks.as_view(),
+                    CiphertextModulusLog(log as usize),
+                );
+                let mut phase = ms.body();
+                for (a, s) in ms.mask().zip(small) {
+                    phase = phase.wrapping_sub(a.wrapping_mul(*s));
+                }
+                phase
+            }
+            _ => {
+                let mask = ks.get_mask();
+                let mut phase = round(*ks.get_body().data);
+                for (a, s) in mask.as_ref().chunks(g).zip(small.chunks(g)) {
+                    let sum = a
+                        .iter()
+                        .zip(s)
+                        .fold(0u64, |acc, (a, s)| acc.wrapping_add(a.wrapping_mul(*s)));
+                    phase = phase.wrapping_sub(round(sum));
+                }
+                phase
+            }
+        };
+        phase % two_n
+    }
+
+    /// The `shortint` keys inside sqnn's keys (for measurements with the same key material).
+    pub fn shortint_keys<'a>(
+        client: &'a ClientKey,
+        server: &'a ServerKey,
+    ) -> (&'a tfhe::shortint::ClientKey, &'a tfhe::shortint::ServerKey) {
+        (&client.key, &server.key)
+    }
+
+    /// Bytes of the set's evaluation key in memory: the Fourier bootstrapping key
+    /// (`ggsw_count · (k+1)² · levels · N` complex halves, 8 bytes per coefficient) and the
+    /// keyswitching key (`k·N · levels · (n + 1)` words).
+    pub fn server_key_bytes(set: &ParamSet) -> Result<u64> {
+        let p = tfhe_parameters(set)?;
+        let k1 = (set.glwe_dimension + 1) as u64;
+        let bsk = ggsw_count(set) as u64
+            * k1
+            * k1
+            * p.pbs_level().0 as u64
+            * set.polynomial_size as u64
+            * 8;
+        let ksk = (set.glwe_dimension * set.polynomial_size) as u64
+            * p.ks_level().0 as u64
+            * (set.lwe_dimension as u64 + 1)
+            * 8;
+        Ok(bsk + ksk)
+    }
+
     /// A raw key pair for a parameter set, not bound to a circuit.
     pub fn raw_keys(
         set: &ParamSet,
@@ -1970,7 +2172,6 @@ pub mod measure {
         };
         let small = cap.small_lwe_secret_key();
         let two_n = 2 * set.polynomial_size as u64;
-        let log_2n = CiphertextModulusLog(two_n.trailing_zeros() as usize);
         // The identity table: a constant table has an all-zero accumulator, whose bootstrap
         // output is exactly zero and noiseless; every other table gives the typical noise.
         let id_lut = sks.generate_lookup_table(|x| x);
@@ -1988,15 +2189,7 @@ pub mod measure {
                     ct.ct.ciphertext_modulus(),
                 );
                 keyswitch_lwe_ciphertext(&sap.key_switching_key, &ct.ct, &mut out);
-                let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
-                    out.as_view(),
-                    log_2n,
-                );
-                let mut phase = ms.body();
-                for (a, s) in ms.mask().zip(small.as_ref()) {
-                    phase = phase.wrapping_sub(a.wrapping_mul(*s));
-                }
-                let p = phase % two_n;
+                let p = switched_position(set, small.as_ref(), &out);
                 if p >= two_n / 2 {
                     p as f64 - two_n as f64
                 } else {
@@ -2123,11 +2316,12 @@ pub mod measure {
         let layout = &prepared.layout;
         let p_bits = layout.space_bits;
         let two_n = 2 * set.polynomial_size as i64;
-        let log_2n = CiphertextModulusLog(two_n.trailing_zeros() as usize);
         let bx = (set.polynomial_size >> p_bits).max(1) as i64;
         let hb = bx / 2;
-        // The switched position is round(k0·box + s + e - 1/2) (tfhe subtracts half a
-        // position; sqnn adds s = 1/2 when box = 1): e ≈ pos - k0·box - s + 1/2.
+        // The switched position is round(k0·box + s + e - 1/2) with a centred switch (tfhe
+        // subtracts half a position; sqnn adds s = 1/2 when box = 1), round(k0·box + s + e)
+        // with a rounding one (sqnn adds s = -1/2 when box >= 2): either way
+        // e ≈ pos - k0·box + 1/2 when box >= 2, pos - k0·box when box = 1.
         let unshift = if bx >= 2 { 0.5 } else { 0.0 };
         let padded = 1i64 << (p_bits + 1);
         let enc = client.encrypt(checked, inputs)?;
@@ -2166,15 +2360,7 @@ pub mod measure {
                         src.ct.ciphertext_modulus(),
                     );
                     keyswitch_lwe_ciphertext(&sap.key_switching_key, &src.ct, &mut ks);
-                    let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
-                        ks.as_view(),
-                        log_2n,
-                    );
-                    let mut phase = ms.body();
-                    for (a, s) in ms.mask().zip(small.as_ref()) {
-                        phase = phase.wrapping_sub(a.wrapping_mul(*s));
-                    }
-                    let pos = (phase % two_n as u64) as i64;
+                    let pos = switched_position(set, small.as_ref(), &ks) as i64;
                     let k0 = layout.held(facts, dot, v) as i64;
                     let k = ((pos + hb) / bx).rem_euclid(padded);
                     let mut d = (k - k0).rem_euclid(padded);
