@@ -1725,3 +1725,87 @@ fn iris_shape_approximate_latency() {
         3740.0 / eval
     );
 }
+
+/// The committed iris circuit (the defaults) under its chosen plan: median latency of 20
+/// encrypted samples against the floor measured in the same run (the circuit's bootstrap count
+/// on all cores, no circuit around them), and where the difference goes, stage by stage.
+///
+/// `cargo test --release --test tfhe committed_iris_against_the_floor -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn committed_iris_against_the_floor() {
+    use rayon::prelude::*;
+    use std::time::Instant;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits/iris.circuit.json");
+    let c = CheckedGraph::new(IntGraph::load(&path).unwrap())
+        .unwrap()
+        .expect("committed circuit passes");
+    let cores = rayon::current_num_threads();
+    let plan = fhe::choose_approximate(c.report(), -40.0, cores, 2.0).unwrap();
+    let mut b = TfheBackend::generate(&c, &plan).unwrap();
+    b.progress = false;
+    let prepared = b.server().prepare(&c).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let inputs: Vec<Vec<i64>> = (0..20)
+        .map(|_| {
+            c.graph()
+                .input_nodes()
+                .iter()
+                .map(|&id| {
+                    let iv = c.facts()[id].interval;
+                    rng.gen_range(iv.lo..=iv.hi)
+                })
+                .collect()
+        })
+        .collect();
+    let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
+    b.server()
+        .evaluate_prepared(&c, &prepared, &enc, None)
+        .unwrap();
+    let run = b.run_timed(&c, &inputs).unwrap();
+    let (cks, sks) = measure::raw_keys(set(&plan.parameter_set)).unwrap();
+    let lut = sks.generate_lookup_table(|x| x);
+    let mut floor = vec![];
+    let mut layered = vec![];
+    for _ in 0..10 {
+        let t = Instant::now();
+        (0..plan.pbs_count).into_par_iter().for_each(|_| {
+            measure::one_bootstrap(&cks, &sks, &lut);
+        });
+        floor.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        for l in &c.report().layers {
+            (0..l.pbs).into_par_iter().for_each(|_| {
+                measure::one_bootstrap(&cks, &sks, &lut);
+            });
+        }
+        layered.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let eval = run.median_evaluate_ms();
+    let floor = sqnn::tfhe_backend::median(&floor);
+    let layered = sqnn::tfhe_backend::median(&layered);
+    println!(
+        "iris ({} bootstraps, {cores} cores): {eval:.1} ms per sample; floor now {floor:.1} ms \
+         ({:.2}x); the same bootstraps layer by layer {layered:.1} ms ({:.2}x of the floor)",
+        plan.pbs_count,
+        eval / floor,
+        layered / floor
+    );
+    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
+    for x in inputs.iter().take(5) {
+        let enc = b.client().encrypt(&c, x).unwrap();
+        stages.push(measure::evaluate_profiled(b.server(), &c, &prepared, &enc).unwrap());
+    }
+    for s in 0..stages[0].len() {
+        let tables: Vec<f64> = stages.iter().map(|p| p[s].tables_ms).collect();
+        let dots: Vec<f64> = stages.iter().map(|p| p[s].dots_ms).collect();
+        println!(
+            "stage {s}: {} bootstraps {:.1} ms, {} dots {:.2} ms",
+            stages[0][s].tables,
+            sqnn::tfhe_backend::median(&tables),
+            stages[0][s].dots,
+            sqnn::tfhe_backend::median(&dots)
+        );
+    }
+    assert_eq!(run.outputs.len(), inputs.len());
+}
