@@ -1001,7 +1001,11 @@ fn flat(entry: impl Fn(i64) -> i64, v: i64, k: i64, lo: i64, hi: i64) -> bool {
 /// σ ≈ 5 units). Every read (observed with the secret key) is within ±k of the value (k from
 /// the model at 2^-30 for the whole test), every table returns its entry at the clamped read,
 /// a table that is flat over ±k returns the exact entry, and the outputs equal the clear
-/// backend's whenever no table could have changed (the mixed output within its own ±k).
+/// backend's whenever no table could have changed (the mixed output within its own ±k). A
+/// table's output is observed by decrypting it, which has its own predicted error: none at 4
+/// positions per value, but at one position per value (σ ≈ 0.15 units) about one decryption in
+/// a thousand is off by one, so there the observation may differ by `k_dec` (from the model at
+/// 2^-30 too; 0 at P = 9).
 #[test]
 fn approximate_reads_stay_within_the_predicted_offsets() {
     let c = circuit_wide();
@@ -1033,6 +1037,18 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
         let reads_total = samples * plan.pbs_count;
         let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
             plan.neurons.iter().map(|n| (n.node, n)).collect();
+        let dec_std = set4.decrypt_std(1);
+        let k_dec = (0u64..)
+            .find(|&k| {
+                fhe::offset_at_least_log2(dec_std, plan.box_positions, k + 1)
+                    + ((3 * reads_total) as f64).log2()
+                    <= -30.0
+            })
+            .unwrap() as i64;
+        if plan.box_positions >= 2.0 {
+            assert_eq!(k_dec, 0);
+        }
+        let observed = |got: i64, want: i64| (got - want).abs() <= k_dec;
         for (s, x) in inputs.iter().enumerate() {
             let (reads, outs) = measure::table_reads(&b, &c, &prepared, x).unwrap();
             let mut all_flat = true;
@@ -1048,7 +1064,8 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
                     n.sigma_units
                 );
                 nonzero += usize::from(r.offset != 0);
-                assert_eq!(Some(r.output), r.expected, "{r:?}");
+                let expected = r.expected.expect("read within the space");
+                assert!(observed(r.output, expected), "k_dec {k_dec}: {r:?}");
                 // The first layer reads fresh inputs: the value is the clear one.
                 assert_eq!(r.value, trace[r.dot][s]);
                 let Op::Lut { table, offset, .. } = &g.nodes[r.lut].op else {
@@ -1057,7 +1074,7 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
                 let iv = facts[r.dot].interval;
                 let entry = |a: i64| table[(a + offset) as usize];
                 if flat(entry, r.value, k, iv.lo, iv.hi) {
-                    assert_eq!(r.output, r.exact, "flat table changed: {r:?}");
+                    assert!(observed(r.output, r.exact), "flat table changed: {r:?}");
                 } else {
                     all_flat = false;
                 }
@@ -1073,7 +1090,9 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
             let from_reads: Vec<i64> = reads.iter().map(|r| r.output).collect();
             assert_eq!(outs[..5], from_reads[..], "weight-1 outputs are the tables");
             if all_flat {
-                assert_eq!(outs[..5], clear[s][..5], "sample {s}");
+                for (o, k) in outs[..5].iter().zip(&clear[s][..5]) {
+                    assert!(observed(*o, *k), "sample {s}: {:?} vs {:?}", outs, clear[s]);
+                }
             }
             let Op::Dot { terms, .. } = &g.nodes[g.outputs[5]].op else {
                 unreachable!()
@@ -1480,10 +1499,22 @@ fn misread_rate_matches_prediction() {
         let t = std::time::Instant::now();
         let mut by_dot: std::collections::BTreeMap<NodeId, Vec<measure::TableRead>> =
             Default::default();
+        // Observing a table's output means decrypting it (σ of a weight-1 output): allow what
+        // the model predicts for that decryption at 2^-30 over the whole run.
+        let dec_std = set4.decrypt_std(1);
+        let k_dec = (0u64..)
+            .find(|&k| {
+                fhe::offset_at_least_log2(dec_std, plan.box_positions, k + 1)
+                    + ((samples * plan.pbs_count) as f64).log2()
+                    <= -30.0
+            })
+            .unwrap() as i64;
+        let observed = |got: i64, want: i64| (got - want).abs() <= k_dec;
         for x in &inputs {
             let (reads, _) = measure::table_reads(&b, &c, &prepared, x).unwrap();
             for r in reads {
-                assert_eq!(Some(r.output), r.expected, "{r:?}");
+                let expected = r.expected.expect("read within the space");
+                assert!(observed(r.output, expected), "k_dec {k_dec}: {r:?}");
                 by_dot.entry(r.dot).or_default().push(r);
             }
         }
