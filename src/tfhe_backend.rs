@@ -191,6 +191,8 @@ struct Circuit {
     read_by_table: Vec<bool>,
     /// Fewest low bits a table drops (0 without tables).
     min_round_bits: u32,
+    /// Most low bits a table drops (0 without tables).
+    max_round_bits: u32,
 }
 
 impl Circuit {
@@ -225,21 +227,21 @@ impl Circuit {
             .max()
             .unwrap_or(0)
             .max(1);
-        let min_round_bits = g
-            .nodes
-            .iter()
-            .filter_map(|n| match n.op {
+        let round_bits = || {
+            g.nodes.iter().filter_map(|n| match n.op {
                 Op::Lut { round_bits, .. } => Some(round_bits),
                 _ => None,
             })
-            .min()
-            .unwrap_or(0);
+        };
+        let min_round_bits = round_bits().min().unwrap_or(0);
+        let max_round_bits = round_bits().max().unwrap_or(0);
         Ok(Circuit {
             digest,
             value_bits,
             stages,
             read_by_table,
             min_round_bits,
+            max_round_bits,
         })
     }
 
@@ -796,17 +798,8 @@ impl ServerKey {
                 Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
         }
-        let max_round = g
-            .nodes
-            .iter()
-            .filter_map(|n| match n.op {
-                Op::Lut { round_bits, .. } => Some(round_bits),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
         let extract = if self.exact_rounding {
-            (0..max_round)
+            (0..circuit.max_round_bits)
                 .map(|b| LookupTableOwned {
                     acc: generate_programmable_bootstrap_glwe_lut(
                         PolynomialSize(self.set.polynomial_size),
