@@ -1066,8 +1066,14 @@ fn extraction_noise(set: &ParamSet, space_bits: u32, n: &NeuronReport) -> Neuron
     let std = set.bootstrap_std(n.sum_w2 + u64::from(r));
     let tol = 2f64.powi(r as i32 - 1) * bx;
     let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
-    let fail = log2_add(fail, read).max(LOG2_P_FLOOR);
-    let margin = margins(n.lo, n.hi, space_bits).map_or(0, |(a, b)| a.min(b));
+    // The cleared bits must be the index's: the margin below is aligned to the table's phase
+    // modulo 2^r; a space too tight for that cannot hold the encoding at all.
+    let aligned = aligned_margins(n.lo, n.hi, space_bits, r, n.lo.wrapping_add(n.table_offset));
+    let fail = match aligned {
+        Some(_) => log2_add(fail, read).max(LOG2_P_FLOOR),
+        None => 0.0,
+    };
+    let margin = aligned.map_or(0, |(a, b)| a.min(b));
     NeuronNoise {
         node: n.node,
         extractions: r,
@@ -1256,9 +1262,12 @@ pub fn plan_with(
         .iter()
         .any(|n| n.table_len > 0 && n.round_bits > 0);
     if mode == FheMode::Exact && rounds {
-        let plan = plan_on_with(report, set, needed, mode, true, target, cores);
-        if plan.worst_log2_p_fail <= target {
-            return Ok(plan);
+        // The narrowest space that holds the aligned encoding and meets the target.
+        for p in needed..=top {
+            let plan = plan_on_with(report, set, p, mode, true, target, cores);
+            if plan.worst_log2_p_fail <= target {
+                return Ok(plan);
+            }
         }
     }
     Err(too_noisy(&last.expect("at least one width"), target))
