@@ -990,6 +990,15 @@ fn offset_bound(std: f64, bx: f64, reads: usize, log2_budget: f64) -> i64 {
         .unwrap() as i64
 }
 
+/// How far decrypting a table's output (σ of a weight-1 output) may be off in boxes of `bx`
+/// positions, over `n` decryptions, except with probability 2^-30 in all (0 when exact).
+fn decryption_bound(set: &ParamSet, bx: f64, n: usize) -> i64 {
+    let std = set.decrypt_std(1);
+    (0u64..)
+        .find(|&k| fhe::offset_at_least_log2(std, bx, k + 1) + (n as f64).log2() <= -30.0)
+        .unwrap() as i64
+}
+
 /// Whether `table` (through `entry`) gives the same value on `[v - k, v + k] ∩ [lo, hi]`.
 fn flat(entry: impl Fn(i64) -> i64, v: i64, k: i64, lo: i64, hi: i64) -> bool {
     let y = entry(v);
@@ -1037,14 +1046,7 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
         let reads_total = samples * plan.pbs_count;
         let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
             plan.neurons.iter().map(|n| (n.node, n)).collect();
-        let dec_std = set4.decrypt_std(1);
-        let k_dec = (0u64..)
-            .find(|&k| {
-                fhe::offset_at_least_log2(dec_std, plan.box_positions, k + 1)
-                    + ((3 * reads_total) as f64).log2()
-                    <= -30.0
-            })
-            .unwrap() as i64;
+        let k_dec = decryption_bound(set4, plan.box_positions, 3 * reads_total);
         if plan.box_positions >= 2.0 {
             assert_eq!(k_dec, 0);
         }
@@ -1501,14 +1503,7 @@ fn misread_rate_matches_prediction() {
             Default::default();
         // Observing a table's output means decrypting it (σ of a weight-1 output): allow what
         // the model predicts for that decryption at 2^-30 over the whole run.
-        let dec_std = set4.decrypt_std(1);
-        let k_dec = (0u64..)
-            .find(|&k| {
-                fhe::offset_at_least_log2(dec_std, plan.box_positions, k + 1)
-                    + ((samples * plan.pbs_count) as f64).log2()
-                    <= -30.0
-            })
-            .unwrap() as i64;
+        let k_dec = decryption_bound(set4, plan.box_positions, samples * plan.pbs_count);
         let observed = |got: i64, want: i64| (got - want).abs() <= k_dec;
         for x in &inputs {
             let (reads, _) = measure::table_reads(&b, &c, &prepared, x).unwrap();
@@ -1684,26 +1679,7 @@ fn iris_shape_approximate_latency() {
             .unwrap_or(0)
     );
     // Where the time goes, stage by stage (median over a few samples).
-    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
-    for x in inputs.iter().take(5) {
-        let enc = b.client().encrypt(&c, x).unwrap();
-        stages.push(measure::evaluate_profiled(b.server(), &c, &prepared, &enc).unwrap());
-    }
-    for s in 0..stages[0].len() {
-        let tables: Vec<f64> = stages.iter().map(|p| p[s].tables_ms).collect();
-        let dots: Vec<f64> = stages.iter().map(|p| p[s].dots_ms).collect();
-        let st = &stages[0][s];
-        println!(
-            "stage {s}: {} bootstraps {:.1} ms ({:.1} ms per bootstrap per core), {} dots of {} \
-             terms {:.2} ms",
-            st.tables,
-            sqnn::tfhe_backend::median(&tables),
-            sqnn::tfhe_backend::median(&tables) * cores as f64 / st.tables.max(1) as f64,
-            st.dots,
-            st.terms,
-            sqnn::tfhe_backend::median(&dots)
-        );
-    }
+    print_stage_profile(&b, &c, &prepared, &inputs, cores);
     // The floor measured now: 32 bootstraps of the same set, all cores, no circuit.
     let (cks, sks) = measure::raw_keys(set4).unwrap();
     let lut = sks.generate_lookup_table(|x| x);
@@ -1755,6 +1731,37 @@ fn iris_shape_approximate_latency() {
         eval / stage_now,
         3740.0 / eval
     );
+}
+
+/// Prints, per stage, the median time of its bootstraps and of its dot products over the first
+/// five of `inputs`.
+fn print_stage_profile(
+    b: &TfheBackend,
+    c: &CheckedGraph,
+    prepared: &sqnn::tfhe_backend::PreparedCircuit,
+    inputs: &[Vec<i64>],
+    cores: usize,
+) {
+    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
+    for x in inputs.iter().take(5) {
+        let enc = b.client().encrypt(c, x).unwrap();
+        stages.push(measure::evaluate_profiled(b.server(), c, prepared, &enc).unwrap());
+    }
+    for s in 0..stages[0].len() {
+        let tables: Vec<f64> = stages.iter().map(|p| p[s].tables_ms).collect();
+        let dots: Vec<f64> = stages.iter().map(|p| p[s].dots_ms).collect();
+        let st = &stages[0][s];
+        println!(
+            "stage {s}: {} bootstraps {:.1} ms ({:.1} ms per bootstrap per core), {} dots of {} \
+             terms {:.2} ms",
+            st.tables,
+            sqnn::tfhe_backend::median(&tables),
+            sqnn::tfhe_backend::median(&tables) * cores as f64 / st.tables.max(1) as f64,
+            st.dots,
+            st.terms,
+            sqnn::tfhe_backend::median(&dots)
+        );
+    }
 }
 
 /// The committed iris circuit (the defaults) under its chosen plan: median latency of 20
@@ -1822,21 +1829,6 @@ fn committed_iris_against_the_floor() {
         eval / floor,
         layered / floor
     );
-    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
-    for x in inputs.iter().take(5) {
-        let enc = b.client().encrypt(&c, x).unwrap();
-        stages.push(measure::evaluate_profiled(b.server(), &c, &prepared, &enc).unwrap());
-    }
-    for s in 0..stages[0].len() {
-        let tables: Vec<f64> = stages.iter().map(|p| p[s].tables_ms).collect();
-        let dots: Vec<f64> = stages.iter().map(|p| p[s].dots_ms).collect();
-        println!(
-            "stage {s}: {} bootstraps {:.1} ms, {} dots {:.2} ms",
-            stages[0][s].tables,
-            sqnn::tfhe_backend::median(&tables),
-            stages[0][s].dots,
-            sqnn::tfhe_backend::median(&dots)
-        );
-    }
+    print_stage_profile(&b, &c, &prepared, &inputs, cores);
     assert_eq!(run.outputs.len(), inputs.len());
 }
