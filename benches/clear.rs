@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sqnn::analyze::analyze;
 use sqnn::data::{peer_split, train_test_split, Dataset};
 use sqnn::execute::ClearBackend;
-use sqnn::graph::IntGraph;
+use sqnn::ir::IntGraph;
 
 fn bench(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits");

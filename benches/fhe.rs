@@ -19,11 +19,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sqnn::analyze::{transfer, CheckedGraph, NodeFact};
+use sqnn::analyze::CheckedGraph;
 use sqnn::data::Task;
 use sqnn::fhe::{self, FheMode, FhePlan, ParamSet};
-use sqnn::graph::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
-use sqnn::tfhe_backend::{measure, ClientKey, ServerKey};
+use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+use sqnn::ir::{transfer, NodeFact};
+use sqnn::tfhe::{measure, ClientKey, ServerKey};
 
 const SETS: [(&str, &str); 3] = [
     ("2bit", "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128"),

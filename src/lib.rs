@@ -2,20 +2,25 @@
 //! accumulator check.
 //!
 //! The pipeline, one module per stage in data-flow order (see `ARCHITECTURE.md`):
-//! [`data`] → [`train`] → [`quantize`] → [`lower`] → [`analyze`] → [`execute`] → [`report`].
+//! [`data`] → [`train`] → [`ir`] → [`lower`] → [`analyze`] → [`report`] → [`execute`] → [`fhe`]
+//! → `tfhe`.
+
+pub mod cast;
+pub mod error;
+pub mod task;
+
+pub mod data;
+pub mod train;
+
+pub mod ir;
+pub mod lower;
 
 pub mod analyze;
-pub mod cast;
-pub mod data;
-pub mod error;
+pub mod report;
+
 pub mod execute;
 pub mod fhe;
-pub mod graph;
-pub mod lower;
-pub mod quantize;
-pub mod report;
 #[cfg(feature = "tfhe-backend")]
-pub mod tfhe_backend;
-pub mod train;
+pub mod tfhe;
 
 pub use error::{Error, Result};

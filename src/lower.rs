@@ -2,13 +2,13 @@
 //! quantizer's range, one sparse `Dot` per neuron, and one `Lut` per hidden neuron that fuses bias,
 //! rescale, activation and the next layer's quantizer. Floats end here: each table is computed
 //! once, by the same function the quantized model's `predict` uses
-//! ([`crate::quantize::QuantLayer::preactivation`]), over exactly the accumulator values the
+//! ([`crate::train::quantize::QuantLayer::preactivation`]), over exactly the accumulator values the
 //! neuron can reach (the interval the analysis proves, via the same transfer function).
 
-use crate::analyze::{transfer, NodeFact};
 use crate::error::{Error, Result};
-use crate::graph::{ClientSpec, IntGraph, Meta, Node, NodeId, Op, MAX_TABLE_LEN};
-use crate::quantize::{Activation, QuantizedMlp};
+use crate::ir::{transfer, NodeFact};
+use crate::ir::{ClientSpec, IntGraph, Meta, Node, NodeId, Op, MAX_TABLE_LEN};
+use crate::train::quantize::{Activation, QuantizedMlp};
 
 /// Lowers a quantized model to an integer graph with lossless rounding only
 /// ([`Rounding::LOSSLESS`]): the graph computes exactly what the quantized model's `predict`

@@ -4,9 +4,10 @@
 mod common;
 
 use proptest::prelude::*;
-use sqnn::analyze::{analyze, witness_circuit, Interval};
+use sqnn::analyze::{analyze, witness_circuit};
 use sqnn::execute::ClearBackend;
-use sqnn::graph::Op;
+use sqnn::ir::Interval;
+use sqnn::ir::Op;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

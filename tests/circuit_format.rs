@@ -6,7 +6,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqnn::analyze::analyze;
-use sqnn::graph::{IntGraph, Op};
+use sqnn::ir::{IntGraph, Op};
 
 fn sample() -> IntGraph {
     common::random_graph(11, 4, 3, 5, 3)

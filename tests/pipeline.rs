@@ -5,7 +5,7 @@ use ndarray::Array2;
 use sqnn::analyze::{analyze, witness_circuit, Analyzed};
 use sqnn::data::{train_test_split, Dataset};
 use sqnn::execute::ClearBackend;
-use sqnn::graph::Op;
+use sqnn::ir::Op;
 use sqnn::lower::lower;
 use sqnn::train::{EstimatorParams, Model, NeuralNetClassifier, NeuralNetRegressor, PruningMode};
 
@@ -78,7 +78,7 @@ fn clear_backend_equals_predict_with_other_settings() {
         n_accum_bits: 9,
         quant_signed: true,
         power_of_two_scaling: true,
-        activation_function: sqnn::quantize::Activation::Sigmoid,
+        activation_function: sqnn::train::quantize::Activation::Sigmoid,
         n_prune_neurons_percentage: 0.25,
         epochs: 30,
         ..EstimatorParams::default()
@@ -144,7 +144,7 @@ fn layer_global_pruning_fails_the_check_and_witnesses_prove_it() {
 fn observed_bits(vals: &[i64]) -> u32 {
     let lo = *vals.iter().min().unwrap();
     let hi = *vals.iter().max().unwrap();
-    sqnn::analyze::Interval { lo, hi }.range_bits()
+    sqnn::ir::Interval { lo, hi }.range_bits()
 }
 
 /// Concrete ML measures widths on calibration data. The proof covers every input: on

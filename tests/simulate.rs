@@ -6,7 +6,7 @@ mod common;
 use sqnn::analyze::analyze;
 use sqnn::data::Task;
 use sqnn::execute::ClearBackend;
-use sqnn::graph::{ClientSpec, IntGraph, Meta, Node, Op};
+use sqnn::ir::{ClientSpec, IntGraph, Meta, Node, Op};
 
 #[test]
 fn zero_noise_is_the_exact_clear_run() {

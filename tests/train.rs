@@ -8,7 +8,7 @@ use ndarray::Array2;
 use sqnn::analyze::analyze;
 use sqnn::data::{peer_split, train_test_split, Dataset, Split};
 use sqnn::lower::lower;
-use sqnn::quantize::QuantizedMlp;
+use sqnn::train::quantize::QuantizedMlp;
 use sqnn::train::{
     max_active_neurons, ActRange, EstimatorParams, InputScaling, LrSchedule, Model,
     NeuralNetClassifier, NeuralNetRegressor, PruningMode,

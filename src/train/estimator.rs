@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::network::{Adam, Layer, SparseQuantNeuralNetwork};
 use super::{validate_shared, ActRange, LrSchedule, ModuleConfig, PruningMode};
-use crate::data::{check_finite, Dataset, Standardizer, Task};
+use crate::data::{check_finite, Dataset, Standardizer};
 use crate::error::{Error, Result};
-use crate::quantize::{Activation, QuantizedMlp};
+use crate::task::Task;
+use crate::train::quantize::{Activation, QuantizedMlp};
 
 /// The `format` field of a model file.
 pub const MODEL_FORMAT: &str = "sqnn-model";

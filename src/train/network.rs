@@ -7,9 +7,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{ActRange, ModuleConfig, PruningMode};
-use crate::data::Task;
 use crate::error::{Error, Result};
-use crate::quantize::{ActQuantizer, Activation, QuantLayer, QuantizedMlp, SparseRow};
+use crate::task::Task;
+use crate::train::quantize::{ActQuantizer, Activation, QuantLayer, QuantizedMlp, SparseRow};
 
 /// Momentum of the activation range's exponential moving average (PyTorch's
 /// `MovingAverageMinMaxObserver` uses 0.01; 0.1 adapts faster to the short trainings here).

@@ -3,9 +3,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqnn::analyze::{transfer, NodeFact};
 use sqnn::data::Task;
-use sqnn::graph::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+use sqnn::ir::{transfer, NodeFact};
 
 /// A random sparse graph: `nf` inputs, `layers` layers of `width` neurons (last layer `n_out`),
 /// weights of `w_bits`, activations of `a_bits`, random tables, random rounding.

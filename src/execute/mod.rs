@@ -2,7 +2,7 @@
 //! the TFHE ciphertexts hold, batched over samples.
 //!
 //! A backend takes quantized inputs (one integer per feature per sample, as
-//! [`IntGraph::quantize_inputs`](crate::graph::IntGraph::quantize_inputs) makes them) and returns
+//! [`IntGraph::quantize_inputs`](crate::ir::IntGraph::quantize_inputs) makes them) and returns
 //! the output accumulators, which the client dequantizes.
 
 use rand::{Rng, SeedableRng};
@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::analyze::{Analyzed, CheckedGraph};
 use crate::error::{Error, Result};
-use crate::graph::Op;
+use crate::ir::Op;
 
 /// Something that executes a checked integer graph.
 pub trait Backend {

@@ -29,40 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// What a data set's target is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// Classification; targets are class indices `0..classes.len()`.
-    Classify {
-        /// Class names, index = label.
-        classes: Vec<String>,
-    },
-    /// Regression; targets are real values.
-    Regress,
-}
-
-/// The kind of task asked for on the command line (`--task classify|regress`), without class
-/// names. `None` where an `Option<TaskKind>` is taken means "infer from the target column".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// Classification: the target column holds class labels.
-    Classify,
-    /// Regression: the target column holds real values.
-    Regress,
-}
-
-impl TaskKind {
-    /// The kind of a [`Task`].
-    pub fn of(task: &Task) -> TaskKind {
-        match task {
-            Task::Classify { .. } => TaskKind::Classify,
-            Task::Regress => TaskKind::Regress,
-        }
-    }
-}
+pub use crate::task::{Task, TaskKind};
 
 /// A data set in memory: raw (unstandardized) features and targets.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,12 +50,12 @@ pub struct Dataset {
 // Embedded files
 // ---------------------------------------------------------------------------------------------
 
-const IRIS_CSV: &[u8] = include_bytes!("../data/iris.csv");
-const BREAST_CANCER_CSV: &[u8] = include_bytes!("../data/breast_cancer.csv");
-const DIABETES_DATA_GZ: &[u8] = include_bytes!("../data/diabetes_data_raw.csv.gz");
-const DIABETES_TARGET_GZ: &[u8] = include_bytes!("../data/diabetes_target.csv.gz");
-const MNIST_GZ: &[u8] = include_bytes!("../data/mnist10k.csv.gz");
-const SPLITS_JSON: &str = include_str!("../data/splits.json");
+const IRIS_CSV: &[u8] = include_bytes!("../../data/iris.csv");
+const BREAST_CANCER_CSV: &[u8] = include_bytes!("../../data/breast_cancer.csv");
+const DIABETES_DATA_GZ: &[u8] = include_bytes!("../../data/diabetes_data_raw.csv.gz");
+const DIABETES_TARGET_GZ: &[u8] = include_bytes!("../../data/diabetes_target.csv.gz");
+const MNIST_GZ: &[u8] = include_bytes!("../../data/mnist10k.csv.gz");
+const SPLITS_JSON: &str = include_str!("../../data/splits.json");
 
 const IRIS_FEATURES: [&str; 4] = [
     "sepal length (cm)",

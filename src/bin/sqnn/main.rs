@@ -13,10 +13,10 @@ use serde_json::json;
 use sqnn::analyze::{analyze, Analyzed};
 use sqnn::data::{self, Dataset, Split, TaskKind};
 use sqnn::execute::ClearBackend;
-use sqnn::graph::IntGraph;
+use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
-mod cli_train;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train a quantized network with pruning on a built-in data set or a CSV file.
-    Train(Box<cli_train::TrainArgs>),
+    Train(Box<train::TrainArgs>),
     /// Lower a trained model to an integer circuit and check it.
     Compile(CompileArgs),
     /// Check a circuit's accumulators against its budget (exit 0 pass, 1 fail, 2 error).
@@ -223,7 +223,7 @@ struct DemoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Train(a) => cli_train::train(&a).map(|_| ExitCode::SUCCESS),
+        Cmd::Train(a) => train::train(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Compile(a) => compile(&a),
         Cmd::Check(a) => check(&a),
         Cmd::Keygen(a) => keygen(&a),
@@ -320,7 +320,7 @@ fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result
         let col = &trace[n.node];
         let lo = col.iter().copied().min().unwrap_or(0);
         let hi = col.iter().copied().max().unwrap_or(0);
-        let measured = sqnn::analyze::Interval { lo, hi };
+        let measured = sqnn::ir::Interval { lo, hi };
         rows.push((n, measured));
     }
     let wider: Vec<_> = rows
@@ -484,7 +484,7 @@ fn simulate(
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, nd)| matches!(nd.op, sqnn::graph::Op::Lut { .. }))
+        .filter(|(_, nd)| matches!(nd.op, sqnn::ir::Op::Lut { .. }))
         .map(|(i, _)| i)
         .collect();
     let misreads: u64 = lut_ids.iter().map(|&i| stats.misreads[i]).sum();
@@ -538,8 +538,8 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let model = dir.join(format!("{}.model.json", a.data));
     let circuit = dir.join(format!("{}.circuit.json", a.data));
     println!("== 1/4 train ({} with the default settings)", a.data);
-    let targs = cli_train::TrainArgs::defaults_for(&a.data, &model);
-    cli_train::train(&targs)?;
+    let targs = train::TrainArgs::defaults_for(&a.data, &model);
+    train::train(&targs)?;
     println!("\n== 2/4 compile and check");
     let code = compile(&CompileArgs {
         model: model.clone(),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use sqnn::analyze::analyze;
 use sqnn::data::{Task, TaskKind};
-use sqnn::quantize::Activation;
+use sqnn::train::quantize::Activation;
 use sqnn::train::{
     ActRange, EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier,
     NeuralNetRegressor, PruningMode,

@@ -13,7 +13,7 @@
 //!   `ClientKey`.
 //!
 //! Every key and ciphertext carries the digest of the circuit it was made for
-//! ([`IntGraph::digest`](crate::graph::IntGraph::digest)); using it with another circuit is an
+//! ([`IntGraph::digest`](crate::ir::IntGraph::digest)); using it with another circuit is an
 //! [`Error::Keys`] that says to run `sqnn keygen`.
 //!
 //! # Encoding (see [`crate::fhe`] and `../shared/tfhe-facts.md`)
@@ -58,7 +58,7 @@
 //! of [`crate::fhe`].
 //!
 //! # Files
-//! Keys, encrypted inputs and outputs are saved with `tfhe::safe_serialization` (versioned,
+//! Keys, encrypted inputs and outputs are saved with `::tfhe::safe_serialization` (versioned,
 //! size-limited), behind a small header (magic, kind, circuit digest, parameter set, payload
 //! length and SHA-256, and the encoding's `space_bits`). `tfhe` 1.8 implements the `Named` trait that safe serialization needs
 //! for core entities and `shortint` ciphertexts but not for `shortint` keys, so keys are
@@ -72,44 +72,45 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tfhe::core_crypto::prelude::{
+use ::tfhe::core_crypto::prelude::{
     generate_programmable_bootstrap_glwe_lut, lwe_ciphertext_add_assign,
     lwe_ciphertext_cleartext_mul_assign, lwe_ciphertext_plaintext_add_assign, ChunkSize,
     CiphertextModulus, Cleartext, GlweSecretKeyOwned, GlweSize, LweCiphertext, LweSecretKeyOwned,
     Plaintext, PolynomialSize, SeededLweBootstrapKey, SeededLweBootstrapKeyChunk,
     SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk, SeededLweMultiBitBootstrapKey,
 };
-use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
-use tfhe::shortint::atomic_pattern::compressed::{
+use ::tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use ::tfhe::shortint::atomic_pattern::compressed::{
     CompressedAtomicPatternServerKey, CompressedStandardAtomicPatternServerKey,
 };
-use tfhe::shortint::ciphertext::{Degree, MaxDegree, NoiseLevel};
-use tfhe::shortint::client_key::atomic_pattern::{
+use ::tfhe::shortint::ciphertext::{Degree, MaxDegree, NoiseLevel};
+use ::tfhe::shortint::client_key::atomic_pattern::{
     AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
-use tfhe::shortint::parameters::{
+use ::tfhe::shortint::parameters::{
     AtomicPatternKind, CarryModulus, MaxNoiseLevel, MessageModulus, PBSParameters,
 };
-use tfhe::shortint::server_key::{
+use ::tfhe::shortint::server_key::{
     CompressedModulusSwitchConfiguration, LookupTableOwned, ShortintCompressedBootstrappingKey,
 };
-use tfhe::shortint::{Ciphertext, CompressedServerKey, PBSOrder};
+use ::tfhe::shortint::{Ciphertext, CompressedServerKey, PBSOrder};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::analyze::{CheckedGraph, NodeFact};
+use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::execute::{validate_inputs, Backend};
 use crate::fhe::{self, FhePlan, ParamSet};
-use crate::graph::{NodeId, Op};
+use crate::ir::NodeFact;
+use crate::ir::{NodeId, Op};
 
 /// The `tfhe` parameters of a catalogue entry: a classic or a multi-bit bootstrap, both run
 /// through the same `shortint` keys and `apply_lookup_table`.
 pub fn tfhe_parameters(set: &ParamSet) -> Result<PBSParameters> {
-    use tfhe::shortint::parameters::v1_6::*;
-    use tfhe::shortint::parameters::v1_8::*;
+    use ::tfhe::shortint::parameters::v1_6::*;
+    use ::tfhe::shortint::parameters::v1_8::*;
     Ok(match set.name {
         "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
             V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
@@ -368,7 +369,7 @@ impl Layout {
 /// The client's secret key: generates keys, encrypts, decrypts. Never give it to the server.
 #[derive(Clone)]
 pub struct ClientKey {
-    key: tfhe::shortint::ClientKey,
+    key: ::tfhe::shortint::ClientKey,
     digest: String,
     set: &'static ParamSet,
     /// `P`: the encoding's space (plan's `space_bits`).
@@ -395,7 +396,7 @@ impl std::fmt::Debug for ClientKey {
 /// its compressed (seeded) form, which is what [`save_keys`] writes.
 #[derive(Clone)]
 pub struct ServerKey {
-    key: Arc<tfhe::shortint::ServerKey>,
+    key: Arc<::tfhe::shortint::ServerKey>,
     compressed: Option<Arc<CompressedServerKey>>,
     digest: String,
     set: &'static ParamSet,
@@ -483,7 +484,7 @@ impl ClientKey {
             set.name,
             set.keygen_seconds.max(1.0)
         ));
-        let key = tfhe::shortint::ClientKey::new(params);
+        let key = ::tfhe::shortint::ClientKey::new(params);
         pb.set_message(format!("generating the {} server key", set.label()));
         let compressed = CompressedServerKey::new(&key);
         pb.set_message("decompressing the server key".to_string());
@@ -1366,7 +1367,7 @@ fn decode<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T, String>) -> 
 
 fn ser<T>(obj: &T, out: &mut Vec<u8>) -> Result<()>
 where
-    T: Serialize + tfhe::Versionize + tfhe::named::Named,
+    T: Serialize + ::tfhe::Versionize + ::tfhe::named::Named,
 {
     safe_serialize(obj, &mut *out, 1 << 40)
         .map_err(|e| Error::Keys(format!("cannot serialize a {}: {e}", T::NAME)))
@@ -1532,7 +1533,7 @@ impl ClientKey {
                 return Err(format!("key dimensions do not match {}", set.name));
             }
             let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params, None);
-            Ok(tfhe::shortint::ClientKey {
+            Ok(::tfhe::shortint::ClientKey {
                 atomic_pattern: AtomicPatternClientKey::Standard(ap),
             })
         })?;
@@ -2052,11 +2053,11 @@ impl Backend for TfheBackend {
 /// Not part of the client/server protocol.
 pub mod measure {
     use super::*;
-    use tfhe::core_crypto::prelude::{
+    use ::tfhe::core_crypto::prelude::{
         keyswitch_lwe_ciphertext, lwe_ciphertext_centered_binary_modulus_switch,
         CiphertextModulusLog, ModulusSwitchedLweCiphertext,
     };
-    use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
+    use ::tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
 
     /// Error statistics at a bootstrap's input, in modulus-switch units (`2N`).
     #[derive(Clone, Debug, Serialize)]
@@ -2116,7 +2117,10 @@ pub mod measure {
     pub fn shortint_keys<'a>(
         client: &'a ClientKey,
         server: &'a ServerKey,
-    ) -> (&'a tfhe::shortint::ClientKey, &'a tfhe::shortint::ServerKey) {
+    ) -> (
+        &'a ::tfhe::shortint::ClientKey,
+        &'a ::tfhe::shortint::ServerKey,
+    ) {
         (&client.key, &server.key)
     }
 
@@ -2142,8 +2146,8 @@ pub mod measure {
     /// A raw key pair for a parameter set, not bound to a circuit.
     pub fn raw_keys(
         set: &ParamSet,
-    ) -> Result<(tfhe::shortint::ClientKey, tfhe::shortint::ServerKey)> {
-        Ok(tfhe::shortint::gen_keys(tfhe_parameters(set)?))
+    ) -> Result<(::tfhe::shortint::ClientKey, ::tfhe::shortint::ServerKey)> {
+        Ok(::tfhe::shortint::gen_keys(tfhe_parameters(set)?))
     }
 
     /// The error entering a bootstrap (after keyswitch and centred modulus switch), measured
@@ -2152,8 +2156,8 @@ pub mod measure {
     /// centred modulus switch subtracts half a position (see [`crate::fhe`], "The read").
     pub fn pbs_input_noise(
         set: &ParamSet,
-        cks: &tfhe::shortint::ClientKey,
-        sks: &tfhe::shortint::ServerKey,
+        cks: &::tfhe::shortint::ClientKey,
+        sks: &::tfhe::shortint::ServerKey,
         weight: u64,
         trials: usize,
     ) -> Result<NoiseStats> {
@@ -2208,8 +2212,8 @@ pub mod measure {
     /// with the secret key, in squared modulus-switch units: the noise model's `b`.
     pub fn bootstrap_output_variance(
         set: &ParamSet,
-        cks: &tfhe::shortint::ClientKey,
-        sks: &tfhe::shortint::ServerKey,
+        cks: &::tfhe::shortint::ClientKey,
+        sks: &::tfhe::shortint::ServerKey,
         trials: usize,
     ) -> f64 {
         let id_lut = sks.generate_lookup_table(|x| x);
@@ -2236,8 +2240,8 @@ pub mod measure {
     /// constant values, whose ciphertexts are noiseless.)
     pub fn noisy_neuron_failures(
         set: &ParamSet,
-        cks: &tfhe::shortint::ClientKey,
-        sks: &tfhe::shortint::ServerKey,
+        cks: &::tfhe::shortint::ClientKey,
+        sks: &::tfhe::shortint::ServerKey,
         weight: u64,
         trials: usize,
         seed: u64,
@@ -2407,8 +2411,8 @@ pub mod measure {
 
     /// One keyswitch + bootstrap on a fresh ciphertext (for benches).
     pub fn one_bootstrap(
-        cks: &tfhe::shortint::ClientKey,
-        sks: &tfhe::shortint::ServerKey,
+        cks: &::tfhe::shortint::ClientKey,
+        sks: &::tfhe::shortint::ServerKey,
         lut: &LookupTableOwned,
     ) -> u64 {
         let ct = cks.unchecked_encrypt(1);

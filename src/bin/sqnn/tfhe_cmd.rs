@@ -9,9 +9,9 @@ use serde_json::json;
 use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
 use sqnn::execute::ClearBackend;
 use sqnn::fhe::{render_plan, FheMode};
-use sqnn::graph::IntGraph;
+use sqnn::ir::IntGraph;
 use sqnn::report::render_text;
-use sqnn::tfhe_backend::{load_manifest, save_keys, ClientKey, TfheBackend};
+use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::{Error, Result};
 
 use crate::{metric, FheArgs, RunArgs};

@@ -93,7 +93,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyze::{CompileReport, NeuronReport};
 use crate::error::{Error, Result};
-use crate::graph::{IntGraph, NodeId, Op};
+use crate::ir::{IntGraph, NodeId, Op};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ParamSet {
@@ -893,7 +893,7 @@ pub struct FhePlan {
     /// Exact rounding: every table that drops low bits first clears them with one 1-bit
     /// bootstrap per bit (each reads one bit, with a quarter of the torus as tolerance), then
     /// reads the cleared accumulator, whose values are `2^round_bits` apart (see
-    /// [`crate::tfhe_backend`]). Bit-identical to the clear backend; costs `round_bits` extra
+    /// [`crate::tfhe`]). Bit-identical to the clear backend; costs `round_bits` extra
     /// bootstraps per table.
     #[serde(default)]
     pub exact_rounding: bool,
@@ -2197,7 +2197,7 @@ mod tests {
         sum_w2: u64,
         table: bool,
     ) -> NeuronReport {
-        let iv = crate::analyze::Interval { lo, hi };
+        let iv = crate::ir::Interval { lo, hi };
         let mut n = neuron(layer, idx, iv.range_bits(), sum_w2, table);
         n.lo = lo;
         n.hi = hi;

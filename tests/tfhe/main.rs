@@ -4,6 +4,7 @@
 //! binary. Heavier measurements are `#[ignore]`d; each says the command that runs it.
 #![cfg(feature = "tfhe-backend")]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -11,12 +12,13 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqnn::analyze::{analyze, transfer, witness_circuit, CheckedGraph, NodeFact};
+use sqnn::analyze::{analyze, witness_circuit, CheckedGraph};
 use sqnn::data::Task;
 use sqnn::execute::{Backend, ClearBackend};
 use sqnn::fhe::{self, FhePlan, ParamSet};
-use sqnn::graph::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
-use sqnn::tfhe_backend::{
+use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
+use sqnn::ir::{transfer, NodeFact};
+use sqnn::tfhe::{
     load_client_key, load_server_key, measure, save_keys, ClientKey, EncryptedInput,
     EncryptedOutput, ServerKey, TfheBackend,
 };
@@ -726,7 +728,7 @@ fn a_circuit_too_wide_for_the_keys_is_refused() {
 #[test]
 fn catalogue_matches_tfhe_parameters() {
     for set in fhe::PARAMETER_SETS {
-        let p = sqnn::tfhe_backend::tfhe_parameters(set).unwrap();
+        let p = sqnn::tfhe::tfhe_parameters(set).unwrap();
         assert_eq!(p.lwe_dimension().0, set.lwe_dimension, "{}", set.name);
         assert_eq!(p.glwe_dimension().0, set.glwe_dimension, "{}", set.name);
         assert_eq!(p.polynomial_size().0, set.polynomial_size, "{}", set.name);
@@ -1333,10 +1335,7 @@ fn latency_report() {
             measure::one_bootstrap(cks, sks, &lut);
         });
         let amortized = t.elapsed().as_secs_f64() * 1e3 / n2 as f64;
-        let (t1, ta) = (
-            sqnn::tfhe_backend::median(&one),
-            sqnn::tfhe_backend::median(&alone),
-        );
+        let (t1, ta) = (sqnn::tfhe::median(&one), sqnn::tfhe::median(&alone));
         let cores = rayon::current_num_threads();
         // One bootstrap = s + p on one core, s + p / cores alone on all cores.
         let parallel = ((t1 - ta) / t1 * cores as f64 / (cores as f64 - 1.0)).clamp(0.0, 1.0);
@@ -1372,8 +1371,8 @@ fn latency_report() {
         run.pbs_count as f64 * s.pbs_ms_1_thread / rayon::current_num_threads() as f64,
         s.pbs_ms_1_thread,
         rayon::current_num_threads(),
-        sqnn::tfhe_backend::median(&run.encrypt_ms),
-        sqnn::tfhe_backend::median(&run.decrypt_ms),
+        sqnn::tfhe::median(&run.encrypt_ms),
+        sqnn::tfhe::median(&run.decrypt_ms),
     );
 }
 
@@ -1705,9 +1704,9 @@ fn iris_shape_approximate_latency() {
         measure::one_bootstrap(&cks, &sks, &lut);
         one.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let floor_now = sqnn::tfhe_backend::median(&floor_now);
-    let stage_now = sqnn::tfhe_backend::median(&stage_now);
-    let one = sqnn::tfhe_backend::median(&one);
+    let floor_now = sqnn::tfhe::median(&floor_now);
+    let stage_now = sqnn::tfhe::median(&stage_now);
+    let one = sqnn::tfhe::median(&one);
     let catalogue = 32.0 * set4.pbs_ms_1_thread / cores as f64;
     println!(
         "iris shape, approximate, {}-bit space ({} positions per value, σ up to {:.2} units): \
@@ -1717,8 +1716,8 @@ fn iris_shape_approximate_latency() {
         plan.box_positions,
         plan.worst_sigma_units,
         run.evaluate_ms.iter().cloned().fold(f64::MAX, f64::min),
-        sqnn::tfhe_backend::median(&run.encrypt_ms),
-        sqnn::tfhe_backend::median(&run.decrypt_ms),
+        sqnn::tfhe::median(&run.encrypt_ms),
+        sqnn::tfhe::median(&run.decrypt_ms),
     );
     println!(
         "floor: catalogue {catalogue:.0} ms (32 × {:.1} ms ÷ {cores}); now {:.0} ms (32 × {one:.1} \
@@ -1738,11 +1737,11 @@ fn iris_shape_approximate_latency() {
 fn print_stage_profile(
     b: &TfheBackend,
     c: &CheckedGraph,
-    prepared: &sqnn::tfhe_backend::PreparedCircuit,
+    prepared: &sqnn::tfhe::PreparedCircuit,
     inputs: &[Vec<i64>],
     cores: usize,
 ) {
-    let mut stages: Vec<Vec<sqnn::tfhe_backend::StageTiming>> = vec![];
+    let mut stages: Vec<Vec<sqnn::tfhe::StageTiming>> = vec![];
     for x in inputs.iter().take(5) {
         let enc = b.client().encrypt(c, x).unwrap();
         stages.push(measure::evaluate_profiled(b.server(), c, prepared, &enc).unwrap());
@@ -1755,11 +1754,11 @@ fn print_stage_profile(
             "stage {s}: {} bootstraps {:.1} ms ({:.1} ms per bootstrap per core), {} dots of {} \
              terms {:.2} ms",
             st.tables,
-            sqnn::tfhe_backend::median(&tables),
-            sqnn::tfhe_backend::median(&tables) * cores as f64 / st.tables.max(1) as f64,
+            sqnn::tfhe::median(&tables),
+            sqnn::tfhe::median(&tables) * cores as f64 / st.tables.max(1) as f64,
             st.dots,
             st.terms,
-            sqnn::tfhe_backend::median(&dots)
+            sqnn::tfhe::median(&dots)
         );
     }
 }
@@ -1820,8 +1819,8 @@ fn committed_iris_against_the_floor() {
         layered.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let eval = run.median_evaluate_ms();
-    let floor = sqnn::tfhe_backend::median(&floor);
-    let layered = sqnn::tfhe_backend::median(&layered);
+    let floor = sqnn::tfhe::median(&floor);
+    let layered = sqnn::tfhe::median(&layered);
     println!(
         "iris ({} bootstraps, {cores} cores): {eval:.1} ms per sample; floor now {floor:.1} ms \
          ({:.2}x); the same bootstraps layer by layer {layered:.1} ms ({:.2}x of the floor)",

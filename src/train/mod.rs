@@ -69,14 +69,15 @@
 
 mod estimator;
 mod network;
+pub mod quantize;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quantize::Activation;
+use crate::train::quantize::Activation;
 
 #[allow(unused_imports)] // used by doc links
-use crate::quantize::QuantizedMlp;
+use crate::train::quantize::QuantizedMlp;
 
 pub use estimator::{
     EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier, NeuralNetRegressor,

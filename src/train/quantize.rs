@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Task;
+use crate::task::Task;
 
 /// Elementwise activation functions. Any of them works in FHE, since it becomes a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -37,7 +37,7 @@ impl Activation {
     /// The function's value at `x`.
     ///
     /// ```
-    /// use sqnn::quantize::Activation;
+    /// use sqnn::train::quantize::Activation;
     /// assert_eq!(Activation::Relu.apply(-2.0), 0.0);
     /// assert_eq!(Activation::Relu6.apply(7.5), 6.0);
     /// assert!((Activation::Sigmoid.apply(0.0) - 0.5).abs() < 1e-12);
@@ -94,7 +94,7 @@ impl ActQuantizer {
     /// Quantizes one value. NaN maps to 0 clamped into range (inputs are validated before).
     ///
     /// ```
-    /// use sqnn::quantize::ActQuantizer;
+    /// use sqnn::train::quantize::ActQuantizer;
     /// let q = ActQuantizer { scale: 0.5, lo: -8, hi: 7 };
     /// assert_eq!(q.quantize(1.2), 2);
     /// assert_eq!(q.quantize(100.0), 7);

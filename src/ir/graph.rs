@@ -44,8 +44,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::Task;
 use crate::error::{Error, Result};
+use crate::task::Task;
 
 /// The format name in every circuit file.
 pub const FORMAT: &str = "sqnn-circuit";
@@ -157,7 +157,7 @@ impl ClientSpec {
     /// circuits, tests, benches).
     ///
     /// ```
-    /// let c = sqnn::graph::ClientSpec::identity(3, 2);
+    /// let c = sqnn::ir::ClientSpec::identity(3, 2);
     /// assert_eq!((c.feature_std.len(), c.output_scale), (3, vec![1.0, 1.0]));
     /// ```
     pub fn identity(n_features: usize, n_outputs: usize) -> ClientSpec {
