@@ -28,10 +28,10 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "TFHE plan ({} reads, target 2^{} per bootstrap):\n",
         plan.mode, plan.target_log2_p_fail
     ));
-    let family = match (plan.family.is_empty(), plan.set()) {
-        (false, _) => plan.family.clone(),
-        (true, Ok(set)) => set.family(),
-        (true, Err(_)) => "unknown family".to_string(),
+    let family = if plan.family.is_empty() {
+        plan.set().family()
+    } else {
+        plan.family.clone()
     };
     s.push_str(&format!(
         "  parameters   {} ({}-bit set, {family}, N = {})\n",

@@ -111,60 +111,43 @@ use crate::ir::{NodeId, Op};
 pub fn tfhe_parameters(set: &ParamSet) -> Result<PBSParameters> {
     use ::tfhe::shortint::parameters::v1_6::*;
     use ::tfhe::shortint::parameters::v1_8::*;
-    Ok(match set.name {
-        "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
+    use fhe::ParamSetId as Id;
+    Ok(match set.id {
+        Id::ClassicMsg1Carry1 => V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg2Carry2 => V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg3Carry3 => V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg4Carry4 => V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg1Carry1Fail64 => V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64.into(),
+        Id::ClassicMsg2Carry2Fail64 => V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into(),
+        Id::ClassicMsg3Carry3Fail64 => V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64.into(),
+        Id::MultiBit4Msg1Carry1 => {
             V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
         }
-        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
+        Id::MultiBit4Msg2Carry2 => {
             V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
         }
-        "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
+        Id::MultiBit4Msg2Carry2Fail64 => {
             V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
         }
-        "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
+        Id::MultiBit2Msg3Carry3 => {
             V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
-        }
-        other => {
-            return Err(Error::Backend(format!(
-                "parameter set {other:?} is not one this build maps to tfhe"
-            )))
         }
     })
 }
 
 fn lookup_set(name: &str) -> Result<&'static ParamSet> {
-    fhe::parameter_set(name).ok_or_else(|| {
+    let id = name.parse::<fhe::ParamSetId>().map_err(|_| {
         Error::Keys(format!(
             "unknown parameter set {name:?} (this sqnn knows {}): the file was written by another \
              version; run sqnn keygen CIRCUIT --out-dir DIR",
-            fhe::PARAMETER_SETS
+            fhe::ParamSetId::ALL
                 .iter()
-                .map(|p| p.name)
+                .map(|p| p.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-    })
+    })?;
+    Ok(id.set())
 }
 
 fn short(d: &str) -> &str {
@@ -228,14 +211,7 @@ impl Circuit {
             .max()
             .unwrap_or(0)
             .max(1);
-        let round_bits = || {
-            g.nodes.iter().filter_map(|n| match n.op {
-                Op::Lut { round_bits, .. } => Some(round_bits),
-                _ => None,
-            })
-        };
-        let min_round_bits = round_bits().min().unwrap_or(0);
-        let max_round_bits = round_bits().max().unwrap_or(0);
+        let (min_round_bits, max_round_bits) = g.dropped_bits().unwrap_or((0, 0));
         Ok(Circuit {
             digest,
             value_bits,
@@ -248,7 +224,7 @@ impl Circuit {
 
     /// Rejects a space that does not hold the circuit's values or does not fit `set`.
     fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
-        let top = set.max_space_bits() + self.min_round_bits.min(20);
+        let top = fhe::widest_read_bits(set, self.min_round_bits);
         if space_bits == 0 || space_bits > top {
             return Err(Error::Keys(format!(
                 "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \
@@ -472,7 +448,7 @@ impl ClientKey {
     /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`]). Shows a
     /// spinner on stderr.
     pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
-        let set = lookup_set(&plan.parameter_set)?;
+        let set = plan.set();
         let circuit = Circuit::new(checked)?;
         let space_bits = plan_space(plan, &circuit);
         circuit.check_supported(set, space_bits)?;
@@ -655,7 +631,7 @@ impl ClientKey {
 }
 
 fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
-    if plan.parameter_set != set.name {
+    if plan.parameter_set != set.id {
         return Err(Error::Keys(format!(
             "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
             plan.parameter_set, set.name
