@@ -90,7 +90,12 @@ fn read_csv<R: Read>(
         // `numeric_targets` refuses a non-number when regression is asked for, and inference
         // never picks regression for one.
         (TaskKind::Regress, None) => {
-            return Err(data_err(source, None, Some(tcol), "non-numeric regression target"))
+            return Err(data_err(
+                source,
+                None,
+                Some(tcol),
+                "non-numeric regression target",
+            ))
         }
         (TaskKind::Classify, numeric) => classes(source, &targets, numeric, tcol)?,
     };

@@ -3,7 +3,7 @@
 //! Exit codes: 0 success, 1 the accumulator check failed (a full report is printed), 2 an error
 //! (bad input, with a message naming the problem and the fix).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed};
-use sqnn::data::{self, Dataset, Split, TaskKind};
+use sqnn::data::{self, Dataset, Split, SplitSpec, TaskKind};
 use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
@@ -159,12 +159,12 @@ enum BackendKind {
 /// Which rows of the data set to run or evaluate on.
 #[derive(Args, Clone)]
 pub struct SplitArgs {
-    /// Fraction of rows held out for testing.
-    #[arg(long, default_value_t = 0.25)]
-    pub test_size: f64,
-    /// Seed of the shuffled, stratified split.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Fraction of rows held out for testing (default 0.25).
+    #[arg(long)]
+    pub test_size: Option<f64>,
+    /// Seed of the shuffled, stratified split (default 42).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Which rows are test rows: `auto` (Concrete ML's exact rows where they are recorded, i.e.
     /// scikit-learn's `train_test_split(test_size=0.25, stratify=y, random_state=42)` for iris,
     /// breast_cancer and diabetes, else `seeded`), `seeded` (sqnn's own stratified shuffle with
@@ -242,26 +242,25 @@ fn main() -> ExitCode {
 /// Loads a data set and picks its split.
 pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
     let ds = Dataset::load(data, s.target.as_deref(), s.task)?;
-    let default_rows = s.test_size == 0.25 && s.seed == 42;
-    let split = match s.split.as_str() {
-        "auto" => match data::peer_split(&ds.name) {
-            Some(split) if default_rows => split,
-            _ => data::train_test_split(&ds, s.test_size, s.seed)?,
-        },
-        "seeded" => data::train_test_split(&ds, s.test_size, s.seed)?,
-        "concrete-ml" => data::peer_split(&ds.name).ok_or_else(|| {
-            Error::param(
-                "split",
-                format!(
-                    "Concrete ML's split is recorded for iris, breast_cancer and diabetes, not \
-                     {:?}; use --split seeded or give a JSON file",
-                    ds.name
-                ),
-            )
-        })?,
-        path => data::split_from_file(Path::new(path), &ds)?,
-    };
+    let split = s.spec().split(&ds)?;
     Ok((ds, split))
+}
+
+impl SplitArgs {
+    /// The split these flags ask for: `auto` with --test-size or --seed given is sqnn's seeded
+    /// split.
+    pub fn spec(&self) -> SplitSpec {
+        let seeded = SplitSpec::Seeded {
+            test_size: self.test_size.unwrap_or(SplitSpec::DEFAULT_TEST_SIZE),
+            seed: self.seed.unwrap_or(SplitSpec::DEFAULT_SEED),
+        };
+        match self.split.as_str() {
+            "auto" if self.test_size.is_none() && self.seed.is_none() => SplitSpec::Auto,
+            "auto" | "seeded" => seeded,
+            "concrete-ml" => SplitSpec::ConcreteMl,
+            path => SplitSpec::File(PathBuf::from(path)),
+        }
+    }
 }
 
 fn compile(a: &CompileArgs) -> Result<ExitCode> {
@@ -559,8 +558,8 @@ fn demo(a: &DemoArgs) -> Result<ExitCode> {
     };
     println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {
-        test_size: 0.25,
-        seed: 42,
+        test_size: None,
+        seed: None,
         split: "auto".into(),
         target: None,
         task: None,
