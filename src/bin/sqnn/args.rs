@@ -1,10 +1,10 @@
 //! Flag groups shared by several commands: how TFHE parameters are chosen, which rows to use.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use sqnn::data::{self, Dataset, Split, TaskKind};
+use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
 use sqnn::{Error, Result};
 
 /// How the TFHE parameters are chosen.
@@ -60,12 +60,12 @@ pub enum BackendKind {
 /// Which rows of the data set to run or evaluate on.
 #[derive(Args, Clone)]
 pub struct SplitArgs {
-    /// Fraction of rows held out for testing.
-    #[arg(long, default_value_t = 0.25)]
-    pub test_size: f64,
-    /// Seed of the shuffled, stratified split.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Fraction of rows held out for testing (default 0.25).
+    #[arg(long)]
+    pub test_size: Option<f64>,
+    /// Seed of the shuffled, stratified split (default 42).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Which rows are test rows: `auto` (Concrete ML's exact rows where they are recorded, i.e.
     /// scikit-learn's `train_test_split(test_size=0.25, stratify=y, random_state=42)` for iris,
     /// breast_cancer and diabetes, else `seeded`), `seeded` (sqnn's own stratified shuffle with
@@ -83,24 +83,23 @@ pub struct SplitArgs {
 /// Loads a data set and picks its split.
 pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
     let ds = Dataset::load(data, s.target.as_deref(), s.task)?;
-    let default_rows = s.test_size == 0.25 && s.seed == 42;
-    let split = match s.split.as_str() {
-        "auto" => match data::peer_split(&ds.name) {
-            Some(split) if default_rows => split,
-            _ => data::train_test_split(&ds, s.test_size, s.seed)?,
-        },
-        "seeded" => data::train_test_split(&ds, s.test_size, s.seed)?,
-        "concrete-ml" => data::peer_split(&ds.name).ok_or_else(|| {
-            Error::param(
-                "split",
-                format!(
-                    "Concrete ML's split is recorded for iris, breast_cancer and diabetes, not \
-                     {:?}; use --split seeded or give a JSON file",
-                    ds.name
-                ),
-            )
-        })?,
-        path => data::split_from_file(Path::new(path), &ds)?,
-    };
+    let split = s.spec().split(&ds)?;
     Ok((ds, split))
+}
+
+impl SplitArgs {
+    /// The split these flags ask for: `auto` with --test-size or --seed given is sqnn's seeded
+    /// split.
+    pub fn spec(&self) -> SplitSpec {
+        let seeded = SplitSpec::Seeded {
+            test_size: self.test_size.unwrap_or(SplitSpec::DEFAULT_TEST_SIZE),
+            seed: self.seed.unwrap_or(SplitSpec::DEFAULT_SEED),
+        };
+        match self.split.as_str() {
+            "auto" if self.test_size.is_none() && self.seed.is_none() => SplitSpec::Auto,
+            "auto" | "seeded" => seeded,
+            "concrete-ml" => SplitSpec::ConcreteMl,
+            path => SplitSpec::File(PathBuf::from(path)),
+        }
+    }
 }

@@ -7,7 +7,6 @@ use clap::Args;
 use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed};
-use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
@@ -102,64 +101,45 @@ pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Re
     let (ds, sp) = load_split(data, split)?;
     let train = ds.subset(&sp.train);
     let inputs = an.graph().quantize_inputs(&train.x)?;
-    let trace = ClearBackend::default().trace(an, &inputs)?;
-    let r = an.report();
-    let mut rows = Vec::new();
-    for n in &r.neurons {
-        let col = &trace[n.node];
-        let lo = col.iter().copied().min().unwrap_or(0);
-        let hi = col.iter().copied().max().unwrap_or(0);
-        let measured = sqnn::ir::Interval { lo, hi };
-        rows.push((n, measured));
-    }
-    let wider: Vec<_> = rows
-        .iter()
-        .filter(|(n, m)| n.range_bits > m.range_bits())
-        .collect();
+    let cal = sqnn::execute::calibrate(an, &inputs)?;
     if json {
-        let per: Vec<_> = rows
+        let per: Vec<_> = cal
+            .neurons
             .iter()
-            .map(|(n, m)| {
+            .map(|n| {
+                let (p, m) = (n.proved, n.measured);
                 json!({"node": n.node, "layer": n.layer, "neuron": n.neuron,
-                "proved_bits": n.range_bits, "measured_bits": m.range_bits(),
-                "proved": [n.lo, n.hi], "measured": [m.lo, m.hi]})
+                "proved_bits": p.range_bits(), "measured_bits": m.range_bits(),
+                "proved": [p.lo, p.hi], "measured": [m.lo, m.hi]})
             })
             .collect();
         println!(
             "{}",
-            json!({"calibration_samples": inputs.len(), "neurons": per,
-            "neurons_wider_than_measured": wider.len()})
+            json!({"calibration_samples": cal.samples, "neurons": per,
+            "neurons_wider_than_measured": cal.wider_than_measured().count()})
         );
         return Ok(());
     }
     println!(
         "\ncalibration on {} training rows of {} (what a measuring compiler would see):",
-        inputs.len(),
-        ds.name
+        cal.samples, ds.name
     );
     println!("layer  proved bits max  measured bits max  neurons whose proof needs more bits");
-    for l in &r.layers {
-        let ls: Vec<_> = rows.iter().filter(|(n, _)| n.layer == l.layer).collect();
-        let measured = ls.iter().map(|(_, m)| m.range_bits()).max().unwrap_or(0);
-        let more = ls
-            .iter()
-            .filter(|(n, m)| n.range_bits > m.range_bits())
-            .count();
+    for l in &an.report().layers {
+        let more = cal.of_layer(l.layer).filter(|n| n.extra_bits() > 0).count();
         println!(
             "{:<5}  {:>15}  {:>17}  {more} of {}",
             l.layer,
             l.range_bits_max,
-            measured,
-            ls.len()
+            cal.measured_bits_max(l.layer),
+            cal.of_layer(l.layer).count()
         );
     }
-    if let Some((n, m)) = wider
-        .iter()
-        .max_by_key(|(n, m)| n.range_bits - m.range_bits())
-    {
+    if let Some(n) = cal.wider_than_measured().max_by_key(|n| n.extra_bits()) {
+        let (p, m) = (n.proved, n.measured);
         println!(
             "e.g. layer {} neuron {}: data reaches [{}, {}] ({} bits), the proved worst case is [{}, {}] ({} bits)",
-            n.layer, n.neuron, m.lo, m.hi, m.range_bits(), n.lo, n.hi, n.range_bits
+            n.layer, n.neuron, m.lo, m.hi, m.range_bits(), p.lo, p.hi, p.range_bits()
         );
     }
     Ok(())

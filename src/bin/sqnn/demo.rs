@@ -62,8 +62,8 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     };
     println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {
-        test_size: 0.25,
-        seed: 42,
+        test_size: None,
+        seed: None,
         split: "auto".into(),
         target: None,
         task: None,

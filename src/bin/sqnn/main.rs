@@ -11,6 +11,7 @@ mod args;
 mod check;
 mod demo;
 mod encrypted;
+mod hint;
 mod run;
 mod train;
 
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
+            for h in hint::hints(&e) {
+                eprintln!("hint: {h}");
+            }
             ExitCode::from(2)
         }
     }

@@ -142,8 +142,8 @@ impl TrainArgs {
             json: false,
             quiet: false,
             split: SplitArgs {
-                test_size: 0.25,
-                seed: 42,
+                test_size: None,
+                seed: None,
                 split: "auto".into(),
                 target: None,
                 task: None,
