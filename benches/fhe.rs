@@ -312,12 +312,12 @@ fn layers_and_inferences(c: &mut Criterion) {
         };
         let req = PlanRequest::new(FheMode::Exact).cores(rayon::current_num_threads());
         let plan = match fhe::plan(&PlanFacts::from(&checked), &req) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: not run under TFHE: {e}", f.display());
-                    continue;
-                }
-            };
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: not run under TFHE: {e}", f.display());
+                continue;
+            }
+        };
         if plan.precision_bits > 4 && skip_6bit() {
             continue;
         }
@@ -348,8 +348,7 @@ fn approximate(c: &mut Criterion) {
     let req = PlanRequest::new(FheMode::Approximate)
         .on(set(SETS[1].1).id)
         .cores(threads);
-    let plan = fhe::plan(&PlanFacts::from(&iris), &req)
-    .unwrap();
+    let plan = fhe::plan(&PlanFacts::from(&iris), &req).unwrap();
     eprintln!(
         "approximate/4bit-iris-4-16-16-3: {} positions per value, σ up to {:.2} units, {:.1} \
          table misreads expected per sample",
