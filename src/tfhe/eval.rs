@@ -510,7 +510,7 @@ impl TfheBackend {
         TfheBackend::new(c, s)
     }
 
-    /// Loads both keys from a directory written by [`save_keys`].
+    /// Loads both keys from a directory written by [`save_keys`](super::save_keys).
     pub fn load(dir: &Path, checked: &CheckedGraph) -> Result<TfheBackend> {
         let client = load_client_key(dir, checked)?;
         let server = load_server_key(dir, checked)?;

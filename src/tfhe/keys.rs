@@ -55,7 +55,7 @@ impl std::fmt::Debug for ClientKey {
 /// The server's evaluation key. It holds the `shortint` server key (bootstrapping and
 /// keyswitching keys, public), the circuit digest and the parameter set: nothing secret, and no
 /// way to reach the [`ClientKey`] it was made with. When it was just generated it also keeps
-/// its compressed (seeded) form, which is what [`save_keys`] writes.
+/// its compressed (seeded) form, which is what [`save_keys`](super::save_keys) writes.
 #[derive(Clone)]
 pub struct ServerKey {
     pub(super) key: Arc<::tfhe::shortint::ServerKey>,
@@ -117,7 +117,7 @@ pub(super) fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
 
 impl ClientKey {
     /// Generates a client key and the matching server key for `checked` with the parameter set
-    /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`]). Shows a
+    /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`](crate::fhe::choose_parameters_with)). Shows a
     /// spinner on stderr.
     pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
         let set = lookup_set(&plan.parameter_set)?;

@@ -14,13 +14,13 @@
 //!
 //! Every key and ciphertext carries the digest of the circuit it was made for
 //! ([`IntGraph::digest`](crate::ir::IntGraph::digest)); using it with another circuit is an
-//! [`Error::Keys`] that says to run `sqnn keygen`.
+//! [`Error::Keys`](crate::Error::Keys) that says to run `sqnn keygen`.
 //!
 //! # Encoding (see [`crate::fhe`])
 //! Every ciphertext of a circuit uses one encoding `Δ_P = 2^63 / 2^P`, `P` the plan's
 //! [`space_bits`](crate::fhe::FhePlan::space_bits) (a padding bit above it), whatever the
 //! parameter set's own message × carry precision; the keys carry `P`. A node whose proved
-//! interval is `[lo, hi]` holds `v - lo + m` with `m` = [`fhe::margins`] (its values centred in
+//! interval is `[lo, hi]` holds `v - lo + m` with `m` = [`fhe::margins`](crate::fhe::margins) (its values centred in
 //! `[0, 2^P)`).
 //! * Input: the client encrypts `0` with the `shortint` key (a fresh ciphertext under the large
 //!   LWE key) and adds the plaintext `(v - lo + m)·Δ_P`.
