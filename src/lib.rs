@@ -7,6 +7,7 @@
 
 pub mod cast;
 pub mod error;
+pub mod progress;
 pub mod task;
 
 pub mod data;

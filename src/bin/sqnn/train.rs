@@ -14,7 +14,7 @@ use sqnn::train::{
 };
 use sqnn::Result;
 
-use crate::SplitArgs;
+use crate::args::{load_split, SplitArgs};
 
 /// `sqnn train` arguments. Every module flag defaults to sqnn's defaults
 /// (`EstimatorParams::default()`), or to Concrete ML 1.9's with `--preset concrete-ml`.
@@ -142,8 +142,8 @@ impl TrainArgs {
             json: false,
             quiet: false,
             split: SplitArgs {
-                test_size: 0.25,
-                seed: 42,
+                test_size: None,
+                seed: None,
                 split: "auto".into(),
                 target: None,
                 task: None,
@@ -207,7 +207,7 @@ fn weight_counts(model: &Model) -> (usize, usize) {
 /// Trains, prints metrics, saves the model. Returns the model.
 pub fn train(a: &TrainArgs) -> Result<Model> {
     let params = a.params()?;
-    let (ds, split) = crate::load_split(&a.data, &a.split)?;
+    let (ds, split) = load_split(&a.data, &a.split)?;
     let train = ds.subset(&split.train);
     let test = ds.subset(&split.test);
     let omega = params.max_active_neurons();

@@ -1,0 +1,24 @@
+//! Progress reporting without a user interface: long library operations (training epochs,
+//! encrypted evaluation) report through a [`Progress`] observer that the caller implements
+//! (the `sqnn` binary draws a progress bar); [`NoProgress`] ignores everything.
+
+/// An observer of one long operation at a time: `start`, then any number of `advance`, then
+/// `finish`.
+pub trait Progress: Sync {
+    /// A new operation named `what` begins, with `total` steps.
+    fn start(&self, what: &str, total: u64);
+    /// `n` more steps are done.
+    fn advance(&self, n: u64);
+    /// The operation is over (also when it stops early).
+    fn finish(&self);
+}
+
+/// The observer that reports nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _what: &str, _total: u64) {}
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
