@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
-use sqnn::{Error, Result};
+use sqnn::Result;
 
 /// How the TFHE parameters are chosen.
 #[derive(Args, Clone)]
