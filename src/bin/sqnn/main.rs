@@ -16,6 +16,7 @@ use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
+mod progress;
 mod train;
 
 #[derive(Parser)]
@@ -175,7 +176,7 @@ pub struct SplitArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// Task of a CSV file (default: inferred from the target column).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = train::task_parser())]
     pub task: Option<TaskKind>,
 }
 
@@ -393,16 +394,8 @@ fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
 /// Accuracy (classification) or R² (regression) of predictions against targets.
 fn metric(graph: &IntGraph, preds: &[f64], y: &[f64]) -> (&'static str, f64) {
     match graph.meta.task {
-        data::Task::Classify { .. } => {
-            let ok = preds.iter().zip(y).filter(|(p, t)| p == t).count();
-            ("accuracy", ok as f64 / y.len().max(1) as f64)
-        }
-        data::Task::Regress => {
-            let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
-            let ss_res: f64 = preds.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
-            let ss_tot: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
-            ("r2", 1.0 - ss_res / ss_tot.max(f64::MIN_POSITIVE))
-        }
+        data::Task::Classify { .. } => ("accuracy", sqnn::train::accuracy(preds, y)),
+        data::Task::Regress => ("r2", sqnn::train::r2(preds, y)),
     }
 }
 
