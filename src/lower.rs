@@ -236,9 +236,10 @@ pub fn lower_with(
         }
         prev = luts;
     }
-    graph.meta.rounding = stats.describe(rounding);
     graph.validate()?;
-    fold_constant_tables(graph)
+    let mut graph = fold_constant_tables(graph)?;
+    graph.meta.rounding = stats.describe(rounding, graph.dropped_bits());
+    Ok(graph)
 }
 
 /// Rounds the exact table `exact` (entry `k` is the output for accumulator `lo + k`) as
@@ -316,8 +317,6 @@ struct RoundStats {
     tables: usize,
     rounded: usize,
     lossless: usize,
-    min_bits: Option<u32>,
-    max_bits: u32,
     changed: u64,
     values: u64,
     worst_share: f64,
@@ -333,13 +332,14 @@ impl RoundStats {
                 self.lossless += 1;
             }
         }
-        self.min_bits = Some(self.min_bits.map_or(t.round_bits, |m| m.min(t.round_bits)));
-        self.max_bits = self.max_bits.max(t.round_bits);
         self.changed += t.changed;
         self.worst_share = self.worst_share.max(t.changed as f64 / w.max(1) as f64);
     }
 
-    fn describe(&self, rounding: Rounding) -> String {
+    /// The summary; `dropped` is the circuit's fewest and most dropped bits
+    /// ([`IntGraph::dropped_bits`]).
+    fn describe(&self, rounding: Rounding, dropped: Option<(u32, u32)>) -> String {
+        let (min_bits, max_bits) = dropped.unwrap_or((0, 0));
         if self.tables == 0 {
             return String::new();
         }
@@ -351,8 +351,8 @@ impl RoundStats {
             rounding.max_table_bits,
             self.rounded,
             self.tables,
-            self.min_bits.unwrap_or(0),
-            self.max_bits,
+            min_bits,
+            max_bits,
             self.lossless,
             self.changed,
             self.values,

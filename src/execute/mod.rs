@@ -5,6 +5,10 @@
 //! [`IntGraph::quantize_inputs`](crate::ir::IntGraph::quantize_inputs) makes them) and returns
 //! the output accumulators, which the client dequantizes.
 
+pub mod calibrate;
+
+pub use calibrate::{calibrate, CalibratedNeuron, Calibration};
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;

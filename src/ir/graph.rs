@@ -1,5 +1,5 @@
-//! The integer graph ([`IntGraph`]) and its circuit file format: what an FHE server needs besides
-//! its key.
+//! The integer graph ([`IntGraph`]): what an FHE server needs besides its key. Its file format
+//! and validation are in [`crate::ir::format`].
 //!
 //! A graph is a list of scalar nodes in evaluation order. Each node is one of three operations
 //! ([`Op`]): a quantized input feature, a sparse integer dot product (the accumulator), or a table
@@ -8,55 +8,11 @@
 //!
 //! Floats appear only in the [`ClientSpec`]: the client standardizes and quantizes its features
 //! and dequantizes the output accumulators. Nothing the server evaluates is a float.
-//!
-//! # File format (`circuits/*.circuit.json`, version 1)
-//! ```text
-//! {
-//!   "format": "sqnn-circuit",
-//!   "version": 1,
-//!   "sha256": "<hex digest of the compact JSON of `circuit`>",
-//!   "circuit": {
-//!     "name": "iris", "meta": {...}, "client": {...}, "outputs": [..],
-//!     "nodes": [
-//!       {"op":"input","layer":0,"feature":0,"lo":-2,"hi":1},
-//!       {"op":"dot","layer":0,"terms":[[0,1],[3,-2]],"constant":0},
-//!       {"op":"lut","layer":0,"input":4,"offset":6,"round_bits":0,"out_lo":0,"out_hi":3,
-//!        "table":[[0,6],[1,2],[2,2],[3,3]]},
-//!       ...
-//!     ]
-//!   }
-//! }
-//! ```
-//! * `input`: feature index and the closed interval `[lo, hi]` of its quantized integer.
-//! * `dot`: `constant + Σ weight · value(node)`, over `terms` = `[node, weight]` pairs; every node
-//!   named comes earlier in the list; weights are non-zero and fit `meta.n_w_bits` (signed).
-//! * `lut`: `index = (value(input) + offset) >> round_bits`, output `table[index]`. The table is
-//!   stored run-length encoded as `[value, count]` pairs; its entries lie in the declared
-//!   `[out_lo, out_hi]`, whose size fits `meta.n_a_bits`. Its length must equal the number of
-//!   indices the input's proved interval reaches (checked by [`crate::analyze`]).
-//! * `outputs`: the last layer's `dot` nodes, in output order; the client dequantizes
-//!   `client.output_scale[k] * acc + client.output_bias[k]`.
-//!
-//! Loading ([`IntGraph::from_json`]) checks the format name and version first, then the checksum
-//! (a file edited by hand must be recompiled), then every structural rule above, with checked
-//! arithmetic: a malformed, truncated or tampered file is an error, never a panic.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::task::Task;
-
-/// The format name in every circuit file.
-pub const FORMAT: &str = "sqnn-circuit";
-/// The circuit format version this build reads and writes.
-pub const VERSION: u32 = 1;
-/// Largest table a circuit may hold (entries), so that a hostile file cannot exhaust memory.
-pub const MAX_TABLE_LEN: usize = 1 << 24;
-/// Largest number of nodes a circuit may hold.
-pub const MAX_NODES: usize = 1 << 22;
-/// Largest bit width accepted for weights, activations and accumulators in a file.
-pub const MAX_BITS: u32 = 24;
 
 /// Index of a node in [`IntGraph::nodes`].
 pub type NodeId = usize;
@@ -94,7 +50,7 @@ pub enum Op {
         /// Declared largest output.
         out_hi: i64,
         /// The table, expanded (run-length encoded in files).
-        #[serde(with = "rle")]
+        #[serde(with = "crate::ir::format::rle")]
         table: Vec<i64>,
     },
 }
@@ -150,7 +106,6 @@ pub struct ClientSpec {
     pub target_std: f64,
 }
 
-/// An integer-only graph: what lowering produces and backends execute (once checked).
 impl ClientSpec {
     /// The identity spec: raw features already are the quantized integers (mean 0, deviation
     /// 1, step 1) and outputs are the raw accumulators. For circuits built by hand (witness
@@ -173,6 +128,7 @@ impl ClientSpec {
     }
 }
 
+/// An integer-only graph: what lowering produces and backends execute (once checked).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntGraph {
@@ -186,21 +142,6 @@ pub struct IntGraph {
     pub nodes: Vec<Node>,
     /// Output accumulators (last layer's `Dot` nodes), in output order.
     pub outputs: Vec<NodeId>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FileHeader {
-    format: String,
-    version: u32,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    format: String,
-    version: u32,
-    sha256: String,
-    circuit: IntGraph,
 }
 
 /// Smallest `[lo, hi]` a signed `bits`-bit integer holds.
@@ -239,294 +180,19 @@ impl IntGraph {
             .count()
     }
 
-    /// The compact JSON that the checksum covers.
-    fn canonical(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| Error::Circuit(format!("cannot serialize: {e}")))
-    }
-
-    /// Hex SHA-256 of the canonical JSON: identifies a circuit (keys are bound to it).
-    pub fn digest(&self) -> Result<String> {
-        let hash = Sha256::digest(self.canonical()?.as_bytes());
-        Ok(hash.iter().map(|b| format!("{b:02x}")).collect())
-    }
-
-    /// Serializes to the versioned, human-readable file format: one node per line.
-    pub fn to_json(&self) -> Result<String> {
-        let mut s = String::new();
-        s.push_str("{\n");
-        s.push_str(&format!(
-            "  \"format\": \"{FORMAT}\",\n  \"version\": {VERSION},\n"
-        ));
-        s.push_str(&format!("  \"sha256\": \"{}\",\n", self.digest()?));
-        s.push_str("  \"circuit\": {\n");
-        s.push_str(&format!("    \"name\": {},\n", compact(&self.name)?));
-        s.push_str(&format!("    \"meta\": {},\n", compact(&self.meta)?));
-        s.push_str(&format!("    \"client\": {},\n", compact(&self.client)?));
-        s.push_str(&format!("    \"outputs\": {},\n", compact(&self.outputs)?));
-        s.push_str("    \"nodes\": [\n");
-        for (i, n) in self.nodes.iter().enumerate() {
-            let sep = if i + 1 == self.nodes.len() { "" } else { "," };
-            s.push_str(&format!("      {}{sep}\n", compact(n)?));
-        }
-        s.push_str("    ]\n  }\n}\n");
-        Ok(s)
-    }
-
-    /// Parses and fully validates a circuit file's text (see the module docs for the rules).
-    pub fn from_json(text: &str) -> Result<IntGraph> {
-        let header: FileHeader = serde_json::from_str(text).map_err(|e| {
-            Error::Circuit(format!(
-                "not a readable sqnn circuit ({e}); the file is truncated or not JSON: \
-                 recompile it with `sqnn compile MODEL --out FILE`"
-            ))
-        })?;
-        if header.format != FORMAT {
-            return Err(Error::Circuit(format!(
-                "format is {:?}, expected {FORMAT:?}: this is not an sqnn circuit file",
-                header.format
-            )));
-        }
-        if header.version != VERSION {
-            return Err(Error::Circuit(format!(
-                "format version {} is not supported by this build (it reads version {VERSION}): \
-                 recompile the model with this sqnn, or use the sqnn that wrote it",
-                header.version
-            )));
-        }
-        let file: File = serde_json::from_str(text).map_err(|e| {
-            Error::Circuit(format!(
-                "malformed circuit ({e}): recompile it with `sqnn compile MODEL --out FILE`"
-            ))
-        })?;
-        let graph = file.circuit;
-        let digest = graph.digest()?;
-        if !digest.eq_ignore_ascii_case(&file.sha256) {
-            return Err(Error::Circuit(format!(
-                "checksum mismatch (file says {}, content hashes to {digest}): the circuit was \
-                 modified after it was compiled; recompile it with `sqnn compile`",
-                file.sha256
-            )));
-        }
-        graph.validate()?;
-        Ok(graph)
-    }
-
-    /// Reads and validates a circuit file.
-    pub fn load(path: &std::path::Path) -> Result<IntGraph> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.len() > 256 << 20 {
-            return Err(Error::Circuit(format!(
-                "{}: {} bytes is larger than any circuit this build accepts (256 MiB)",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        IntGraph::from_json(&text)
-            .map_err(|e| Error::Circuit(format!("{}: {}", path.display(), strip(e))))
-    }
-
-    /// Writes the circuit file.
-    pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|e| Error::io(path, e))
-    }
-
-    /// Structural validation: every rule of the format except table lengths (which need the
-    /// proved intervals and are checked by [`crate::analyze::analyze`]).
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Circuit(m));
-        let m = &self.meta;
-        for (name, bits) in [
-            ("n_w_bits", m.n_w_bits),
-            ("n_a_bits", m.n_a_bits),
-            ("n_accum_bits", m.n_accum_bits),
-        ] {
-            if bits == 0 || bits > MAX_BITS {
-                return bad(format!("meta.{name} = {bits} is outside 1..={MAX_BITS}"));
-            }
-        }
-        let c = &self.client;
-        let nf = c.feature_mean.len();
-        if nf == 0 || c.feature_std.len() != nf {
-            return bad(format!(
-                "client spec has {} feature means and {} deviations: they must be equal and non-zero",
-                nf,
-                c.feature_std.len()
-            ));
-        }
-        let finite = c
-            .feature_mean
+    /// The fewest and most low accumulator bits a table of the circuit drops before its lookup
+    /// (`round_bits`), or `None` for a circuit without tables.
+    pub fn dropped_bits(&self) -> Option<(u32, u32)> {
+        self.nodes
             .iter()
-            .chain(&c.feature_std)
-            .chain(&c.output_scale)
-            .chain(&c.output_bias)
-            .chain([&c.input_scale, &c.target_mean, &c.target_std])
-            .all(|v| v.is_finite());
-        if !finite {
-            return bad("client spec holds a NaN or infinite number".into());
-        }
-        if c.feature_std.iter().any(|&s| s <= 0.0) || c.input_scale <= 0.0 || c.target_std <= 0.0 {
-            return bad("client spec has a non-positive scale or deviation".into());
-        }
-        if self.nodes.is_empty() || self.nodes.len() > MAX_NODES {
-            return bad(format!(
-                "{} nodes: a circuit holds 1 to {MAX_NODES} nodes",
-                self.nodes.len()
-            ));
-        }
-        let (wlo, whi) = signed_range(m.n_w_bits);
-        let a_span = 1i64 << m.n_a_bits;
-        let mut seen_feature = vec![false; nf];
-        let mut last_layer = 0usize;
-        for (id, node) in self.nodes.iter().enumerate() {
-            if node.layer < last_layer {
-                return bad(format!(
-                    "node {id} is in layer {} after a node of layer {last_layer}: nodes must be in evaluation order",
-                    node.layer
-                ));
-            }
-            last_layer = node.layer;
-            match &node.op {
-                Op::Input { feature, lo, hi } => {
-                    if node.layer != 0 {
-                        return bad(format!("input node {id} must be in layer 0"));
-                    }
-                    match seen_feature.get_mut(*feature) {
-                        None => {
-                            return bad(format!(
-                                "input node {id} reads feature {feature}, but the client spec has {nf} features"
-                            ))
-                        }
-                        Some(true) => return bad(format!("feature {feature} has two input nodes")),
-                        Some(s) => *s = true,
-                    }
-                    let span = hi.checked_sub(*lo).and_then(|d| d.checked_add(1));
-                    match span {
-                        Some(s) if s >= 1 && s <= a_span => {}
-                        _ => {
-                            return bad(format!(
-                            "input node {id} declares [{lo}, {hi}], which is empty or wider than \
-                                 {a_span} values (n_a_bits = {})",
-                            m.n_a_bits
-                        ))
-                        }
-                    }
-                }
-                Op::Dot { terms, constant } => {
-                    if constant.unsigned_abs() > 1 << 40 {
-                        return bad(format!(
-                            "dot node {id}: constant {constant} is out of range"
-                        ));
-                    }
-                    let mut prev: Option<NodeId> = None;
-                    for &(src, w) in terms {
-                        if src >= id {
-                            return bad(format!(
-                                "dot node {id} reads node {src}, which does not come before it (dangling or cyclic reference)"
-                            ));
-                        }
-                        if matches!(self.nodes[src].op, Op::Dot { .. }) {
-                            return bad(format!(
-                                "dot node {id} reads dot node {src} directly: dots read inputs or tables"
-                            ));
-                        }
-                        if prev.is_some_and(|p| p >= src) {
-                            return bad(format!(
-                                "dot node {id}: terms must be sorted by node with no duplicates (node {src})"
-                            ));
-                        }
-                        prev = Some(src);
-                        if w == 0 || w < wlo || w > whi {
-                            return bad(format!(
-                                "dot node {id}: weight {w} on node {src} is zero or outside the \
-                                 {}-bit range [{wlo}, {whi}]",
-                                m.n_w_bits
-                            ));
-                        }
-                    }
-                }
-                Op::Lut {
-                    input,
-                    offset,
-                    round_bits,
-                    out_lo,
-                    out_hi,
-                    table,
-                } => {
-                    if *input >= id {
-                        return bad(format!(
-                            "lut node {id} reads node {input}, which does not come before it"
-                        ));
-                    }
-                    if !matches!(self.nodes[*input].op, Op::Dot { .. }) {
-                        return bad(format!(
-                            "lut node {id} must read a dot node, not node {input}"
-                        ));
-                    }
-                    if *round_bits > 40 || offset.unsigned_abs() > 1 << 50 {
-                        return bad(format!(
-                            "lut node {id}: round_bits {round_bits} or offset {offset} out of range"
-                        ));
-                    }
-                    let span = out_hi.checked_sub(*out_lo).and_then(|d| d.checked_add(1));
-                    if !matches!(span, Some(s) if s >= 1 && s <= a_span) {
-                        return bad(format!(
-                            "lut node {id}: declared output range [{out_lo}, {out_hi}] is empty or \
-                             wider than {a_span} values (n_a_bits = {})",
-                            m.n_a_bits
-                        ));
-                    }
-                    if table.is_empty() || table.len() > MAX_TABLE_LEN {
-                        return bad(format!(
-                            "lut node {id}: table of {} entries (1 to {MAX_TABLE_LEN} allowed)",
-                            table.len()
-                        ));
-                    }
-                    if let Some(v) = table.iter().find(|v| **v < *out_lo || **v > *out_hi) {
-                        return bad(format!(
-                            "lut node {id}: table entry {v} is outside its declared range [{out_lo}, {out_hi}]"
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(f) = seen_feature.iter().position(|s| !s) {
-            return bad(format!("feature {f} has no input node"));
-        }
-        let last = self.n_layers() - 1;
-        if self.outputs.is_empty() {
-            return bad("the circuit has no outputs".into());
-        }
-        for &o in &self.outputs {
-            match self.nodes.get(o) {
-                Some(Node {
-                    layer,
-                    op: Op::Dot { .. },
-                }) if *layer == last => {}
-                _ => {
-                    return bad(format!(
-                        "output {o} is not a dot node of the last layer ({last})"
-                    ))
-                }
-            }
-        }
-        let no = self.outputs.len();
-        if c.output_scale.len() != no || c.output_bias.len() != no {
-            return bad(format!(
-                "{no} outputs but {} output scales and {} biases",
-                c.output_scale.len(),
-                c.output_bias.len()
-            ));
-        }
-        if let Task::Classify { classes } = &m.task {
-            if classes.len() != no {
-                return bad(format!(
-                    "{} classes but {no} outputs: a classifier has one output per class",
-                    classes.len()
-                ));
-            }
-        }
-        Ok(())
+            .filter_map(|n| match n.op {
+                Op::Lut { round_bits, .. } => Some(round_bits),
+                _ => None,
+            })
+            .fold(None, |acc, r| match acc {
+                None => Some((r, r)),
+                Some((lo, hi)) => Some((lo.min(r), hi.max(r))),
+            })
     }
 
     /// Client side: standardizes and quantizes raw feature rows to the integers the input
@@ -601,59 +267,5 @@ impl IntGraph {
             }
             Task::Regress => y[0],
         }
-    }
-}
-
-/// Removes the "circuit: " prefix when re-wrapping an error with a path.
-fn strip(e: Error) -> String {
-    match e {
-        Error::Circuit(m) => m,
-        other => other.to_string(),
-    }
-}
-
-/// Compact JSON of one value.
-fn compact<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Circuit(format!("cannot serialize: {e}")))
-}
-
-mod rle {
-    //! Tables as `[value, count]` runs: ReLU-like tables are long staircases.
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(table: &[i64], s: S) -> Result<S::Ok, S::Error> {
-        let mut runs: Vec<(i64, u64)> = Vec::new();
-        for &v in table {
-            match runs.last_mut() {
-                Some((last, n)) if *last == v => *n += 1,
-                _ => runs.push((v, 1)),
-            }
-        }
-        s.collect_seq(runs)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
-        let runs: Vec<(i64, u64)> = Vec::deserialize(d)?;
-        let mut total: u64 = 0;
-        for &(_, n) in &runs {
-            if n == 0 {
-                return Err(D::Error::custom("a table run has count 0"));
-            }
-            total = total
-                .checked_add(n)
-                .filter(|t| *t <= super::MAX_TABLE_LEN as u64)
-                .ok_or_else(|| {
-                    D::Error::custom(format!(
-                        "table longer than {} entries",
-                        super::MAX_TABLE_LEN
-                    ))
-                })?;
-        }
-        let mut table = Vec::with_capacity(total as usize);
-        for (v, n) in runs {
-            table.extend(std::iter::repeat_n(v, n as usize));
-        }
-        Ok(table)
     }
 }

@@ -1,9 +1,11 @@
-//! The intermediate representation: the integer graph ([`IntGraph`]), its circuit file format,
-//! and the per-node facts ([`NodeFact`]) that lowering and the analysis both compute with the one
-//! transfer function.
+//! The intermediate representation: the integer graph ([`IntGraph`]), its circuit file format
+//! ([`format`]: header, checksum, run-length encoded tables, validation), and the per-node facts
+//! ([`NodeFact`]) that lowering and the analysis both compute with the one transfer function.
 
 pub mod facts;
+pub mod format;
 pub mod graph;
 
 pub use facts::{transfer, Interval, NodeFact};
+pub use format::{FORMAT, MAX_BITS, MAX_NODES, MAX_TABLE_LEN, VERSION};
 pub use graph::*;

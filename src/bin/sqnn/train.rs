@@ -16,8 +16,8 @@ use sqnn::train::{
 };
 use sqnn::Result;
 
+use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
-use crate::SplitArgs;
 
 /// `sqnn train` arguments. Every module flag defaults to sqnn's defaults
 /// (`EstimatorParams::default()`), or to Concrete ML 1.9's with `--preset concrete-ml`.
@@ -145,8 +145,8 @@ impl TrainArgs {
             json: false,
             quiet: false,
             split: SplitArgs {
-                test_size: 0.25,
-                seed: 42,
+                test_size: None,
+                seed: None,
                 split: "auto".into(),
                 target: None,
                 task: None,
@@ -210,7 +210,7 @@ fn weight_counts(model: &Model) -> (usize, usize) {
 /// Trains, prints metrics, saves the model. Returns the model.
 pub fn train(a: &TrainArgs) -> Result<Model> {
     let params = a.params()?;
-    let (ds, split) = crate::load_split(&a.data, &a.split)?;
+    let (ds, split) = load_split(&a.data, &a.split)?;
     let train = ds.subset(&split.train);
     let test = ds.subset(&split.test);
     let omega = params.max_active_neurons();
@@ -398,29 +398,6 @@ impl From<InputScalingArg> for InputScaling {
         match a {
             InputScalingArg::Standardize => InputScaling::Standardize,
             InputScalingArg::MinMax => InputScaling::MinMax,
-        }
-    }
-}
-
-/// The parser of `--task` (shared by the commands that read data).
-pub fn task_parser() -> impl TypedValueParser<Value = TaskKind> {
-    EnumValueParser::<TaskArg>::new().map(TaskKind::from)
-}
-
-/// `--task` values ([`TaskKind`]).
-#[derive(Clone, Copy, ValueEnum)]
-enum TaskArg {
-    /// Classification: the target column holds class labels.
-    Classify,
-    /// Regression: the target column holds real values.
-    Regress,
-}
-
-impl From<TaskArg> for TaskKind {
-    fn from(a: TaskArg) -> TaskKind {
-        match a {
-            TaskArg::Classify => TaskKind::Classify,
-            TaskArg::Regress => TaskKind::Regress,
         }
     }
 }

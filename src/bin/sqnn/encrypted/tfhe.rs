@@ -14,7 +14,8 @@ use sqnn::report::render_text;
 use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::{Error, Result};
 
-use crate::{metric, FheArgs, RunArgs};
+use crate::args::FheArgs;
+use crate::run::{metric, RunArgs};
 
 /// Passes the check or explains why nothing unchecked is encrypted.
 fn checked(an: Analyzed) -> Result<CheckedGraph> {

@@ -1,0 +1,139 @@
+//! Flag groups shared by several commands: how TFHE parameters are chosen, which rows to use.
+
+use std::path::PathBuf;
+
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{Args, ValueEnum};
+
+use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
+use sqnn::{Error, Result};
+
+/// How the TFHE parameters are chosen.
+#[derive(Args, Clone)]
+pub struct FheArgs {
+    /// Bootstrap reads: `exact` (bit-identical to the clear backend; needs a bootstrap as wide
+    /// as the widest accumulator) or `approximate` (one cheap bootstrap reads a wide
+    /// accumulator, off by a few units with the probabilities the noise model predicts).
+    #[arg(long, default_value = "approximate")]
+    pub mode: sqnn::fhe::FheMode,
+    /// Target probability, per bootstrap, of a wrong result (exact) or of a read past a table's
+    /// margin (approximate), as log2 (Concrete ML's default: -40).
+    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
+    pub p_error: f64,
+    /// Approximate mode: largest read noise (standard deviation, in accumulator units) a
+    /// parameter set may have; cheaper sets with noisier reads are skipped.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_sigma: f64,
+    /// Use this parameter set instead of choosing one (a name from `sqnn::fhe::PARAMETER_SETS`).
+    #[arg(long)]
+    pub parameters: Option<String>,
+}
+
+impl FheArgs {
+    /// The plan these flags ask for.
+    pub fn plan(&self, report: &sqnn::analyze::CompileReport) -> Result<sqnn::fhe::FhePlan> {
+        use sqnn::fhe::{self, FheMode};
+        let cores = rayon::current_num_threads();
+        if let Some(name) = &self.parameters {
+            let set = fhe::parameter_set(name).ok_or_else(|| {
+                let names: Vec<&str> = fhe::PARAMETER_SETS.iter().map(|p| p.name).collect();
+                Error::param(
+                    "parameters",
+                    format!(
+                        "{name:?} is not in the catalogue: use one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            return fhe::plan_with(report, set, self.mode, self.p_error, cores);
+        }
+        match self.mode {
+            FheMode::Exact => {
+                fhe::choose_parameters_with(report, self.p_error, cores, FheMode::Exact)
+            }
+            FheMode::Approximate => {
+                fhe::choose_approximate(report, self.p_error, cores, self.max_sigma)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Exact integer execution in clear.
+    Clear,
+    /// Clear execution with the misreads the chosen TFHE parameters would make (no keys).
+    Simulate,
+    /// Encrypted execution.
+    Tfhe,
+}
+
+/// Which rows of the data set to run or evaluate on.
+#[derive(Args, Clone)]
+pub struct SplitArgs {
+    /// Fraction of rows held out for testing (default 0.25).
+    #[arg(long)]
+    pub test_size: Option<f64>,
+    /// Seed of the shuffled, stratified split (default 42).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Which rows are test rows: `auto` (Concrete ML's exact rows where they are recorded, i.e.
+    /// scikit-learn's `train_test_split(test_size=0.25, stratify=y, random_state=42)` for iris,
+    /// breast_cancer and diabetes, else `seeded`), `seeded` (sqnn's own stratified shuffle with
+    /// --test-size and --seed), `concrete-ml`, or a JSON file {"train": [...], "test": [...]}.
+    #[arg(long, default_value = "auto")]
+    pub split: String,
+    /// Target column of a CSV file (default: the last column).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Task of a CSV file (default: inferred from the target column).
+    #[arg(long, value_parser = task_parser())]
+    pub task: Option<TaskKind>,
+}
+
+/// Loads a data set and picks its split.
+pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
+    let ds = Dataset::load(data, s.target.as_deref(), s.task)?;
+    let split = s.spec().split(&ds)?;
+    Ok((ds, split))
+}
+
+impl SplitArgs {
+    /// The split these flags ask for: `auto` with --test-size or --seed given is sqnn's seeded
+    /// split.
+    pub fn spec(&self) -> SplitSpec {
+        let seeded = SplitSpec::Seeded {
+            test_size: self.test_size.unwrap_or(SplitSpec::DEFAULT_TEST_SIZE),
+            seed: self.seed.unwrap_or(SplitSpec::DEFAULT_SEED),
+        };
+        match self.split.as_str() {
+            "auto" if self.test_size.is_none() && self.seed.is_none() => SplitSpec::Auto,
+            "auto" | "seeded" => seeded,
+            "concrete-ml" => SplitSpec::ConcreteMl,
+            path => SplitSpec::File(PathBuf::from(path)),
+        }
+    }
+}
+
+/// The parser of `--task` (shared by the commands that read data).
+fn task_parser() -> impl TypedValueParser<Value = TaskKind> {
+    EnumValueParser::<TaskArg>::new().map(TaskKind::from)
+}
+
+/// `--task` values ([`TaskKind`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    /// Classification: the target column holds class labels.
+    Classify,
+    /// Regression: the target column holds real values.
+    Regress,
+}
+
+impl From<TaskArg> for TaskKind {
+    fn from(a: TaskArg) -> TaskKind {
+        match a {
+            TaskArg::Classify => TaskKind::Classify,
+            TaskArg::Regress => TaskKind::Regress,
+        }
+    }
+}

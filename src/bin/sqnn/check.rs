@@ -1,0 +1,156 @@
+//! `sqnn compile` and `sqnn check`: lower a model, prove its accumulators, draw and calibrate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use sqnn::analyze::{analyze, Analyzed};
+use sqnn::ir::IntGraph;
+use sqnn::{report, Error, Result};
+
+use crate::args::{load_split, FheArgs, SplitArgs};
+
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The model file written by `sqnn train`.
+    pub model: PathBuf,
+    /// Where to write the circuit.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name recorded in the circuit (default: the model's data set name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Share of a neuron's accumulator values whose table output may change when lowering
+    /// rounds the accumulator before the table (default 0: lossless rounding only, bit-exact
+    /// with the model unless a table is wider than --max-table-bits).
+    #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.tolerance)]
+    pub round_tolerance: f64,
+    /// Widest table index, bits: wider accumulators drop at least the extra low bits.
+    #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.max_table_bits)]
+    pub max_table_bits: u32,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The circuit file.
+    pub circuit: PathBuf,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the accumulator-width picture as SVG.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Also measure each accumulator's width on this data set's rows (what Concrete ML compiles
+    /// for) and compare it with the proved worst case.
+    #[arg(long)]
+    pub calibrate: Option<String>,
+    #[command(flatten)]
+    pub fhe: FheArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+}
+
+pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
+    let model = sqnn::train::Model::load(&a.model)?;
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| model.data_name().to_string());
+    let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
+    let graph = sqnn::lower::lower_with(model.quantized(), &name, model.pruning_name(), rounding)?;
+    graph.save(&a.out)?;
+    let an = analyze(graph)?;
+    print!("{}", report::render_text(an.report()));
+    println!("wrote {}", a.out.display());
+    Ok(if an.report().ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn check(a: &CheckArgs) -> Result<ExitCode> {
+    let an = analyze(IntGraph::load(&a.circuit)?)?;
+    let r = an.report();
+    if a.json {
+        println!("{}", report::render_json(r));
+    } else {
+        print!("{}", report::render_text(r));
+        print_fhe_plan(&an, &a.fhe);
+    }
+    if let Some(data) = &a.calibrate {
+        calibrate(&an, data, &a.split, a.json)?;
+    }
+    if let Some(svg) = &a.svg {
+        std::fs::write(svg, report::render_svg(r)).map_err(|e| Error::io(svg, e))?;
+        if !a.json {
+            println!("picture: {}", svg.display());
+        }
+    }
+    Ok(if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Widths measured on data (Concrete ML's way) against the proved ones.
+pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result<()> {
+    let (ds, sp) = load_split(data, split)?;
+    let train = ds.subset(&sp.train);
+    let inputs = an.graph().quantize_inputs(&train.x)?;
+    let cal = sqnn::execute::calibrate(an, &inputs)?;
+    if json {
+        let per: Vec<_> = cal
+            .neurons
+            .iter()
+            .map(|n| {
+                let (p, m) = (n.proved, n.measured);
+                json!({"node": n.node, "layer": n.layer, "neuron": n.neuron,
+                "proved_bits": p.range_bits(), "measured_bits": m.range_bits(),
+                "proved": [p.lo, p.hi], "measured": [m.lo, m.hi]})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"calibration_samples": cal.samples, "neurons": per,
+            "neurons_wider_than_measured": cal.wider_than_measured().count()})
+        );
+        return Ok(());
+    }
+    println!(
+        "\ncalibration on {} training rows of {} (what a measuring compiler would see):",
+        cal.samples, ds.name
+    );
+    println!("layer  proved bits max  measured bits max  neurons whose proof needs more bits");
+    for l in &an.report().layers {
+        let more = cal.of_layer(l.layer).filter(|n| n.extra_bits() > 0).count();
+        println!(
+            "{:<5}  {:>15}  {:>17}  {more} of {}",
+            l.layer,
+            l.range_bits_max,
+            cal.measured_bits_max(l.layer),
+            cal.of_layer(l.layer).count()
+        );
+    }
+    if let Some(n) = cal.wider_than_measured().max_by_key(|n| n.extra_bits()) {
+        let (p, m) = (n.proved, n.measured);
+        println!(
+            "e.g. layer {} neuron {}: data reaches [{}, {}] ({} bits), the proved worst case is [{}, {}] ({} bits)",
+            n.layer, n.neuron, m.lo, m.hi, m.range_bits(), p.lo, p.hi, p.range_bits()
+        );
+    }
+    Ok(())
+}
+
+pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs) {
+    if !an.report().ok {
+        return;
+    }
+    match fhe.plan(an.report()) {
+        Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
+        Err(e) => println!("TFHE: {e}"),
+    }
+}

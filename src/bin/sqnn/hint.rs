@@ -1,0 +1,86 @@
+//! What the command line adds to a library error: the command or flag that fixes it.
+//!
+//! The library speaks its own API: it names parameters as `EstimatorParams`, `Rounding` and
+//! `PlanRequest` do (`` `n_accum_bits` ``, `` `max_table_bits` ``) and says what to do in those
+//! terms. Only here do they become `sqnn` flags and commands.
+
+use sqnn::Error;
+
+/// Library parameter names that are `sqnn` flags under their kebab-case name.
+const FLAGS: &[&str] = &[
+    "n_layers",
+    "n_w_bits",
+    "n_a_bits",
+    "n_accum_bits",
+    "n_hidden_neurons_multiplier",
+    "n_prune_neurons_percentage",
+    "activation",
+    "pruning",
+    "input_scaling",
+    "weight_decay",
+    "validation_fraction",
+    "restarts",
+    "epochs",
+    "batch_size",
+    "lr",
+    "act_range",
+    "round_tolerance",
+    "max_table_bits",
+    "p_error",
+    "max_sigma",
+    "parameters",
+    "mode",
+    "target",
+    "task",
+    "split",
+    "test_size",
+    "seed",
+];
+
+/// The command-line hints for `e`, one per line (empty when the message says it all).
+pub fn hints(e: &Error) -> Vec<String> {
+    let mut out = Vec::new();
+    match e {
+        Error::Keys(_) => out.push(
+            "`sqnn keygen CIRCUIT --out-dir DIR` writes a client key, a server key and a \
+             manifest that belong together"
+                .to_string(),
+        ),
+        Error::Circuit(_) => {
+            out.push("`sqnn compile MODEL --out FILE` writes a fresh circuit".to_string())
+        }
+        _ => {}
+    }
+    let message = e.to_string();
+    let named = |name: &str| {
+        matches!(e, Error::InvalidParameter { name: n, .. } if *n == name)
+            || message.contains(&format!("`{name}`"))
+    };
+    let flags: Vec<String> = FLAGS
+        .iter()
+        .filter(|n| named(n))
+        .map(|n| format!("`{n}` is --{}", n.replace('_', "-")))
+        .collect();
+    if !flags.is_empty() {
+        out.push(format!("on the command line, {}", flags.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_named_in_a_message_become_flags() {
+        let e = Error::Backend("retrain with `n_accum_bits` 9 or `max_table_bits` 4".into());
+        assert_eq!(
+            hints(&e),
+            ["on the command line, `n_accum_bits` is --n-accum-bits, `max_table_bits` is --max-table-bits"]
+        );
+        let e = Error::param("p_error", "too loose");
+        assert_eq!(hints(&e), ["on the command line, `p_error` is --p-error"]);
+        assert!(hints(&Error::Input("NaN in row 3".into())).is_empty());
+        assert!(hints(&Error::Keys("x".into()))[0].contains("sqnn keygen"));
+    }
+}

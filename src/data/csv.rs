@@ -1,0 +1,410 @@
+//! CSV loading: a header row of column names, then one row per sample; one target column
+//! (named, or the last), every other column a numeric feature. The task is given or inferred
+//! from the target column. Every error names the file, line and column, and how to fix it.
+
+use std::io::Read;
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::{data_err, list_names, parse_finite, Dataset};
+use crate::error::{Error, Result};
+use crate::task::{Task, TaskKind};
+
+/// Targets with at most this many distinct integer values are inferred to be class labels.
+const MAX_INFERRED_CLASSES: usize = 20;
+
+/// The CSV reader the loader uses: no header handling (the loader reads it), rows of any
+/// length (the loader checks them, with a better message), cells trimmed.
+type Reader<R> = ::csv::Reader<R>;
+
+impl Dataset {
+    /// Reads a CSV file (a `.gz` suffix means gzip-compressed): first row the column names,
+    /// then one row per sample. `target` names the target column (default: the last column);
+    /// every other column is a numeric feature. `task` `None` infers the task: a non-numeric
+    /// target, or integers with at most 20 distinct values, means classification; otherwise
+    /// regression. Class names are the target's distinct values, sorted numerically if all are
+    /// numbers, else lexicographically; labels index them.
+    ///
+    /// Malformed files give [`Error::Data`] naming the line and column, and how to fix it.
+    pub fn from_csv(path: &Path, target: Option<&str>, task: Option<TaskKind>) -> Result<Dataset> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let source = path.display().to_string();
+        let reader = std::io::BufReader::new(file);
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            Self::from_csv_reader(&source, flate2::read::GzDecoder::new(reader), target, task)
+        } else {
+            Self::from_csv_reader(&source, reader, target, task)
+        }
+    }
+
+    /// Like [`Dataset::from_csv`], from any reader; `source_name` is used in error messages and
+    /// as the data set's name.
+    ///
+    /// ```
+    /// use sqnn::data::{Dataset, Task};
+    ///
+    /// let text = "a,b,kind\n1,2,cat\n3,4,dog\n5,6,cat\n";
+    /// let ds = Dataset::from_csv_reader("pets.csv", text.as_bytes(), None, None)?;
+    /// assert_eq!(ds.task, Task::Classify { classes: vec!["cat".into(), "dog".into()] });
+    /// assert_eq!(ds.labels(), Some(vec![0, 1, 0]));
+    ///
+    /// let err = Dataset::from_csv_reader("bad.csv", "a,b,y\n1,x,0\n".as_bytes(), None, None);
+    /// assert!(err.unwrap_err().to_string().contains("line 2, column 2"));
+    /// # Ok::<(), sqnn::Error>(())
+    /// ```
+    pub fn from_csv_reader<R: Read>(
+        source_name: &str,
+        r: R,
+        target: Option<&str>,
+        task: Option<TaskKind>,
+    ) -> Result<Dataset> {
+        read_csv(source_name, r, target, task)
+    }
+}
+
+/// The whole loader: header, target column, rows, then the target's task and labels.
+fn read_csv<R: Read>(
+    source: &str,
+    r: R,
+    target: Option<&str>,
+    task: Option<TaskKind>,
+) -> Result<Dataset> {
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(r);
+    let header = read_header(source, &mut rdr)?;
+    let t = target_column(source, &header, target)?;
+    let Rows { xs, targets } = read_rows(source, &mut rdr, &header, t)?;
+    let n = targets.len();
+    let tcol = col_label(t, &header[t]);
+    let numeric = numeric_targets(source, &targets, &tcol, task)?;
+    let kind = task.unwrap_or_else(|| infer_kind(numeric.as_deref()));
+    let (y, task) = match (kind, numeric) {
+        (TaskKind::Regress, Some(numeric)) => (numeric, Task::Regress),
+        // `numeric_targets` refuses a non-number when regression is asked for, and inference
+        // never picks regression for one.
+        (TaskKind::Regress, None) => {
+            return Err(data_err(
+                source,
+                None,
+                Some(tcol),
+                "non-numeric regression target",
+            ))
+        }
+        (TaskKind::Classify, numeric) => classes(source, &targets, numeric, tcol)?,
+    };
+    let feature_names: Vec<String> = (0..header.len())
+        .filter(|&j| j != t)
+        .map(|j| {
+            if header[j].is_empty() {
+                format!("column {}", j + 1)
+            } else {
+                header[j].clone()
+            }
+        })
+        .collect();
+    let x = Array2::from_shape_vec((n, header.len() - 1), xs)
+        .map_err(|e| data_err(source, None, None, e.to_string()))?;
+    Ok(Dataset {
+        name: source.to_string(),
+        feature_names,
+        x,
+        y,
+        task,
+    })
+}
+
+/// A reader error as a data error with its line.
+fn csv_error(source: &str, e: ::csv::Error) -> Error {
+    let line = e.position().map(|p| p.line() as usize);
+    let message = match e.kind() {
+        ::csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
+        _ => format!("malformed CSV: {e}"),
+    };
+    data_err(source, line, None, message)
+}
+
+/// The first non-blank row: column names (a UTF-8 byte order mark dropped), at least three.
+fn read_header<R: Read>(source: &str, rdr: &mut Reader<R>) -> Result<Vec<String>> {
+    let mut record = ::csv::ByteRecord::new();
+    let header: Vec<String> = loop {
+        if !rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(source, e))?
+        {
+            return Err(data_err(
+                source,
+                None,
+                None,
+                "the file is empty; expected a header row with column names, then one row per \
+                 sample",
+            ));
+        }
+        if is_blank(&record) {
+            continue;
+        }
+        let line = record.position().map(|p| p.line() as usize);
+        let mut names = Vec::with_capacity(record.len());
+        for (j, cell) in record.iter().enumerate() {
+            let cell = if j == 0 {
+                cell.strip_prefix(b"\xEF\xBB\xBF".as_slice())
+                    .unwrap_or(cell)
+            } else {
+                cell
+            };
+            let s = std::str::from_utf8(cell).map_err(|_| {
+                data_err(
+                    source,
+                    line,
+                    Some((j + 1).to_string()),
+                    "column name is not valid UTF-8 text; save the file as UTF-8",
+                )
+            })?;
+            names.push(s.trim().to_string());
+        }
+        break names;
+    };
+    let n_cols = header.len();
+    if n_cols < 3 {
+        return Err(data_err(
+            source,
+            Some(1),
+            None,
+            format!(
+                "the header has {n_cols} column(s) ({}); sqnn needs at least 2 feature columns \
+                 plus the target column (check the delimiter: it must be a comma)",
+                list_names(&header)
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// Index of the target column: the one named `target` (exactly one), or the last.
+fn target_column(source: &str, header: &[String], target: Option<&str>) -> Result<usize> {
+    let Some(name) = target else {
+        return Ok(header.len() - 1);
+    };
+    let hits: Vec<usize> = (0..header.len()).filter(|&j| header[j] == name).collect();
+    match hits.as_slice() {
+        [j] => Ok(*j),
+        [] => Err(data_err(
+            source,
+            Some(1),
+            None,
+            format!(
+                "no column named `{name}`; the columns are {}; use --target NAME with \
+                 one of them",
+                list_names(header)
+            ),
+        )),
+        _ => Err(data_err(
+            source,
+            Some(1),
+            None,
+            format!(
+                "{} columns are named `{name}`; rename all but one so the target is \
+                 unambiguous",
+                hits.len()
+            ),
+        )),
+    }
+}
+
+/// The data rows: features row-major, and each target cell with its line.
+struct Rows {
+    xs: Vec<f64>,
+    targets: Vec<(String, usize)>,
+}
+
+/// Reads every non-blank row after the header: exactly one field per column, numeric finite
+/// features, a non-empty target; at least one row.
+fn read_rows<R: Read>(
+    source: &str,
+    rdr: &mut Reader<R>,
+    header: &[String],
+    t: usize,
+) -> Result<Rows> {
+    let n_cols = header.len();
+    let mut record = ::csv::ByteRecord::new();
+    let mut xs: Vec<f64> = Vec::new();
+    let mut targets: Vec<(String, usize)> = Vec::new(); // (cell, line)
+    while rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(source, e))?
+    {
+        if is_blank(&record) {
+            continue;
+        }
+        let line = record.position().map(|p| p.line() as usize);
+        if record.len() != n_cols {
+            return Err(data_err(
+                source,
+                line,
+                None,
+                format!(
+                    "expected {n_cols} fields (as in the header), found {}; every row needs \
+                     exactly one value per column",
+                    record.len()
+                ),
+            ));
+        }
+        for (j, cell) in record.iter().enumerate() {
+            let col = || Some(col_label(j, &header[j]));
+            let s = std::str::from_utf8(cell).map_err(|_| {
+                data_err(
+                    source,
+                    line,
+                    col(),
+                    "cell is not valid UTF-8 text; save the file as UTF-8",
+                )
+            })?;
+            if j == t {
+                if s.is_empty() {
+                    return Err(data_err(
+                        source,
+                        line,
+                        col(),
+                        "missing target value (empty cell); fill it in or drop the row",
+                    ));
+                }
+                targets.push((s.to_string(), line.unwrap_or(0)));
+            } else {
+                xs.push(parse_finite(s).map_err(|m| data_err(source, line, col(), m))?);
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(data_err(
+            source,
+            None,
+            None,
+            "the file has a header row but no data rows; add one row per sample below the header",
+        ));
+    }
+    Ok(Rows { xs, targets })
+}
+
+/// The targets as numbers (`-0` read as `+0`), or `None` when one is not a number. A NaN or
+/// infinite target is an error, and so is a non-number when `task` asks for regression.
+fn numeric_targets(
+    source: &str,
+    targets: &[(String, usize)],
+    tcol: &str,
+    task: Option<TaskKind>,
+) -> Result<Option<Vec<f64>>> {
+    let mut numeric: Vec<f64> = Vec::with_capacity(targets.len());
+    for (cell, line) in targets {
+        match cell.parse::<f64>() {
+            Ok(v) if v.is_finite() => numeric.push(v + 0.0), // -0 -> +0
+            Ok(_) => {
+                return Err(data_err(
+                    source,
+                    Some(*line),
+                    Some(tcol.to_string()),
+                    format!(
+                        "target `{cell}` is NaN or infinite; replace it with a finite value or \
+                         drop the row"
+                    ),
+                ))
+            }
+            Err(_) => {
+                if task == Some(TaskKind::Regress) {
+                    return Err(data_err(
+                        source,
+                        Some(*line),
+                        Some(tcol.to_string()),
+                        format!(
+                            "target `{cell}` is not a number, but regression needs numeric \
+                             targets; fix the value, or choose classification (--task classify)"
+                        ),
+                    ));
+                }
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(numeric))
+}
+
+/// The task a target column implies: classification for non-numeric targets or integers with
+/// at most [`MAX_INFERRED_CLASSES`] distinct values, else regression.
+fn infer_kind(numeric: Option<&[f64]>) -> TaskKind {
+    let Some(numeric) = numeric else {
+        return TaskKind::Classify;
+    };
+    let integral = numeric.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15);
+    let mut distinct: Vec<f64> = numeric.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    if integral && distinct.len() <= MAX_INFERRED_CLASSES {
+        TaskKind::Classify
+    } else {
+        TaskKind::Regress
+    }
+}
+
+/// Class names (the distinct targets, sorted numerically if all are numbers, else
+/// lexicographically) and each row's label; at least two classes.
+fn classes(
+    source: &str,
+    targets: &[(String, usize)],
+    numeric: Option<Vec<f64>>,
+    tcol: String,
+) -> Result<(Vec<f64>, Task)> {
+    let (classes, y): (Vec<String>, Vec<f64>) = match numeric {
+        Some(numeric) => {
+            let mut distinct = numeric.clone();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            let y = numeric
+                .iter()
+                .map(|v| distinct.partition_point(|d| d < v) as f64)
+                .collect();
+            (distinct.iter().map(|v| format!("{v}")).collect(), y)
+        }
+        None => {
+            let mut names: Vec<&str> = targets.iter().map(|(c, _)| c.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let y = targets
+                .iter()
+                .map(|(c, _)| names.partition_point(|d| *d < c.as_str()) as f64)
+                .collect();
+            (names.iter().map(|s| s.to_string()).collect(), y)
+        }
+    };
+    if classes.len() < 2 {
+        return Err(data_err(
+            source,
+            None,
+            Some(tcol),
+            format!(
+                "the target has a single value `{}` in all {} rows; classification needs \
+                 at least two classes (check --target, or add samples of other classes)",
+                classes.first().map(String::as_str).unwrap_or(""),
+                targets.len()
+            ),
+        ));
+    }
+    Ok((y, Task::Classify { classes }))
+}
+
+/// Column label for messages: `3 (`name`)`, or just the number if the header cell is empty.
+fn col_label(index0: usize, name: &str) -> String {
+    if name.is_empty() {
+        format!("{}", index0 + 1)
+    } else {
+        format!("{} (`{name}`)", index0 + 1)
+    }
+}
+
+fn is_blank(record: &::csv::ByteRecord) -> bool {
+    record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace))
+}

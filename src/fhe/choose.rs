@@ -1,0 +1,318 @@
+//! The choice among the catalogue's sets: every selectable set planned, ranked by predicted
+//! latency, and errors that name the accumulators or neurons that no set holds.
+
+use super::catalogue::{ParamSet, PARAMETER_SETS};
+use super::encoding::{approximate_top, needed_bits};
+use super::latency::pbs_per_layer;
+use super::noise::misread_log2;
+use super::plan::{check_target, plan_on, plan_with, Candidate, FheMode, FhePlan, NeuronNoise};
+use crate::analyze::{CompileReport, NeuronReport};
+use crate::error::{Error, Result};
+
+/// [`choose_parameters_with`] in [`FheMode::Exact`]: the behaviour the CLI relies on.
+pub fn choose_parameters(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+) -> Result<FhePlan> {
+    choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Exact)
+}
+
+/// The cheapest selectable parameter set (and its space width, [`plan_with`]) that meets the
+/// mode's constraints at `2^target_log2_p_fail` per bootstrap.
+///
+/// Every selectable set of the catalogue is a candidate: classic and multi-bit bootstraps,
+/// 2^-128 and 2^-64 families. Cheapest = lowest predicted latency per sample on `cores` cores
+/// ([`ParamSet::circuit_ms`]: the circuit's layers of bootstraps one after another), then
+/// smallest keys. The plan lists every candidate with its predicted latency
+/// ([`FhePlan::candidates`]). When no set qualifies, an [`Error::Backend`] names the
+/// accumulators that are too wide or the neurons whose Σw² is too large, and what to change.
+pub fn choose_parameters_with(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    mode: FheMode,
+) -> Result<FhePlan> {
+    choose_parameters_among(report, target_log2_p_fail, cores, mode, &|_| true)
+}
+
+/// [`choose_parameters_with`] among the selectable sets that `allow` accepts (e.g. one family:
+/// `|p| p.grouping_factor == 1 && p.family_log2_p_fail == -128` for the classic 2^-128 sets).
+pub fn choose_parameters_among(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    mode: FheMode,
+    allow: &dyn Fn(&ParamSet) -> bool,
+) -> Result<FhePlan> {
+    let target = target_log2_p_fail;
+    check_target(target)?;
+    let needed = needed_bits(report);
+    let (plans, candidates) = ranked_plans(report, mode, target, cores, allow);
+    if let Some(plan) = plans.into_iter().next() {
+        return Ok(FhePlan { candidates, ..plan });
+    }
+    let sets: Vec<&ParamSet> = PARAMETER_SETS
+        .iter()
+        .filter(|p| p.selectable && allow(p))
+        .collect();
+    // Nothing fits: too wide for every set, or too noisy even for the most tolerant one.
+    let widest = sets
+        .iter()
+        .map(|s| match mode {
+            FheMode::Approximate => approximate_top(s, report),
+            FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
+        })
+        .max()
+        .unwrap_or(0);
+    if needed > widest {
+        return Err(too_wide(report, needed, widest, mode, target));
+    }
+    let best = sets
+        .iter()
+        .filter(|s| needed <= approximate_top(s, report))
+        .map(|s| {
+            let top = match mode {
+                FheMode::Exact => needed,
+                FheMode::Approximate => approximate_top(s, report),
+            };
+            (needed..=top)
+                .map(|p| plan_on(report, s, p, mode, target, cores))
+                .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
+                .expect("non-empty")
+        })
+        .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
+        .expect("some set holds the width");
+    Err(too_noisy(&best, target))
+}
+
+/// Every selectable set's plan that meets the target, cheapest first (predicted latency, then
+/// server key size), and every selectable set as a [`Candidate`] in the same order (those that
+/// qualify first).
+fn ranked_plans(
+    report: &CompileReport,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+    allow: &dyn Fn(&ParamSet) -> bool,
+) -> (Vec<FhePlan>, Vec<Candidate>) {
+    let layers = pbs_per_layer(report);
+    let needed = needed_bits(report);
+    let mut rows: Vec<(Option<FhePlan>, Candidate)> = PARAMETER_SETS
+        .iter()
+        .filter(|p| p.selectable && allow(p))
+        .map(|s| {
+            let plan = plan_with(report, s, mode, target, cores).ok();
+            let top = match mode {
+                FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
+                FheMode::Approximate => approximate_top(s, report),
+            };
+            let note = match &plan {
+                Some(_) => format!("meets 2^{target}"),
+                None if needed > top => match mode {
+                    FheMode::Exact => format!("reads at most {top} bits exactly"),
+                    FheMode::Approximate => format!("reads at most {top} bits"),
+                },
+                None => format!("misses 2^{target}"),
+            };
+            let c = Candidate {
+                parameter_set: s.name.to_string(),
+                family: s.family(),
+                precision_bits: s.precision(),
+                latency_ms_per_sample: plan
+                    .as_ref()
+                    .map_or_else(|| s.circuit_ms(&layers, cores), |p| p.latency_ms_per_sample),
+                server_key_bytes: s.server_key_bytes,
+                space_bits: plan.as_ref().map(|p| p.space_bits),
+                worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
+                note,
+            };
+            (plan, c)
+        })
+        .collect();
+    rows.sort_by(|(pa, a), (pb, b)| {
+        pb.is_some()
+            .cmp(&pa.is_some())
+            .then(a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample))
+            .then(a.server_key_bytes.cmp(&b.server_key_bytes))
+    });
+    let candidates = rows.iter().map(|(_, c)| c.clone()).collect();
+    let plans = rows.into_iter().filter_map(|(p, _)| p).collect();
+    (plans, candidates)
+}
+
+/// The widest space a set reads in `mode` at the target for a neuron without weights: exact,
+/// the largest `P` whose read at Σw² = 0 is exact at the target; approximate, `log2 N`.
+pub(super) fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: bool) -> u32 {
+    match mode {
+        FheMode::Approximate => set.max_space_bits(),
+        FheMode::Exact if !bootstraps => set.max_space_bits().saturating_sub(1),
+        FheMode::Exact => (1..set.max_space_bits())
+            .rev()
+            .find(|&p| misread_log2(set.bootstrap_std(0), set.box_positions(p)) <= target)
+            .unwrap_or(0),
+    }
+}
+
+/// Approximate mode with an accuracy guard: the cheapest plan (as
+/// [`choose_parameters_with`] ranks sets: predicted latency, then key size) whose worst read noise is at most `max_sigma_units`
+/// accumulator units. Without the guard the cheapest set can be one whose reads are off by
+/// several units (the 2-bit set reads a 9-bit space with σ ≈ 4.6 units, the 4-bit set with
+/// σ ≈ 1.3). `f64::INFINITY` disables the guard.
+pub fn choose_approximate(
+    report: &CompileReport,
+    target_log2_p_fail: f64,
+    cores: usize,
+    max_sigma_units: f64,
+) -> Result<FhePlan> {
+    check_target(target_log2_p_fail)?;
+    if max_sigma_units.is_nan() || max_sigma_units <= 0.0 {
+        return Err(Error::param(
+            "max_sigma",
+            format!("{max_sigma_units} must be a positive number of accumulator units"),
+        ));
+    }
+    let (plans, mut candidates) = ranked_plans(
+        report,
+        FheMode::Approximate,
+        target_log2_p_fail,
+        cores,
+        &|_| true,
+    );
+    // The qualifying candidates come first, in the order of `plans`.
+    for (c, p) in candidates.iter_mut().zip(&plans) {
+        if p.worst_sigma_units > max_sigma_units {
+            c.note = format!(
+                "σ {:.2} units > max σ {max_sigma_units}",
+                p.worst_sigma_units
+            );
+        }
+    }
+    if let Some(p) = plans
+        .iter()
+        .find(|p| p.worst_sigma_units <= max_sigma_units)
+    {
+        return Ok(FhePlan {
+            candidates,
+            ..p.clone()
+        });
+    }
+    match plans
+        .iter()
+        .min_by(|a, b| a.worst_sigma_units.total_cmp(&b.worst_sigma_units))
+    {
+        Some(best) => Err(Error::Backend(format!(
+            "no parameter set reads this circuit's tables with noise within {max_sigma_units} \
+             units (the best, {}, has σ = {:.2} units): raise --max-sigma, prune more (smaller \
+             Σw²), or use fewer accumulator bits",
+            best.parameter_set, best.worst_sigma_units
+        ))),
+        None => choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Approximate),
+    }
+}
+
+pub(super) fn too_wide(
+    report: &CompileReport,
+    needed: u32,
+    widest: u32,
+    mode: FheMode,
+    target: f64,
+) -> Error {
+    let mut blame: Vec<&NeuronReport> = report
+        .neurons
+        .iter()
+        .filter(|n| n.range_bits.max(n.table_bits) > widest)
+        .collect();
+    blame.sort_by_key(|n| std::cmp::Reverse(n.range_bits));
+    let mut msg = match mode {
+        FheMode::Exact => format!(
+            "the circuit needs {needed}-bit ciphertexts, but exact table reads at 2^{target} per \
+             bootstrap hold at most {widest} bits with the practical 128-bit parameter sets here \
+             (a wider space shrinks each value's box below the bootstrap noise; the 8-bit set \
+             needs 11 GB of keys and about 1 s per bootstrap)"
+        ),
+        FheMode::Approximate => format!(
+            "the circuit needs {needed}-bit ciphertexts, but one bootstrap of the practical \
+             128-bit parameter sets here reads at most {widest} bits (one position of its \
+             polynomial per value)"
+        ),
+    };
+    if blame.is_empty() {
+        msg.push_str(&format!(
+            "; its inputs and tables use n_a_bits = {} bits",
+            report.n_a_bits
+        ));
+    } else {
+        msg.push_str(&format!(
+            "; {} accumulator(s) are too wide: {}",
+            blame.len(),
+            list(blame.iter().map(|n| format!(
+                "layer {} neuron {} ([{}, {}], {} bits)",
+                n.layer, n.neuron, n.lo, n.hi, n.range_bits
+            )))
+        ));
+    }
+    msg.push_str(&format!(
+        ". To fix: retrain with --n-accum-bits {widest} or less (per-neuron pruning then keeps \
+         every accumulator within it), prune more, or use fewer weight/activation bits"
+    ));
+    if mode == FheMode::Exact {
+        msg.push_str(
+            "; or compile with --max-table-bits 4 for exact rounding (each table first clears \
+             its dropped bits with 1-bit bootstraps on the 6-bit set: bit-exact, several times \
+             the bootstraps); or accept approximate reads (one bootstrap reads up to 11 bits \
+             on the 4-bit set, off by a few units near a table's steps)",
+        );
+    }
+    Error::Backend(msg)
+}
+
+pub(super) fn too_noisy(best: &FhePlan, target: f64) -> Error {
+    let mut blame: Vec<&NeuronNoise> = best
+        .neurons
+        .iter()
+        .filter(|n| n.log2_p_fail > target)
+        .collect();
+    blame.sort_by(|a, b| b.log2_p_fail.total_cmp(&a.log2_p_fail));
+    let relax = best.worst_log2_p_fail.ceil();
+    let what = match best.mode {
+        FheMode::Exact => "an inexact read",
+        FheMode::Approximate => "a read past the margin",
+    };
+    Error::Backend(format!(
+        "no 128-bit parameter set meets the failure target 2^{target} per bootstrap ({what}, \
+         {} mode): even with the most tolerant set that holds the circuit's {}-bit values ({}, \
+         {}-bit space, {} positions per value), {} neuron(s) exceed it: {}. To fix: prune more or \
+         train with fewer weight bits so that every hidden neuron has Σw² <= {} (its \
+         dot-product noise grows as sqrt(Σw²)), or relax the target (--p-error {relax})",
+        best.mode,
+        best.needed_bits,
+        best.parameter_set,
+        best.space_bits,
+        best.box_positions,
+        blame.len(),
+        list(blame.iter().map(|n| format!(
+            "layer {} neuron {} (Σw² {}, {}: 2^{:.1})",
+            n.layer,
+            n.neuron,
+            n.sum_w2,
+            if n.bootstrap {
+                "bootstrap"
+            } else {
+                "output decryption"
+            },
+            n.log2_p_fail
+        ))),
+        best.max_sum_w2,
+    ))
+}
+
+/// At most 8 items, then "and N more".
+fn list(items: impl Iterator<Item = String>) -> String {
+    let all: Vec<String> = items.collect();
+    let mut s = all.iter().take(8).cloned().collect::<Vec<_>>().join("; ");
+    if all.len() > 8 {
+        s.push_str(&format!("; and {} more", all.len() - 8));
+    }
+    s
+}

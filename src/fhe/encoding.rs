@@ -1,0 +1,85 @@
+//! The encoding: a circuit's values centred in a `P`-bit space, the margins around them, and
+//! the low bits a table must drop when the space is wider than the polynomial.
+
+use super::catalogue::ParamSet;
+use crate::analyze::CompileReport;
+
+/// The margins of an interval `[lo, hi]` centred in a `space_bits`-bit space: `(below, above)`
+/// values, `below = floor((2^P - W) / 2)`, `W = hi - lo + 1`. `None` when it does not fit.
+/// A node of that interval holds `v - lo + below`.
+pub fn margins(lo: i64, hi: i64, space_bits: u32) -> Option<(u64, u64)> {
+    if space_bits >= 63 || hi < lo {
+        return None;
+    }
+    let w = u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()?;
+    let space = 1u64 << space_bits;
+    let free = space.checked_sub(w)?;
+    Some((free / 2, free - free / 2))
+}
+
+/// Low bits of a `space_bits`-bit space that one bootstrap of `set` cannot tell apart:
+/// `P - log2 N` when the space is wider than the polynomial (a box below one position), else 0.
+/// Every table must drop at least that many bits ([`aligned_margins`]).
+pub fn read_align_bits(set: &ParamSet, space_bits: u32) -> u32 {
+    space_bits.saturating_sub(set.max_space_bits())
+}
+
+/// [`margins`] for a dot read by a table in a space wider than the polynomial: the margin below
+/// is moved down (or up) by less than `2^align_bits` so that it is congruent to `phase` (=
+/// `lo + offset` of the table) modulo `2^align_bits`; then every bucket of the table starts on
+/// a position of the modulus switch, and a bootstrap that reads `2^align_bits` values per
+/// position reads the same bucket as the clear table. `None` if the interval does not fit.
+///
+/// ```
+/// use sqnn::fhe::aligned_margins;
+/// let (below, above) = aligned_margins(-100, 300, 10, 2, 3).unwrap();
+/// assert_eq!(below % 4, 3);
+/// assert_eq!(below + 401 + above, 1 << 10);
+/// ```
+pub fn aligned_margins(
+    lo: i64,
+    hi: i64,
+    space_bits: u32,
+    align_bits: u32,
+    phase: i64,
+) -> Option<(u64, u64)> {
+    let (below, above) = margins(lo, hi, space_bits)?;
+    if align_bits == 0 {
+        return Some((below, above));
+    }
+    let free = below.checked_add(above)?;
+    let size = 1i128 << align_bits.min(62);
+    let b = i128::from(below);
+    let mut m = b - (b - i128::from(phase)).rem_euclid(size);
+    if m < 0 {
+        m += size;
+    }
+    let m = u64::try_from(m).ok()?;
+    (m <= free).then(|| (m, free - m))
+}
+
+/// Precision a circuit needs (bits): every dot's range (output dots included), every input and
+/// table value (which fit `n_a_bits`). At least 1.
+pub fn needed_bits(report: &CompileReport) -> u32 {
+    report
+        .neurons
+        .iter()
+        .map(|n| n.range_bits.max(n.table_bits))
+        .chain([report.n_a_bits, report.max_table_bits, 1])
+        .max()
+        .unwrap_or(1)
+}
+
+/// The widest space one bootstrap of `set` reads in approximate mode: `log2 N` plus the fewest
+/// low bits any table of the circuit drops (a box of `2^-s` positions per value is fine when
+/// every table's buckets span whole positions).
+pub(super) fn approximate_top(set: &ParamSet, report: &CompileReport) -> u32 {
+    let min_round = report
+        .neurons
+        .iter()
+        .filter(|n| n.table_len > 0)
+        .map(|n| n.round_bits)
+        .min()
+        .unwrap_or(0);
+    set.max_space_bits() + min_round.min(20)
+}

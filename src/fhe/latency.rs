@@ -1,0 +1,60 @@
+//! The latency model: a layer of bootstraps on a number of cores, from the measured one-core
+//! figures (the scaling beyond this machine's cores is modelled).
+
+use super::catalogue::ParamSet;
+use crate::analyze::CompileReport;
+
+impl ParamSet {
+    /// Per-bootstrap latency with `cores` cores sharing many bootstraps (ideal scaling of the
+    /// one-core figure: the throughput floor, whatever the family).
+    pub fn pbs_ms(&self, cores: usize) -> f64 {
+        self.pbs_ms_1_thread / cores.max(1) as f64
+    }
+
+    /// One bootstrap alone on `cores` cores (ms): its sequential part plus its parallel part
+    /// spread over `min(cores, pbs_threads)` threads (a classic bootstrap has no parallel part).
+    pub fn pbs_alone_ms(&self, cores: usize) -> f64 {
+        self.layer_ms(1, cores)
+    }
+
+    /// The predicted time of one layer of `m` independent bootstraps on `cores` cores (ms).
+    ///
+    /// Model (the figures it uses are measured; the scaling beyond this machine's 2 cores is
+    /// modelled): one bootstrap costs `t1` = [`pbs_ms_1_thread`](Self::pbs_ms_1_thread) of one
+    /// core's work, of which a share `f` = [`pbs_parallel_fraction`](Self::pbs_parallel_fraction)
+    /// runs on up to [`pbs_threads`](Self::pbs_threads) threads (a multi-bit bootstrap prepares
+    /// the `2^g - 1` rotated keys of each group on its producer threads; its chain of `n / g`
+    /// external products is sequential) and the rest is sequential. The layer takes the larger
+    /// of the total work over the cores, `m·t1 / cores`, and the critical path of one bootstrap
+    /// given `cores / m` cores, `t1·(1 - f) + t1·f / min(max(cores / m, 1), pbs_threads)`.
+    /// Classic bootstraps (`f = 0`) thus take `max(m / cores, 1)·t1`; a multi-bit bootstrap
+    /// wins when the layers are narrower than the cores and its parallel share is large.
+    pub fn layer_ms(&self, m: usize, cores: usize) -> f64 {
+        if m == 0 {
+            return 0.0;
+        }
+        let c = cores.max(1) as f64;
+        let t1 = self.pbs_ms_1_thread;
+        let f = self.pbs_parallel_fraction.clamp(0.0, 1.0);
+        let per = (c / m as f64).clamp(1.0, self.pbs_threads.max(1) as f64);
+        let critical = t1 * (1.0 - f) + t1 * f / per;
+        (m as f64 * t1 / c).max(critical)
+    }
+
+    /// The predicted evaluation time of a circuit whose layers hold these numbers of
+    /// bootstraps (layers run one after another), on `cores` cores (ms).
+    pub fn circuit_ms(&self, pbs_per_layer: &[usize], cores: usize) -> f64 {
+        pbs_per_layer.iter().map(|&m| self.layer_ms(m, cores)).sum()
+    }
+}
+
+/// Bootstraps per layer of a report (one layer of all of them when the report has no layer
+/// table that accounts for them).
+pub fn pbs_per_layer(report: &CompileReport) -> Vec<usize> {
+    let per: Vec<usize> = report.layers.iter().map(|l| l.pbs).collect();
+    if per.iter().sum::<usize>() == report.pbs_count && !per.is_empty() {
+        per
+    } else {
+        vec![report.pbs_count]
+    }
+}

@@ -1,0 +1,165 @@
+//! The noise model: a Gaussian error at each read, its standard deviation from Σw² and the
+//! set's measured constants, and the log2 probabilities of misreads (see `docs/fhe-noise.md`).
+
+use super::catalogue::ParamSet;
+
+/// Failure probabilities are floored here (log2), far below anything meaningful.
+pub const LOG2_P_FLOOR: f64 = -1000.0;
+
+impl ParamSet {
+    /// Standard deviation of the error at the input of the bootstrap that follows a dot
+    /// product of this Σw² (positions).
+    pub fn bootstrap_std(&self, sum_w2: u64) -> f64 {
+        (self.noise_base + self.noise_per_w2 * sum_w2 as f64).sqrt()
+    }
+
+    /// Standard deviation of an output accumulator's error when the client decrypts it.
+    pub fn decrypt_std(&self, sum_w2: u64) -> f64 {
+        (self.noise_per_w2 * sum_w2 as f64).sqrt()
+    }
+
+    /// log2 of the probability that an error of standard deviation `std` leaves the set's own
+    /// tolerance: `log2 erfc(t / (std·√2))`, floored at [`LOG2_P_FLOOR`].
+    pub fn log2_p_fail_of_std(&self, std: f64) -> f64 {
+        log2_erfc_ratio(self.tolerance(), std)
+    }
+
+    /// Predicted log2 failure probability of one bootstrap after a dot product of this Σw²,
+    /// with the set's own encoding.
+    pub fn bootstrap_log2_p_fail(&self, sum_w2: u64) -> f64 {
+        self.log2_p_fail_of_std(self.bootstrap_std(sum_w2))
+    }
+
+    /// Predicted log2 probability that decrypting an output accumulator of this Σw² is wrong,
+    /// with the set's own encoding.
+    pub fn decrypt_log2_p_fail(&self, sum_w2: u64) -> f64 {
+        self.log2_p_fail_of_std(self.decrypt_std(sum_w2))
+    }
+
+    /// The largest Σw² a neuron followed by a bootstrap may have for a failure probability of
+    /// at most `2^target_log2` with the set's own encoding (0 when even Σw² = 0 misses it).
+    pub fn max_sum_w2(&self, target_log2: f64) -> u64 {
+        self.max_sum_w2_where(|w2| self.bootstrap_log2_p_fail(w2) <= target_log2)
+    }
+
+    /// The largest Σw² whose bootstrap reads a `space_bits`-bit space exactly with probability
+    /// at least `1 - 2^target_log2` (0 when even Σw² = 0 misses it).
+    pub fn max_sum_w2_exact(&self, space_bits: u32, target_log2: f64) -> u64 {
+        let b = self.box_positions(space_bits);
+        self.max_sum_w2_where(|w2| misread_log2(self.bootstrap_std(w2), b) <= target_log2)
+    }
+
+    /// The largest Σw² whose bootstrap stays within a margin of `margin` values of a
+    /// `space_bits`-bit space with probability at least `1 - 2^target_log2`.
+    pub fn max_sum_w2_catastrophic(&self, space_bits: u32, margin: u64, target_log2: f64) -> u64 {
+        let b = self.box_positions(space_bits);
+        self.max_sum_w2_where(|w2| {
+            catastrophic_log2(self.bootstrap_std(w2), b, margin) <= target_log2
+        })
+    }
+
+    /// Largest Σw² with `ok(Σw²)`, for a predicate that holds up to some Σw² and not beyond
+    /// (0 when `ok(0)` fails, `u64::MAX` when it holds at 2^60).
+    fn max_sum_w2_where(&self, ok: impl Fn(u64) -> bool) -> u64 {
+        if !ok(0) {
+            return 0;
+        }
+        let (mut lo, mut hi) = (0u64, 1u64 << 60);
+        if ok(hi) {
+            return u64::MAX;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if ok(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// `log2 erfc(dist / (std·√2))`: the probability that a centred Gaussian error of standard
+/// deviation `std` reaches `|e| >= dist`; floored at [`LOG2_P_FLOOR`], 0 (certain) when
+/// `dist <= 0`.
+pub fn log2_erfc_ratio(dist: f64, std: f64) -> f64 {
+    if dist <= 0.0 {
+        return 0.0;
+    }
+    if std <= 0.0 || std.is_nan() {
+        return LOG2_P_FLOOR;
+    }
+    let z = dist / (std * std::f64::consts::SQRT_2);
+    (ln_erfc(z) / std::f64::consts::LN_2).clamp(LOG2_P_FLOOR, 0.0)
+}
+
+/// log2 probability that a read with error `std` (positions) in boxes of `box_positions` is off
+/// by at least one unit: `erfc((box/2) / (std·√2))`.
+pub fn misread_log2(std: f64, box_positions: f64) -> f64 {
+    log2_erfc_ratio(box_positions / 2.0, std)
+}
+
+/// log2 probability that a read is off by at least `k >= 1` units in either direction:
+/// `erfc(((k - 1/2)·box) / (std·√2))`.
+pub fn offset_at_least_log2(std: f64, box_positions: f64, k: u64) -> f64 {
+    log2_erfc_ratio((k as f64 - 0.5) * box_positions, std)
+}
+
+/// log2 probability that a read of the value at the edge of a margin of `margin` values goes
+/// past it (one side): `½ erfc(((margin + 1/2)·box) / (std·√2))`.
+pub fn catastrophic_log2(std: f64, box_positions: f64, margin: u64) -> f64 {
+    (log2_erfc_ratio((margin as f64 + 0.5) * box_positions, std) - 1.0).max(LOG2_P_FLOOR)
+}
+
+/// The read offset `d = floor(z·σ_units + 1/2)` for a standard normal draw `z`: what a clear
+/// simulation adds to a value before clamping it into its interval (`docs/fhe-noise.md`).
+pub fn read_offset(sigma_units: f64, z: f64) -> i64 {
+    let d = (z * sigma_units + 0.5).floor();
+    if d.is_nan() {
+        0
+    } else {
+        d.clamp(-((1u64 << 53) as f64), (1u64 << 53) as f64) as i64
+    }
+}
+
+/// `ln(erfc(x))` for `x >= 0`, accurate to about 1e-12 relative, without underflow for any `x`.
+pub fn ln_erfc(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    if x < 0.0 {
+        return (2.0 - ln_erfc(-x).exp()).ln();
+    }
+    let ln_sqrt_pi = 0.5 * std::f64::consts::PI.ln();
+    if x < 2.5 {
+        // erf(x) = 2/√π · e^{-x²} · Σ 2^n x^{2n+1} / (1·3·…·(2n+1)): positive terms only.
+        let mut term = x;
+        let mut sum = x;
+        let x2 = x * x;
+        let mut n = 0.0;
+        while term > sum * 1e-17 {
+            n += 1.0;
+            term *= 2.0 * x2 / (2.0 * n + 1.0);
+            sum += term;
+        }
+        let erf = (2.0 / std::f64::consts::PI.sqrt()) * (-x2).exp() * sum;
+        (1.0 - erf).ln()
+    } else {
+        // Continued fraction: erfc(x) = e^{-x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))).
+        let mut k = x;
+        for n in (1..=80).rev() {
+            k = x + (n as f64 / 2.0) / k;
+        }
+        -x * x - ln_sqrt_pi - k.ln()
+    }
+}
+
+/// `log2(2^a + 2^b)` without overflow or underflow.
+pub fn log2_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + (1.0 + (lo - hi).exp2()).log2()
+}

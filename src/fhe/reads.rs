@@ -1,0 +1,171 @@
+//! Each read's predicted noise: a table's read of its dot (or exact rounding's extractions
+//! and read), an output's decryption, and the `σ_units` a clear simulation draws from.
+
+use super::catalogue::ParamSet;
+use super::encoding::{aligned_margins, margins, read_align_bits};
+use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
+use super::plan::{FheMode, FhePlan, NeuronNoise};
+use crate::analyze::{CompileReport, NeuronReport};
+use crate::ir::{IntGraph, NodeId, Op};
+
+pub(super) fn neuron_noise(
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    extract: bool,
+    n: &NeuronReport,
+) -> NeuronNoise {
+    let bootstrap = n.table_len > 0;
+    if extract && bootstrap && n.round_bits > 0 && mode == FheMode::Exact {
+        return extraction_noise(set, space_bits, n);
+    }
+    let std = if bootstrap {
+        set.bootstrap_std(n.sum_w2)
+    } else {
+        set.decrypt_std(n.sum_w2)
+    };
+    let bx = set.box_positions(space_bits);
+    let align = read_align_bits(set, space_bits);
+    let fits = if bootstrap {
+        // A table must drop the bits the bootstrap cannot tell apart.
+        (n.round_bits >= align)
+            .then(|| {
+                aligned_margins(
+                    n.lo,
+                    n.hi,
+                    space_bits,
+                    align,
+                    n.lo.wrapping_add(n.table_offset),
+                )
+            })
+            .flatten()
+    } else {
+        margins(n.lo, n.hi, space_bits)
+    };
+    let margin = fits.map_or(0, |(a, b)| a.min(b));
+    let log2_p_misread = misread_log2(std, bx);
+    let log2_p_catastrophic = match fits {
+        None => 0.0,
+        Some(_) if bootstrap => catastrophic_log2(std, bx, margin),
+        Some(_) => {
+            // Decryption wraps only past half the padded space around the interval's centre.
+            let w = (n.hi - n.lo + 1) as f64;
+            let dist = 2f64.powi(space_bits as i32) - (w / 2.0).ceil() + 0.5;
+            (log2_erfc_ratio(dist * bx, std) - 1.0).max(LOG2_P_FLOOR)
+        }
+    };
+    NeuronNoise {
+        node: n.node,
+        extractions: 0,
+        layer: n.layer,
+        neuron: n.neuron,
+        sum_w2: n.sum_w2,
+        bootstrap,
+        std,
+        sigma_units: if bx > 0.0 { std / bx } else { f64::INFINITY },
+        margin,
+        log2_p_misread,
+        log2_p_catastrophic,
+        log2_p_fail: match mode {
+            FheMode::Exact => log2_p_misread,
+            FheMode::Approximate => log2_p_catastrophic,
+        },
+    }
+}
+
+/// Exact rounding of one table ([`FhePlan::exact_rounding`]): `r = round_bits` extractions,
+/// then the table's read. Extraction `b` multiplies the partly cleared accumulator (noise
+/// variance `b_set·(Σw² + b)` in positions: its dot plus `b` extraction outputs) by
+/// `2^(P - b)`, which puts bit `b` on the padding bit: it fails if the amplified noise plus the
+/// keyswitch and modulus switch reach a quarter of the torus (`N/2` positions). The table then
+/// reads a value `2^r` apart from its neighbours, centred in its bucket: tolerance
+/// `2^(r-1)·box`, noise `a + b_set·(Σw² + r)`. Failure = any of these misreads.
+fn extraction_noise(set: &ParamSet, space_bits: u32, n: &NeuronReport) -> NeuronNoise {
+    let r = n.round_bits;
+    let bx = set.box_positions(space_bits);
+    let quarter = set.polynomial_size as f64 / 2.0;
+    let mut fail = f64::NEG_INFINITY;
+    for b in 0..r {
+        let dot_var = set.noise_per_w2 * (n.sum_w2 + u64::from(b)) as f64;
+        let amp = 4f64.powi(space_bits.saturating_sub(b) as i32);
+        let std = (set.noise_base + dot_var * amp).sqrt();
+        fail = log2_add(fail, log2_erfc_ratio(quarter, std).max(LOG2_P_FLOOR));
+    }
+    let std = set.bootstrap_std(n.sum_w2 + u64::from(r));
+    let tol = 2f64.powi(r as i32 - 1) * bx;
+    let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
+    // The cleared bits must be the index's: the margin below is aligned to the table's phase
+    // modulo 2^r; a space too tight for that cannot hold the encoding at all.
+    let aligned = aligned_margins(n.lo, n.hi, space_bits, r, n.lo.wrapping_add(n.table_offset));
+    let fail = match aligned {
+        Some(_) => log2_add(fail, read).max(LOG2_P_FLOOR),
+        None => 0.0,
+    };
+    let margin = aligned.map_or(0, |(a, b)| a.min(b));
+    NeuronNoise {
+        node: n.node,
+        extractions: r,
+        layer: n.layer,
+        neuron: n.neuron,
+        sum_w2: n.sum_w2,
+        bootstrap: true,
+        std,
+        sigma_units: if bx > 0.0 { std / bx } else { f64::INFINITY },
+        margin,
+        log2_p_misread: fail,
+        log2_p_catastrophic: fail,
+        log2_p_fail: fail,
+    }
+}
+
+/// Per neuron, `σ_units` of its read: for a dot followed by a table, the table's read of the
+/// dot's value; for an output dot, its decryption. Keyed by the dot's node id (the table that
+/// reads dot `d` is the unique `Lut` whose input is `d`). A simulation draws
+/// `d = floor(z·σ_units + 1/2)` ([`read_offset`](super::read_offset)) and reads `clamp(v + d, lo, hi)` through the
+/// table, or decrypts `v + d` for an output.
+pub fn read_sigma_units(plan: &FhePlan, report: &CompileReport) -> Vec<(NodeId, f64)> {
+    match plan.set() {
+        Ok(set) => report
+            .neurons
+            .iter()
+            .map(|n| {
+                let s = neuron_noise(set, plan.space_bits, plan.mode, plan.exact_rounding, n);
+                (n.node, s.sigma_units)
+            })
+            .collect(),
+        Err(_) => plan
+            .neurons
+            .iter()
+            .map(|n| (n.node, n.sigma_units))
+            .collect(),
+    }
+}
+
+/// `σ_units` per node of `graph`, indexed by node id, for a clear simulation: at a `Lut` node
+/// the read of its input dot, at an output `Dot` its decryption, 0 elsewhere (inputs, hidden
+/// dots, nodes the plan does not cover). `plan` must come from `graph`'s report.
+///
+/// The offset `d = floor(z·σ_units + 1/2)` is in accumulator units: a table that drops
+/// `round_bits` low bits reads `table[(clamp(v + d, lo, hi) + offset) >> round_bits]` (the
+/// encrypted test vector reads the whole accumulator), which is not the same as moving the
+/// table index by `d` when `round_bits > 0`.
+pub fn sigma_units_by_node(plan: &FhePlan, graph: &IntGraph) -> Vec<f64> {
+    let mut by_dot = vec![None; graph.nodes.len()];
+    for n in &plan.neurons {
+        if let Some(slot) = by_dot.get_mut(n.node) {
+            *slot = Some(n.sigma_units);
+        }
+    }
+    let mut sigma = vec![0.0; graph.nodes.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if let Op::Lut { input, .. } = node.op {
+            sigma[id] = by_dot.get(input).copied().flatten().unwrap_or(0.0);
+        }
+    }
+    for &o in &graph.outputs {
+        if let Some(s) = by_dot.get(o).copied().flatten() {
+            sigma[o] = s;
+        }
+    }
+    sigma
+}

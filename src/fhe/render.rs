@@ -1,0 +1,126 @@
+//! The plan as text, for the compile-check report.
+
+use super::plan::{FheMode, FhePlan};
+
+fn bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// The plan as a text block for the compile-check report.
+pub fn render_plan(plan: &FhePlan) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "TFHE plan ({} reads, target 2^{} per bootstrap):\n",
+        plan.mode, plan.target_log2_p_fail
+    ));
+    let family = match (plan.family.is_empty(), plan.set()) {
+        (false, _) => plan.family.clone(),
+        (true, Ok(set)) => set.family(),
+        (true, Err(_)) => "unknown family".to_string(),
+    };
+    s.push_str(&format!(
+        "  parameters   {} ({}-bit set, {family}, N = {})\n",
+        plan.parameter_set, plan.precision_bits, plan.polynomial_size
+    ));
+    s.push_str(&format!(
+        "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
+        plan.space_bits, plan.needed_bits, plan.box_positions
+    ));
+    s.push_str(&format!(
+        "  bootstraps   {} per sample, {} each on one thread\n",
+        plan.pbs_count,
+        ms(plan.pbs_ms_1_thread)
+    ));
+    s.push_str(&format!(
+        "  latency      {} per sample on {} core(s) (predicted: layer by layer, the larger of \
+         bootstraps × latency ÷ cores and one bootstrap's critical path), {} on one core\n",
+        ms(plan.latency_ms_per_sample),
+        plan.cores,
+        ms(plan.latency_ms_per_sample_1_core)
+    ));
+    let kind = match plan.mode {
+        FheMode::Exact => "failure ",
+        FheMode::Approximate => "past margin",
+    };
+    match &plan.worst {
+        Some(w) => {
+            s.push_str(&format!(
+            "  {kind:<12} worst 2^{:.1} ({} of layer {} neuron {}, Σw² {}); whole sample 2^{:.1}\n",
+            w.log2_p_fail,
+            if w.bootstrap { "bootstrap" } else { "output decryption" },
+            w.layer,
+            w.neuron,
+            w.sum_w2,
+            plan.total_log2_p_fail
+        ))
+        }
+        None => s.push_str(&format!("  {kind:<12} no noisy operation\n")),
+    }
+    if plan.mode == FheMode::Approximate {
+        s.push_str(&format!(
+            "  misreads     σ up to {:.2} units per table read; expected {:.2} table reads and {:.2} \
+             outputs off by >= 1 unit per sample\n",
+            plan.worst_sigma_units,
+            plan.expected_misreads_per_sample,
+            plan.expected_output_misreads_per_sample
+        ));
+    }
+    if plan.exact_rounding {
+        let tables = plan.neurons.iter().filter(|n| n.extractions > 0).count();
+        let extra: u32 = plan.neurons.iter().map(|n| n.extractions).sum();
+        s.push_str(&format!(
+            "  rounding     exact: {tables} tables clear their dropped bits first ({extra} 1-bit \
+             bootstraps), then read bit-exactly\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "  noise budget Σw² <= {} per hidden neuron at the target\n",
+            plan.max_sum_w2
+        ));
+    }
+    s.push_str(&format!(
+        "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
+        bytes(plan.server_key_bytes),
+        bytes(plan.compressed_server_key_bytes),
+        bytes(plan.client_key_bytes),
+        plan.keygen_seconds.max(1.0)
+    ));
+    if !plan.candidates.is_empty() {
+        s.push_str(&format!(
+            "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
+            plan.cores
+        ));
+        for c in &plan.candidates {
+            let mark = if c.parameter_set == plan.parameter_set {
+                "*"
+            } else {
+                " "
+            };
+            s.push_str(&format!(
+                "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+                ms(c.latency_ms_per_sample),
+                c.precision_bits,
+                c.family,
+                bytes(c.server_key_bytes),
+                c.parameter_set,
+                c.note
+            ));
+        }
+    }
+    s
+}

@@ -1,0 +1,639 @@
+use super::choose::capacity;
+use super::*;
+use crate::analyze::CompileReport;
+use crate::error::{Error, Result};
+
+use crate::analyze::{LayerReport, NeuronReport};
+
+fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool) -> NeuronReport {
+    let count = 1i64 << range_bits;
+    NeuronReport {
+        node: 100 * layer + neuron,
+        layer,
+        neuron,
+        fan_in: 4,
+        lo: -3,
+        hi: -3 + count - 1,
+        range_bits,
+        signed_bits: range_bits + 1,
+        sum_w2,
+        table_len: if table { count as usize } else { 0 },
+        table_bits: if table { range_bits } else { 0 },
+        round_bits: 0,
+        table_offset: 0,
+        over_budget: false,
+    }
+}
+
+/// The old mechanics tests pin the choice to the classic 2^-128 sets (whose figures they
+/// quote); `the_choice_considers_every_family_and_lists_them` covers the whole catalogue.
+fn classic128(p: &ParamSet) -> bool {
+    p.grouping_factor == 1 && p.family_log2_p_fail == -128
+}
+
+fn classic(r: &CompileReport, target: f64, cores: usize) -> Result<FhePlan> {
+    choose_parameters_among(r, target, cores, FheMode::Exact, &classic128)
+}
+
+fn classic_with(r: &CompileReport, target: f64, cores: usize, mode: FheMode) -> Result<FhePlan> {
+    choose_parameters_among(r, target, cores, mode, &classic128)
+}
+
+/// The report with a layer table (bootstraps per layer), as `analyze` makes it.
+fn with_layers(mut r: CompileReport) -> CompileReport {
+    let depth = r.neurons.iter().map(|n| n.layer + 1).max().unwrap_or(0);
+    r.layers = (0..depth)
+        .map(|l| LayerReport {
+            layer: l,
+            neurons: r.neurons.iter().filter(|n| n.layer == l).count(),
+            fan_in_max: 4,
+            range_bits_max: 0,
+            signed_bits_max: 0,
+            pbs: r
+                .neurons
+                .iter()
+                .filter(|n| n.layer == l && n.table_len > 0)
+                .count(),
+            table_bits_max: 0,
+            round_bits_min: 0,
+            round_bits_max: 0,
+            sum_w2_max: 0,
+            range_bits_hist: vec![],
+            over_budget: 0,
+        })
+        .collect();
+    r
+}
+
+fn report(neurons: Vec<NeuronReport>, n_a_bits: u32) -> CompileReport {
+    let pbs = neurons.iter().filter(|n| n.table_len > 0).count();
+    CompileReport {
+        name: "t".into(),
+        ok: true,
+        n_accum_bits: 8,
+        n_w_bits: 2,
+        n_a_bits,
+        pruning: "per-neuron".into(),
+        rounding: String::new(),
+        n_features: 4,
+        max_range_bits: neurons.iter().map(|n| n.range_bits).max().unwrap_or(0),
+        max_signed_bits: 0,
+        max_table_bits: neurons.iter().map(|n| n.table_bits).max().unwrap_or(0),
+        pbs_count: pbs,
+        layers: Vec::<LayerReport>::new(),
+        neurons_over_budget: vec![],
+        neurons,
+    }
+}
+
+#[test]
+fn erfc_matches_known_values() {
+    // erfc(0.5) = 0.4795001221869535, erfc(2) = 0.004677734981047266,
+    // erfc(3) = 2.209049699858544e-05, erfc(10) = 2.088487583762545e-45.
+    for (x, v) in [
+        (0.5, 0.4795001221869535f64),
+        (2.0, 0.004677734981047266),
+        (1.0, 0.15729920705028513),
+        (3.0, 2.209049699858544e-05),
+        (10.0, 2.088487583762545e-45),
+    ] {
+        let got = ln_erfc(x);
+        let rel = 1e-9;
+        assert!(
+            ((got - v.ln()) / v.ln()).abs() < rel,
+            "ln erfc({x}) = {got}, expected {}",
+            v.ln()
+        );
+    }
+    // Continuity across the switch between series and continued fraction.
+    assert!((ln_erfc(2.5 - 1e-9) - ln_erfc(2.5)).abs() < 1e-6);
+    assert!(ln_erfc(100.0).is_finite());
+}
+
+#[test]
+fn four_bit_model_matches_the_measured_facts() {
+    // tfhe-facts.md: std 4.8 at L2 = 5, 17.6 at L2 = 120; log2 p -131 and -12.
+    let s = parameter_set("V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128").unwrap();
+    assert_eq!(s.tolerance(), 64.0);
+    assert!(
+        (s.bootstrap_std(25) - 4.8).abs() < 0.3,
+        "{}",
+        s.bootstrap_std(25)
+    );
+    assert!((s.bootstrap_std(14400) - 17.6).abs() < 1.0);
+    assert!((s.bootstrap_log2_p_fail(14400) + 12.0).abs() < 2.0);
+    assert!(s.bootstrap_log2_p_fail(25) < -100.0);
+    // Monotone in Σw².
+    let mut last = f64::NEG_INFINITY;
+    for w2 in [0u64, 10, 100, 1000, 5000, 20000] {
+        let p = s.bootstrap_log2_p_fail(w2);
+        assert!(p >= last);
+        last = p;
+    }
+    // The budget is consistent with the prediction.
+    let m = s.max_sum_w2(-40.0);
+    assert!(s.bootstrap_log2_p_fail(m) <= -40.0);
+    assert!(s.bootstrap_log2_p_fail(m + 1) > -40.0);
+}
+
+#[test]
+fn precision_covers_accumulators_outputs_and_activations() {
+    // A 5-bit output accumulator forces the 6-bit set even with 2-bit tables.
+    let r = report(vec![neuron(0, 0, 2, 4, true), neuron(1, 0, 5, 4, false)], 2);
+    assert_eq!(needed_bits(&r), 5);
+    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    assert_eq!(p.precision_bits, 6);
+    assert_eq!(p.needed_bits, 5);
+    // Everything within 2 bits: the cheapest set, 2 or 4 bits.
+    let r = report(vec![neuron(0, 0, 2, 4, true), neuron(1, 0, 2, 2, false)], 2);
+    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    assert!(p.precision_bits >= 2 && p.precision_bits <= 4);
+    // Activations wider than the accumulators still count.
+    let r = report(vec![neuron(0, 0, 2, 4, true)], 3);
+    assert!(choose_parameters(&r, -40.0, 2).unwrap().precision_bits >= 3);
+    // Latency arithmetic.
+    let r = report(vec![neuron(0, 0, 4, 4, true), neuron(0, 1, 4, 4, true)], 2);
+    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    assert_eq!(p.pbs_count, 2);
+    assert!((p.latency_ms_per_sample - p.pbs_ms_1_thread).abs() < 1e-9);
+    assert!((p.latency_ms_per_sample_1_core - 2.0 * p.pbs_ms_1_thread).abs() < 1e-9);
+    assert_eq!(p.neurons.len(), 2);
+    assert!(p.total_log2_p_fail >= p.worst_log2_p_fail);
+    assert!(p.total_log2_p_fail <= p.worst_log2_p_fail + 1.0 + 1e-9);
+    assert!(render_plan(&p).contains(&p.parameter_set));
+    let _ = serde_json::to_string(&p).unwrap();
+}
+
+/// A 9-bit circuit whose tables drop 4 bits: no set reads it exactly in one bootstrap, but
+/// exact rounding on the 6-bit set does, at 5 bootstraps per table; without rounding
+/// tables the exact choice fails and says how to get exact rounding.
+#[test]
+fn exact_mode_falls_back_to_exact_rounding() {
+    let rounded = |layer, idx, table| NeuronReport {
+        round_bits: if table { 4 } else { 0 },
+        table_len: if table { 32 } else { 0 },
+        table_bits: if table { 5 } else { 0 },
+        ..neuron(layer, idx, 9, 60, table)
+    };
+    let r = report(
+        vec![
+            rounded(0, 0, true),
+            rounded(0, 1, true),
+            rounded(1, 0, false),
+        ],
+        4,
+    );
+    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    assert!(p.exact_rounding);
+    assert_eq!(p.precision_bits, 6);
+    assert_eq!(p.pbs_count, 2 * 5);
+    assert!(p.worst_log2_p_fail <= -40.0);
+    assert!(render_plan(&p).contains("exact: 2 tables clear"));
+    let plain = report(
+        vec![neuron(0, 0, 9, 60, true), neuron(1, 0, 9, 60, false)],
+        4,
+    );
+    let e = choose_parameters(&plain, -40.0, 2).unwrap_err().to_string();
+    assert!(e.contains("--max-table-bits"), "{e}");
+}
+
+#[test]
+fn too_wide_names_the_accumulators() {
+    let r = report(vec![neuron(0, 0, 4, 4, true), neuron(1, 3, 9, 4, false)], 2);
+    let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
+    assert!(e.contains("9-bit"), "{e}");
+    assert!(e.contains("layer 1 neuron 3"), "{e}");
+    assert!(e.contains("--n-accum-bits"), "{e}");
+}
+
+#[test]
+fn noise_target_moves_the_choice_and_blames_neurons() {
+    let four = parameter_set("V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128").unwrap();
+    let six = parameter_set("V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128").unwrap();
+    let m4 = four.max_sum_w2(-40.0);
+    let m6 = six.max_sum_w2(-40.0);
+    assert!(m6 > m4, "the 6-bit set is more tolerant ({m6} vs {m4})");
+    // A 4-bit circuit whose noisiest neuron is just over the 4-bit budget moves to 6 bits.
+    let r = report(
+        vec![
+            neuron(0, 0, 4, 4, true),
+            neuron(0, 1, 4, m4 + 1, true),
+            neuron(1, 0, 4, 4, false),
+        ],
+        2,
+    );
+    let p = classic(&r, -40.0, 2).unwrap();
+    assert_eq!(p.precision_bits, 6);
+    // ... and stays on 4 bits with a relaxed target.
+    let p = classic(&r, -30.0, 2).unwrap();
+    assert!(p.precision_bits <= 4);
+    assert!(p.worst_log2_p_fail <= -30.0);
+    // Beyond every set: an error that names the neuron, its Σw² and the fixes. The most
+    // tolerant exact read of a 4-bit space is the 6-bit set's (N = 8192: 512 positions per
+    // value).
+    let m6_4 = six.max_sum_w2_exact(4, -40.0);
+    assert!(m6_4 > m6);
+    let r = report(
+        vec![neuron(0, 0, 4, 4, true), neuron(2, 7, 4, m6_4 * 4, true)],
+        2,
+    );
+    let e = classic(&r, -40.0, 2).unwrap_err().to_string();
+    assert!(e.contains("layer 2 neuron 7"), "{e}");
+    assert!(e.contains(&format!("Σw² {}", m6_4 * 4)), "{e}");
+    assert!(e.contains("prune more"), "{e}");
+    assert!(e.contains("--p-error"), "{e}");
+    assert!(!e.contains("layer 0 neuron 0"), "{e}");
+}
+
+#[test]
+fn bad_targets_are_parameter_errors() {
+    let r = report(vec![neuron(0, 0, 2, 4, true)], 2);
+    for t in [0.0, 1.0, f64::NAN, f64::NEG_INFINITY, -5000.0] {
+        assert!(matches!(
+            choose_parameters(&r, t, 2),
+            Err(Error::InvalidParameter {
+                name: "p_error",
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn catalogue_is_consistent() {
+    for p in PARAMETER_SETS {
+        assert_eq!(parameter_set(p.name), Some(p));
+        assert!(p.noise_base > 0.0 && p.noise_per_w2 > 0.0);
+        assert!(p.bootstrap_log2_p_fail(0) < -60.0, "{}", p.name);
+    }
+    assert!((log2_add(-10.0, -10.0) + 9.0).abs() < 1e-12);
+    assert_eq!(log2_add(f64::NEG_INFINITY, -3.0), -3.0);
+}
+
+#[test]
+fn catalogue_families_and_latency_model_are_consistent() {
+    for p in PARAMETER_SETS {
+        assert!(matches!(p.family_log2_p_fail, -128 | -64), "{}", p.name);
+        assert!(
+            p.designed_log2_p_fail <= f64::from(p.family_log2_p_fail) + 0.5,
+            "{}",
+            p.name
+        );
+        assert!(p.name.ends_with(&format!("_2M{}", -p.family_log2_p_fail)));
+        if p.grouping_factor > 1 {
+            assert!(p
+                .name
+                .contains(&format!("MULTI_BIT_GROUP_{}", p.grouping_factor)));
+            assert_eq!(p.lwe_dimension % p.grouping_factor, 0, "{}", p.name);
+            assert_eq!(p.modulus_switch, ModulusSwitch::Rounded, "{}", p.name);
+            assert!(p.pbs_threads > 1, "{}", p.name);
+            assert!(p.family().starts_with("multi-bit"));
+        } else {
+            assert!(!p.name.contains("MULTI_BIT"));
+            assert_eq!(
+                (p.pbs_threads, p.pbs_parallel_fraction),
+                (1, 0.0),
+                "{}",
+                p.name
+            );
+            assert!(p.family().starts_with("classic"));
+        }
+        assert!((0.0..1.0).contains(&p.pbs_parallel_fraction), "{}", p.name);
+        assert!(p.pbs_ms_2_threads > 0.0 && p.pbs_ms_2_threads <= p.pbs_ms_1_thread * 1.2);
+        // One bootstrap on one core is the measured figure; more cores never slow a layer
+        // down, and a layer never beats its total work spread over the cores.
+        assert!((p.layer_ms(1, 1) - p.pbs_ms_1_thread).abs() < 1e-9);
+        for m in [1usize, 2, 3, 7, 40] {
+            let mut last = f64::INFINITY;
+            for c in [1usize, 2, 3, 4, 8, 16, 64] {
+                let t = p.layer_ms(m, c);
+                assert!(t <= last + 1e-9, "{} m {m} c {c}", p.name);
+                assert!(t >= m as f64 * p.pbs_ms_1_thread / c as f64 - 1e-9);
+                last = t;
+            }
+        }
+        assert_eq!(
+            p.circuit_ms(&[2, 0, 3], 2),
+            p.layer_ms(2, 2) + p.layer_ms(3, 2)
+        );
+    }
+    // The catalogue holds every family the issue names, selectable.
+    for (g_multi, fam) in [(false, -128), (false, -64), (true, -128), (true, -64)] {
+        assert!(
+            PARAMETER_SETS.iter().any(|p| p.selectable
+                && (p.grouping_factor > 1) == g_multi
+                && p.family_log2_p_fail == fam),
+            "multi-bit {g_multi}, 2^{fam}"
+        );
+    }
+    // Classic: one bootstrap never uses a second core.
+    let s4 = parameter_set(SET4).unwrap();
+    assert_eq!(s4.layer_ms(1, 64), s4.pbs_ms_1_thread);
+    assert_eq!(s4.layer_ms(4, 2), 2.0 * s4.pbs_ms_1_thread);
+}
+
+#[test]
+fn the_choice_considers_every_family_and_lists_them() {
+    // A 4-bit circuit with one bootstrap per layer (narrower than the cores).
+    let r = with_layers(report(
+        vec![
+            neuron(0, 0, 4, 4, true),
+            neuron(1, 0, 4, 4, true),
+            neuron(2, 0, 4, 4, false),
+        ],
+        2,
+    ));
+    assert_eq!(pbs_per_layer(&r), vec![1, 1, 0]);
+    let selectable = PARAMETER_SETS.iter().filter(|p| p.selectable).count();
+    for cores in [1usize, 2, 64] {
+        let p = choose_parameters(&r, -40.0, cores).unwrap();
+        assert_eq!(p.candidates.len(), selectable);
+        let families: std::collections::BTreeSet<&str> =
+            p.candidates.iter().map(|c| c.family.as_str()).collect();
+        assert!(families.len() >= 4, "{families:?}");
+        // The chosen set is the qualifying candidate of least predicted latency.
+        let ok: Vec<&Candidate> = p
+            .candidates
+            .iter()
+            .filter(|c| c.space_bits.is_some())
+            .collect();
+        assert_eq!(ok[0].parameter_set, p.parameter_set);
+        for c in &ok {
+            assert!(p.latency_ms_per_sample <= c.latency_ms_per_sample + 1e-9);
+        }
+        let set = p.set().unwrap();
+        assert_eq!(p.family, set.family());
+        assert!(
+            (p.latency_ms_per_sample - set.circuit_ms(&[1, 1, 0], cores)).abs() < 1e-9,
+            "two layers of one bootstrap"
+        );
+        // Qualifying first, then those that miss, each with a reason.
+        let first_miss = p.candidates.iter().position(|c| c.space_bits.is_none());
+        if let Some(i) = first_miss {
+            assert!(p.candidates[i..].iter().all(|c| c.space_bits.is_none()));
+        }
+        assert!(p.candidates.iter().all(|c| !c.note.is_empty()));
+        let text = render_plan(&p);
+        assert!(
+            text.contains("candidates") && text.contains(&p.family),
+            "{text}"
+        );
+        for c in &p.candidates {
+            assert!(text.contains(&c.parameter_set), "{text}");
+        }
+        let back: FhePlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+    // On many cores the model may prefer a multi-bit bootstrap (narrow layers leave cores
+    // idle for a classic one): the choice follows the model, whichever family that is.
+    let p64 = choose_parameters(&r, -40.0, 64).unwrap();
+    let best = |multi: bool| {
+        p64.candidates
+            .iter()
+            .filter(|c| c.space_bits.is_some())
+            .filter(|c| (parameter_set(&c.parameter_set).unwrap().grouping_factor > 1) == multi)
+            .map(|c| c.latency_ms_per_sample)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let chosen_multi = p64.set().unwrap().grouping_factor > 1;
+    assert_eq!(
+        chosen_multi,
+        best(true) < best(false),
+        "{}",
+        render_plan(&p64)
+    );
+    // A plan deserialized from before candidates existed still renders.
+    let mut old = p64.clone();
+    old.candidates.clear();
+    old.family.clear();
+    assert!(render_plan(&old).contains(&p64.family));
+}
+
+const SET2: &str = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
+const SET4: &str = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128";
+const SET6: &str = "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128";
+
+/// A neuron with the interval `[lo, hi]`.
+fn neuron_iv(layer: usize, idx: usize, lo: i64, hi: i64, sum_w2: u64, table: bool) -> NeuronReport {
+    let iv = crate::ir::Interval { lo, hi };
+    let mut n = neuron(layer, idx, iv.range_bits(), sum_w2, table);
+    n.lo = lo;
+    n.hi = hi;
+    n
+}
+
+#[test]
+fn margins_centre_the_interval() {
+    assert_eq!(margins(-3, 4, 4), Some((4, 4)));
+    assert_eq!(margins(-3, 5, 4), Some((3, 4)));
+    assert_eq!(margins(0, 15, 4), Some((0, 0)));
+    assert_eq!(margins(0, 16, 4), None);
+    assert_eq!(margins(5, 5, 1), Some((0, 1)));
+    assert_eq!(margins(0, 3, 63), None);
+    assert_eq!(margins(i64::MIN, i64::MAX, 62), None);
+}
+
+#[test]
+fn read_offset_rounds_half_up() {
+    for (s, z, d) in [
+        (1.0, 0.0, 0),
+        (1.0, 0.49, 0),
+        (1.0, 0.5, 1),
+        (1.0, -0.5, 0),
+        (1.0, -0.51, -1),
+        (2.0, 1.0, 2),
+        (0.3, -2.0, -1),
+        (0.0, 5.0, 0),
+    ] {
+        assert_eq!(read_offset(s, z), d, "σ {s}, z {z}");
+    }
+    assert_eq!(read_offset(1.0, f64::NAN), 0);
+    assert_eq!(read_offset(f64::INFINITY, 1.0), 1 << 53);
+}
+
+#[test]
+fn offset_probabilities_are_consistent() {
+    for (std, bx) in [(5.0, 2.0), (4.9, 64.0), (5.5, 4.0), (7.0, 1.0)] {
+        let m = misread_log2(std, bx);
+        assert!((offset_at_least_log2(std, bx, 1) - m).abs() < 1e-12);
+        let mut last = m;
+        for k in 2..20u64 {
+            let p = offset_at_least_log2(std, bx, k);
+            assert!(p <= last);
+            last = p;
+        }
+        // One side of P(|d| >= m + 1).
+        for margin in [0u64, 1, 5, 40] {
+            let c = catastrophic_log2(std, bx, margin);
+            let two = offset_at_least_log2(std, bx, margin + 1);
+            assert!((c - (two - 1.0)).abs() < 1e-9 || c == LOG2_P_FLOOR);
+        }
+    }
+    // The draw of `read_offset` matches the predicted misread rate (a seeded Box-Muller).
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let n = 200_000;
+    for s in [0.3f64, 0.7, 1.4] {
+        let mut off = [0usize; 3];
+        for _ in 0..n {
+            let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(1e-300), rng.gen());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let d = read_offset(s, z).unsigned_abs() as usize;
+            for (k, c) in off.iter_mut().enumerate() {
+                if d > k {
+                    *c += 1;
+                }
+            }
+        }
+        for (k, &c) in off.iter().enumerate() {
+            let p = offset_at_least_log2(s, 1.0, k as u64 + 1).exp2();
+            let got = c as f64 / n as f64;
+            let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-5;
+            assert!(
+                (got - p).abs() < tol,
+                "σ {s}, |d| >= {}: {got} vs {p}",
+                k + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn exact_mode_is_the_classic_model_at_the_set_precision() {
+    let s = parameter_set(SET4).unwrap();
+    let r = report(
+        vec![neuron(0, 0, 4, 30, true), neuron(1, 0, 4, 9, false)],
+        2,
+    );
+    let p = plan_for(&r, s, -40.0, 2);
+    assert_eq!(p.mode, FheMode::Exact);
+    assert_eq!(p.space_bits, 4);
+    assert_eq!(p.box_positions, 128.0);
+    let n = &p.neurons[0];
+    assert!((n.log2_p_fail - s.bootstrap_log2_p_fail(30)).abs() < 1e-9);
+    assert!((n.sigma_units - s.bootstrap_std(30) / 128.0).abs() < 1e-12);
+    assert!((p.neurons[1].log2_p_fail - s.decrypt_log2_p_fail(9)).abs() < 1e-9);
+    assert_eq!(s.max_sum_w2_exact(4, -40.0), s.max_sum_w2(-40.0));
+    assert_eq!(p.max_sum_w2, s.max_sum_w2(-40.0));
+    let back: FhePlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn exact_reads_wider_than_the_set_when_the_target_allows() {
+    // 5-bit values: the 4-bit set's N = 2048 gives 64 positions per value, a read exact with
+    // probability 1 - 2^-33.6 at σ ≈ 4.9: not at 2^-40 (the 6-bit set then), but at 2^-30.
+    let r = report(vec![neuron(0, 0, 5, 9, true), neuron(1, 0, 5, 9, false)], 2);
+    let p = classic(&r, -40.0, 2).unwrap();
+    assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET6, 5));
+    let p = classic(&r, -30.0, 2).unwrap();
+    assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET4, 5));
+    assert_eq!(p.precision_bits, 4);
+    assert_eq!(p.box_positions, 64.0);
+    assert!(p.worst_log2_p_fail < -33.0 && p.worst_log2_p_fail > -34.5);
+    // 6 bits on N = 2048 (32 positions): misreads about one read in a thousand.
+    let s4 = parameter_set(SET4).unwrap();
+    let q = plan_on(&r, s4, 6, FheMode::Exact, -40.0, 2);
+    assert!(q.worst_log2_p_fail > -11.0, "{}", q.worst_log2_p_fail);
+    // What exact reads allow at 2^-40: 4 bits on N = 2048, 6 on N = 8192.
+    assert_eq!(capacity(s4, FheMode::Exact, -40.0, true), 4);
+    assert_eq!(capacity(s4, FheMode::Exact, -30.0, true), 5);
+    let s6 = parameter_set(SET6).unwrap();
+    assert_eq!(capacity(s6, FheMode::Exact, -40.0, true), 6);
+    // Explicit errors from plan_with on one set.
+    let e = plan_with(&r, s4, FheMode::Exact, -40.0, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2^-40") && e.contains("5-bit space"), "{e}");
+}
+
+/// An iris-like report: 9-bit accumulators (one filling its 512 values exactly), 9-bit
+/// outputs.
+fn wide_report() -> CompileReport {
+    report(
+        vec![
+            neuron_iv(0, 0, -240, 271, 196, true), // 512 values: no margin at P = 9
+            neuron_iv(0, 1, -100, 199, 150, true),
+            neuron_iv(1, 0, 0, 400, 300, true),
+            neuron_iv(2, 0, -200, 180, 250, false),
+        ],
+        4,
+    )
+}
+
+#[test]
+fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
+    let r = wide_report();
+    assert_eq!(needed_bits(&r), 9);
+    // Exact reads of 9 bits are impossible on every practical set at 2^-40.
+    let e = classic(&r, -40.0, 2).unwrap_err().to_string();
+    assert!(e.contains("9-bit") && e.contains("approximate"), "{e}");
+    let p = classic_with(&r, -40.0, 2, FheMode::Approximate).unwrap();
+    assert_eq!(p.mode, FheMode::Approximate);
+    // P = 9 leaves no margin to the full neuron (512 values): P = 10, which the 2-bit set
+    // (N = 512, at most 9 bits) cannot read; the next cheapest, the 4-bit set, reads it with
+    // 2 positions per value.
+    assert_eq!(p.parameter_set, SET4);
+    assert_eq!(p.space_bits, 10);
+    assert_eq!(p.box_positions, 2.0);
+    assert!(p.worst_log2_p_fail <= -40.0);
+    let s = parameter_set(SET4).unwrap();
+    for (n, rn) in p.neurons.iter().zip(&r.neurons) {
+        let std = if rn.table_len > 0 {
+            s.bootstrap_std(rn.sum_w2)
+        } else {
+            s.decrypt_std(rn.sum_w2)
+        };
+        assert!((n.sigma_units - std / 2.0).abs() < 1e-12);
+        assert!(n.log2_p_misread > -2.0, "a σ of 2.5 units misreads often");
+        assert_eq!(n.log2_p_fail, n.log2_p_catastrophic);
+    }
+    assert_eq!(p.neurons[0].margin, 256);
+    assert!(p.expected_misreads_per_sample > 1.0);
+    assert!(p.worst_sigma_units > 2.0 && p.worst_sigma_units < 3.5);
+    let text = render_plan(&p);
+    assert!(
+        text.contains("approximate reads") && text.contains("misreads"),
+        "{text}"
+    );
+    assert!(text.contains("10-bit ciphertext space"), "{text}");
+    let sig = read_sigma_units(&p, &r);
+    assert_eq!(sig.len(), 4);
+    for ((node, su), n) in sig.iter().zip(&p.neurons) {
+        assert_eq!((*node, *su), (n.node, n.sigma_units));
+    }
+    // Without the full neuron, P = 9 has margins: the 2-bit set (cheapest, one position per
+    // value) takes it, σ ≈ 4.6 units.
+    let mut r2 = r.clone();
+    r2.neurons.remove(0);
+    r2.pbs_count -= 1;
+    let p2 = classic_with(&r2, -40.0, 2, FheMode::Approximate).unwrap();
+    assert_eq!((p2.parameter_set.as_str(), p2.space_bits), (SET2, 9));
+    assert_eq!(p2.box_positions, 1.0);
+    assert!(p2.worst_sigma_units > 4.0);
+    // Forcing the 4-bit set keeps P = 9: 4 positions per value.
+    let p3 = plan_with(&r2, s, FheMode::Approximate, -40.0, 2).unwrap();
+    assert_eq!((p3.space_bits, p3.box_positions), (9, 4.0));
+    assert!(p3.worst_sigma_units < 1.5);
+    // Too wide for one bootstrap of any practical set: 14 bits > log2 8192.
+    let r3 = report(vec![neuron(0, 0, 14, 4, true)], 4);
+    let e = classic_with(&r3, -40.0, 2, FheMode::Approximate)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("14-bit") && e.contains("at most 13 bits"), "{e}");
+}
+
+#[test]
+fn modes_parse_and_serialize() {
+    assert_eq!("exact".parse::<FheMode>().unwrap(), FheMode::Exact);
+    assert_eq!(
+        "approximate".parse::<FheMode>().unwrap(),
+        FheMode::Approximate
+    );
+    assert!("fast".parse::<FheMode>().is_err());
+    assert_eq!(
+        serde_json::to_string(&FheMode::Approximate).unwrap(),
+        "\"approximate\""
+    );
+    assert_eq!(FheMode::default(), FheMode::Exact);
+}
