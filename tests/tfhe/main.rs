@@ -45,8 +45,8 @@ impl Builder {
                     n_w_bits,
                     n_a_bits,
                     n_accum_bits,
-                    pruning: "hand-made".into(),
-                    rounding: String::new(),
+                    pruning: None,
+                    rounding: None,
                 },
                 client: ClientSpec::identity(0, 0),
                 nodes: vec![],
@@ -1401,7 +1401,7 @@ fn iris_end_to_end() {
     let mut clf = NeuralNetClassifier::new(params.clone()).unwrap();
     clf.fit_dataset(&train).unwrap();
     println!("trained in {:.1} s", t.elapsed().as_secs_f64());
-    let g = sqnn::lower::lower(clf.quantized().unwrap(), "iris", params.pruning.name()).unwrap();
+    let g = sqnn::lower::lower(clf.quantized().unwrap(), "iris", params.pruning).unwrap();
     let inputs = g.quantize_inputs(&test.x).unwrap();
     let c = CheckedGraph::new(g)
         .unwrap()
