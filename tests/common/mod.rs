@@ -1,5 +1,10 @@
-//! Shared test helpers: random integer graphs for property tests.
+//! Shared test helpers: random integer graphs for property tests, a hand builder of graphs, and
+//! (with the TFHE backend) the TFHE test circuits and keys.
 #![allow(dead_code)]
+
+pub mod builder;
+#[cfg(feature = "tfhe-backend")]
+pub mod tfhe;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,0 +1,410 @@
+//! Keys as their serializable parts: `tfhe` cannot safe-serialize `shortint` keys, so the client
+//! key is stored as its GLWE and LWE secret keys and the server key as its seeded keyswitching
+//! and bootstrapping keys (as core chunks); loading checks every dimension against the
+//! parameter set and rebuilds the `shortint` keys.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ::tfhe::core_crypto::prelude::{
+    ChunkSize, GlweSecretKeyOwned, LweSecretKeyOwned, SeededLweBootstrapKey,
+    SeededLweBootstrapKeyChunk, SeededLweKeyswitchKey, SeededLweKeyswitchKeyChunk,
+    SeededLweKeyswitchKeyOwned, SeededLweMultiBitBootstrapKey,
+};
+use ::tfhe::safe_serialization::safe_deserialize;
+use ::tfhe::shortint::atomic_pattern::compressed::{
+    CompressedAtomicPatternServerKey, CompressedStandardAtomicPatternServerKey,
+};
+use ::tfhe::shortint::ciphertext::MaxDegree;
+use ::tfhe::shortint::client_key::atomic_pattern::{
+    AtomicPatternClientKey, StandardAtomicPatternClientKey,
+};
+use ::tfhe::shortint::parameters::{MaxNoiseLevel, PBSParameters};
+use ::tfhe::shortint::server_key::{
+    CompressedModulusSwitchConfiguration, ShortintCompressedBootstrappingKey,
+};
+use ::tfhe::shortint::{CompressedServerKey, PBSOrder};
+
+use super::files::{
+    client_key_limit, decode, read_file, ser, server_key_limit, write_file, FileHeader,
+    KIND_CLIENT, KIND_SERVER,
+};
+use super::keys::{ClientKey, ServerKey};
+use super::layout::Circuit;
+use super::params::{ggsw_count, tfhe_parameters};
+use crate::analyze::CheckedGraph;
+use crate::error::{Error, Result};
+use crate::fhe::{self, ParamSet};
+
+impl ClientKey {
+    /// Writes the client key (secret: its GLWE and LWE secret keys) to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let AtomicPatternClientKey::Standard(ap) = &self.key.atomic_pattern else {
+            return Err(Error::Keys(
+                "only standard atomic-pattern keys are supported".into(),
+            ));
+        };
+        let (glwe, lwe, _, _) = ap.clone().into_raw_parts();
+        let mut payload = Vec::new();
+        ser(&glwe, &mut payload)?;
+        ser(&lwe, &mut payload)?;
+        write_file(
+            path,
+            FileHeader {
+                kind: KIND_CLIENT.into(),
+                digest: self.digest.clone(),
+                parameter_set: self.set.name.into(),
+                items: 2,
+                payload_bytes: 0,
+                payload_sha256: String::new(),
+                max_degree: None,
+                space_bits: Some(self.space_bits),
+                exact_rounding: self.exact_rounding,
+            },
+            &payload,
+        )
+    }
+
+    /// Reads a client key written by [`ClientKey::save`] for circuit `checked`.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
+        let digest = checked.graph().digest()?;
+        let (header, set, payload) = read_file(path, KIND_CLIENT, &digest, client_key_limit)?;
+        let space_bits = header.space_bits(set);
+        Circuit::new(checked)?.check_supported(set, space_bits)?;
+        let params = tfhe_parameters(set)?;
+        let limit = client_key_limit(set);
+        let key = decode(path, "client key", || {
+            let mut r: &[u8] = &payload;
+            let glwe: GlweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
+            let lwe: LweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
+            if !r.is_empty()
+                || glwe.glwe_dimension().0 != set.glwe_dimension
+                || glwe.polynomial_size().0 != set.polynomial_size
+                || lwe.lwe_dimension().0 != set.lwe_dimension
+            {
+                return Err(format!("key dimensions do not match {}", set.name));
+            }
+            let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params, None);
+            Ok(::tfhe::shortint::ClientKey {
+                atomic_pattern: AtomicPatternClientKey::Standard(ap),
+            })
+        })?;
+        Ok(ClientKey {
+            key,
+            digest,
+            set,
+            space_bits,
+            exact_rounding: header.exact_rounding,
+            keygen_seconds: None,
+        })
+    }
+}
+
+impl ServerKey {
+    /// Writes the server key (its compressed, seeded form) to `path`. Only a key generated in
+    /// this process keeps that form; a loaded key is saved by copying its file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let Some(c) = &self.compressed else {
+            return Err(Error::Keys(
+                "this server key was loaded from a file: copy that file instead of saving it again"
+                    .into(),
+            ));
+        };
+        let (ksk_chunk, bsk_chunk) = self.seeded_parts(c)?;
+        let mut payload = Vec::new();
+        ser(&ksk_chunk, &mut payload)?;
+        ser(&bsk_chunk, &mut payload)?;
+        write_file(
+            path,
+            FileHeader {
+                kind: KIND_SERVER.into(),
+                digest: self.digest.clone(),
+                parameter_set: self.set.name.into(),
+                items: 2,
+                payload_bytes: 0,
+                payload_sha256: String::new(),
+                max_degree: Some(c.max_degree.get()),
+                space_bits: Some(self.space_bits),
+                exact_rounding: self.exact_rounding,
+            },
+            &payload,
+        )
+    }
+
+    /// The compressed key's seeded keyswitching and bootstrapping keys, as the chunks that
+    /// `tfhe` can safe-serialize.
+    fn seeded_parts(&self, c: &CompressedServerKey) -> Result<(KskChunk, BskChunk)> {
+        let CompressedAtomicPatternServerKey::Standard(ap) = &c.compressed_ap_server_key else {
+            return Err(Error::Keys(
+                "only standard atomic-pattern keys are supported".into(),
+            ));
+        };
+        let (ksk, bsk, order) = ap.clone().into_raw_parts();
+        if order != PBSOrder::KeyswitchBootstrap {
+            return Err(Error::Keys(format!(
+                "{}: only keyswitch-then-bootstrap sets are supported",
+                self.set.name
+            )));
+        }
+        let bsk_chunk = self.bootstrapping_key_chunk(bsk)?;
+        Ok((keyswitching_key_chunk(ksk), bsk_chunk))
+    }
+
+    /// Both kinds of bootstrapping key are a list of seeded GGSW ciphertexts of the same shape
+    /// (a multi-bit key holds `n / g · 2^g` of them, a classic one `n`): both are stored as a
+    /// seeded bootstrap-key chunk, after a check that the key is of the set's kind.
+    fn bootstrapping_key_chunk(
+        &self,
+        bsk: ShortintCompressedBootstrappingKey<u64>,
+    ) -> Result<BskChunk> {
+        let chunk = match bsk {
+            ShortintCompressedBootstrappingKey::Classic {
+                bsk,
+                modulus_switch_noise_reduction_key,
+            } => {
+                if !has_modulus_switch(self.set, &modulus_switch_noise_reduction_key)
+                    || self.set.grouping_factor != 1
+                {
+                    return Err(Error::Keys(format!(
+                        "{}: the bootstrapping key does not have the set's modulus switch",
+                        self.set.name
+                    )));
+                }
+                let (glwe_size, poly, base, level, seed, modulus) = (
+                    bsk.glwe_size(),
+                    bsk.polynomial_size(),
+                    bsk.decomposition_base_log(),
+                    bsk.decomposition_level_count(),
+                    bsk.compression_seed(),
+                    bsk.ciphertext_modulus(),
+                );
+                SeededLweBootstrapKeyChunk::from_container(
+                    bsk.into_container(),
+                    glwe_size,
+                    poly,
+                    base,
+                    level,
+                    seed,
+                    modulus,
+                )
+            }
+            ShortintCompressedBootstrappingKey::MultiBit { seeded_bsk, .. } => {
+                if seeded_bsk.grouping_factor().0 != self.set.grouping_factor {
+                    return Err(Error::Keys(format!(
+                        "{}: the bootstrapping key has grouping factor {}, the set {}",
+                        self.set.name,
+                        seeded_bsk.grouping_factor().0,
+                        self.set.grouping_factor
+                    )));
+                }
+                let (glwe_size, poly, base, level, seed, modulus) = (
+                    seeded_bsk.glwe_size(),
+                    seeded_bsk.polynomial_size(),
+                    seeded_bsk.decomposition_base_log(),
+                    seeded_bsk.decomposition_level_count(),
+                    seeded_bsk.compression_seed(),
+                    seeded_bsk.ciphertext_modulus(),
+                );
+                SeededLweBootstrapKeyChunk::from_container(
+                    seeded_bsk.into_container(),
+                    glwe_size,
+                    poly,
+                    base,
+                    level,
+                    seed,
+                    modulus,
+                )
+            }
+        };
+        debug_assert_eq!(chunk.chunk_size(), ChunkSize(ggsw_count(self.set)));
+        Ok(chunk)
+    }
+
+    /// Reads a server key written by [`ServerKey::save`] for circuit `checked`, and expands it.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
+        let digest = checked.graph().digest()?;
+        let (header, set, payload) = read_file(path, KIND_SERVER, &digest, server_key_limit)?;
+        let space_bits = header.space_bits(set);
+        Circuit::new(checked)?.check_supported(set, space_bits)?;
+        let params = tfhe_parameters(set)?;
+        let max_degree = header.max_degree.unwrap_or(0);
+        let compressed = decode(path, "server key", || {
+            let (ksk, bsk) = read_seeded_parts(&payload, set)?;
+            check_server_key(set, &params, &ksk, &bsk, max_degree)?;
+            Ok(compressed_server_key(set, params, ksk, bsk, max_degree))
+        })?;
+        let key = decode(path, "server key", || Ok(compressed.decompress()))?;
+        Ok(ServerKey {
+            key: Arc::new(key),
+            compressed: None,
+            digest,
+            set,
+            space_bits,
+            exact_rounding: header.exact_rounding,
+        })
+    }
+}
+
+/// A seeded keyswitching key as a `tfhe` chunk (serializable).
+type KskChunk = SeededLweKeyswitchKeyChunk<Vec<u64>>;
+/// A seeded bootstrapping key (classic or multi-bit) as a `tfhe` chunk (serializable).
+type BskChunk = SeededLweBootstrapKeyChunk<Vec<u64>>;
+
+/// Whether a classic bootstrapping key's modulus switch is the one of `set`.
+fn has_modulus_switch(set: &ParamSet, config: &CompressedModulusSwitchConfiguration<u64>) -> bool {
+    match set.modulus_switch {
+        fhe::ModulusSwitch::Centered => matches!(
+            config,
+            CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
+        ),
+        fhe::ModulusSwitch::Rounded => {
+            matches!(config, CompressedModulusSwitchConfiguration::Standard)
+        }
+    }
+}
+
+/// The modulus switch of `set`'s classic bootstrapping keys.
+fn modulus_switch(set: &ParamSet) -> CompressedModulusSwitchConfiguration<u64> {
+    match set.modulus_switch {
+        fhe::ModulusSwitch::Centered => {
+            CompressedModulusSwitchConfiguration::CenteredMeanNoiseReduction
+        }
+        fhe::ModulusSwitch::Rounded => CompressedModulusSwitchConfiguration::Standard,
+    }
+}
+
+fn keyswitching_key_chunk(ksk: SeededLweKeyswitchKeyOwned<u64>) -> KskChunk {
+    let base = ksk.decomposition_base_log();
+    let level = ksk.decomposition_level_count();
+    let out_size = ksk.output_lwe_size();
+    let seed = ksk.compression_seed();
+    let modulus = ksk.ciphertext_modulus();
+    SeededLweKeyswitchKeyChunk::from_container(
+        ksk.into_container(),
+        base,
+        level,
+        out_size,
+        seed,
+        modulus,
+    )
+}
+
+/// Deserializes the two chunks of a server key's payload (nothing may follow them).
+fn read_seeded_parts(payload: &[u8], set: &ParamSet) -> Result<(KskChunk, BskChunk), String> {
+    let limit = server_key_limit(set);
+    let mut r: &[u8] = payload;
+    let ksk: KskChunk = safe_deserialize(&mut r, limit)?;
+    let bsk: BskChunk = safe_deserialize(&mut r, limit)?;
+    if !r.is_empty() {
+        return Err(format!("{} trailing bytes", r.len()));
+    }
+    Ok((ksk, bsk))
+}
+
+/// Every dimension of the stored keys against the parameter set (a file could hold anything).
+fn check_server_key(
+    set: &ParamSet,
+    params: &PBSParameters,
+    ksk: &KskChunk,
+    bsk: &BskChunk,
+    max_degree: u64,
+) -> Result<(), String> {
+    let big = set.glwe_dimension * set.polynomial_size;
+    let ok = ksk.decomposition_base_log() == params.ks_base_log()
+        && ksk.decomposition_level_count() == params.ks_level()
+        && ksk.output_key_lwe_dimension().0 == set.lwe_dimension
+        && ksk.chunk_size().0 == big
+        && ksk.ciphertext_modulus().is_native_modulus()
+        && bsk.glwe_size().0 == set.glwe_dimension + 1
+        && bsk.polynomial_size().0 == set.polynomial_size
+        && bsk.decomposition_base_log() == params.pbs_base_log()
+        && bsk.decomposition_level_count() == params.pbs_level()
+        && bsk.chunk_size().0 == ggsw_count(set)
+        && bsk.ciphertext_modulus().is_native_modulus()
+        && max_degree > 0
+        && max_degree < set.message_space();
+    if !ok {
+        return Err(format!(
+            "key dimensions do not match {} (bsk {} GGSW, expected {})",
+            set.name,
+            bsk.chunk_size().0,
+            ggsw_count(set)
+        ));
+    }
+    Ok(())
+}
+
+/// The compressed `shortint` server key rebuilt from its checked parts.
+fn compressed_server_key(
+    set: &ParamSet,
+    params: PBSParameters,
+    ksk: KskChunk,
+    bsk: BskChunk,
+    max_degree: u64,
+) -> CompressedServerKey {
+    let (base, level, out_size, seed, modulus) = (
+        ksk.decomposition_base_log(),
+        ksk.decomposition_level_count(),
+        ksk.output_lwe_size(),
+        ksk.compression_seed(),
+        ksk.ciphertext_modulus(),
+    );
+    let ksk = SeededLweKeyswitchKey::from_container(
+        ksk.into_container(),
+        base,
+        level,
+        out_size,
+        seed,
+        modulus,
+    );
+    let ap = CompressedStandardAtomicPatternServerKey::from_raw_parts(
+        ksk,
+        bootstrapping_key(set, &params, bsk),
+        PBSOrder::KeyswitchBootstrap,
+    );
+    CompressedServerKey::from_raw_parts(
+        CompressedAtomicPatternServerKey::Standard(ap),
+        params.message_modulus(),
+        params.carry_modulus(),
+        MaxDegree::new(max_degree),
+        MaxNoiseLevel::new(params.max_noise_level().get()),
+    )
+}
+
+/// The bootstrapping key of the set's kind (classic or multi-bit) from its chunk.
+fn bootstrapping_key(
+    set: &ParamSet,
+    params: &PBSParameters,
+    bsk: BskChunk,
+) -> ShortintCompressedBootstrappingKey<u64> {
+    let (glwe_size, poly, base, level, seed, modulus) = (
+        bsk.glwe_size(),
+        bsk.polynomial_size(),
+        bsk.decomposition_base_log(),
+        bsk.decomposition_level_count(),
+        bsk.compression_seed(),
+        bsk.ciphertext_modulus(),
+    );
+    let container = bsk.into_container();
+    match params {
+        PBSParameters::PBS(_) => ShortintCompressedBootstrappingKey::Classic {
+            bsk: SeededLweBootstrapKey::from_container(
+                container, glwe_size, poly, base, level, seed, modulus,
+            ),
+            modulus_switch_noise_reduction_key: modulus_switch(set),
+        },
+        PBSParameters::MultiBitPBS(mb) => ShortintCompressedBootstrappingKey::MultiBit {
+            seeded_bsk: SeededLweMultiBitBootstrapKey::from_container(
+                container,
+                glwe_size,
+                poly,
+                base,
+                level,
+                seed,
+                mb.grouping_factor,
+                modulus,
+            ),
+            deterministic_execution: mb.deterministic_execution,
+        },
+    }
+}

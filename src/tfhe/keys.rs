@@ -1,0 +1,375 @@
+//! The client's secret key and the server's evaluation key: generation, binding to a circuit,
+//! encryption and decryption, and the checks that keep keys and ciphertexts of different
+//! circuits or encodings apart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::tfhe::core_crypto::prelude::{lwe_ciphertext_plaintext_add_assign, Plaintext};
+use ::tfhe::shortint::{Ciphertext, CompressedServerKey};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::layout::{plan_space, Circuit, Layout};
+use super::params::{lookup_set, tfhe_parameters};
+use crate::analyze::CheckedGraph;
+use crate::error::{Error, Result};
+use crate::execute::validate_inputs;
+use crate::fhe::{FhePlan, ParamSet};
+
+pub(super) fn short(d: &str) -> &str {
+    &d[..d.len().min(16)]
+}
+
+pub(super) fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
+    Error::Keys(format!(
+        "{what} belongs to circuit {}, not {}: run sqnn keygen CIRCUIT --out-dir DIR",
+        short(have),
+        short(want)
+    ))
+}
+
+/// The client's secret key: generates keys, encrypts, decrypts. Never give it to the server.
+#[derive(Clone)]
+pub struct ClientKey {
+    pub(super) key: ::tfhe::shortint::ClientKey,
+    pub(super) digest: String,
+    pub(super) set: &'static ParamSet,
+    /// `P`: the encoding's space (plan's `space_bits`).
+    pub(super) space_bits: u32,
+    /// Exact rounding ([`FhePlan::exact_rounding`]): part of the encoding.
+    pub(super) exact_rounding: bool,
+    pub(super) keygen_seconds: Option<f64>,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("digest", &self.digest)
+            .field("parameter_set", &self.set.name)
+            .field("space_bits", &self.space_bits)
+            .field("exact_rounding", &self.exact_rounding)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's evaluation key. It holds the `shortint` server key (bootstrapping and
+/// keyswitching keys, public), the circuit digest and the parameter set: nothing secret, and no
+/// way to reach the [`ClientKey`] it was made with. When it was just generated it also keeps
+/// its compressed (seeded) form, which is what [`save_keys`](super::save_keys) writes.
+#[derive(Clone)]
+pub struct ServerKey {
+    pub(super) key: Arc<::tfhe::shortint::ServerKey>,
+    pub(super) compressed: Option<Arc<CompressedServerKey>>,
+    pub(super) digest: String,
+    pub(super) set: &'static ParamSet,
+    /// `P`: the encoding's space (plan's `space_bits`).
+    pub(super) space_bits: u32,
+    /// Exact rounding: tables clear their dropped bits before reading (see the module docs).
+    pub(super) exact_rounding: bool,
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerKey")
+            .field("digest", &self.digest)
+            .field("parameter_set", &self.set.name)
+            .field("space_bits", &self.space_bits)
+            .field("exact_rounding", &self.exact_rounding)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One sample's encrypted quantized inputs (one ciphertext per feature), made by the client.
+#[derive(Clone, Debug)]
+pub struct EncryptedInput {
+    pub(super) digest: String,
+    pub(super) set: &'static ParamSet,
+    pub(super) space_bits: u32,
+    pub(super) cts: Vec<Ciphertext>,
+}
+
+/// One sample's encrypted output accumulators, made by the server.
+#[derive(Clone, Debug)]
+pub struct EncryptedOutput {
+    pub(super) digest: String,
+    pub(super) set: &'static ParamSet,
+    pub(super) space_bits: u32,
+    pub(super) cts: Vec<Ciphertext>,
+}
+
+pub(super) fn spinner(msg: String) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(150));
+    pb
+}
+
+pub(super) fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
+    Error::Keys(format!(
+        "{what} uses a {have}-bit ciphertext space, the keys a {want}-bit one: it was made with \
+         other keys; encrypt again with this circuit's client key"
+    ))
+}
+
+impl ClientKey {
+    /// Generates a client key and the matching server key for `checked` with the parameter set
+    /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`](crate::fhe::choose_parameters_with)). Shows a
+    /// spinner on stderr.
+    pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
+        let set = lookup_set(&plan.parameter_set)?;
+        let circuit = Circuit::new(checked)?;
+        let space_bits = plan_space(plan, &circuit);
+        circuit.check_supported(set, space_bits)?;
+        let params = tfhe_parameters(set)?;
+        let t0 = Instant::now();
+        let pb = spinner(format!(
+            "generating {} keys ({}, about {:.0} s)",
+            set.label(),
+            set.name,
+            set.keygen_seconds.max(1.0)
+        ));
+        let key = ::tfhe::shortint::ClientKey::new(params);
+        pb.set_message(format!("generating the {} server key", set.label()));
+        let compressed = CompressedServerKey::new(&key);
+        pb.set_message("decompressing the server key".to_string());
+        let server = compressed.decompress();
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        Ok((
+            ClientKey {
+                key,
+                digest: circuit.digest.clone(),
+                set,
+                space_bits,
+                exact_rounding: plan.exact_rounding,
+                keygen_seconds: Some(secs),
+            },
+            ServerKey {
+                key: Arc::new(server),
+                compressed: Some(Arc::new(compressed)),
+                digest: circuit.digest,
+                set,
+                space_bits,
+                exact_rounding: plan.exact_rounding,
+            },
+        ))
+    }
+
+    /// The parameter set's `tfhe` name.
+    pub fn parameter_set(&self) -> &'static str {
+        self.set.name
+    }
+
+    /// The encoding's space `P` (bits).
+    pub fn space_bits(&self) -> u32 {
+        self.space_bits
+    }
+
+    /// The digest of the circuit the key was made for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Seconds key generation took, when this key was generated (not loaded).
+    pub fn keygen_seconds(&self) -> Option<f64> {
+        self.keygen_seconds
+    }
+
+    /// The same secret key and encoding, bound to another circuit that fits them. Keys are
+    /// cryptographically independent of the circuit; the digest only guards against mix-ups, so
+    /// reusing key material across circuits (tests, witness circuits) is safe.
+    pub fn rebind(&self, checked: &CheckedGraph) -> Result<ClientKey> {
+        let c = Circuit::new(checked)?;
+        c.check_supported(self.set, self.space_bits)?;
+        Ok(ClientKey {
+            digest: c.digest,
+            ..self.clone()
+        })
+    }
+
+    /// The same secret key bound to another circuit with the encoding of `plan` (whose
+    /// parameter set must be the key's): the encoding is not part of the key material.
+    pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ClientKey> {
+        check_plan_set(self.set, plan)?;
+        let c = Circuit::new(checked)?;
+        let space_bits = plan_space(plan, &c);
+        c.check_supported(self.set, space_bits)?;
+        Ok(ClientKey {
+            digest: c.digest,
+            space_bits,
+            exact_rounding: plan.exact_rounding,
+            ..self.clone()
+        })
+    }
+
+    pub(super) fn check_digest(&self, digest: &str) -> Result<()> {
+        if self.digest != digest {
+            return Err(digest_mismatch("the client key", &self.digest, digest));
+        }
+        Ok(())
+    }
+
+    /// Encrypts one sample's quantized inputs (one integer per feature, in the input nodes'
+    /// intervals).
+    pub fn encrypt(&self, checked: &CheckedGraph, inputs: &[i64]) -> Result<EncryptedInput> {
+        let digest = checked.graph().digest()?;
+        self.encrypt_with(checked, &digest, inputs)
+    }
+
+    pub(super) fn encrypt_with(
+        &self,
+        checked: &CheckedGraph,
+        digest: &str,
+        inputs: &[i64],
+    ) -> Result<EncryptedInput> {
+        self.check_digest(digest)?;
+        validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
+        let facts = checked.facts();
+        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
+        let cts = checked
+            .graph()
+            .input_nodes()
+            .iter()
+            .zip(inputs)
+            .map(|(&id, &v)| {
+                // A fresh encryption of 0 under the large key, plus the encoded value.
+                let mut ct = self.key.unchecked_encrypt(0);
+                let k = layout.held(facts, id, v);
+                lwe_ciphertext_plaintext_add_assign(
+                    &mut ct.ct,
+                    Plaintext(k.wrapping_mul(layout.delta)),
+                );
+                ct
+            })
+            .collect();
+        Ok(EncryptedInput {
+            digest: digest.to_string(),
+            set: self.set,
+            space_bits: self.space_bits,
+            cts,
+        })
+    }
+
+    /// Decrypts one sample's output accumulators: in exact mode the exact integers the clear
+    /// backend gives; in approximate mode each may be off by a few units (`v + d`, see
+    /// [`crate::fhe`]).
+    ///
+    /// A value outside its proved interval can only come from noise (whose predicted
+    /// probability the plan states); it is returned as decrypted (the representative nearest
+    /// the interval) so that a comparison with the clear backend shows it.
+    pub fn decrypt(&self, checked: &CheckedGraph, out: &EncryptedOutput) -> Result<Vec<i64>> {
+        let digest = checked.graph().digest()?;
+        self.decrypt_with(checked, &digest, out)
+    }
+
+    pub(super) fn decrypt_with(
+        &self,
+        checked: &CheckedGraph,
+        digest: &str,
+        out: &EncryptedOutput,
+    ) -> Result<Vec<i64>> {
+        self.check_digest(digest)?;
+        if out.digest != digest {
+            return Err(digest_mismatch("the encrypted output", &out.digest, digest));
+        }
+        if out.space_bits != self.space_bits {
+            return Err(encoding_mismatch(
+                "the encrypted output",
+                out.space_bits,
+                self.space_bits,
+            ));
+        }
+        check_ciphertexts(&out.cts, self.set, "encrypted output")?;
+        let outputs = &checked.graph().outputs;
+        if out.cts.len() != outputs.len() {
+            return Err(Error::Keys(format!(
+                "the encrypted output holds {} values, the circuit has {} outputs",
+                out.cts.len(),
+                outputs.len()
+            )));
+        }
+        let facts = checked.facts();
+        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
+        Ok(outputs
+            .iter()
+            .zip(&out.cts)
+            .map(|(&o, ct)| layout.decode(facts, o, self.key.decrypt_no_decode(ct).0))
+            .collect())
+    }
+}
+
+pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
+    if plan.parameter_set != set.name {
+        return Err(Error::Keys(format!(
+            "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
+            plan.parameter_set, set.name
+        )));
+    }
+    Ok(())
+}
+
+impl ServerKey {
+    /// The parameter set's `tfhe` name.
+    pub fn parameter_set(&self) -> &'static str {
+        self.set.name
+    }
+
+    /// The encoding's space `P` (bits).
+    pub fn space_bits(&self) -> u32 {
+        self.space_bits
+    }
+
+    /// The digest of the circuit the key was made for.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The same evaluation key and encoding bound to another circuit that fits them (see
+    /// [`ClientKey::rebind`]).
+    pub fn rebind(&self, checked: &CheckedGraph) -> Result<ServerKey> {
+        let c = Circuit::new(checked)?;
+        c.check_supported(self.set, self.space_bits)?;
+        Ok(ServerKey {
+            digest: c.digest,
+            ..self.clone()
+        })
+    }
+
+    /// The same evaluation key bound to another circuit with the encoding of `plan` (see
+    /// [`ClientKey::rebind_with`]).
+    pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ServerKey> {
+        check_plan_set(self.set, plan)?;
+        let c = Circuit::new(checked)?;
+        let space_bits = plan_space(plan, &c);
+        c.check_supported(self.set, space_bits)?;
+        Ok(ServerKey {
+            digest: c.digest,
+            space_bits,
+            exact_rounding: plan.exact_rounding,
+            ..self.clone()
+        })
+    }
+}
+
+/// Every ciphertext must have the set's dimension and moduli (a file could hold anything).
+pub(super) fn check_ciphertexts(cts: &[Ciphertext], set: &ParamSet, what: &str) -> Result<()> {
+    let size = set.glwe_dimension * set.polynomial_size + 1;
+    for (i, ct) in cts.iter().enumerate() {
+        if ct.ct.lwe_size().0 != size
+            || !ct.ct.ciphertext_modulus().is_native_modulus()
+            || ct.message_modulus.0 * ct.carry_modulus.0 != set.message_space()
+        {
+            return Err(Error::Keys(format!(
+                "{what}: value {i} is not a ciphertext of parameter set {} (LWE size {}, expected \
+                 {size}): it was made with other keys; encrypt again with this circuit's client key",
+                set.name,
+                ct.ct.lwe_size().0
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! How a circuit is laid out for TFHE: its evaluation stages (tables by bootstrap depth, then
+//! the dots that read them) and its encoding (`Δ_P` and each node's margin in the space).
+
+use crate::analyze::CheckedGraph;
+use crate::error::{Error, Result};
+use crate::fhe::{self, FhePlan, ParamSet};
+use crate::ir::NodeFact;
+use crate::ir::{NodeId, Op};
+
+/// What a circuit needs from TFHE, computed once: its digest, the width of its values, the
+/// order of evaluation.
+pub(super) struct Circuit {
+    pub(super) digest: String,
+    /// Bits the widest proved interval of any node needs (at least 1): the smallest space.
+    pub(super) value_bits: u32,
+    /// Stage `s`: the tables at bootstrap depth `s` (run in parallel), then the dots that read
+    /// them. Stage 0 has no tables.
+    pub(super) stages: Vec<(Vec<NodeId>, Vec<NodeId>)>,
+    /// Whether a table reads the node (a dot).
+    pub(super) read_by_table: Vec<bool>,
+    /// Fewest low bits a table drops (0 without tables).
+    pub(super) min_round_bits: u32,
+    /// Most low bits a table drops (0 without tables).
+    pub(super) max_round_bits: u32,
+}
+
+impl Circuit {
+    pub(super) fn new(checked: &CheckedGraph) -> Result<Circuit> {
+        let g = checked.graph();
+        let digest = g.digest()?;
+        let mut level = vec![0usize; g.nodes.len()];
+        let mut read_by_table = vec![false; g.nodes.len()];
+        for (id, n) in g.nodes.iter().enumerate() {
+            level[id] = match &n.op {
+                Op::Input { .. } => 0,
+                Op::Dot { terms, .. } => terms.iter().map(|&(s, _)| level[s]).max().unwrap_or(0),
+                Op::Lut { input, .. } => {
+                    read_by_table[*input] = true;
+                    level[*input] + 1
+                }
+            };
+        }
+        let depth = level.iter().copied().max().unwrap_or(0);
+        let mut stages = vec![(Vec::new(), Vec::new()); depth + 1];
+        for (id, n) in g.nodes.iter().enumerate() {
+            match n.op {
+                Op::Input { .. } => {}
+                Op::Dot { .. } => stages[level[id]].1.push(id),
+                Op::Lut { .. } => stages[level[id]].0.push(id),
+            }
+        }
+        let value_bits = checked
+            .facts()
+            .iter()
+            .map(|f| f.interval.range_bits())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let round_bits = || {
+            g.nodes.iter().filter_map(|n| match n.op {
+                Op::Lut { round_bits, .. } => Some(round_bits),
+                _ => None,
+            })
+        };
+        let min_round_bits = round_bits().min().unwrap_or(0);
+        let max_round_bits = round_bits().max().unwrap_or(0);
+        Ok(Circuit {
+            digest,
+            value_bits,
+            stages,
+            read_by_table,
+            min_round_bits,
+            max_round_bits,
+        })
+    }
+
+    /// Rejects a space that does not hold the circuit's values or does not fit `set`.
+    pub(super) fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
+        let top = set.max_space_bits() + self.min_round_bits.min(20);
+        if space_bits == 0 || space_bits > top {
+            return Err(Error::Keys(format!(
+                "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \
+                 most {} bits, one position per value, plus the {} low bits every table of \
+                 the circuit drops): run sqnn keygen CIRCUIT --out-dir DIR",
+                set.name,
+                set.max_space_bits(),
+                self.min_round_bits
+            )));
+        }
+        if self.value_bits > space_bits {
+            return Err(Error::Keys(format!(
+                "the keys use {} with a {space_bits}-bit ciphertext space but the circuit needs \
+                 {}-bit ciphertexts: run sqnn keygen CIRCUIT --out-dir DIR",
+                set.name, self.value_bits
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The encoding of one circuit in a `space_bits`-bit space: `Δ_P` and each node's margin.
+pub(super) struct Layout {
+    pub(super) space_bits: u32,
+    /// `Δ_P = 2^(63 - P)`.
+    pub(super) delta: u64,
+    /// Per node: the margin `m` below its interval (it holds `v - lo + m`).
+    pub(super) below: Vec<i64>,
+}
+
+impl Layout {
+    /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, and
+    /// for a dot that a table reads in a space wider than the polynomial, aligned so that the
+    /// table's buckets start on positions ([`fhe::aligned_margins`]).
+    pub(super) fn new(
+        checked: &CheckedGraph,
+        set: &ParamSet,
+        space_bits: u32,
+        exact_rounding: bool,
+    ) -> Result<Layout> {
+        let facts = checked.facts();
+        let read_align = fhe::read_align_bits(set, space_bits);
+        let mut phase = vec![None; facts.len()];
+        for n in &checked.graph().nodes {
+            if let Op::Lut {
+                input,
+                offset,
+                round_bits,
+                ..
+            } = &n.op
+            {
+                if *round_bits < read_align {
+                    return Err(Error::Keys(format!(
+                        "a table drops {round_bits} low bits but a {space_bits}-bit space on {} \
+                         needs {read_align}: run sqnn keygen CIRCUIT --out-dir DIR",
+                        set.name
+                    )));
+                }
+                // Exact rounding clears the held value's low bits: they must be the index's.
+                let align = if exact_rounding {
+                    *round_bits
+                } else {
+                    read_align
+                };
+                let lo = facts.get(*input).map_or(0, |f| f.interval.lo);
+                if let Some(p) = phase.get_mut(*input) {
+                    *p = Some((lo.wrapping_add(*offset), align));
+                }
+            }
+        }
+        let below = facts
+            .iter()
+            .zip(&phase)
+            .map(|(f, ph)| {
+                let (lo, hi) = (f.interval.lo, f.interval.hi);
+                match ph {
+                    Some((p, align)) => fhe::aligned_margins(lo, hi, space_bits, *align, *p),
+                    None => fhe::margins(lo, hi, space_bits),
+                }
+                .map(|(m, _)| m as i64)
+                .ok_or_else(|| {
+                    Error::Keys(format!(
+                        "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
+                             space: run sqnn keygen CIRCUIT --out-dir DIR",
+                        f.interval.lo, f.interval.hi
+                    ))
+                })
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        Ok(Layout {
+            space_bits,
+            delta: 1u64 << (63 - space_bits),
+            below,
+        })
+    }
+
+    /// `(v - lo + m)` of node `id`, as held in the space.
+    pub(super) fn held(&self, facts: &[NodeFact], id: NodeId, v: i64) -> u64 {
+        (v - facts[id].interval.lo + self.below[id]) as u64
+    }
+
+    /// The integer a decrypted phase encodes, `round(phase / Δ_P)`, read back as a value of
+    /// node `id`: the representative nearest the centre of its interval (modulo the padded
+    /// space `2^(P+1)`), so a small error in either direction stays small.
+    pub(super) fn decode(&self, facts: &[NodeFact], id: NodeId, phase: u64) -> i64 {
+        let p = self.space_bits;
+        let raw = (phase.wrapping_add(self.delta >> 1) >> (63 - p)) as i64; // [0, 2^(P+1))
+        let iv = facts[id].interval;
+        let centre = self.below[id] + (iv.hi - iv.lo) / 2;
+        let mut s = (raw - centre).rem_euclid(1i64 << (p + 1));
+        if s >= 1i64 << p {
+            s -= 1i64 << (p + 1);
+        }
+        iv.lo + centre + s - self.below[id]
+    }
+}
+
+/// The plan's space, or (a plan deserialized from before spaces existed) the circuit's need.
+pub(super) fn plan_space(plan: &FhePlan, circuit: &Circuit) -> u32 {
+    if plan.space_bits == 0 {
+        circuit.value_bits
+    } else {
+        plan.space_bits
+    }
+}

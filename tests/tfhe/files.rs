@@ -1,0 +1,245 @@
+//! Keys and ciphertexts in files and in memory: round trips, keys of another circuit or
+//! encoding refused, corrupted files explained.
+
+use std::path::Path;
+
+use sqnn::analyze::CheckedGraph;
+use sqnn::execute::{Backend, ClearBackend};
+use sqnn::fhe::{self};
+use sqnn::tfhe::{
+    load_client_key, load_server_key, save_keys, ClientKey, EncryptedInput, EncryptedOutput,
+    ServerKey, TfheBackend,
+};
+use sqnn::Error;
+
+use crate::common::builder::Builder;
+use crate::common::tfhe::*;
+
+#[test]
+fn keys_inputs_and_outputs_round_trip_through_files() {
+    let c = circuit4();
+    let dir = tempfile::tempdir().unwrap();
+    let (ck, sk) = keys4();
+    let m = save_keys(dir.path(), &c, ck, sk).unwrap();
+    assert_eq!(m.parameter_set, SET4);
+    assert!(m.server_key_bytes > 1_000_000, "{m:?}");
+    let server = load_server_key(dir.path(), &c).unwrap();
+    let client = load_client_key(dir.path(), &c).unwrap();
+    let x = vec![-2, 3, 2];
+    let enc = client.encrypt(&c, &x).unwrap();
+    let pin = dir.path().join("in.ct");
+    enc.save(&pin).unwrap();
+    let enc = EncryptedInput::load(&pin, &c).unwrap();
+    let out = server.evaluate(&c, &enc).unwrap();
+    let pout = dir.path().join("out.ct");
+    out.save(&pout).unwrap();
+    let out = EncryptedOutput::load(&pout, &c).unwrap();
+    // A loaded client key decrypts what the original server key computed, and vice versa.
+    let got = client.decrypt(&c, &out).unwrap();
+    let want = ClearBackend::default()
+        .run(&c, std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(got, want[0]);
+    let out2 = sk.evaluate(&c, &ck.encrypt(&c, &x).unwrap()).unwrap();
+    assert_eq!(client.decrypt(&c, &out2).unwrap(), want[0]);
+    // Loaded keys make a working backend.
+    let mut b = TfheBackend::load(dir.path(), &c).unwrap();
+    b.progress = false;
+    assert_eq!(b.run(&c, &[x]).unwrap(), want);
+}
+
+fn keys_error(e: Error) -> String {
+    match e {
+        Error::Keys(m) => m,
+        other => panic!("expected a keys error, got {other:?}"),
+    }
+}
+
+#[test]
+fn keys_for_another_circuit_are_refused() {
+    let c4 = circuit4();
+    let other = random_circuit4(7);
+    let dir = tempfile::tempdir().unwrap();
+    let (ck, sk) = keys4();
+    save_keys(dir.path(), &c4, ck, sk).unwrap();
+    let want = other.graph().digest().unwrap();
+    let have = c4.graph().digest().unwrap();
+    for e in [
+        load_server_key(dir.path(), &other).unwrap_err(),
+        load_client_key(dir.path(), &other).unwrap_err(),
+        ServerKey::load(&dir.path().join("server.key"), &other).unwrap_err(),
+        ClientKey::load(&dir.path().join("client.key"), &other).unwrap_err(),
+    ] {
+        let m = keys_error(e);
+        assert!(m.contains("belongs to circuit"), "{m}");
+        assert!(m.contains(&have[..16]) && m.contains(&want[..16]), "{m}");
+        assert!(m.contains("sqnn keygen CIRCUIT --out-dir DIR"), "{m}");
+    }
+    // In memory too: encrypting, evaluating or decrypting for another circuit.
+    let x = vec![0, 0, 0, 0];
+    assert!(keys_error(ck.encrypt(&other, &x).unwrap_err()).contains("belongs to circuit"));
+    let enc = ck.encrypt(&c4, &[0, 0, 0]).unwrap();
+    assert!(keys_error(sk.evaluate(&other, &enc).unwrap_err()).contains("belongs to circuit"));
+    let sk_other = sk.rebind(&other).unwrap();
+    assert!(keys_error(sk_other.evaluate(&other, &enc).unwrap_err()).contains("belongs to circuit"));
+    let out = sk.evaluate(&c4, &enc).unwrap();
+    assert!(keys_error(ck.decrypt(&other, &out).unwrap_err()).contains("belongs to circuit"));
+    // Files of encrypted data carry the digest as well.
+    let p = dir.path().join("in.ct");
+    enc.save(&p).unwrap();
+    assert!(
+        keys_error(EncryptedInput::load(&p, &other).unwrap_err()).contains("belongs to circuit")
+    );
+    // A missing directory says how to make keys.
+    let m = keys_error(load_server_key(&dir.path().join("nope"), &c4).unwrap_err());
+    assert!(m.contains("sqnn keygen"), "{m}");
+}
+
+/// Rewrites a file's payload byte `at` (from the payload start) and, when `fix_checksum`,
+/// the header's checksum so that the change reaches the deserializer.
+fn tamper(path: &Path, at: usize, fix_checksum: bool) {
+    use sha2::{Digest, Sha256};
+    let mut bytes = std::fs::read(path).unwrap();
+    let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let start = 12 + hlen;
+    bytes[start + at] ^= 0x5a;
+    if fix_checksum {
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[12..start]).unwrap();
+        let sum: String = Sha256::digest(&bytes[start..])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        header["payload_sha256"] = serde_json::Value::String(sum);
+        let h = serde_json::to_vec(&header).unwrap();
+        assert_eq!(h.len(), hlen);
+        bytes[12..start].copy_from_slice(&h);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn corrupted_files_give_clear_errors() {
+    let c = circuit4();
+    let (ck, sk) = keys4();
+    let src = tempfile::tempdir().unwrap();
+    save_keys(src.path(), &c, ck, sk).unwrap();
+    let enc = ck.encrypt(&c, &[1, 2, 0]).unwrap();
+    enc.save(&src.path().join("in.ct")).unwrap();
+    let fresh = || {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["client.key", "server.key", "keys.json", "in.ct"] {
+            std::fs::copy(src.path().join(f), d.path().join(f)).unwrap();
+        }
+        d
+    };
+    type Load = fn(&Path, &CheckedGraph) -> Result<(), Error>;
+    let loads: [(&str, Load); 3] = [
+        ("server.key", |p, c| ServerKey::load(p, c).map(|_| ())),
+        ("client.key", |p, c| ClientKey::load(p, c).map(|_| ())),
+        ("in.ct", |p, c| EncryptedInput::load(p, c).map(|_| ())),
+    ];
+    for (file, load) in loads {
+        // A flipped bit: checksum mismatch.
+        let d = fresh();
+        let p = d.path().join(file);
+        tamper(&p, 100, false);
+        let m = keys_error(load(&p, &c).unwrap_err());
+        assert!(m.contains("corrupted"), "{file}: {m}");
+        // A flipped bit with a recomputed checksum, early in the payload (the serialization
+        // header and dimensions): the deserializer or the dimension check refuses it.
+        for at in (0usize..260).step_by(19) {
+            let d = fresh();
+            let p = d.path().join(file);
+            tamper(&p, at, true);
+            match load(&p, &c) {
+                Err(Error::Keys(m)) => assert!(!m.is_empty()),
+                Err(other) => panic!("{file} byte {at}: expected a keys error, got {other:?}"),
+                // A flip in a value the format cannot check (a key coefficient) loads.
+                Ok(()) => {}
+            }
+        }
+        // Truncated.
+        let d = fresh();
+        let p = d.path().join(file);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let m = keys_error(load(&p, &c).unwrap_err());
+        assert!(
+            m.contains("corrupted") || m.contains("truncated"),
+            "{file}: {m}"
+        );
+        // Not an sqnn file at all.
+        std::fs::write(&p, b"hello, this is not a key").unwrap();
+        assert!(keys_error(load(&p, &c).unwrap_err()).contains("not an sqnn"));
+        std::fs::write(&p, b"").unwrap();
+        assert!(keys_error(load(&p, &c).unwrap_err()).contains("corrupted"));
+    }
+    // The wrong kind of file.
+    let d = fresh();
+    let m = keys_error(ServerKey::load(&d.path().join("client.key"), &c).unwrap_err());
+    assert!(m.contains("is a client key, not a server key"), "{m}");
+    // A broken manifest.
+    std::fs::write(d.path().join("keys.json"), "{").unwrap();
+    let m = keys_error(load_server_key(d.path(), &c).unwrap_err());
+    assert!(m.contains("manifest"), "{m}");
+}
+
+#[test]
+fn a_circuit_too_wide_for_the_keys_is_refused() {
+    let mut b = Builder::new("tfhe-test-wide", 3, 2, 6);
+    let x0 = b.input(0, 3);
+    let x1 = b.input(0, 3);
+    let d = b.dot(0, &[(x0, 3), (x1, 3)], 0); // [0, 18]: 5 bits
+    let c = b.finish(&[d]);
+    let m = keys_error(keys4().0.rebind(&c).unwrap_err());
+    assert!(m.contains("5-bit"), "{m}");
+}
+
+/// Keys and encrypted files remember their encoding (`space_bits`); data made with another
+/// encoding, or a plan of another set, is refused with a clear error.
+#[test]
+fn keys_and_ciphertexts_carry_their_encoding() {
+    let c = circuit5();
+    let p5 = fhe::plan_with(c.report(), set(SET4), fhe::FheMode::Exact, -30.0, 2).unwrap();
+    let b = backend_with(&c, &p5);
+    assert_eq!(b.client().space_bits(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let m = save_keys(dir.path(), &c, b.client(), b.server()).unwrap();
+    assert_eq!(m.space_bits, Some(5));
+    let loaded = TfheBackend::load(dir.path(), &c).unwrap();
+    assert_eq!(loaded.server().space_bits(), 5);
+    let x = vec![1, 2, -1];
+    let want = ClearBackend::default()
+        .run(&c, std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(loaded.run(&c, std::slice::from_ref(&x)).unwrap(), want);
+    let p = dir.path().join("in.ct");
+    b.client().encrypt(&c, &x).unwrap().save(&p).unwrap();
+    let enc = EncryptedInput::load(&p, &c).unwrap();
+    let out = loaded.server().evaluate(&c, &enc).unwrap();
+    assert_eq!(loaded.client().decrypt(&c, &out).unwrap(), want[0]);
+    // The 4-bit circuit encrypted in a 5-bit space, evaluated by a key of the 4-bit space.
+    let c4 = circuit4();
+    let p5 = fhe::plan_on(c4.report(), set(SET4), 5, fhe::FheMode::Exact, -30.0, 2);
+    let (ck, sk) = keys4();
+    let enc5 = ck
+        .rebind_with(&c4, &p5)
+        .unwrap()
+        .encrypt(&c4, &[0, 1, 2])
+        .unwrap();
+    let m = keys_error(sk.evaluate(&c4, &enc5).unwrap_err());
+    assert!(m.contains("5-bit ciphertext space"), "{m}");
+    // A plan of another parameter set, or a space the set cannot read.
+    let p2 = plan(&c4, SET2);
+    assert!(keys_error(sk.rebind_with(&c4, &p2).unwrap_err()).contains("the plan uses"));
+    let p12 = fhe::plan_on(
+        c4.report(),
+        set(SET4),
+        12,
+        fhe::FheMode::Approximate,
+        -30.0,
+        2,
+    );
+    let m = keys_error(sk.rebind_with(&c4, &p12).unwrap_err());
+    assert!(m.contains("12-bit ciphertext space does not fit"), "{m}");
+}
