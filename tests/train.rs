@@ -295,7 +295,7 @@ fn accumulator_aware_pruning_fits_every_trained_neuron_and_keeps_more_than_omega
             "{name} {w}/{a}/{acc}: at most {most} <= Ω = {omega} weights"
         );
         // The static check proves the same on the lowered circuit.
-        let report = analyze(lower(q, name, "accumulator_aware").unwrap())
+        let report = analyze(lower(q, name, PruningMode::AccumulatorAware).unwrap())
             .unwrap()
             .report()
             .clone();

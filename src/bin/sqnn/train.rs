@@ -244,7 +244,7 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     };
     model.save(&a.out)?;
     let (n_params, nonzero) = weight_counts(&model);
-    let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.pruning_name())?;
+    let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.params().pruning)?;
     let report = analyze(graph)?.report().clone();
     let mut out = json!({
         "data": ds.name,
