@@ -16,7 +16,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ir::{transfer, IntGraph, NodeFact, NodeId, Op};
+use crate::ir::{transfer, IntGraph, NodeFact, NodeId, Op, RoundingSummary};
+use crate::train::PruningMode;
 
 /// One accumulator (`Dot` node) as the report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,7 +47,6 @@ pub struct NeuronReport {
     /// Low bits dropped before the table.
     pub round_bits: u32,
     /// The table's offset (`index = (acc + offset) >> round_bits`); 0 without a table.
-    #[serde(default)]
     pub table_offset: i64,
     /// Whether `range_bits > n_accum_bits`.
     pub over_budget: bool,
@@ -70,10 +70,8 @@ pub struct LayerReport {
     /// Widest table index (PBS precision) in the layer.
     pub table_bits_max: u32,
     /// Fewest low bits a table of the layer drops before its lookup (0 without tables).
-    #[serde(default)]
     pub round_bits_min: u32,
     /// Most low bits a table of the layer drops.
-    #[serde(default)]
     pub round_bits_max: u32,
     /// Largest Σ w² in the layer.
     pub sum_w2_max: u64,
@@ -96,11 +94,12 @@ pub struct CompileReport {
     pub n_w_bits: u32,
     /// Activation bits.
     pub n_a_bits: u32,
-    /// Pruning mode the model was trained with.
-    pub pruning: String,
-    /// What rounding before the tables cost, as lowering recorded it (empty if unknown).
-    #[serde(default)]
-    pub rounding: String,
+    /// Pruning mode the model was trained with (`null` for a circuit built by hand).
+    pub pruning: Option<PruningMode>,
+    /// What rounding before the tables cost, as lowering recorded it (in JSON an empty string
+    /// if unknown).
+    #[serde(with = "summary_or_empty")]
+    pub rounding: Option<RoundingSummary>,
     /// Input features.
     pub n_features: usize,
     /// Widest accumulator, range width.
@@ -281,8 +280,8 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
         n_accum_bits: budget,
         n_w_bits: graph.meta.n_w_bits,
         n_a_bits: graph.meta.n_a_bits,
-        pruning: graph.meta.pruning.clone(),
-        rounding: graph.meta.rounding.clone(),
+        pruning: graph.meta.pruning,
+        rounding: graph.meta.rounding,
         n_features: graph.n_features(),
         max_range_bits: neurons.iter().map(|r| r.range_bits).max().unwrap_or(0),
         max_signed_bits: neurons.iter().map(|r| r.signed_bits).max().unwrap_or(0),
@@ -341,4 +340,28 @@ pub fn witness_circuit(an: &Analyzed, dot: NodeId) -> Result<(IntGraph, Vec<i64>
         nodes,
     };
     Ok((sub, f.witness_lo.clone(), f.witness_hi.clone()))
+}
+
+/// A report's rounding summary in JSON: the summary's sentence, or `""` when there is none.
+mod summary_or_empty {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::ir::RoundingSummary;
+
+    pub fn serialize<S: Serializer>(v: &Option<RoundingSummary>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(r) => s.collect_str(r),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<RoundingSummary>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
+    }
 }

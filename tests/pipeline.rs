@@ -26,7 +26,7 @@ fn fit(name: &str, params: EstimatorParams) -> (Model, Dataset, Dataset) {
 }
 
 fn compile(model: &Model, name: &str) -> Analyzed {
-    analyze(lower(model.quantized(), name, model.pruning_name()).unwrap()).unwrap()
+    analyze(lower(model.quantized(), name, model.params().pruning).unwrap()).unwrap()
 }
 
 /// The clear backend's output accumulators equal the quantized model's reference integer forward

@@ -30,8 +30,8 @@ fn one_table() -> IntGraph {
             n_w_bits: 2,
             n_a_bits: 4,
             n_accum_bits: 8,
-            pruning: "none".into(),
-            rounding: String::new(),
+            pruning: None,
+            rounding: None,
         },
         client: ClientSpec::identity(1, 1),
         nodes: vec![

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ir::meta::Meta;
 use crate::task::Task;
 
 /// Index of a node in [`IntGraph::nodes`].
@@ -63,26 +64,6 @@ pub struct Node {
     /// The operation.
     #[serde(flatten)]
     pub op: Op,
-}
-
-/// Facts about how the circuit was made, which the check and the parameter choice use.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Meta {
-    /// Classification (with class names) or regression.
-    pub task: Task,
-    /// Weight bit width (signed).
-    pub n_w_bits: u32,
-    /// Activation bit width.
-    pub n_a_bits: u32,
-    /// Accumulator budget: every accumulator's range width must be at most this.
-    pub n_accum_bits: u32,
-    /// How the model was pruned (free text, for the report: "per-neuron", "layer-global", ...).
-    pub pruning: String,
-    /// What rounding before the tables cost, as lowering measured it against the exact tables
-    /// (free text, for the report; empty when lowering recorded nothing).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub rounding: String,
 }
 
 /// What the client does in float: standardize and quantize features, dequantize outputs.

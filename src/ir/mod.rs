@@ -5,7 +5,9 @@
 pub mod facts;
 pub mod format;
 pub mod graph;
+pub mod meta;
 
 pub use facts::{transfer, Interval, NodeFact};
 pub use format::{FORMAT, MAX_BITS, MAX_NODES, MAX_TABLE_LEN, VERSION};
 pub use graph::*;
+pub use meta::{Meta, RoundingSummary};

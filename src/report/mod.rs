@@ -15,7 +15,7 @@ pub fn render_text(r: &CompileReport) -> String {
         r.name,
         r.n_features,
         r.layers.len(),
-        r.pruning
+        r.pruning.map_or("unrecorded", |p| p.name())
     );
     let _ = writeln!(
         s,
@@ -58,8 +58,8 @@ pub fn render_text(r: &CompileReport) -> String {
             hist.join(" ")
         );
     }
-    if !r.rounding.is_empty() {
-        let _ = writeln!(s, "rounding before tables: {}", r.rounding);
+    if let Some(rounding) = &r.rounding {
+        let _ = writeln!(s, "rounding before tables: {rounding}");
     }
     let _ = writeln!(s);
     let verdict = if r.ok { "PASS" } else { "FAIL" };

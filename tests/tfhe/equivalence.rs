@@ -187,7 +187,7 @@ fn iris_end_to_end() {
     let mut clf = NeuralNetClassifier::new(params.clone()).unwrap();
     clf.fit_dataset(&train).unwrap();
     println!("trained in {:.1} s", t.elapsed().as_secs_f64());
-    let g = sqnn::lower::lower(clf.quantized().unwrap(), "iris", params.pruning.name()).unwrap();
+    let g = sqnn::lower::lower(clf.quantized().unwrap(), "iris", params.pruning).unwrap();
     let inputs = g.quantize_inputs(&test.x).unwrap();
     let c = CheckedGraph::new(g)
         .unwrap()

@@ -59,7 +59,8 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| model.data_name().to_string());
     let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
-    let graph = sqnn::lower::lower_with(model.quantized(), &name, model.pruning_name(), rounding)?;
+    let graph =
+        sqnn::lower::lower_with(model.quantized(), &name, model.params().pruning, rounding)?;
     graph.save(&a.out)?;
     let an = analyze(graph)?;
     print!("{}", report::render_text(an.report()));

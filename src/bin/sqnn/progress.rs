@@ -1,83 +1,94 @@
-//! Progress bars on stderr for the library's [`Progress`] reports: a spinner for an operation
-//! of unknown length (key generation), a bar for one with a known number of steps.
+//! The command line's progress display: an indicatif spinner or bar on standard error behind
+//! the library's [`Progress`] observer.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sqnn::progress::Progress;
 
-/// Draws the operation the library reports, one at a time, and clears it when it finishes.
-pub struct Bars {
-    /// Template of a bar with a known length; `{prefix}` is what the operation counts.
+/// A spinner (operations of unknown length, such as key generation) or a progress bar on
+/// standard error, one per operation the library reports, cleared when it finishes.
+pub struct Bar {
+    /// Template of a bar of known length: `{prefix}` is the operation's name, `{msg}` its
+    /// latest message.
     template: &'static str,
     current: Mutex<Option<ProgressBar>>,
 }
 
-impl Default for Bars {
+impl Default for Bar {
     fn default() -> Self {
-        Bars::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]")
+        Bar::with_template("{bar:30} {prefix} {pos}/{len} {msg} [{elapsed}]")
     }
 }
 
-impl Bars {
-    /// Bars drawn with an `indicatif` template (`{prefix}` is the operation's name).
-    pub fn with_template(template: &'static str) -> Self {
-        Bars {
+impl Bar {
+    /// No bar is shown until an operation starts.
+    pub fn new() -> Bar {
+        Bar::default()
+    }
+
+    /// Bars drawn with another indicatif template (`{prefix}`: the operation, `{msg}`: its
+    /// latest message).
+    pub fn with_template(template: &'static str) -> Bar {
+        Bar {
             template,
             current: Mutex::new(None),
         }
     }
 
-    fn with_current(&self, f: impl FnOnce(&ProgressBar)) {
-        if let Ok(current) = self.current.lock() {
-            if let Some(pb) = current.as_ref() {
-                f(pb);
-            }
-        }
+    fn with(&self, f: impl FnOnce(&mut Option<ProgressBar>)) {
+        let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard);
     }
 }
 
-impl Progress for Bars {
+impl Progress for Bar {
     fn start(&self, what: &str, total: u64) {
-        let pb = if total == 0 {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb.set_message(what.to_string());
-            pb.enable_steady_tick(Duration::from_millis(150));
-            pb
+        let bar = if total == 0 {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+                bar.set_style(style);
+            }
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(150));
+            bar
         } else {
-            let pb = ProgressBar::new(total);
-            pb.set_style(
-                ProgressStyle::with_template(self.template)
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb.set_prefix(what.to_string());
-            pb
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(self.template) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(what.to_string());
+            bar
         };
-        if let Ok(mut current) = self.current.lock() {
-            if let Some(old) = current.replace(pb) {
+        self.with(|b| {
+            if let Some(old) = b.replace(bar) {
                 old.finish_and_clear();
             }
-        }
+        });
     }
 
     fn advance(&self, n: u64) {
-        self.with_current(|pb| pb.inc(n));
+        self.with(|b| {
+            if let Some(bar) = b {
+                bar.inc(n);
+            }
+        });
     }
 
     fn message(&self, msg: &str) {
-        self.with_current(|pb| pb.set_message(msg.to_string()));
+        self.with(|b| {
+            if let Some(bar) = b {
+                bar.set_message(msg.to_string());
+            }
+        });
     }
 
     fn finish(&self) {
-        if let Ok(mut current) = self.current.lock() {
-            if let Some(pb) = current.take() {
-                pb.finish_and_clear();
+        self.with(|b| {
+            if let Some(bar) = b.take() {
+                bar.finish_and_clear();
             }
-        }
+        });
     }
 }

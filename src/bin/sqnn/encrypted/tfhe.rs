@@ -16,7 +16,7 @@ use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::{Error, Result};
 
 use crate::args::FheArgs;
-use crate::progress::Bars;
+use crate::progress::Bar;
 use crate::run::{metric, RunArgs};
 
 /// Passes the check or explains why nothing unchecked is encrypted.
@@ -34,7 +34,7 @@ pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode>
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
     let plan = fhe.plan(checked.report())?;
     print!("{}", render_plan(&plan));
-    let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bars::default())?;
+    let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let manifest = save_keys(out_dir, &checked, &client, &server)?;
     println!(
@@ -53,7 +53,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
     let clear = ClearBackend::default().evaluate(&an, inputs)?;
     let checked = checked(an)?;
     let t = Instant::now();
-    let bars = Bars::default();
+    let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
     let (backend, plan_name, keygen_s) = match &a.keys {
         Some(dir) => {
             let b = TfheBackend::load(dir, &checked)?;
