@@ -196,9 +196,8 @@ fn iris_end_to_end() {
     let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let t = std::time::Instant::now();
-    let mut b = TfheBackend::generate(&c, &plan).unwrap();
+    let b = TfheBackend::generate(&c, &plan).unwrap();
     println!("keygen {:.1} s", t.elapsed().as_secs_f64());
-    b.progress = true;
     let run = b.run_timed(&c, &inputs).unwrap();
     let clear = ClearBackend::default().run(&c, &inputs).unwrap();
     let agree = run
