@@ -24,6 +24,7 @@ use sqnn::data::Task;
 use sqnn::fhe::{self, FheMode, FhePlan, ParamSet};
 use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
 use sqnn::ir::{transfer, NodeFact};
+use sqnn::progress::NoProgress;
 use sqnn::tfhe::{measure, ClientKey, ServerKey};
 
 const SETS: [(&str, &str); 3] = [
@@ -251,7 +252,7 @@ fn bench_plan(c: &mut Criterion, id: &str, checked: &CheckedGraph, plan: &FhePla
     );
     // Sanity: the encrypted result equals the clear one (exact), or is shown (approximate).
     let out = sk
-        .evaluate_prepared(checked, &prepared, &enc, None)
+        .evaluate_prepared(checked, &prepared, &enc, &NoProgress)
         .unwrap();
     let clear = sqnn::execute::ClearBackend::default()
         .evaluate(checked.analyzed(), std::slice::from_ref(&x))
@@ -266,7 +267,7 @@ fn bench_plan(c: &mut Criterion, id: &str, checked: &CheckedGraph, plan: &FhePla
     }
     c.bench_function(id, |b| {
         b.iter(|| {
-            sk.evaluate_prepared(checked, &prepared, &enc, None)
+            sk.evaluate_prepared(checked, &prepared, &enc, &NoProgress)
                 .unwrap()
         })
     });

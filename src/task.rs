@@ -17,7 +17,7 @@ pub enum Task {
 
 /// The kind of task asked for on the command line (`--task classify|regress`), without class
 /// names. `None` where an `Option<TaskKind>` is taken means "infer from the target column".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     /// Classification: the target column holds class labels.
@@ -32,6 +32,22 @@ impl TaskKind {
         match task {
             Task::Classify { .. } => TaskKind::Classify,
             Task::Regress => TaskKind::Regress,
+        }
+    }
+}
+
+impl std::str::FromStr for TaskKind {
+    type Err = crate::Error;
+
+    /// Parses `classify` or `regress`.
+    fn from_str(s: &str) -> crate::Result<TaskKind> {
+        match s {
+            "classify" => Ok(TaskKind::Classify),
+            "regress" => Ok(TaskKind::Regress),
+            _ => Err(crate::Error::param(
+                "task",
+                format!("{s:?} is not a task: use classify or regress"),
+            )),
         }
     }
 }

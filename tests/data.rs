@@ -675,8 +675,7 @@ fn task_kind_serde_and_names() {
         "\"classify\""
     );
     assert_eq!(TaskKind::of(&Task::Regress), TaskKind::Regress);
-    use clap::ValueEnum;
-    assert_eq!(TaskKind::from_str("regress", false), Ok(TaskKind::Regress));
+    assert_eq!("regress".parse::<TaskKind>().ok(), Some(TaskKind::Regress));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ use sqnn::data::{peer_split, train_test_split, Dataset, Split};
 use sqnn::lower::lower;
 use sqnn::train::quantize::QuantizedMlp;
 use sqnn::train::{
-    max_active_neurons, ActRange, EstimatorParams, InputScaling, LrSchedule, Model,
-    NeuralNetClassifier, NeuralNetRegressor, PruningMode,
+    max_active_neurons, ActRange, EstimatorParams, InputScaling, Model, NeuralNetClassifier,
+    NeuralNetRegressor, PruningMode,
 };
 use sqnn::Error;
 
@@ -423,17 +423,21 @@ fn save_load_round_trip_and_bad_files() {
     let back = NeuralNetClassifier::load(&path).unwrap();
     assert_eq!(back.predict(&te.x).unwrap(), c.predict(&te.x).unwrap());
     assert_eq!(back.params(), c.params());
-    // Files written before `lr_schedule` and `sparse_init` existed still load, as what they
-    // were trained with (constant learning rate, no re-scaling).
+    // Every hyper-parameter is required (the format was never released without them): a
+    // file missing `lr_schedule` and `sparse_init` is a damaged model file, not a guess.
     let old = dir.path().join("old.model.json");
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let params = v["params"].as_object_mut().unwrap();
     assert!(params.remove("lr_schedule").is_some() && params.remove("sparse_init").is_some());
+    assert!(
+        !params.contains_key("progress"),
+        "nothing about display in model files"
+    );
     std::fs::write(&old, serde_json::to_vec(&v).unwrap()).unwrap();
-    let back_old = NeuralNetClassifier::load(&old).unwrap();
-    assert_eq!(back_old.params().lr_schedule, LrSchedule::Constant);
-    assert!(!back_old.params().sparse_init);
-    assert_eq!(back_old.predict(&te.x).unwrap(), c.predict(&te.x).unwrap());
+    match NeuralNetClassifier::load(&old) {
+        Err(Error::Model(m)) => assert!(m.contains("damaged"), "{m}"),
+        other => panic!("expected a damaged-file error, got {other:?}"),
+    }
     assert_eq!(
         back.predict_proba(&te.x).unwrap(),
         c.predict_proba(&te.x).unwrap()
@@ -766,7 +770,6 @@ pub fn mnist_params() -> EstimatorParams {
         batch_size: 64,
         lr: 0.01,
         restarts: 1,
-        progress: true,
         // The recipe the README's MNIST figures were measured with (before sqnn's defaults
         // moved to min-max inputs, weight decay and no hold-out).
         validation_fraction: 0.2,

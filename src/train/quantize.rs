@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::task::Task;
 
 /// Elementwise activation functions. Any of them works in FHE, since it becomes a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// max(0, x)

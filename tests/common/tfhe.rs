@@ -174,22 +174,19 @@ pub fn random_circuit4(seed: u64) -> CheckedGraph {
     }
 }
 
+/// A backend for `c` with `keys` (rebound to it).
 pub fn backend(keys: &Keys, c: &CheckedGraph) -> TfheBackend {
-    let mut b = TfheBackend::new(keys.0.rebind(c).unwrap(), keys.1.rebind(c).unwrap()).unwrap();
-    b.progress = false;
-    b
+    TfheBackend::new(keys.0.rebind(c).unwrap(), keys.1.rebind(c).unwrap()).unwrap()
 }
 
 /// A backend for `c` with the 4-bit keys and the encoding of `plan`.
 pub fn backend_with(c: &CheckedGraph, plan: &FhePlan) -> TfheBackend {
     let (ck, sk) = keys4();
-    let mut b = TfheBackend::new(
+    TfheBackend::new(
         ck.rebind_with(c, plan).unwrap(),
         sk.rebind_with(c, plan).unwrap(),
     )
-    .unwrap();
-    b.progress = false;
-    b
+    .unwrap()
 }
 
 /// Runs `c` encrypted and in clear on `inputs`; asserts identical outputs.

@@ -88,12 +88,11 @@ fn multi_bit_reads_follow_the_emulated_modulus_switch() {
         .map(|_| (0..4).map(|_| rng.gen_range(-8..=7)).collect())
         .collect();
     for plan in [&chosen, &forced] {
-        let mut b = TfheBackend::new(
+        let b = TfheBackend::new(
             ck.rebind_with(&c, plan).unwrap(),
             sk.rebind_with(&c, plan).unwrap(),
         )
         .unwrap();
-        b.progress = false;
         let prepared = b.server().prepare(&c).unwrap();
         let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
             plan.neurons.iter().map(|n| (n.node, n)).collect();

@@ -9,6 +9,7 @@ use sqnn::analyze::CheckedGraph;
 use sqnn::execute::{Backend, ClearBackend};
 use sqnn::fhe::{self, ParamSet};
 use sqnn::ir::{IntGraph, NodeId};
+use sqnn::progress::NoProgress;
 use sqnn::tfhe::{load_server_key, measure, save_keys, ClientKey, TfheBackend};
 
 use crate::common;
@@ -193,8 +194,7 @@ fn latency_report() {
         println!("{r}");
     }
     let c = circuit4();
-    let mut b = backend(keys4(), &c);
-    b.progress = false;
+    let b = backend(keys4(), &c);
     let inputs: Vec<Vec<i64>> = all_inputs(&c).into_iter().take(20).collect();
     let run = b.run_timed(&c, &inputs).unwrap();
     let s = set(SET4);
@@ -275,7 +275,7 @@ fn iris_shape_approximate_latency() {
     // Warm up (thread-local buffers, FFT plans).
     let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
     b.server()
-        .evaluate_prepared(&c, &prepared, &enc, None)
+        .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
     let eval = run.median_evaluate_ms();
@@ -413,8 +413,7 @@ fn committed_iris_against_the_floor() {
         .expect("committed circuit passes");
     let cores = rayon::current_num_threads();
     let plan = fhe::choose_approximate(c.report(), -40.0, cores, 2.0).unwrap();
-    let mut b = TfheBackend::generate(&c, &plan).unwrap();
-    b.progress = false;
+    let b = TfheBackend::generate(&c, &plan).unwrap();
     let prepared = b.server().prepare(&c).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let inputs: Vec<Vec<i64>> = (0..20)
@@ -431,7 +430,7 @@ fn committed_iris_against_the_floor() {
         .collect();
     let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
     b.server()
-        .evaluate_prepared(&c, &prepared, &enc, None)
+        .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
     let (cks, sks) = measure::raw_keys(set(&plan.parameter_set)).unwrap();

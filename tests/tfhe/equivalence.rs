@@ -195,9 +195,8 @@ fn iris_end_to_end() {
     let plan = fhe::choose_parameters(c.report(), -40.0, rayon::current_num_threads()).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let t = std::time::Instant::now();
-    let mut b = TfheBackend::generate(&c, &plan).unwrap();
+    let b = TfheBackend::generate(&c, &plan).unwrap();
     println!("keygen {:.1} s", t.elapsed().as_secs_f64());
-    b.progress = true;
     let run = b.run_timed(&c, &inputs).unwrap();
     let clear = ClearBackend::default().run(&c, &inputs).unwrap();
     let agree = run

@@ -43,8 +43,7 @@ fn keys_inputs_and_outputs_round_trip_through_files() {
     let out2 = sk.evaluate(&c, &ck.encrypt(&c, &x).unwrap()).unwrap();
     assert_eq!(client.decrypt(&c, &out2).unwrap(), want[0]);
     // Loaded keys make a working backend.
-    let mut b = TfheBackend::load(dir.path(), &c).unwrap();
-    b.progress = false;
+    let b = TfheBackend::load(dir.path(), &c).unwrap();
     assert_eq!(b.run(&c, &[x]).unwrap(), want);
 }
 

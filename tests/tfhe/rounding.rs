@@ -99,12 +99,11 @@ fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
     assert_eq!(plan.box_positions, 0.5);
     assert!(plan.worst_log2_p_fail < -30.0, "{}", plan.worst_log2_p_fail);
     let (ck, sk) = keys2();
-    let mut backend = TfheBackend::new(
+    let backend = TfheBackend::new(
         ck.rebind_with(&c, &plan).unwrap(),
         sk.rebind_with(&c, &plan).unwrap(),
     )
     .unwrap();
-    backend.progress = false;
     let inputs = all_inputs(&c);
     assert_eq!(inputs.len(), 32);
     let clear = ClearBackend::default().run(&c, &inputs).unwrap();

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
 use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
@@ -86,7 +87,7 @@ pub struct SplitArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// Task of a CSV file (default: inferred from the target column).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = task_parser())]
     pub task: Option<TaskKind>,
 }
 
@@ -110,6 +111,29 @@ impl SplitArgs {
             "auto" | "seeded" => seeded,
             "concrete-ml" => SplitSpec::ConcreteMl,
             path => SplitSpec::File(PathBuf::from(path)),
+        }
+    }
+}
+
+/// The parser of `--task` (shared by the commands that read data).
+fn task_parser() -> impl TypedValueParser<Value = TaskKind> {
+    EnumValueParser::<TaskArg>::new().map(TaskKind::from)
+}
+
+/// `--task` values ([`TaskKind`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    /// Classification: the target column holds class labels.
+    Classify,
+    /// Regression: the target column holds real values.
+    Regress,
+}
+
+impl From<TaskArg> for TaskKind {
+    fn from(a: TaskArg) -> TaskKind {
+        match a {
+            TaskArg::Classify => TaskKind::Classify,
+            TaskArg::Regress => TaskKind::Regress,
         }
     }
 }

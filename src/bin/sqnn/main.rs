@@ -12,6 +12,7 @@ mod check;
 mod demo;
 mod encrypted;
 mod hint;
+mod progress;
 mod run;
 mod train;
 

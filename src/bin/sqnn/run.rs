@@ -47,16 +47,8 @@ pub struct RunArgs {
 /// Accuracy (classification) or R² (regression) of predictions against targets.
 pub fn metric(graph: &IntGraph, preds: &[f64], y: &[f64]) -> (&'static str, f64) {
     match graph.meta.task {
-        data::Task::Classify { .. } => {
-            let ok = preds.iter().zip(y).filter(|(p, t)| p == t).count();
-            ("accuracy", ok as f64 / y.len().max(1) as f64)
-        }
-        data::Task::Regress => {
-            let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
-            let ss_res: f64 = preds.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
-            let ss_tot: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
-            ("r2", 1.0 - ss_res / ss_tot.max(f64::MIN_POSITIVE))
-        }
+        data::Task::Classify { .. } => ("accuracy", sqnn::train::accuracy(preds, y)),
+        data::Task::Regress => ("r2", sqnn::train::r2(preds, y)),
     }
 }
 

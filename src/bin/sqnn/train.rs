@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use sqnn::analyze::analyze;
 use sqnn::data::{Task, TaskKind};
+use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
 use sqnn::train::{
     ActRange, EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier,
@@ -15,6 +17,7 @@ use sqnn::train::{
 use sqnn::Result;
 
 use crate::args::{load_split, SplitArgs};
+use crate::progress::Bar;
 
 /// `sqnn train` arguments. Every module flag defaults to sqnn's defaults
 /// (`EstimatorParams::default()`), or to Concrete ML 1.9's with `--preset concrete-ml`.
@@ -51,7 +54,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub n_prune_neurons_percentage: Option<f64>,
     /// Activation function.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
     pub activation: Option<Activation>,
     /// Narrow quantization ranges (symmetric: -(2^(b-1)-1) .. 2^(b-1)-1).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -68,11 +71,11 @@ pub struct TrainArgs {
     /// Pruning: per-neuron (at most Ω weights per neuron: every accumulator bounded),
     /// accumulator-aware (every neuron keeps weights while its proved interval fits
     /// n_accum_bits: more than Ω, still bounded) or layer-global (Concrete ML's, unbounded).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Option<PruningMode>,
     /// How raw features are scaled before the input quantizer (client side): `min-max` maps
     /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
     /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
     #[arg(long)]
@@ -151,7 +154,8 @@ impl TrainArgs {
         }
     }
 
-    /// The estimator parameters these flags ask for.
+    /// The estimator parameters these flags ask for: the preset, with every given flag
+    /// overriding its field.
     pub fn params(&self) -> Result<EstimatorParams> {
         let mut p = EstimatorParams::preset(&self.preset)?;
         macro_rules! set {
@@ -182,7 +186,6 @@ impl TrainArgs {
             restarts <- restarts,
             act_range <- act_range,
         );
-        p.progress = !self.quiet && !self.json;
         p.validate()?;
         Ok(p)
     }
@@ -225,15 +228,17 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
             params.pruning.name()
         );
     }
+    let bar = Bar::new();
+    let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
     let (model, fit): (Model, FitReport) = match (&ds.task, a.split.task) {
         (Task::Classify { .. }, None | Some(TaskKind::Classify)) => {
             let mut m = NeuralNetClassifier::new(params.clone())?;
-            let r = m.fit_dataset(&train)?;
+            let r = m.fit_dataset_with_progress(&train, progress)?;
             (Model::Classifier(m), r)
         }
         _ => {
             let mut m = NeuralNetRegressor::new(params.clone())?;
-            let r = m.fit_dataset(&train)?;
+            let r = m.fit_dataset_with_progress(&train, progress)?;
             (Model::Regressor(m), r)
         }
     };
@@ -303,17 +308,96 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     Ok(model)
 }
 
-/// Parses `--act-range`.
+/// Parses `--act-range` ([`ActRange`]'s `FromStr`).
 fn parse_act_range(s: &str) -> std::result::Result<ActRange, String> {
-    match s {
-        "learned" => Ok(ActRange::Learned),
-        "minmax" => Ok(ActRange::MinMax),
-        "mse" => Ok(ActRange::Mse),
-        _ => match s.strip_prefix("percentile:").map(str::parse::<f64>) {
-            Some(Ok(p)) => Ok(ActRange::Percentile(p)),
-            _ => Err(format!(
-                "{s:?}: use learned, minmax, mse or percentile:P (for example percentile:99.9)"
-            )),
-        },
+    s.parse().map_err(|e| match e {
+        sqnn::Error::InvalidParameter { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+/// `--activation` values ([`Activation`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum ActivationArg {
+    /// max(0, x)
+    Relu,
+    /// min(max(0, x), 6)
+    Relu6,
+    /// x if x > 0 else 0.01 x
+    LeakyRelu,
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// tanh(x)
+    Tanh,
+    /// Scaled exponential linear unit.
+    Selu,
+    /// Gaussian error linear unit (tanh approximation, as PyTorch's `approximate="tanh"`).
+    Gelu,
+    /// x
+    Identity,
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(a: ActivationArg) -> Activation {
+        match a {
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::Relu6 => Activation::Relu6,
+            ActivationArg::LeakyRelu => Activation::LeakyRelu,
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Selu => Activation::Selu,
+            ActivationArg::Gelu => Activation::Gelu,
+            ActivationArg::Identity => Activation::Identity,
+        }
+    }
+}
+
+/// `--pruning` values ([`PruningMode`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum PruningArg {
+    /// Every output neuron keeps at most Ω = `max_active_neurons` non-zero weights (largest
+    /// `|w|`): each neuron's accumulator provably fits `n_accum_bits`.
+    PerNeuron,
+    /// Concrete ML's pruning: `l1_unstructured(amount = (fan_in - Ω) * fan_out)` over the whole
+    /// weight matrix, once, on the initial weights. Only the *average* row keeps Ω weights; single
+    /// neurons can exceed the accumulator budget.
+    LayerGlobal,
+    /// Accumulator-aware pruning (in the spirit of Brevitas' A2Q): a neuron reading inputs
+    /// whose integer range spans `s` (`2^n_a_bits - 1` values apart, the layer's input
+    /// quantizer) has an accumulator interval of width `s * sum |w|` over its integer weights,
+    /// so every row keeps its largest `|w|` while `s * sum |w| <= 2^n_accum_bits - 1`. Weights
+    /// of a row are rarely all at the largest magnitude, so this keeps more than Ω weights
+    /// with the same proved width. The budget is enforced on the initial weights and again
+    /// after every epoch on the integer weights as they stand (masks only shrink), so the
+    /// kept epoch and the exported model satisfy it.
+    AccumulatorAware,
+}
+
+impl From<PruningArg> for PruningMode {
+    fn from(a: PruningArg) -> PruningMode {
+        match a {
+            PruningArg::PerNeuron => PruningMode::PerNeuron,
+            PruningArg::LayerGlobal => PruningMode::LayerGlobal,
+            PruningArg::AccumulatorAware => PruningMode::AccumulatorAware,
+        }
+    }
+}
+
+/// `--input-scaling` values ([`InputScaling`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum InputScalingArg {
+    /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
+    Standardize,
+    /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
+    /// whole input quantizer, instead of only the part its standardized range covers.
+    MinMax,
+}
+
+impl From<InputScalingArg> for InputScaling {
+    fn from(a: InputScalingArg) -> InputScaling {
+        match a {
+            InputScalingArg::Standardize => InputScaling::Standardize,
+            InputScalingArg::MinMax => InputScaling::MinMax,
+        }
     }
 }
