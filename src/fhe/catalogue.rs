@@ -78,7 +78,7 @@ pub enum ModulusSwitch {
 /// ranks them by predicted latency ([`choose_parameters_with`](super::choose_parameters_with)).
 ///
 /// What is measured and what is modelled:
-/// * Measured on this machine in one run (`tests/tfhe.rs::latency_report`, 2 cores, the other
+/// * Measured on this machine in one run (`examples/calibrate.rs latency`, 2 cores, the other
 ///   engineer's jobs running: load average 5 to 10): [`pbs_ms_1_thread`](ParamSet::pbs_ms_1_thread)
 ///   (keyswitch + bootstrap with the measuring thread pinned to one core, so a multi-bit
 ///   bootstrap's own threads share it), [`pbs_ms_2_threads`](ParamSet::pbs_ms_2_threads) (two at
@@ -89,7 +89,7 @@ pub enum ModulusSwitch {
 ///   figures were taken while the other core was busy; a second run was worse throughout).
 ///   Compare sets by their ratios; absolute figures move ±30 % with the load. The 6-bit
 ///   multi-bit set showed no gain from its threads here (`f` = 0), probably from the load.
-/// * Measured with the secret key (`tests/tfhe.rs::noise_calibration`): `a` and `b` of every
+/// * Measured with the secret key (`examples/calibrate.rs noise`): `a` and `b` of every
 ///   selectable set, at the input of the bootstrap after the set's own modulus switch
 ///   (centred, rounded, or multi-bit subset sums; `measure::switched_position`). Rounded up.
 ///   The 2^-64 classic sets have about twice the `a` of the centred 2^-128 ones; multi-bit
