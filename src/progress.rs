@@ -5,10 +5,15 @@
 /// An observer of one long operation at a time: `start`, then any number of `advance`, then
 /// `finish`.
 pub trait Progress: Sync {
-    /// A new operation named `what` begins, with `total` steps.
+    /// A new operation named `what` begins, with `total` steps (0: an unknown number, such as
+    /// key generation, which reports only messages).
     fn start(&self, what: &str, total: u64);
     /// `n` more steps are done.
     fn advance(&self, n: u64);
+    /// Where the operation stands, in a few words (e.g. `sample 3/10`); ignored by default.
+    fn message(&self, msg: &str) {
+        let _ = msg;
+    }
     /// The operation is over (also when it stops early).
     fn finish(&self);
 }

@@ -3,18 +3,18 @@
 //! circuits or encodings apart.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ::tfhe::core_crypto::prelude::{lwe_ciphertext_plaintext_add_assign, Plaintext};
 use ::tfhe::shortint::{Ciphertext, CompressedServerKey};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::layout::{plan_space, Circuit, Layout};
-use super::params::{lookup_set, tfhe_parameters};
+use super::params::tfhe_parameters;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::execute::validate_inputs;
 use crate::fhe::{FhePlan, ParamSet};
+use crate::progress::{NoProgress, Progress};
 
 pub(super) fn short(d: &str) -> &str {
     &d[..d.len().min(16)]
@@ -97,17 +97,6 @@ pub struct EncryptedOutput {
     pub(super) cts: Vec<Ciphertext>,
 }
 
-pub(super) fn spinner(msg: String) -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    pb.set_message(msg);
-    pb.enable_steady_tick(Duration::from_millis(150));
-    pb
-}
-
 pub(super) fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
     Error::Keys(format!(
         "{what} uses a {have}-bit ciphertext space, the keys a {want}-bit one: it was made with \
@@ -117,27 +106,40 @@ pub(super) fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
 
 impl ClientKey {
     /// Generates a client key and the matching server key for `checked` with the parameter set
-    /// and encoding (`space_bits`) of `plan` (from [`fhe::choose_parameters_with`](crate::fhe::choose_parameters_with)). Shows a
-    /// spinner on stderr.
+    /// and encoding (`space_bits`) of `plan` (from the planner in [`crate::fhe`]).
     pub fn generate(checked: &CheckedGraph, plan: &FhePlan) -> Result<(ClientKey, ServerKey)> {
-        let set = lookup_set(&plan.parameter_set)?;
+        ClientKey::generate_with_progress(checked, plan, &NoProgress)
+    }
+
+    /// [`ClientKey::generate`], reporting to `progress`: one operation of unknown length (a few
+    /// seconds to a minute, see [`ParamSet::keygen_seconds`]) whose messages name the key being
+    /// generated.
+    pub fn generate_with_progress(
+        checked: &CheckedGraph,
+        plan: &FhePlan,
+        progress: &dyn Progress,
+    ) -> Result<(ClientKey, ServerKey)> {
+        let set = plan.set();
         let circuit = Circuit::new(checked)?;
         let space_bits = plan_space(plan, &circuit);
         circuit.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let t0 = Instant::now();
-        let pb = spinner(format!(
-            "generating {} keys ({}, about {:.0} s)",
-            set.label(),
-            set.name,
-            set.keygen_seconds.max(1.0)
-        ));
+        progress.start(
+            &format!(
+                "generating {} keys ({}, about {:.0} s)",
+                set.label(),
+                set.name,
+                set.keygen_seconds.max(1.0)
+            ),
+            0,
+        );
         let key = ::tfhe::shortint::ClientKey::new(params);
-        pb.set_message(format!("generating the {} server key", set.label()));
+        progress.message(&format!("generating the {} server key", set.label()));
         let compressed = CompressedServerKey::new(&key);
-        pb.set_message("decompressing the server key".to_string());
+        progress.message("decompressing the server key");
         let server = compressed.decompress();
-        pb.finish_and_clear();
+        progress.finish();
         let secs = t0.elapsed().as_secs_f64();
         Ok((
             ClientKey {
@@ -303,7 +305,7 @@ impl ClientKey {
 }
 
 pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
-    if plan.parameter_set != set.name {
+    if plan.parameter_set != set.id {
         return Err(Error::Keys(format!(
             "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
             plan.parameter_set, set.name

@@ -13,8 +13,10 @@ use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe::{self, ParamSet};
 use crate::ir::{NodeId, Op};
+use crate::progress::NoProgress;
 
-use super::eval::{PreparedCircuit, StageTiming, TfheBackend};
+use super::backend::TfheBackend;
+use super::eval::{PreparedCircuit, StageTiming};
 use super::keys::{ClientKey, EncryptedInput, ServerKey};
 use super::params::{ggsw_count, tfhe_parameters};
 use ::tfhe::core_crypto::prelude::{
@@ -258,8 +260,8 @@ pub fn table_reads(
     prepared: &PreparedCircuit,
     inputs: &[i64],
 ) -> Result<(Vec<TableRead>, Vec<i64>)> {
-    let client = &backend.client;
-    let server = &backend.server;
+    let client = backend.client();
+    let server = backend.server();
     let AtomicPatternClientKey::Standard(cap) = &client.key.atomic_pattern else {
         return Err(Error::Backend("standard atomic pattern expected".into()));
     };
@@ -282,7 +284,7 @@ pub fn table_reads(
     let unshift = if bx >= 2 { 0.5 } else { 0.0 };
     let padded = 1i64 << (p_bits + 1);
     let enc = client.encrypt(checked, inputs)?;
-    let vals = server.evaluate_nodes(checked, prepared, &enc, None, None)?;
+    let vals = server.evaluate_nodes(checked, prepared, &enc, &NoProgress, None)?;
     let ids = g.input_nodes();
     let mut value = vec![0i64; g.nodes.len()];
     for (&id, &x) in ids.iter().zip(inputs) {
@@ -365,7 +367,7 @@ pub fn evaluate_profiled(
     input: &EncryptedInput,
 ) -> Result<Vec<StageTiming>> {
     let mut profile = Vec::new();
-    server.evaluate_nodes(checked, prepared, input, None, Some(&mut profile))?;
+    server.evaluate_nodes(checked, prepared, input, &NoProgress, Some(&mut profile))?;
     Ok(profile)
 }
 

@@ -67,6 +67,7 @@
 //! "chunks"; loading rebuilds the `shortint` keys from the parameter set named in the header.
 //! A key directory holds `client.key`, `server.key` and the manifest `keys.json`.
 
+mod backend;
 mod eval;
 mod files;
 mod key_files;
@@ -75,7 +76,8 @@ mod layout;
 pub mod measure;
 mod params;
 
-pub use eval::{median, PreparedCircuit, StageTiming, TfheBackend, TfheRun};
+pub use backend::{median, TfheBackend, TfheRun};
+pub use eval::{PreparedCircuit, StageTiming};
 pub use files::{
     load_client_key, load_manifest, load_server_key, save_keys, KeyManifest, CLIENT_KEY_FILE,
     MANIFEST_FILE, SERVER_KEY_FILE,

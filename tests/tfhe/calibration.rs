@@ -9,6 +9,7 @@ use sqnn::analyze::CheckedGraph;
 use sqnn::execute::{Backend, ClearBackend};
 use sqnn::fhe::{self, ParamSet};
 use sqnn::ir::{IntGraph, NodeId};
+use sqnn::progress::NoProgress;
 use sqnn::tfhe::{load_server_key, measure, save_keys, ClientKey, TfheBackend};
 
 use crate::common;
@@ -33,7 +34,7 @@ fn tag(s: &ParamSet) -> String {
 /// reference, such as `6mb2`, must be named), or every selectable set.
 fn sets_from_env() -> Vec<&'static ParamSet> {
     let which = std::env::var("SQNN_SETS").unwrap_or_default();
-    fhe::PARAMETER_SETS
+    fhe::catalogue()
         .iter()
         .filter(|s| {
             if which.is_empty() {
@@ -193,8 +194,7 @@ fn latency_report() {
         println!("{r}");
     }
     let c = circuit4();
-    let mut b = backend(keys4(), &c);
-    b.progress = false;
+    let b = backend(keys4(), &c);
     let inputs: Vec<Vec<i64>> = all_inputs(&c).into_iter().take(20).collect();
     let run = b.run_timed(&c, &inputs).unwrap();
     let s = set(SET4);
@@ -264,7 +264,7 @@ fn iris_shape_approximate_latency() {
     let r = c.report();
     assert_eq!(r.pbs_count, 32);
     let set4 = set(SET4);
-    let plan = fhe::plan_with(r, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
+    let plan = plan_on_set(&c, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let b = backend_with(&c, &plan);
     let prepared = b.server().prepare(&c).unwrap();
@@ -275,7 +275,7 @@ fn iris_shape_approximate_latency() {
     // Warm up (thread-local buffers, FFT plans).
     let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
     b.server()
-        .evaluate_prepared(&c, &prepared, &enc, None)
+        .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
     let eval = run.median_evaluate_ms();
@@ -412,9 +412,11 @@ fn committed_iris_against_the_floor() {
         .unwrap()
         .expect("committed circuit passes");
     let cores = rayon::current_num_threads();
-    let plan = fhe::choose_approximate(c.report(), -40.0, cores, 2.0).unwrap();
-    let mut b = TfheBackend::generate(&c, &plan).unwrap();
-    b.progress = false;
+    let req = fhe::PlanRequest::new(fhe::FheMode::Approximate)
+        .cores(cores)
+        .max_sigma(2.0);
+    let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
+    let b = TfheBackend::generate(&c, &plan).unwrap();
     let prepared = b.server().prepare(&c).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let inputs: Vec<Vec<i64>> = (0..20)
@@ -431,10 +433,10 @@ fn committed_iris_against_the_floor() {
         .collect();
     let enc = b.client().encrypt(&c, &inputs[0]).unwrap();
     b.server()
-        .evaluate_prepared(&c, &prepared, &enc, None)
+        .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
-    let (cks, sks) = measure::raw_keys(set(&plan.parameter_set)).unwrap();
+    let (cks, sks) = measure::raw_keys(plan.set()).unwrap();
     let lut = sks.generate_lookup_table(|x| x);
     let mut floor = vec![];
     let mut layered = vec![];

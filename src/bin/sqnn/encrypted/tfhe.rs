@@ -10,11 +10,13 @@ use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
 use sqnn::execute::ClearBackend;
 use sqnn::fhe::{render_plan, FheMode};
 use sqnn::ir::IntGraph;
+use sqnn::progress::{NoProgress, Progress};
 use sqnn::report::render_text;
 use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::{Error, Result};
 
 use crate::args::FheArgs;
+use crate::progress::Bar;
 use crate::run::{metric, RunArgs};
 
 /// Passes the check or explains why nothing unchecked is encrypted.
@@ -30,9 +32,9 @@ fn checked(an: Analyzed) -> Result<CheckedGraph> {
 /// `sqnn keygen CIRCUIT --out-dir DIR`.
 pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
-    let plan = fhe.plan(checked.report())?;
+    let plan = fhe.plan(checked.analyzed())?;
     print!("{}", render_plan(&plan));
-    let (client, server) = ClientKey::generate(&checked, &plan)?;
+    let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let manifest = save_keys(out_dir, &checked, &client, &server)?;
     println!(
@@ -51,27 +53,28 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
     let clear = ClearBackend::default().evaluate(&an, inputs)?;
     let checked = checked(an)?;
     let t = Instant::now();
-    let (mut backend, plan_name, keygen_s) = match &a.keys {
+    let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
+    let (backend, plan_name, keygen_s) = match &a.keys {
         Some(dir) => {
             let b = TfheBackend::load(dir, &checked)?;
             let m = load_manifest(dir)?;
             (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0))
         }
         None => {
-            let plan = a.fhe.plan(checked.report())?;
+            let plan = a.fhe.plan(checked.analyzed())?;
             if !a.json {
                 print!("{}", render_plan(&plan));
             }
-            let b = TfheBackend::generate(&checked, &plan)?;
+            let b = TfheBackend::generate_with_progress(&checked, &plan, &bars)?;
             let s = b
                 .client()
                 .keygen_seconds()
                 .unwrap_or(t.elapsed().as_secs_f64());
-            (b, plan.parameter_set.clone(), s)
+            (b, plan.parameter_set.to_string(), s)
         }
     };
-    backend.progress = !a.json;
-    let run = backend.run_timed(&checked, inputs)?;
+    let progress: &dyn Progress = if a.json { &NoProgress } else { &bars };
+    let run = backend.run_timed_with_progress(&checked, inputs, progress)?;
     let g = checked.graph();
     let preds: Vec<f64> = run.outputs.iter().map(|o| g.predict(o)).collect();
     let (name, value) = metric(g, &preds, y);
