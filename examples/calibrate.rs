@@ -2,7 +2,8 @@
 //! the noise model's constants, bootstrap latencies and key sizes of every parameter set, and
 //! encrypted latency against the floor. It prints them; nothing is checked.
 //!
-//! `cargo run --release --features calibration --example calibrate -- COMMAND`, COMMAND one of
+//! `cargo run --release --features calibration --example calibrate -- [COMMAND]`, COMMAND one
+//! of (without one: `noise` then `latency`, the figures of `src/fhe/measured.json`)
 //! * `noise`: the noise constants `a` and `b` of each set, measured with the secret key;
 //! * `latency`: per-bootstrap latency (one core, all cores, amortized), key generation, key
 //!   sizes and a reload of each set, and the 4-bit test circuit against its floor;
@@ -34,11 +35,15 @@ use common::builder::{all_inputs, Builder};
 use common::tfhe::*;
 
 const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
-                     noise|latency|iris-shape|committed-iris";
+                     [noise|latency|iris-shape|committed-iris]";
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
     match command.as_str() {
+        "" => {
+            noise();
+            latency();
+        }
         "noise" => noise(),
         "latency" => latency(),
         "iris-shape" => iris_shape_latency(),
@@ -69,7 +74,7 @@ fn tag(s: &ParamSet) -> String {
 /// reference, such as `6mb2`, must be named), or every selectable set.
 fn sets_from_env() -> Vec<&'static ParamSet> {
     let which = std::env::var("SQNN_SETS").unwrap_or_default();
-    fhe::PARAMETER_SETS
+    fhe::catalogue()
         .iter()
         .filter(|s| {
             if which.is_empty() {
@@ -293,7 +298,7 @@ fn iris_shape_latency() {
     let r = c.report();
     assert_eq!(r.pbs_count, 32);
     let set4 = set(SET4);
-    let plan = fhe::plan_with(r, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
+    let plan = plan_on_set(&c, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let b = backend_with(&c, &plan);
     let prepared = b.server().prepare(&c).unwrap();
@@ -439,7 +444,10 @@ fn committed_iris() {
         .unwrap()
         .expect("committed circuit passes");
     let cores = rayon::current_num_threads();
-    let plan = fhe::choose_approximate(c.report(), -40.0, cores, 2.0).unwrap();
+    let req = fhe::PlanRequest::new(fhe::FheMode::Approximate)
+        .cores(cores)
+        .max_sigma(2.0);
+    let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     let b = TfheBackend::generate(&c, &plan).unwrap();
     let prepared = b.server().prepare(&c).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -460,7 +468,7 @@ fn committed_iris() {
         .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
-    let (cks, sks) = raw_keys(set(&plan.parameter_set));
+    let (cks, sks) = raw_keys(plan.set());
     let lut = sks.generate_lookup_table(|x| x);
     let mut floor = vec![];
     let mut layered = vec![];
