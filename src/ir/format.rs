@@ -25,7 +25,7 @@
 //! * `lut`: `index = (value(input) + offset) >> round_bits`, output `table[index]`. The table is
 //!   stored run-length encoded as `[value, count]` pairs; its entries lie in the declared
 //!   `[out_lo, out_hi]`, whose size fits `meta.n_a_bits`. Its length must equal the number of
-//!   indices the input's proved interval reaches (checked by [`crate::analyze`]).
+//!   indices the input's proved interval reaches (checked by [`crate::analyze`](mod@crate::analyze)).
 //! * `outputs`: the last layer's `dot` nodes, in output order; the client dequantizes
 //!   `client.output_scale[k] * acc + client.output_bias[k]`.
 //!

@@ -1,5 +1,5 @@
 //! The intermediate representation: the integer graph ([`IntGraph`]), its circuit file format
-//! ([`format`]: header, checksum, run-length encoded tables, validation), and the per-node facts
+//! ([`format`](mod@format): header, checksum, run-length encoded tables, validation), and the per-node facts
 //! ([`NodeFact`]) that lowering and the analysis both compute with the one transfer function.
 
 pub mod facts;

@@ -445,6 +445,28 @@ impl From<NeuralNetRegressor> for Model {
 }
 
 impl Model {
+    /// Trains the estimator `train`'s task calls for (a classifier for class labels, a
+    /// regressor for real targets) on every row of `train`, reporting epochs to `progress`
+    /// ([`NoProgress`] for none).
+    pub fn fit(
+        params: EstimatorParams,
+        train: &Dataset,
+        progress: &dyn Progress,
+    ) -> Result<(Model, FitReport)> {
+        Ok(match train.task {
+            Task::Classify { .. } => {
+                let mut m = NeuralNetClassifier::new(params)?;
+                let r = m.fit_dataset_with_progress(train, progress)?;
+                (Model::Classifier(m), r)
+            }
+            Task::Regress => {
+                let mut m = NeuralNetRegressor::new(params)?;
+                let r = m.fit_dataset_with_progress(train, progress)?;
+                (Model::Regressor(m), r)
+            }
+        })
+    }
+
     /// Reads any sqnn model file; see [`Estimator::load`] for the errors.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         let f = read_model(path.as_ref())?;

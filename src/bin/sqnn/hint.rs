@@ -58,7 +58,7 @@ pub fn hints(e: &Error) -> Vec<String> {
     };
     let flags: Vec<String> = FLAGS
         .iter()
-        .filter(|n| named(n))
+        .filter(|n| named(n) && !message.contains(&format!("--{}", n.replace('_', "-"))))
         .map(|n| format!("`{n}` is --{}", n.replace('_', "-")))
         .collect();
     if !flags.is_empty() {

@@ -7,13 +7,9 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use sqnn::analyze::analyze;
-use sqnn::data::{Task, TaskKind};
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
-use sqnn::train::{
-    ActRange, EstimatorParams, FitReport, InputScaling, Model, NeuralNetClassifier,
-    NeuralNetRegressor, PruningMode,
-};
+use sqnn::train::{ActRange, EstimatorParams, InputScaling, Model, PruningMode};
 use sqnn::Result;
 
 use crate::args::{load_split, SplitArgs};
@@ -230,18 +226,7 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     }
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
-    let (model, fit): (Model, FitReport) = match (&ds.task, a.split.task) {
-        (Task::Classify { .. }, None | Some(TaskKind::Classify)) => {
-            let mut m = NeuralNetClassifier::new(params.clone())?;
-            let r = m.fit_dataset_with_progress(&train, progress)?;
-            (Model::Classifier(m), r)
-        }
-        _ => {
-            let mut m = NeuralNetRegressor::new(params.clone())?;
-            let r = m.fit_dataset_with_progress(&train, progress)?;
-            (Model::Regressor(m), r)
-        }
-    };
+    let (model, fit) = Model::fit(params.clone(), &train, progress)?;
     model.save(&a.out)?;
     let (n_params, nonzero) = weight_counts(&model);
     let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.params().pruning)?;
