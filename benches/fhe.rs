@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sqnn::analyze::CheckedGraph;
 use sqnn::data::Task;
-use sqnn::fhe::{self, FheMode, FhePlan, ParamSet};
+use sqnn::fhe::{self, FheMode, FhePlan, ParamSet, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
 use sqnn::ir::{transfer, NodeFact};
 use sqnn::progress::NoProgress;
@@ -174,7 +174,7 @@ fn synthetic(
 }
 
 fn set(name: &str) -> &'static ParamSet {
-    fhe::parameter_set(name).unwrap()
+    name.parse::<ParamSetId>().unwrap().set()
 }
 
 fn floor_ms(pbs: usize, s: &ParamSet) -> f64 {
@@ -218,15 +218,19 @@ fn bootstraps(c: &mut Criterion) {
 /// Encrypted inference of `checked` with `set_name`'s keys (exact reads): one sample, the
 /// server's part.
 fn bench_inference(c: &mut Criterion, id: &str, checked: &CheckedGraph, set_name: &str) {
-    let s = set(set_name);
-    let plan = fhe::plan_for(checked.report(), s, -40.0, rayon::current_num_threads());
+    let facts = PlanFacts::from(checked);
+    let req = PlanRequest::new(FheMode::Exact)
+        .on(set(set_name).id)
+        .space_bits(fhe::needed_bits(&facts))
+        .cores(rayon::current_num_threads());
+    let plan = fhe::plan(&facts, &req).unwrap();
     bench_plan(c, id, checked, &plan);
 }
 
 /// Encrypted inference of `checked` with the keys and encoding of `plan`. Exact plans must give
 /// the clear backend's outputs; approximate ones are checked against the plan's offsets.
 fn bench_plan(c: &mut Criterion, id: &str, checked: &CheckedGraph, plan: &FhePlan) {
-    let s = set(&plan.parameter_set);
+    let s = plan.set();
     let t = std::time::Instant::now();
     let (ck, sk): (ClientKey, ServerKey) = ClientKey::generate(checked, plan).unwrap();
     let keygen = t.elapsed().as_secs_f64();
@@ -307,14 +311,14 @@ fn layers_and_inferences(c: &mut Criterion) {
         let Ok(Ok(checked)) = CheckedGraph::new(g) else {
             continue;
         };
-        let plan =
-            match fhe::choose_parameters(checked.report(), -40.0, rayon::current_num_threads()) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: not run under TFHE: {e}", f.display());
-                    continue;
-                }
-            };
+        let req = PlanRequest::new(FheMode::Exact).cores(rayon::current_num_threads());
+        let plan = match fhe::plan(&PlanFacts::from(&checked), &req) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: not run under TFHE: {e}", f.display());
+                continue;
+            }
+        };
         if plan.precision_bits > 4 && skip_6bit() {
             continue;
         }
@@ -327,7 +331,7 @@ fn layers_and_inferences(c: &mut Criterion) {
             c,
             &format!("inference/{name}"),
             &checked,
-            &plan.parameter_set,
+            plan.parameter_set.name(),
         );
     }
 }
@@ -342,14 +346,10 @@ fn approximate(c: &mut Criterion) {
     }
     let iris = synthetic("bench-iris-approx", &[4, 16, 16, 3], 4, 4, 9);
     let threads = rayon::current_num_threads();
-    let plan = fhe::plan_with(
-        iris.report(),
-        set(SETS[1].1),
-        FheMode::Approximate,
-        -40.0,
-        threads,
-    )
-    .unwrap();
+    let req = PlanRequest::new(FheMode::Approximate)
+        .on(set(SETS[1].1).id)
+        .cores(threads);
+    let plan = fhe::plan(&PlanFacts::from(&iris), &req).unwrap();
     eprintln!(
         "approximate/4bit-iris-4-16-16-3: {} positions per value, σ up to {:.2} units, {:.1} \
          table misreads expected per sample",

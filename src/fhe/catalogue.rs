@@ -1,11 +1,155 @@
-//! The catalogue: the `tfhe` parameter sets sqnn may use, with the figures measured on this
-//! machine (latency, key generation and sizes, noise constants) and what each set reads.
+//! The catalogue: the `tfhe` parameter sets sqnn may use ([`ParamSetId`]), what `tfhe` fixes
+//! for each (dimensions, bootstrap kind, design failure probability) and the figures measured on
+//! this machine (latency, keys, noise constants), which live in the dated data file
+//! `src/fhe/measured.json`.
 
-use serde::Serialize;
+use std::sync::LazyLock;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::measured;
+use crate::error::{Error, Result};
+
+/// A parameter set of the catalogue: every 128-bit-security `tfhe` 1.8.2 set of 2, 4 and 6 bits
+/// that sqnn runs, in four families: classic bootstraps at 2^-128 (`V1_8_..._KS_PBS_TUNIFORM_2M128`,
+/// the newest) and at 2^-64 (`V1_6_..._2M64`, the newest of that family in 1.8.2), multi-bit
+/// bootstraps (`MULTI_BIT_GROUP_g`) at 2^-128 and at 2^-64; and the 8-bit classic set, for
+/// reference. Written (`Display`, `FromStr`, serde) as the `tfhe::shortint::parameters`
+/// constant's name. Order does not matter: the choice ranks sets by predicted latency.
+///
+/// What is measured and what is modelled: the latency per bootstrap (one and two cores), key
+/// generation and sizes, and the noise constants `a` and `b` are measured on this machine
+/// (`src/fhe/measured.json`: machine, date, the command that regenerates it, and notes); how
+/// latency scales beyond 2 cores is modelled ([`ParamSet::layer_ms`]: classic bootstraps as
+/// independent single-core tasks, a multi-bit bootstrap as a sequential part plus a parallel
+/// part over at most [`pbs_threads`](ParamSet::pbs_threads) threads; on 64 cores this predicts
+/// the 4-bit multi-bit set about 0.8× the classic 4-bit set's single-bootstrap latency, the
+/// ratio tfhe-rs publishes for a 192-core server). Multi-bit sets of 6 bits with g = 3 or 4
+/// (over 3 GB of keys) are not listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ParamSetId {
+    /// `V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128`: 2-bit classic set, 2^-128 (N = 512).
+    ClassicMsg1Carry1,
+    /// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`: 4-bit classic set, 2^-128 (N = 2048).
+    ClassicMsg2Carry2,
+    /// `V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128`: 6-bit classic set, 2^-128 (N = 8192).
+    ClassicMsg3Carry3,
+    /// `V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128`: 8-bit classic set, 2^-128 (N = 65536; listed for reference, not selectable).
+    ClassicMsg4Carry4,
+    /// `V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64`: 2-bit classic set, 2^-64 (N = 512).
+    ClassicMsg1Carry1Fail64,
+    /// `V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64`: 4-bit classic set, 2^-64 (N = 2048).
+    ClassicMsg2Carry2Fail64,
+    /// `V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64`: 6-bit classic set, 2^-64 (N = 8192).
+    ClassicMsg3Carry3Fail64,
+    /// `V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128`: 2-bit multi-bit set (g = 4), 2^-128 (N = 2048).
+    MultiBit4Msg1Carry1,
+    /// `V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`: 4-bit multi-bit set (g = 4), 2^-128 (N = 2048).
+    MultiBit4Msg2Carry2,
+    /// `V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64`: 4-bit multi-bit set (g = 4), 2^-64 (N = 2048).
+    MultiBit4Msg2Carry2Fail64,
+    /// `V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128`: 6-bit multi-bit set (g = 2), 2^-128 (N = 16384; works, not selectable: 2.9 GB of server key).
+    MultiBit2Msg3Carry3,
+}
+
+impl ParamSetId {
+    /// Every set of the catalogue.
+    pub const ALL: [ParamSetId; 11] = [
+        ParamSetId::ClassicMsg1Carry1,
+        ParamSetId::ClassicMsg2Carry2,
+        ParamSetId::ClassicMsg3Carry3,
+        ParamSetId::ClassicMsg4Carry4,
+        ParamSetId::ClassicMsg1Carry1Fail64,
+        ParamSetId::ClassicMsg2Carry2Fail64,
+        ParamSetId::ClassicMsg3Carry3Fail64,
+        ParamSetId::MultiBit4Msg1Carry1,
+        ParamSetId::MultiBit4Msg2Carry2,
+        ParamSetId::MultiBit4Msg2Carry2Fail64,
+        ParamSetId::MultiBit2Msg3Carry3,
+    ];
+
+    /// The `tfhe::shortint::parameters` constant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamSetId::ClassicMsg1Carry1 => "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
+            ParamSetId::ClassicMsg2Carry2 => "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+            ParamSetId::ClassicMsg3Carry3 => "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
+            ParamSetId::ClassicMsg4Carry4 => "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128",
+            ParamSetId::ClassicMsg1Carry1Fail64 => {
+                "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64"
+            }
+            ParamSetId::ClassicMsg2Carry2Fail64 => {
+                "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64"
+            }
+            ParamSetId::ClassicMsg3Carry3Fail64 => {
+                "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64"
+            }
+            ParamSetId::MultiBit4Msg1Carry1 => {
+                "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128"
+            }
+            ParamSetId::MultiBit4Msg2Carry2 => {
+                "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+            }
+            ParamSetId::MultiBit4Msg2Carry2Fail64 => {
+                "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64"
+            }
+            ParamSetId::MultiBit2Msg3Carry3 => {
+                "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128"
+            }
+        }
+    }
+
+    /// The set's figures.
+    pub fn set(self) -> &'static ParamSet {
+        &CATALOGUE[self as usize]
+    }
+}
+
+impl std::fmt::Display for ParamSetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ParamSetId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ParamSetId> {
+        ParamSetId::ALL
+            .into_iter()
+            .find(|id| id.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ParamSetId::ALL.iter().map(|id| id.name()).collect();
+                Error::param(
+                    "parameters",
+                    format!(
+                        "{s:?} is not in the catalogue: use one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl Serialize for ParamSetId {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamSetId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<ParamSetId, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One parameter set: what `tfhe` fixes (dimensions, design failure probability, bootstrap
+/// kind) and what was measured on this machine (latency, keys, noise: `measured.json`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ParamSet {
-    /// The `tfhe::shortint::parameters` constant.
+    /// Which set this is.
+    pub id: ParamSetId,
+    /// Its `tfhe::shortint::parameters` constant name (`id.name()`).
     pub name: &'static str,
     /// Message bits.
     pub message_bits: u32,
@@ -36,8 +180,8 @@ pub struct ParamSet {
     pub noise_per_w2: f64,
     /// The designed log2 failure probability per bootstrap (at the nominal noise).
     pub designed_log2_p_fail: f64,
-    /// Whether [`choose_parameters`](super::choose_parameters) may pick it (the 8-bit set needs 11 GB of keys and ten
-    /// minutes of key generation here: listed for reference only).
+    /// Whether the choice ([`plan`](super::plan) without a forced set) may pick it (the 8-bit
+    /// set needs 11 GB of keys and ten minutes of key generation here: listed for reference).
     pub selectable: bool,
     /// The failure-probability family the set was designed for: -128 (`2M128`) or -64
     /// (`2M64`), log2 per bootstrap. (The set's own designed figure is
@@ -71,301 +215,207 @@ pub enum ModulusSwitch {
     Rounded,
 }
 
-/// The parameter sets: every 128-bit-security `tfhe` 1.8.2 set of 2, 4 and 6 bits that sqnn
-/// runs, in four families: classic bootstraps at 2^-128 (`V1_8_..._KS_PBS_TUNIFORM_2M128`, the
-/// newest) and at 2^-64 (`V1_6_..._2M64`, the newest of that family in 1.8.2), multi-bit
-/// bootstraps (`MULTI_BIT_GROUP_g`) at 2^-128 and at 2^-64. Order does not matter: the choice
-/// ranks them by predicted latency ([`choose_parameters_with`](super::choose_parameters_with)).
-///
-/// What is measured and what is modelled:
-/// * Measured on this machine in one run (`tests/tfhe.rs::latency_report`, 2 cores, the other
-///   engineer's jobs running: load average 5 to 10): [`pbs_ms_1_thread`](ParamSet::pbs_ms_1_thread)
-///   (keyswitch + bootstrap with the measuring thread pinned to one core, so a multi-bit
-///   bootstrap's own threads share it), [`pbs_ms_2_threads`](ParamSet::pbs_ms_2_threads) (two at
-///   once), key generation, key sizes, and one bootstrap alone on both cores, from which
-///   [`pbs_parallel_fraction`](ParamSet::pbs_parallel_fraction) `f = 2·(t1 - t_alone) / t1`.
-///   The three classic 2^-128 sets keep their earlier quiet medians (the same run gave 21.3 /
-///   148 ms on one core for 4 / 6 bits, within 4 % of them, but its first sets' 2-thread
-///   figures were taken while the other core was busy; a second run was worse throughout).
-///   Compare sets by their ratios; absolute figures move ±30 % with the load. The 6-bit
-///   multi-bit set showed no gain from its threads here (`f` = 0), probably from the load.
-/// * Measured with the secret key (`tests/tfhe.rs::noise_calibration`): `a` and `b` of every
-///   selectable set, at the input of the bootstrap after the set's own modulus switch
-///   (centred, rounded, or multi-bit subset sums; `measure::switched_position`). Rounded up.
-///   The 2^-64 classic sets have about twice the `a` of the centred 2^-128 ones; multi-bit
-///   bootstraps have a 4× larger output variance `b` at 4 bits, and the 2-bit multi-bit set is
-///   designed for a noise 4× wider (`a` = 334: it reads 2 or 3 bits exactly, not 4).
-/// * Modelled: how latency scales beyond 2 cores ([`ParamSet::layer_ms`]): classic bootstraps
-///   as independent single-core tasks, a multi-bit bootstrap as a sequential part plus a
-///   parallel part `f` over at most [`pbs_threads`](ParamSet::pbs_threads) threads (Amdahl,
-///   with `f` measured on 2 cores). On 64 cores this predicts the 4-bit multi-bit set (g = 4)
-///   about 0.8× the classic 4-bit set's single-bootstrap latency, the ratio tfhe-rs publishes
-///   for a 192-core server (4.57 vs 5.64 ms).
-/// * From `tfhe-facts.md`: the whole 8-bit entry (not selectable: 11 GB of keys).
-///
-/// The 6-bit multi-bit set (g = 2, N = 16384) works but is not selectable: its key generation
-/// takes about 2 minutes here and its server key 2.9 GB in memory, and it is slower than the
-/// classic 6-bit sets on this machine. Multi-bit sets of 6 bits with g = 3 or 4 (over 3 GB of
-/// keys) are not listed.
-pub const PARAMETER_SETS: &[ParamSet] = &[
-    ParamSet {
-        name: "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
-        message_bits: 1,
-        carry_bits: 1,
-        lwe_dimension: 879,
-        glwe_dimension: 4,
-        polynomial_size: 512,
-        pbs_ms_1_thread: 15.0,
-        pbs_ms_2_threads: 7.8,
-        server_key_bytes: 133_000_000,
-        compressed_server_key_bytes: 18_100_000,
-        client_key_bytes: 24_000,
-        keygen_seconds: 1.2,
-        noise_base: 21.0,
-        noise_per_w2: 0.001,
-        designed_log2_p_fail: -144.3,
-        selectable: true,
-        family_log2_p_fail: -128,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Centered,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
-        message_bits: 2,
-        carry_bits: 2,
-        lwe_dimension: 918,
-        glwe_dimension: 1,
-        polynomial_size: 2048,
-        pbs_ms_1_thread: 20.5,
-        pbs_ms_2_threads: 10.3,
-        server_key_bytes: 120_000_000,
-        compressed_server_key_bytes: 30_200_000,
-        client_key_bytes: 24_000,
-        keygen_seconds: 1.1,
-        noise_base: 24.0,
-        noise_per_w2: 0.021,
-        designed_log2_p_fail: -129.6,
-        selectable: true,
-        family_log2_p_fail: -128,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Centered,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
-        message_bits: 3,
-        carry_bits: 3,
-        lwe_dimension: 1077,
-        glwe_dimension: 1,
-        polynomial_size: 8192,
-        pbs_ms_1_thread: 152.0,
-        pbs_ms_2_threads: 82.0,
-        server_key_bytes: 918_000_000,
-        compressed_server_key_bytes: 282_700_000,
-        client_key_bytes: 75_000,
-        keygen_seconds: 12.3,
-        noise_base: 24.5,
-        noise_per_w2: 0.000105,
-        designed_log2_p_fail: -129.0,
-        selectable: true,
-        family_log2_p_fail: -128,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Centered,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128",
-        message_bits: 4,
-        carry_bits: 4,
-        lwe_dimension: 1117,
-        glwe_dimension: 1,
-        polynomial_size: 65536,
-        pbs_ms_1_thread: 3700.0,
-        pbs_ms_2_threads: 1818.0,
-        server_key_bytes: 11_100_000_000,
-        compressed_server_key_bytes: 3_000_000_000,
-        client_key_bytes: 540_000,
-        keygen_seconds: 658.0,
-        noise_base: 24.0,
-        noise_per_w2: 0.0001,
-        designed_log2_p_fail: -141.6,
-        selectable: false,
-        family_log2_p_fail: -128,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Centered,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64",
-        message_bits: 1,
-        carry_bits: 1,
-        lwe_dimension: 839,
-        glwe_dimension: 4,
-        polynomial_size: 512,
-        pbs_ms_1_thread: 16.8,
-        pbs_ms_2_threads: 9.5,
-        server_key_bytes: 127_200_000,
-        compressed_server_key_bytes: 17_200_000,
-        client_key_bytes: 23_600,
-        keygen_seconds: 1.1,
-        noise_base: 41.5,
-        noise_per_w2: 0.0009,
-        designed_log2_p_fail: -72.226,
-        selectable: true,
-        family_log2_p_fail: -64,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64",
-        message_bits: 2,
-        carry_bits: 2,
-        lwe_dimension: 879,
-        glwe_dimension: 1,
-        polynomial_size: 2048,
-        pbs_ms_1_thread: 22.5,
-        pbs_ms_2_threads: 13.9,
-        server_key_bytes: 129_700_000,
-        compressed_server_key_bytes: 28_900_000,
-        client_key_bytes: 23_900,
-        keygen_seconds: 1.0,
-        noise_base: 43.0,
-        noise_per_w2: 0.020,
-        designed_log2_p_fail: -72.178,
-        selectable: true,
-        family_log2_p_fail: -64,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64",
-        message_bits: 3,
-        carry_bits: 3,
-        lwe_dimension: 998,
-        glwe_dimension: 1,
-        polynomial_size: 8192,
-        pbs_ms_1_thread: 151.0,
-        pbs_ms_2_threads: 93.1,
-        server_key_bytes: 916_100_000,
-        compressed_server_key_bytes: 262_000_000,
-        client_key_bytes: 74_000,
-        keygen_seconds: 13.0,
-        noise_base: 47.0,
-        noise_per_w2: 0.000115,
-        designed_log2_p_fail: -64.454,
-        selectable: true,
-        family_log2_p_fail: -64,
-        grouping_factor: 1,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 1,
-        pbs_parallel_fraction: 0.0,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128",
-        message_bits: 1,
-        carry_bits: 1,
-        lwe_dimension: 760,
-        glwe_dimension: 1,
-        polynomial_size: 2048,
-        pbs_ms_1_thread: 30.4,
-        pbs_ms_2_threads: 16.7,
-        server_key_bytes: 249_100_000,
-        compressed_server_key_bytes: 99_700_000,
-        client_key_bytes: 23_000,
-        keygen_seconds: 2.6,
-        noise_base: 335.0,
-        noise_per_w2: 0.065,
-        designed_log2_p_fail: -145.017,
-        selectable: true,
-        family_log2_p_fail: -128,
-        grouping_factor: 4,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 10,
-        pbs_parallel_fraction: 0.87,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
-        message_bits: 2,
-        carry_bits: 2,
-        lwe_dimension: 920,
-        glwe_dimension: 1,
-        polynomial_size: 2048,
-        pbs_ms_1_thread: 36.1,
-        pbs_ms_2_threads: 19.7,
-        server_key_bytes: 316_600_000,
-        compressed_server_key_bytes: 120_700_000,
-        client_key_bytes: 24_200,
-        keygen_seconds: 2.9,
-        noise_base: 21.0,
-        noise_per_w2: 0.086,
-        designed_log2_p_fail: -134.345,
-        selectable: true,
-        family_log2_p_fail: -128,
-        grouping_factor: 4,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 10,
-        pbs_parallel_fraction: 0.61,
-    },
-    ParamSet {
-        name: "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64",
-        message_bits: 2,
-        carry_bits: 2,
-        lwe_dimension: 840,
-        glwe_dimension: 1,
-        polynomial_size: 2048,
-        pbs_ms_1_thread: 35.4,
-        pbs_ms_2_threads: 17.8,
-        server_key_bytes: 289_100_000,
-        compressed_server_key_bytes: 110_200_000,
-        client_key_bytes: 23_600,
-        keygen_seconds: 2.7,
-        noise_base: 35.0,
-        noise_per_w2: 0.080,
-        designed_log2_p_fail: -81.222,
-        selectable: true,
-        family_log2_p_fail: -64,
-        grouping_factor: 4,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 10,
-        pbs_parallel_fraction: 0.82,
-    },
-    ParamSet {
-        name: "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
-        message_bits: 3,
-        carry_bits: 3,
-        lwe_dimension: 998,
-        glwe_dimension: 1,
-        polynomial_size: 16384,
-        pbs_ms_1_thread: 368.5,
-        pbs_ms_2_threads: 297.3,
-        server_key_bytes: 2_878_600_000,
-        compressed_server_key_bytes: 1_047_300_000,
-        client_key_bytes: 139_500,
-        keygen_seconds: 117.6,
-        noise_base: 85.0,
-        noise_per_w2: 0.050,
-        designed_log2_p_fail: -135.674,
-        selectable: false,
-        family_log2_p_fail: -128,
-        grouping_factor: 2,
-        modulus_switch: ModulusSwitch::Rounded,
-        pbs_threads: 6,
-        pbs_parallel_fraction: 0.0,
-    },
-];
+/// What `tfhe` fixes for a set (the rest of [`ParamSet`] is measured).
+struct Design {
+    message_bits: u32,
+    carry_bits: u32,
+    lwe_dimension: usize,
+    glwe_dimension: usize,
+    polynomial_size: usize,
+    designed_log2_p_fail: f64,
+    selectable: bool,
+    family_log2_p_fail: i32,
+    grouping_factor: usize,
+    modulus_switch: ModulusSwitch,
+    pbs_threads: usize,
+}
 
-/// Looks a parameter set up by its `tfhe` constant name.
-pub fn parameter_set(name: &str) -> Option<&'static ParamSet> {
-    PARAMETER_SETS.iter().find(|p| p.name == name)
+fn design(id: ParamSetId) -> Design {
+    match id {
+        ParamSetId::ClassicMsg1Carry1 => Design {
+            message_bits: 1,
+            carry_bits: 1,
+            lwe_dimension: 879,
+            glwe_dimension: 4,
+            polynomial_size: 512,
+            designed_log2_p_fail: -144.3,
+            selectable: true,
+            family_log2_p_fail: -128,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Centered,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg2Carry2 => Design {
+            message_bits: 2,
+            carry_bits: 2,
+            lwe_dimension: 918,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            designed_log2_p_fail: -129.6,
+            selectable: true,
+            family_log2_p_fail: -128,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Centered,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg3Carry3 => Design {
+            message_bits: 3,
+            carry_bits: 3,
+            lwe_dimension: 1077,
+            glwe_dimension: 1,
+            polynomial_size: 8192,
+            designed_log2_p_fail: -129.0,
+            selectable: true,
+            family_log2_p_fail: -128,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Centered,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg4Carry4 => Design {
+            message_bits: 4,
+            carry_bits: 4,
+            lwe_dimension: 1117,
+            glwe_dimension: 1,
+            polynomial_size: 65536,
+            designed_log2_p_fail: -141.6,
+            selectable: false,
+            family_log2_p_fail: -128,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Centered,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg1Carry1Fail64 => Design {
+            message_bits: 1,
+            carry_bits: 1,
+            lwe_dimension: 839,
+            glwe_dimension: 4,
+            polynomial_size: 512,
+            designed_log2_p_fail: -72.226,
+            selectable: true,
+            family_log2_p_fail: -64,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg2Carry2Fail64 => Design {
+            message_bits: 2,
+            carry_bits: 2,
+            lwe_dimension: 879,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            designed_log2_p_fail: -72.178,
+            selectable: true,
+            family_log2_p_fail: -64,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 1,
+        },
+        ParamSetId::ClassicMsg3Carry3Fail64 => Design {
+            message_bits: 3,
+            carry_bits: 3,
+            lwe_dimension: 998,
+            glwe_dimension: 1,
+            polynomial_size: 8192,
+            designed_log2_p_fail: -64.454,
+            selectable: true,
+            family_log2_p_fail: -64,
+            grouping_factor: 1,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 1,
+        },
+        ParamSetId::MultiBit4Msg1Carry1 => Design {
+            message_bits: 1,
+            carry_bits: 1,
+            lwe_dimension: 760,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            designed_log2_p_fail: -145.017,
+            selectable: true,
+            family_log2_p_fail: -128,
+            grouping_factor: 4,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 10,
+        },
+        ParamSetId::MultiBit4Msg2Carry2 => Design {
+            message_bits: 2,
+            carry_bits: 2,
+            lwe_dimension: 920,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            designed_log2_p_fail: -134.345,
+            selectable: true,
+            family_log2_p_fail: -128,
+            grouping_factor: 4,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 10,
+        },
+        ParamSetId::MultiBit4Msg2Carry2Fail64 => Design {
+            message_bits: 2,
+            carry_bits: 2,
+            lwe_dimension: 840,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            designed_log2_p_fail: -81.222,
+            selectable: true,
+            family_log2_p_fail: -64,
+            grouping_factor: 4,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 10,
+        },
+        ParamSetId::MultiBit2Msg3Carry3 => Design {
+            message_bits: 3,
+            carry_bits: 3,
+            lwe_dimension: 998,
+            glwe_dimension: 1,
+            polynomial_size: 16384,
+            designed_log2_p_fail: -135.674,
+            selectable: false,
+            family_log2_p_fail: -128,
+            grouping_factor: 2,
+            modulus_switch: ModulusSwitch::Rounded,
+            pbs_threads: 6,
+        },
+    }
+}
+
+/// Every set's figures, in [`ParamSetId::ALL`] order.
+static CATALOGUE: LazyLock<Vec<ParamSet>> = LazyLock::new(|| {
+    ParamSetId::ALL
+        .into_iter()
+        .map(|id| {
+            let d = design(id);
+            let m = measured::figures(id);
+            ParamSet {
+                id,
+                name: id.name(),
+                message_bits: d.message_bits,
+                carry_bits: d.carry_bits,
+                lwe_dimension: d.lwe_dimension,
+                glwe_dimension: d.glwe_dimension,
+                polynomial_size: d.polynomial_size,
+                pbs_ms_1_thread: m.pbs_ms_1_thread,
+                pbs_ms_2_threads: m.pbs_ms_2_threads,
+                server_key_bytes: m.server_key_bytes,
+                compressed_server_key_bytes: m.compressed_server_key_bytes,
+                client_key_bytes: m.client_key_bytes,
+                keygen_seconds: m.keygen_seconds,
+                noise_base: m.noise_base,
+                noise_per_w2: m.noise_per_w2,
+                designed_log2_p_fail: d.designed_log2_p_fail,
+                selectable: d.selectable,
+                family_log2_p_fail: d.family_log2_p_fail,
+                grouping_factor: d.grouping_factor,
+                modulus_switch: d.modulus_switch,
+                pbs_threads: d.pbs_threads,
+                pbs_parallel_fraction: m.pbs_parallel_fraction,
+            }
+        })
+        .collect()
+});
+
+/// Every set of the catalogue, in [`ParamSetId::ALL`] order.
+pub fn catalogue() -> &'static [ParamSet] {
+    &CATALOGUE
 }
 
 impl ParamSet {

@@ -1,25 +1,17 @@
 //! The choice among the catalogue's sets: every selectable set planned, ranked by predicted
 //! latency, and errors that name the accumulators or neurons that no set holds.
 
-use super::catalogue::{ParamSet, PARAMETER_SETS};
+use super::catalogue::{catalogue, ParamSet};
 use super::encoding::{approximate_top, needed_bits};
+use super::facts::{DotFacts, PlanFacts};
 use super::latency::pbs_per_layer;
 use super::noise::misread_log2;
-use super::plan::{check_target, plan_on, plan_with, Candidate, FheMode, FhePlan, NeuronNoise};
-use crate::analyze::{CompileReport, NeuronReport};
+use super::one_set::{check_target, plan_on, plan_with};
+use super::plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 use crate::error::{Error, Result};
 
-/// [`choose_parameters_with`] in [`FheMode::Exact`]: the behaviour the CLI relies on.
-pub fn choose_parameters(
-    report: &CompileReport,
-    target_log2_p_fail: f64,
-    cores: usize,
-) -> Result<FhePlan> {
-    choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Exact)
-}
-
-/// The cheapest selectable parameter set (and its space width, [`plan_with`]) that meets the
-/// mode's constraints at `2^target_log2_p_fail` per bootstrap.
+/// The cheapest selectable parameter set that `allow` accepts (and its space width,
+/// [`plan_with`]) that meets the mode's constraints at `2^target_log2_p_fail` per bootstrap.
 ///
 /// Every selectable set of the catalogue is a candidate: classic and multi-bit bootstraps,
 /// 2^-128 and 2^-64 families. Cheapest = lowest predicted latency per sample on `cores` cores
@@ -27,19 +19,8 @@ pub fn choose_parameters(
 /// smallest keys. The plan lists every candidate with its predicted latency
 /// ([`FhePlan::candidates`]). When no set qualifies, an [`Error::Backend`] names the
 /// accumulators that are too wide or the neurons whose Σw² is too large, and what to change.
-pub fn choose_parameters_with(
-    report: &CompileReport,
-    target_log2_p_fail: f64,
-    cores: usize,
-    mode: FheMode,
-) -> Result<FhePlan> {
-    choose_parameters_among(report, target_log2_p_fail, cores, mode, &|_| true)
-}
-
-/// [`choose_parameters_with`] among the selectable sets that `allow` accepts (e.g. one family:
-/// `|p| p.grouping_factor == 1 && p.family_log2_p_fail == -128` for the classic 2^-128 sets).
-pub fn choose_parameters_among(
-    report: &CompileReport,
+pub(super) fn choose_among(
+    facts: &PlanFacts,
     target_log2_p_fail: f64,
     cores: usize,
     mode: FheMode,
@@ -47,12 +28,12 @@ pub fn choose_parameters_among(
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
-    let needed = needed_bits(report);
-    let (plans, candidates) = ranked_plans(report, mode, target, cores, allow);
+    let needed = needed_bits(facts);
+    let (plans, candidates) = ranked_plans(facts, mode, target, cores, allow);
     if let Some(plan) = plans.into_iter().next() {
         return Ok(FhePlan { candidates, ..plan });
     }
-    let sets: Vec<&ParamSet> = PARAMETER_SETS
+    let sets: Vec<&ParamSet> = catalogue()
         .iter()
         .filter(|p| p.selectable && allow(p))
         .collect();
@@ -60,24 +41,24 @@ pub fn choose_parameters_among(
     let widest = sets
         .iter()
         .map(|s| match mode {
-            FheMode::Approximate => approximate_top(s, report),
-            FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
+            FheMode::Approximate => approximate_top(s, facts),
+            FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
         })
         .max()
         .unwrap_or(0);
     if needed > widest {
-        return Err(too_wide(report, needed, widest, mode, target));
+        return Err(too_wide(facts, needed, widest, mode, target));
     }
     let best = sets
         .iter()
-        .filter(|s| needed <= approximate_top(s, report))
+        .filter(|s| needed <= approximate_top(s, facts))
         .map(|s| {
             let top = match mode {
                 FheMode::Exact => needed,
-                FheMode::Approximate => approximate_top(s, report),
+                FheMode::Approximate => approximate_top(s, facts),
             };
             (needed..=top)
-                .map(|p| plan_on(report, s, p, mode, target, cores))
+                .map(|p| plan_on(facts, s, p, mode, false, target, cores))
                 .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
                 .expect("non-empty")
         })
@@ -90,22 +71,22 @@ pub fn choose_parameters_among(
 /// server key size), and every selectable set as a [`Candidate`] in the same order (those that
 /// qualify first).
 fn ranked_plans(
-    report: &CompileReport,
+    facts: &PlanFacts,
     mode: FheMode,
     target: f64,
     cores: usize,
     allow: &dyn Fn(&ParamSet) -> bool,
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
-    let layers = pbs_per_layer(report);
-    let needed = needed_bits(report);
-    let mut rows: Vec<(Option<FhePlan>, Candidate)> = PARAMETER_SETS
+    let layers = pbs_per_layer(facts);
+    let needed = needed_bits(facts);
+    let mut rows: Vec<(Option<FhePlan>, Candidate)> = catalogue()
         .iter()
         .filter(|p| p.selectable && allow(p))
         .map(|s| {
-            let plan = plan_with(report, s, mode, target, cores).ok();
+            let plan = plan_with(facts, s, mode, target, cores).ok();
             let top = match mode {
-                FheMode::Exact => capacity(s, mode, target, report.pbs_count > 0),
-                FheMode::Approximate => approximate_top(s, report),
+                FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
+                FheMode::Approximate => approximate_top(s, facts),
             };
             let note = match &plan {
                 Some(_) => format!("meets 2^{target}"),
@@ -116,7 +97,7 @@ fn ranked_plans(
                 None => format!("misses 2^{target}"),
             };
             let c = Candidate {
-                parameter_set: s.name.to_string(),
+                parameter_set: s.id,
                 family: s.family(),
                 precision_bits: s.precision(),
                 latency_ms_per_sample: plan
@@ -155,15 +136,16 @@ pub(super) fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: b
 }
 
 /// Approximate mode with an accuracy guard: the cheapest plan (as
-/// [`choose_parameters_with`] ranks sets: predicted latency, then key size) whose worst read noise is at most `max_sigma_units`
+/// [`choose_among`] ranks sets: predicted latency, then key size) whose worst read noise is at most `max_sigma_units`
 /// accumulator units. Without the guard the cheapest set can be one whose reads are off by
 /// several units (the 2-bit set reads a 9-bit space with σ ≈ 4.6 units, the 4-bit set with
 /// σ ≈ 1.3). `f64::INFINITY` disables the guard.
-pub fn choose_approximate(
-    report: &CompileReport,
+pub(super) fn choose_approximate(
+    facts: &PlanFacts,
     target_log2_p_fail: f64,
     cores: usize,
     max_sigma_units: f64,
+    allow: &dyn Fn(&ParamSet) -> bool,
 ) -> Result<FhePlan> {
     check_target(target_log2_p_fail)?;
     if max_sigma_units.is_nan() || max_sigma_units <= 0.0 {
@@ -173,11 +155,11 @@ pub fn choose_approximate(
         ));
     }
     let (plans, mut candidates) = ranked_plans(
-        report,
+        facts,
         FheMode::Approximate,
         target_log2_p_fail,
         cores,
-        &|_| true,
+        allow,
     );
     // The qualifying candidates come first, in the order of `plans`.
     for (c, p) in candidates.iter_mut().zip(&plans) {
@@ -207,19 +189,25 @@ pub fn choose_approximate(
              Σw²), or use fewer accumulator bits",
             best.parameter_set, best.worst_sigma_units
         ))),
-        None => choose_parameters_with(report, target_log2_p_fail, cores, FheMode::Approximate),
+        None => choose_among(
+            facts,
+            target_log2_p_fail,
+            cores,
+            FheMode::Approximate,
+            allow,
+        ),
     }
 }
 
 pub(super) fn too_wide(
-    report: &CompileReport,
+    facts: &PlanFacts,
     needed: u32,
     widest: u32,
     mode: FheMode,
     target: f64,
 ) -> Error {
-    let mut blame: Vec<&NeuronReport> = report
-        .neurons
+    let mut blame: Vec<&DotFacts> = facts
+        .dots
         .iter()
         .filter(|n| n.range_bits.max(n.table_bits) > widest)
         .collect();
@@ -240,7 +228,7 @@ pub(super) fn too_wide(
     if blame.is_empty() {
         msg.push_str(&format!(
             "; its inputs and tables use n_a_bits = {} bits",
-            report.n_a_bits
+            facts.n_a_bits
         ));
     } else {
         msg.push_str(&format!(

@@ -2,7 +2,7 @@
 //! the low bits a table must drop when the space is wider than the polynomial.
 
 use super::catalogue::ParamSet;
-use crate::analyze::CompileReport;
+use super::facts::PlanFacts;
 
 /// The margins of an interval `[lo, hi]` centred in a `space_bits`-bit space: `(below, above)`
 /// values, `below = floor((2^P - W) / 2)`, `W = hi - lo + 1`. `None` when it does not fit.
@@ -60,26 +60,33 @@ pub fn aligned_margins(
 
 /// Precision a circuit needs (bits): every dot's range (output dots included), every input and
 /// table value (which fit `n_a_bits`). At least 1.
-pub fn needed_bits(report: &CompileReport) -> u32 {
-    report
-        .neurons
+pub fn needed_bits(facts: &PlanFacts) -> u32 {
+    facts
+        .dots
         .iter()
         .map(|n| n.range_bits.max(n.table_bits))
-        .chain([report.n_a_bits, report.max_table_bits, 1])
+        .chain([facts.n_a_bits, 1])
         .max()
         .unwrap_or(1)
 }
 
-/// The widest space one bootstrap of `set` reads in approximate mode: `log2 N` plus the fewest
-/// low bits any table of the circuit drops (a box of `2^-s` positions per value is fine when
-/// every table's buckets span whole positions).
-pub(super) fn approximate_top(set: &ParamSet, report: &CompileReport) -> u32 {
-    let min_round = report
-        .neurons
-        .iter()
-        .filter(|n| n.table_len > 0)
-        .map(|n| n.round_bits)
-        .min()
-        .unwrap_or(0);
-    set.max_space_bits() + min_round.min(20)
+/// The most low bits a space may go past `log2 N` on the strength of the bits every table
+/// drops (a read of `2^s` values per position is exact on whole buckets). Lowering may drop up
+/// to 40 bits; this cap keeps every space within `log2 N + 20` (at most 36 bits on the catalogue's
+/// largest polynomial, `N = 2^16`), so the encoding `Δ_P = 2^(63 - P)`, the margins and the
+/// aligned offsets stay far inside the 64-bit torus and `i64` arithmetic. A safety bound chosen
+/// with the wide-space reads, not a measured limit.
+pub const MAX_EXTRA_READ_BITS: u32 = 20;
+
+/// The widest space one bootstrap of `set` reads when every table of the circuit drops at least
+/// `fewest_dropped_bits` low bits: `log2 N` plus those bits, at most [`MAX_EXTRA_READ_BITS`]
+/// more (a box of `2^-s` positions per value is fine when every table's buckets span whole
+/// positions).
+pub fn widest_read_bits(set: &ParamSet, fewest_dropped_bits: u32) -> u32 {
+    set.max_space_bits() + fewest_dropped_bits.min(MAX_EXTRA_READ_BITS)
+}
+
+/// [`widest_read_bits`] for the circuit of `facts` (approximate mode's widest space).
+pub(super) fn approximate_top(set: &ParamSet, facts: &PlanFacts) -> u32 {
+    widest_read_bits(set, facts.dropped_bits.map_or(0, |(fewest, _)| fewest))
 }

@@ -2,7 +2,7 @@
 //! figures (the scaling beyond this machine's cores is modelled).
 
 use super::catalogue::ParamSet;
-use crate::analyze::CompileReport;
+use super::facts::PlanFacts;
 
 impl ParamSet {
     /// Per-bootstrap latency with `cores` cores sharing many bootstraps (ideal scaling of the
@@ -48,13 +48,13 @@ impl ParamSet {
     }
 }
 
-/// Bootstraps per layer of a report (one layer of all of them when the report has no layer
-/// table that accounts for them).
-pub fn pbs_per_layer(report: &CompileReport) -> Vec<usize> {
-    let per: Vec<usize> = report.layers.iter().map(|l| l.pbs).collect();
-    if per.iter().sum::<usize>() == report.pbs_count && !per.is_empty() {
-        per
+/// Bootstraps per layer of a circuit (one layer of all of them when its per-layer counts do
+/// not account for them).
+pub fn pbs_per_layer(facts: &PlanFacts) -> Vec<usize> {
+    let per = &facts.pbs_per_layer;
+    if per.iter().sum::<usize>() == facts.pbs_count && !per.is_empty() {
+        per.clone()
     } else {
-        vec![report.pbs_count]
+        vec![facts.pbs_count]
     }
 }

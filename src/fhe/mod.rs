@@ -8,33 +8,43 @@
 //! The derivation of the noise model, of the read and of the two [`FheMode`]s is in
 //! `docs/fhe-noise.md`.
 //!
-//! Files: `catalogue` (the sets), `noise` (Gaussian maths), `latency` (layers on cores),
-//! `encoding` (margins, alignment), `reads` (each read's noise), `plan` (plan types, planning on
-//! one set), `choose` (the choice among sets), `render` (the plan as text).
+//! One call plans a circuit: [`plan`]`(&`[`PlanFacts`]`, &`[`PlanRequest`]`)`, with the facts
+//! taken from the analysis (`PlanFacts::from(&checked)`) and the request saying forced set or
+//! choice, mode, target and cores. The sets are [`ParamSetId`]s; their measured figures live in
+//! the dated data file `src/fhe/measured.json`.
+//!
+//! Files: `catalogue` (the sets), `measured` (the data file), `noise` (Gaussian maths),
+//! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
+//! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `one_set`
+//! (planning on one set), `choose` (the choice among sets), `request` (the planner call),
+//! `render` (the plan as text).
 
 mod catalogue;
 mod choose;
 mod encoding;
+mod facts;
 mod latency;
+mod measured;
 mod noise;
+mod one_set;
 mod plan;
 mod reads;
 mod render;
+mod request;
 #[cfg(test)]
 mod tests;
 
-pub use catalogue::{parameter_set, ModulusSwitch, ParamSet, PARAMETER_SETS};
-pub use choose::{
-    choose_approximate, choose_parameters, choose_parameters_among, choose_parameters_with,
+pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
+pub use encoding::{
+    aligned_margins, margins, needed_bits, read_align_bits, widest_read_bits, MAX_EXTRA_READ_BITS,
 };
-pub use encoding::{aligned_margins, margins, needed_bits, read_align_bits};
+pub use facts::{DotFacts, PlanFacts};
 pub use latency::pbs_per_layer;
 pub use noise::{
     catastrophic_log2, ln_erfc, log2_add, log2_erfc_ratio, misread_log2, offset_at_least_log2,
     read_offset, LOG2_P_FLOOR,
 };
-pub use plan::{
-    plan_for, plan_on, plan_on_with, plan_with, Candidate, FheMode, FhePlan, NeuronNoise,
-};
+pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;
+pub use request::{plan, PlanRequest};

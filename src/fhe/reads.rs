@@ -3,9 +3,9 @@
 
 use super::catalogue::ParamSet;
 use super::encoding::{aligned_margins, margins, read_align_bits};
+use super::facts::{DotFacts, PlanFacts};
 use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
-use crate::analyze::{CompileReport, NeuronReport};
 use crate::ir::{IntGraph, NodeId, Op};
 
 pub(super) fn neuron_noise(
@@ -13,7 +13,7 @@ pub(super) fn neuron_noise(
     space_bits: u32,
     mode: FheMode,
     extract: bool,
-    n: &NeuronReport,
+    n: &DotFacts,
 ) -> NeuronNoise {
     let bootstrap = n.table_len > 0;
     if extract && bootstrap && n.round_bits > 0 && mode == FheMode::Exact {
@@ -80,7 +80,7 @@ pub(super) fn neuron_noise(
 /// keyswitch and modulus switch reach a quarter of the torus (`N/2` positions). The table then
 /// reads a value `2^r` apart from its neighbours, centred in its bucket: tolerance
 /// `2^(r-1)·box`, noise `a + b_set·(Σw² + r)`. Failure = any of these misreads.
-fn extraction_noise(set: &ParamSet, space_bits: u32, n: &NeuronReport) -> NeuronNoise {
+fn extraction_noise(set: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNoise {
     let r = n.round_bits;
     let bx = set.box_positions(space_bits);
     let quarter = set.polynomial_size as f64 / 2.0;
@@ -123,27 +123,21 @@ fn extraction_noise(set: &ParamSet, space_bits: u32, n: &NeuronReport) -> Neuron
 /// reads dot `d` is the unique `Lut` whose input is `d`). A simulation draws
 /// `d = floor(z·σ_units + 1/2)` ([`read_offset`](super::read_offset)) and reads `clamp(v + d, lo, hi)` through the
 /// table, or decrypts `v + d` for an output.
-pub fn read_sigma_units(plan: &FhePlan, report: &CompileReport) -> Vec<(NodeId, f64)> {
-    match plan.set() {
-        Ok(set) => report
-            .neurons
-            .iter()
-            .map(|n| {
-                let s = neuron_noise(set, plan.space_bits, plan.mode, plan.exact_rounding, n);
-                (n.node, s.sigma_units)
-            })
-            .collect(),
-        Err(_) => plan
-            .neurons
-            .iter()
-            .map(|n| (n.node, n.sigma_units))
-            .collect(),
-    }
+pub fn read_sigma_units(plan: &FhePlan, facts: &PlanFacts) -> Vec<(NodeId, f64)> {
+    let set = plan.set();
+    facts
+        .dots
+        .iter()
+        .map(|n| {
+            let s = neuron_noise(set, plan.space_bits, plan.mode, plan.exact_rounding, n);
+            (n.node, s.sigma_units)
+        })
+        .collect()
 }
 
 /// `σ_units` per node of `graph`, indexed by node id, for a clear simulation: at a `Lut` node
 /// the read of its input dot, at an output `Dot` its decryption, 0 elsewhere (inputs, hidden
-/// dots, nodes the plan does not cover). `plan` must come from `graph`'s report.
+/// dots, nodes the plan does not cover). `plan` must come from `graph`'s facts.
 ///
 /// The offset `d = floor(z·σ_units + 1/2)` is in accumulator units: a table that drops
 /// `round_bits` low bits reads `table[(clamp(v + d, lo, hi) + offset) >> round_bits]` (the

@@ -28,10 +28,10 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "TFHE plan ({} reads, target 2^{} per bootstrap):\n",
         plan.mode, plan.target_log2_p_fail
     ));
-    let family = match (plan.family.is_empty(), plan.set()) {
-        (false, _) => plan.family.clone(),
-        (true, Ok(set)) => set.family(),
-        (true, Err(_)) => "unknown family".to_string(),
+    let family = if plan.family.is_empty() {
+        plan.set().family()
+    } else {
+        plan.family.clone()
     };
     s.push_str(&format!(
         "  parameters   {} ({}-bit set, {family}, N = {})\n",
@@ -53,6 +53,21 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
     ));
+    noise_lines(plan, &mut s);
+    s.push_str(&format!(
+        "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
+        bytes(plan.server_key_bytes),
+        bytes(plan.compressed_server_key_bytes),
+        bytes(plan.client_key_bytes),
+        plan.keygen_seconds.max(1.0)
+    ));
+    candidate_lines(plan, &mut s);
+    s
+}
+
+/// The predicted errors: the worst read, misreads (approximate), exact rounding or the noise
+/// budget.
+fn noise_lines(plan: &FhePlan, s: &mut String) {
     let kind = match plan.mode {
         FheMode::Exact => "failure ",
         FheMode::Approximate => "past margin",
@@ -93,34 +108,31 @@ pub fn render_plan(plan: &FhePlan) -> String {
             plan.max_sum_w2
         ));
     }
-    s.push_str(&format!(
-        "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
-        bytes(plan.server_key_bytes),
-        bytes(plan.compressed_server_key_bytes),
-        bytes(plan.client_key_bytes),
-        plan.keygen_seconds.max(1.0)
-    ));
-    if !plan.candidates.is_empty() {
-        s.push_str(&format!(
-            "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
-            plan.cores
-        ));
-        for c in &plan.candidates {
-            let mark = if c.parameter_set == plan.parameter_set {
-                "*"
-            } else {
-                " "
-            };
-            s.push_str(&format!(
-                "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
-                ms(c.latency_ms_per_sample),
-                c.precision_bits,
-                c.family,
-                bytes(c.server_key_bytes),
-                c.parameter_set,
-                c.note
-            ));
-        }
+}
+
+/// The sets the choice considered, cheapest first, the chosen one marked.
+fn candidate_lines(plan: &FhePlan, s: &mut String) {
+    if plan.candidates.is_empty() {
+        return;
     }
-    s
+    s.push_str(&format!(
+        "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
+        plan.cores
+    ));
+    for c in &plan.candidates {
+        let mark = if c.parameter_set == plan.parameter_set {
+            "*"
+        } else {
+            " "
+        };
+        s.push_str(&format!(
+            "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+            ms(c.latency_ms_per_sample),
+            c.precision_bits,
+            c.family,
+            bytes(c.server_key_bytes),
+            c.parameter_set,
+            c.note
+        ));
+    }
 }

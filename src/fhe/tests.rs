@@ -1,27 +1,21 @@
 use super::choose::capacity;
 use super::*;
-use crate::analyze::CompileReport;
 use crate::error::{Error, Result};
 
-use crate::analyze::{LayerReport, NeuronReport};
-
-fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool) -> NeuronReport {
+fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool) -> DotFacts {
     let count = 1i64 << range_bits;
-    NeuronReport {
+    DotFacts {
         node: 100 * layer + neuron,
         layer,
         neuron,
-        fan_in: 4,
         lo: -3,
         hi: -3 + count - 1,
         range_bits,
-        signed_bits: range_bits + 1,
         sum_w2,
         table_len: if table { count as usize } else { 0 },
         table_bits: if table { range_bits } else { 0 },
         round_bits: 0,
         table_offset: 0,
-        over_budget: false,
     }
 }
 
@@ -31,58 +25,85 @@ fn classic128(p: &ParamSet) -> bool {
     p.grouping_factor == 1 && p.family_log2_p_fail == -128
 }
 
-fn classic(r: &CompileReport, target: f64, cores: usize) -> Result<FhePlan> {
-    choose_parameters_among(r, target, cores, FheMode::Exact, &classic128)
+fn classic(r: &PlanFacts, target: f64, cores: usize) -> Result<FhePlan> {
+    classic_with(r, target, cores, FheMode::Exact)
 }
 
-fn classic_with(r: &CompileReport, target: f64, cores: usize, mode: FheMode) -> Result<FhePlan> {
-    choose_parameters_among(r, target, cores, mode, &classic128)
+fn classic_with(r: &PlanFacts, target: f64, cores: usize, mode: FheMode) -> Result<FhePlan> {
+    let among = catalogue().iter().filter(|p| classic128(p)).map(|p| p.id);
+    plan(
+        r,
+        &PlanRequest::new(mode)
+            .target(target)
+            .cores(cores)
+            .among(among),
+    )
 }
 
-/// The report with a layer table (bootstraps per layer), as `analyze` makes it.
-fn with_layers(mut r: CompileReport) -> CompileReport {
-    let depth = r.neurons.iter().map(|n| n.layer + 1).max().unwrap_or(0);
-    r.layers = (0..depth)
-        .map(|l| LayerReport {
-            layer: l,
-            neurons: r.neurons.iter().filter(|n| n.layer == l).count(),
-            fan_in_max: 4,
-            range_bits_max: 0,
-            signed_bits_max: 0,
-            pbs: r
-                .neurons
+/// The choice among every selectable set, exact reads.
+fn choose(r: &PlanFacts, target: f64, cores: usize) -> Result<FhePlan> {
+    plan(
+        r,
+        &PlanRequest::new(FheMode::Exact).target(target).cores(cores),
+    )
+}
+
+/// The plan on `set` in `mode` (the mode's width, checked).
+fn on_set(
+    r: &PlanFacts,
+    set: &ParamSet,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+) -> Result<FhePlan> {
+    plan(
+        r,
+        &PlanRequest::new(mode)
+            .on(set.id)
+            .target(target)
+            .cores(cores),
+    )
+}
+
+/// The unchecked plan on `set` at a `space_bits`-bit space.
+fn on_width(
+    r: &PlanFacts,
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+) -> FhePlan {
+    let req = PlanRequest::new(mode).on(set.id).space_bits(space_bits);
+    plan(r, &req.target(target).cores(cores)).unwrap()
+}
+
+/// The facts with bootstraps per layer, as the analysis gives them.
+fn with_layers(mut r: PlanFacts) -> PlanFacts {
+    let depth = r.dots.iter().map(|n| n.layer + 1).max().unwrap_or(0);
+    r.pbs_per_layer = (0..depth)
+        .map(|l| {
+            r.dots
                 .iter()
                 .filter(|n| n.layer == l && n.table_len > 0)
-                .count(),
-            table_bits_max: 0,
-            round_bits_min: 0,
-            round_bits_max: 0,
-            sum_w2_max: 0,
-            range_bits_hist: vec![],
-            over_budget: 0,
+                .count()
         })
         .collect();
     r
 }
 
-fn report(neurons: Vec<NeuronReport>, n_a_bits: u32) -> CompileReport {
-    let pbs = neurons.iter().filter(|n| n.table_len > 0).count();
-    CompileReport {
-        name: "t".into(),
-        ok: true,
-        n_accum_bits: 8,
-        n_w_bits: 2,
+fn report(dots: Vec<DotFacts>, n_a_bits: u32) -> PlanFacts {
+    let tables = || {
+        dots.iter()
+            .filter(|n| n.table_len > 0)
+            .map(|n| n.round_bits)
+    };
+    PlanFacts {
+        pbs_count: tables().count(),
+        pbs_per_layer: Vec::new(),
         n_a_bits,
-        pruning: None,
-        rounding: None,
-        n_features: 4,
-        max_range_bits: neurons.iter().map(|n| n.range_bits).max().unwrap_or(0),
-        max_signed_bits: 0,
-        max_table_bits: neurons.iter().map(|n| n.table_bits).max().unwrap_or(0),
-        pbs_count: pbs,
-        layers: Vec::<LayerReport>::new(),
-        neurons_over_budget: vec![],
-        neurons,
+        dropped_bits: tables().min().zip(tables().max()),
+        dots,
     }
 }
 
@@ -113,7 +134,10 @@ fn erfc_matches_known_values() {
 #[test]
 fn four_bit_model_matches_the_measured_facts() {
     // tfhe-facts.md: std 4.8 at L2 = 5, 17.6 at L2 = 120; log2 p -131 and -12.
-    let s = parameter_set("V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128").unwrap();
+    let s = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+        .parse::<ParamSetId>()
+        .unwrap()
+        .set();
     assert_eq!(s.tolerance(), 64.0);
     assert!(
         (s.bootstrap_std(25) - 4.8).abs() < 0.3,
@@ -141,26 +165,26 @@ fn precision_covers_accumulators_outputs_and_activations() {
     // A 5-bit output accumulator forces the 6-bit set even with 2-bit tables.
     let r = report(vec![neuron(0, 0, 2, 4, true), neuron(1, 0, 5, 4, false)], 2);
     assert_eq!(needed_bits(&r), 5);
-    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    let p = choose(&r, -40.0, 2).unwrap();
     assert_eq!(p.precision_bits, 6);
     assert_eq!(p.needed_bits, 5);
     // Everything within 2 bits: the cheapest set, 2 or 4 bits.
     let r = report(vec![neuron(0, 0, 2, 4, true), neuron(1, 0, 2, 2, false)], 2);
-    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    let p = choose(&r, -40.0, 2).unwrap();
     assert!(p.precision_bits >= 2 && p.precision_bits <= 4);
     // Activations wider than the accumulators still count.
     let r = report(vec![neuron(0, 0, 2, 4, true)], 3);
-    assert!(choose_parameters(&r, -40.0, 2).unwrap().precision_bits >= 3);
+    assert!(choose(&r, -40.0, 2).unwrap().precision_bits >= 3);
     // Latency arithmetic.
     let r = report(vec![neuron(0, 0, 4, 4, true), neuron(0, 1, 4, 4, true)], 2);
-    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    let p = choose(&r, -40.0, 2).unwrap();
     assert_eq!(p.pbs_count, 2);
     assert!((p.latency_ms_per_sample - p.pbs_ms_1_thread).abs() < 1e-9);
     assert!((p.latency_ms_per_sample_1_core - 2.0 * p.pbs_ms_1_thread).abs() < 1e-9);
     assert_eq!(p.neurons.len(), 2);
     assert!(p.total_log2_p_fail >= p.worst_log2_p_fail);
     assert!(p.total_log2_p_fail <= p.worst_log2_p_fail + 1.0 + 1e-9);
-    assert!(render_plan(&p).contains(&p.parameter_set));
+    assert!(render_plan(&p).contains(&p.parameter_set.to_string()));
     let _ = serde_json::to_string(&p).unwrap();
 }
 
@@ -169,7 +193,7 @@ fn precision_covers_accumulators_outputs_and_activations() {
 /// tables the exact choice fails and says how to get exact rounding.
 #[test]
 fn exact_mode_falls_back_to_exact_rounding() {
-    let rounded = |layer, idx, table| NeuronReport {
+    let rounded = |layer, idx, table| DotFacts {
         round_bits: if table { 4 } else { 0 },
         table_len: if table { 32 } else { 0 },
         table_bits: if table { 5 } else { 0 },
@@ -183,7 +207,7 @@ fn exact_mode_falls_back_to_exact_rounding() {
         ],
         4,
     );
-    let p = choose_parameters(&r, -40.0, 2).unwrap();
+    let p = choose(&r, -40.0, 2).unwrap();
     assert!(p.exact_rounding);
     assert_eq!(p.precision_bits, 6);
     assert_eq!(p.pbs_count, 2 * 5);
@@ -193,14 +217,14 @@ fn exact_mode_falls_back_to_exact_rounding() {
         vec![neuron(0, 0, 9, 60, true), neuron(1, 0, 9, 60, false)],
         4,
     );
-    let e = choose_parameters(&plain, -40.0, 2).unwrap_err().to_string();
+    let e = choose(&plain, -40.0, 2).unwrap_err().to_string();
     assert!(e.contains("--max-table-bits"), "{e}");
 }
 
 #[test]
 fn too_wide_names_the_accumulators() {
     let r = report(vec![neuron(0, 0, 4, 4, true), neuron(1, 3, 9, 4, false)], 2);
-    let e = choose_parameters(&r, -40.0, 2).unwrap_err().to_string();
+    let e = choose(&r, -40.0, 2).unwrap_err().to_string();
     assert!(e.contains("9-bit"), "{e}");
     assert!(e.contains("layer 1 neuron 3"), "{e}");
     assert!(e.contains("--n-accum-bits"), "{e}");
@@ -208,8 +232,14 @@ fn too_wide_names_the_accumulators() {
 
 #[test]
 fn noise_target_moves_the_choice_and_blames_neurons() {
-    let four = parameter_set("V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128").unwrap();
-    let six = parameter_set("V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128").unwrap();
+    let four = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+        .parse::<ParamSetId>()
+        .unwrap()
+        .set();
+    let six = "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128"
+        .parse::<ParamSetId>()
+        .unwrap()
+        .set();
     let m4 = four.max_sum_w2(-40.0);
     let m6 = six.max_sum_w2(-40.0);
     assert!(m6 > m4, "the 6-bit set is more tolerant ({m6} vs {m4})");
@@ -250,7 +280,7 @@ fn bad_targets_are_parameter_errors() {
     let r = report(vec![neuron(0, 0, 2, 4, true)], 2);
     for t in [0.0, 1.0, f64::NAN, f64::NEG_INFINITY, -5000.0] {
         assert!(matches!(
-            choose_parameters(&r, t, 2),
+            choose(&r, t, 2),
             Err(Error::InvalidParameter {
                 name: "p_error",
                 ..
@@ -261,8 +291,9 @@ fn bad_targets_are_parameter_errors() {
 
 #[test]
 fn catalogue_is_consistent() {
-    for p in PARAMETER_SETS {
-        assert_eq!(parameter_set(p.name), Some(p));
+    for p in catalogue() {
+        assert_eq!(p.name.parse::<ParamSetId>().unwrap().set(), p);
+        assert_eq!(p.id.name(), p.name);
         assert!(p.noise_base > 0.0 && p.noise_per_w2 > 0.0);
         assert!(p.bootstrap_log2_p_fail(0) < -60.0, "{}", p.name);
     }
@@ -272,7 +303,7 @@ fn catalogue_is_consistent() {
 
 #[test]
 fn catalogue_families_and_latency_model_are_consistent() {
-    for p in PARAMETER_SETS {
+    for p in catalogue() {
         assert!(matches!(p.family_log2_p_fail, -128 | -64), "{}", p.name);
         assert!(
             p.designed_log2_p_fail <= f64::from(p.family_log2_p_fail) + 0.5,
@@ -320,14 +351,14 @@ fn catalogue_families_and_latency_model_are_consistent() {
     // The catalogue holds every family the issue names, selectable.
     for (g_multi, fam) in [(false, -128), (false, -64), (true, -128), (true, -64)] {
         assert!(
-            PARAMETER_SETS.iter().any(|p| p.selectable
+            catalogue().iter().any(|p| p.selectable
                 && (p.grouping_factor > 1) == g_multi
                 && p.family_log2_p_fail == fam),
             "multi-bit {g_multi}, 2^{fam}"
         );
     }
     // Classic: one bootstrap never uses a second core.
-    let s4 = parameter_set(SET4).unwrap();
+    let s4 = SET4.set();
     assert_eq!(s4.layer_ms(1, 64), s4.pbs_ms_1_thread);
     assert_eq!(s4.layer_ms(4, 2), 2.0 * s4.pbs_ms_1_thread);
 }
@@ -344,9 +375,9 @@ fn the_choice_considers_every_family_and_lists_them() {
         2,
     ));
     assert_eq!(pbs_per_layer(&r), vec![1, 1, 0]);
-    let selectable = PARAMETER_SETS.iter().filter(|p| p.selectable).count();
+    let selectable = catalogue().iter().filter(|p| p.selectable).count();
     for cores in [1usize, 2, 64] {
-        let p = choose_parameters(&r, -40.0, cores).unwrap();
+        let p = choose(&r, -40.0, cores).unwrap();
         assert_eq!(p.candidates.len(), selectable);
         let families: std::collections::BTreeSet<&str> =
             p.candidates.iter().map(|c| c.family.as_str()).collect();
@@ -361,7 +392,7 @@ fn the_choice_considers_every_family_and_lists_them() {
         for c in &ok {
             assert!(p.latency_ms_per_sample <= c.latency_ms_per_sample + 1e-9);
         }
-        let set = p.set().unwrap();
+        let set = p.set();
         assert_eq!(p.family, set.family());
         assert!(
             (p.latency_ms_per_sample - set.circuit_ms(&[1, 1, 0], cores)).abs() < 1e-9,
@@ -379,23 +410,23 @@ fn the_choice_considers_every_family_and_lists_them() {
             "{text}"
         );
         for c in &p.candidates {
-            assert!(text.contains(&c.parameter_set), "{text}");
+            assert!(text.contains(&c.parameter_set.to_string()), "{text}");
         }
         let back: FhePlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }
     // On many cores the model may prefer a multi-bit bootstrap (narrow layers leave cores
     // idle for a classic one): the choice follows the model, whichever family that is.
-    let p64 = choose_parameters(&r, -40.0, 64).unwrap();
+    let p64 = choose(&r, -40.0, 64).unwrap();
     let best = |multi: bool| {
         p64.candidates
             .iter()
             .filter(|c| c.space_bits.is_some())
-            .filter(|c| (parameter_set(&c.parameter_set).unwrap().grouping_factor > 1) == multi)
+            .filter(|c| (c.parameter_set.set().grouping_factor > 1) == multi)
             .map(|c| c.latency_ms_per_sample)
             .fold(f64::INFINITY, f64::min)
     };
-    let chosen_multi = p64.set().unwrap().grouping_factor > 1;
+    let chosen_multi = p64.set().grouping_factor > 1;
     assert_eq!(
         chosen_multi,
         best(true) < best(false),
@@ -409,12 +440,12 @@ fn the_choice_considers_every_family_and_lists_them() {
     assert!(render_plan(&old).contains(&p64.family));
 }
 
-const SET2: &str = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
-const SET4: &str = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128";
-const SET6: &str = "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128";
+const SET2: ParamSetId = ParamSetId::ClassicMsg1Carry1;
+const SET4: ParamSetId = ParamSetId::ClassicMsg2Carry2;
+const SET6: ParamSetId = ParamSetId::ClassicMsg3Carry3;
 
 /// A neuron with the interval `[lo, hi]`.
-fn neuron_iv(layer: usize, idx: usize, lo: i64, hi: i64, sum_w2: u64, table: bool) -> NeuronReport {
+fn neuron_iv(layer: usize, idx: usize, lo: i64, hi: i64, sum_w2: u64, table: bool) -> DotFacts {
     let iv = crate::ir::Interval { lo, hi };
     let mut n = neuron(layer, idx, iv.range_bits(), sum_w2, table);
     n.lo = lo;
@@ -500,12 +531,12 @@ fn offset_probabilities_are_consistent() {
 
 #[test]
 fn exact_mode_is_the_classic_model_at_the_set_precision() {
-    let s = parameter_set(SET4).unwrap();
+    let s = SET4.set();
     let r = report(
         vec![neuron(0, 0, 4, 30, true), neuron(1, 0, 4, 9, false)],
         2,
     );
-    let p = plan_for(&r, s, -40.0, 2);
+    let p = on_width(&r, s, needed_bits(&r), FheMode::Exact, -40.0, 2);
     assert_eq!(p.mode, FheMode::Exact);
     assert_eq!(p.space_bits, 4);
     assert_eq!(p.box_positions, 128.0);
@@ -525,23 +556,23 @@ fn exact_reads_wider_than_the_set_when_the_target_allows() {
     // probability 1 - 2^-33.6 at σ ≈ 4.9: not at 2^-40 (the 6-bit set then), but at 2^-30.
     let r = report(vec![neuron(0, 0, 5, 9, true), neuron(1, 0, 5, 9, false)], 2);
     let p = classic(&r, -40.0, 2).unwrap();
-    assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET6, 5));
+    assert_eq!((p.parameter_set, p.space_bits), (SET6, 5));
     let p = classic(&r, -30.0, 2).unwrap();
-    assert_eq!((p.parameter_set.as_str(), p.space_bits), (SET4, 5));
+    assert_eq!((p.parameter_set, p.space_bits), (SET4, 5));
     assert_eq!(p.precision_bits, 4);
     assert_eq!(p.box_positions, 64.0);
     assert!(p.worst_log2_p_fail < -33.0 && p.worst_log2_p_fail > -34.5);
     // 6 bits on N = 2048 (32 positions): misreads about one read in a thousand.
-    let s4 = parameter_set(SET4).unwrap();
-    let q = plan_on(&r, s4, 6, FheMode::Exact, -40.0, 2);
+    let s4 = SET4.set();
+    let q = on_width(&r, s4, 6, FheMode::Exact, -40.0, 2);
     assert!(q.worst_log2_p_fail > -11.0, "{}", q.worst_log2_p_fail);
     // What exact reads allow at 2^-40: 4 bits on N = 2048, 6 on N = 8192.
     assert_eq!(capacity(s4, FheMode::Exact, -40.0, true), 4);
     assert_eq!(capacity(s4, FheMode::Exact, -30.0, true), 5);
-    let s6 = parameter_set(SET6).unwrap();
+    let s6 = SET6.set();
     assert_eq!(capacity(s6, FheMode::Exact, -40.0, true), 6);
-    // Explicit errors from plan_with on one set.
-    let e = plan_with(&r, s4, FheMode::Exact, -40.0, 2)
+    // Explicit errors from a plan on one set.
+    let e = on_set(&r, s4, FheMode::Exact, -40.0, 2)
         .unwrap_err()
         .to_string();
     assert!(e.contains("2^-40") && e.contains("5-bit space"), "{e}");
@@ -549,7 +580,7 @@ fn exact_reads_wider_than_the_set_when_the_target_allows() {
 
 /// An iris-like report: 9-bit accumulators (one filling its 512 values exactly), 9-bit
 /// outputs.
-fn wide_report() -> CompileReport {
+fn wide_report() -> PlanFacts {
     report(
         vec![
             neuron_iv(0, 0, -240, 271, 196, true), // 512 values: no margin at P = 9
@@ -577,8 +608,8 @@ fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
     assert_eq!(p.space_bits, 10);
     assert_eq!(p.box_positions, 2.0);
     assert!(p.worst_log2_p_fail <= -40.0);
-    let s = parameter_set(SET4).unwrap();
-    for (n, rn) in p.neurons.iter().zip(&r.neurons) {
+    let s = SET4.set();
+    for (n, rn) in p.neurons.iter().zip(&r.dots) {
         let std = if rn.table_len > 0 {
             s.bootstrap_std(rn.sum_w2)
         } else {
@@ -605,14 +636,14 @@ fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
     // Without the full neuron, P = 9 has margins: the 2-bit set (cheapest, one position per
     // value) takes it, σ ≈ 4.6 units.
     let mut r2 = r.clone();
-    r2.neurons.remove(0);
+    r2.dots.remove(0);
     r2.pbs_count -= 1;
     let p2 = classic_with(&r2, -40.0, 2, FheMode::Approximate).unwrap();
-    assert_eq!((p2.parameter_set.as_str(), p2.space_bits), (SET2, 9));
+    assert_eq!((p2.parameter_set, p2.space_bits), (SET2, 9));
     assert_eq!(p2.box_positions, 1.0);
     assert!(p2.worst_sigma_units > 4.0);
     // Forcing the 4-bit set keeps P = 9: 4 positions per value.
-    let p3 = plan_with(&r2, s, FheMode::Approximate, -40.0, 2).unwrap();
+    let p3 = on_set(&r2, s, FheMode::Approximate, -40.0, 2).unwrap();
     assert_eq!((p3.space_bits, p3.box_positions), (9, 4.0));
     assert!(p3.worst_sigma_units < 1.5);
     // Too wide for one bootstrap of any practical set: 14 bits > log2 8192.
@@ -636,4 +667,168 @@ fn modes_parse_and_serialize() {
         "\"approximate\""
     );
     assert_eq!(FheMode::default(), FheMode::Exact);
+}
+
+#[test]
+fn measured_figures_cover_every_set_and_are_sane() {
+    let file = &*super::measured::MEASURED;
+    assert_eq!(file.sets.len(), ParamSetId::ALL.len());
+    assert!(file.machine.contains("cores"), "{}", file.machine);
+    assert_eq!(file.date.len(), 10, "an ISO date: {}", file.date);
+    assert!(file.command.contains("calibrat"), "{}", file.command);
+    assert!(!file.notes.is_empty());
+    for id in ParamSetId::ALL {
+        let m = file
+            .sets
+            .get(&id)
+            .unwrap_or_else(|| panic!("no figures for {id}"));
+        for (what, v) in [
+            ("pbs_ms_1_thread", m.pbs_ms_1_thread),
+            ("pbs_ms_2_threads", m.pbs_ms_2_threads),
+            ("keygen_seconds", m.keygen_seconds),
+            ("noise_base", m.noise_base),
+            ("noise_per_w2", m.noise_per_w2),
+            ("server_key_bytes", m.server_key_bytes as f64),
+            (
+                "compressed_server_key_bytes",
+                m.compressed_server_key_bytes as f64,
+            ),
+            ("client_key_bytes", m.client_key_bytes as f64),
+        ] {
+            assert!(v.is_finite() && v > 0.0, "{id} {what} = {v}");
+        }
+        assert!((0.0..1.0).contains(&m.pbs_parallel_fraction), "{id}");
+        let set = id.set();
+        assert_eq!(set.id, id);
+        assert_eq!(set.pbs_ms_1_thread, m.pbs_ms_1_thread);
+        assert_eq!(set.noise_per_w2, m.noise_per_w2);
+    }
+}
+
+#[test]
+fn set_ids_read_and_write_their_tfhe_names() {
+    for id in ParamSetId::ALL {
+        assert_eq!(id.to_string(), id.name());
+        assert_eq!(id.name().parse::<ParamSetId>().unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", id.name()));
+        assert_eq!(serde_json::from_str::<ParamSetId>(&json).unwrap(), id);
+    }
+    assert_eq!(
+        ParamSetId::ClassicMsg2Carry2.name(),
+        "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+    );
+    let e = "NOPE".parse::<ParamSetId>().unwrap_err().to_string();
+    assert!(
+        e.contains("not in the catalogue") && e.contains(SET4.name()),
+        "{e}"
+    );
+    assert!(serde_json::from_str::<ParamSetId>("\"NOPE\"").is_err());
+    assert_eq!(catalogue().len(), ParamSetId::ALL.len());
+}
+
+#[test]
+fn the_request_says_what_to_plan() {
+    let r = report(
+        vec![neuron(0, 0, 4, 30, true), neuron(1, 0, 4, 9, false)],
+        2,
+    );
+    // A forced set and width: exactly that plan, unchecked.
+    let p = on_width(&r, SET4.set(), 4, FheMode::Exact, -40.0, 2);
+    assert_eq!((p.parameter_set, p.space_bits, p.cores), (SET4, 4, 2));
+    assert!(p.candidates.is_empty());
+    // A forced set: that set, checked.
+    let p = on_set(&r, SET6.set(), FheMode::Exact, -40.0, 2).unwrap();
+    assert_eq!(p.parameter_set, SET6);
+    // The choice lists the candidates; `among` narrows them.
+    let p = choose(&r, -40.0, 2).unwrap();
+    assert!(p.candidates.len() > 3);
+    let one = plan(&r, &PlanRequest::default().among([SET6])).unwrap();
+    assert_eq!(one.candidates.len(), 1);
+    assert_eq!((one.parameter_set, one.cores), (SET6, 1));
+    // Approximate mode's guard: bad values are parameter errors; infinity disables it.
+    let approx = PlanRequest::new(FheMode::Approximate);
+    for bad in [0.0, -1.0, f64::NAN] {
+        assert!(matches!(
+            plan(&r, &approx.clone().max_sigma(bad)),
+            Err(Error::InvalidParameter {
+                name: "max_sigma",
+                ..
+            })
+        ));
+    }
+    assert_eq!(
+        plan(&r, &approx.clone().max_sigma(f64::INFINITY)).unwrap(),
+        plan(&r, &approx).unwrap()
+    );
+    // A width without a set, or exact rounding without a width, is a parameter error.
+    let no_set = PlanRequest::default().space_bits(4);
+    assert!(matches!(
+        plan(&r, &no_set),
+        Err(Error::InvalidParameter {
+            name: "space_bits",
+            ..
+        })
+    ));
+    let no_width = PlanRequest::default().on(SET4).exact_rounding(true);
+    assert!(matches!(
+        plan(&r, &no_width),
+        Err(Error::InvalidParameter {
+            name: "exact_rounding",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn plan_facts_come_from_the_analysis() {
+    for name in ["iris", "breast_cancer"] {
+        let path = format!(
+            "{}/circuits/{name}.circuit.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let graph = crate::ir::IntGraph::load(std::path::Path::new(&path)).unwrap();
+        let dropped = graph.dropped_bits();
+        let an = crate::analyze::analyze(graph).unwrap();
+        let f = PlanFacts::new(&an);
+        assert_eq!(f.dropped_bits, dropped);
+        check_facts_match_the_report(&f, &an);
+    }
+}
+
+/// The facts carry the same numbers as the analysis's report.
+fn check_facts_match_the_report(f: &PlanFacts, an: &crate::analyze::Analyzed) {
+    let rep = an.report();
+    assert_eq!((f.pbs_count, f.n_a_bits), (rep.pbs_count, rep.n_a_bits));
+    assert_eq!(f.dots.len(), rep.neurons.len());
+    for (d, n) in f.dots.iter().zip(&rep.neurons) {
+        assert_eq!(
+            (
+                d.node,
+                d.layer,
+                d.neuron,
+                d.lo,
+                d.hi,
+                d.range_bits,
+                d.sum_w2
+            ),
+            (
+                n.node,
+                n.layer,
+                n.neuron,
+                n.lo,
+                n.hi,
+                n.range_bits,
+                n.sum_w2
+            )
+        );
+        assert_eq!(
+            (d.table_len, d.table_bits, d.round_bits, d.table_offset),
+            (n.table_len, n.table_bits, n.round_bits, n.table_offset)
+        );
+    }
+    assert_eq!(
+        f.pbs_per_layer,
+        rep.layers.iter().map(|l| l.pbs).collect::<Vec<_>>()
+    );
 }

@@ -9,7 +9,7 @@ use ::tfhe::core_crypto::prelude::{lwe_ciphertext_plaintext_add_assign, Plaintex
 use ::tfhe::shortint::{Ciphertext, CompressedServerKey};
 
 use super::layout::{plan_space, Circuit, Layout};
-use super::params::{lookup_set, tfhe_parameters};
+use super::params::tfhe_parameters;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::execute::validate_inputs;
@@ -119,7 +119,7 @@ impl ClientKey {
         plan: &FhePlan,
         progress: &dyn Progress,
     ) -> Result<(ClientKey, ServerKey)> {
-        let set = lookup_set(&plan.parameter_set)?;
+        let set = plan.set();
         let circuit = Circuit::new(checked)?;
         let space_bits = plan_space(plan, &circuit);
         circuit.check_supported(set, space_bits)?;
@@ -305,7 +305,7 @@ impl ClientKey {
 }
 
 pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
-    if plan.parameter_set != set.name {
+    if plan.parameter_set != set.id {
         return Err(Error::Keys(format!(
             "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
             plan.parameter_set, set.name

@@ -56,14 +56,7 @@ impl Circuit {
             .max()
             .unwrap_or(0)
             .max(1);
-        let round_bits = || {
-            g.nodes.iter().filter_map(|n| match n.op {
-                Op::Lut { round_bits, .. } => Some(round_bits),
-                _ => None,
-            })
-        };
-        let min_round_bits = round_bits().min().unwrap_or(0);
-        let max_round_bits = round_bits().max().unwrap_or(0);
+        let (min_round_bits, max_round_bits) = g.dropped_bits().unwrap_or((0, 0));
         Ok(Circuit {
             digest,
             value_bits,
@@ -76,7 +69,7 @@ impl Circuit {
 
     /// Rejects a space that does not hold the circuit's values or does not fit `set`.
     pub(super) fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
-        let top = set.max_space_bits() + self.min_round_bits.min(20);
+        let top = fhe::widest_read_bits(set, self.min_round_bits);
         if space_bits == 0 || space_bits > top {
             return Err(Error::Keys(format!(
                 "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \

@@ -11,60 +11,44 @@ use crate::fhe::{self, ParamSet};
 pub fn tfhe_parameters(set: &ParamSet) -> Result<PBSParameters> {
     use ::tfhe::shortint::parameters::v1_6::*;
     use ::tfhe::shortint::parameters::v1_8::*;
-    Ok(match set.name {
-        "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128" => {
-            V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128.into()
-        }
-        "V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64" => {
-            V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64.into()
-        }
-        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128" => {
+    use fhe::ParamSetId as Id;
+    Ok(match set.id {
+        Id::ClassicMsg1Carry1 => V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg2Carry2 => V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg3Carry3 => V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg4Carry4 => V1_8_PARAM_MESSAGE_4_CARRY_4_KS_PBS_TUNIFORM_2M128.into(),
+        Id::ClassicMsg1Carry1Fail64 => V1_6_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64.into(),
+        Id::ClassicMsg2Carry2Fail64 => V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into(),
+        Id::ClassicMsg3Carry3Fail64 => V1_6_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64.into(),
+        Id::MultiBit4Msg1Carry1 => {
             V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128.into()
         }
-        "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128" => {
+        Id::MultiBit4Msg2Carry2 => {
             V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128.into()
         }
-        "V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64" => {
+        Id::MultiBit4Msg2Carry2Fail64 => {
             V1_6_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64.into()
         }
-        "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128" => {
+        Id::MultiBit2Msg3Carry3 => {
             V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128.into()
-        }
-        other => {
-            return Err(Error::Backend(format!(
-                "parameter set {other:?} is not one this build maps to tfhe"
-            )))
         }
     })
 }
 
+/// The catalogue entry of a parameter set named in a file.
 pub(super) fn lookup_set(name: &str) -> Result<&'static ParamSet> {
-    fhe::parameter_set(name).ok_or_else(|| {
+    let id = name.parse::<fhe::ParamSetId>().map_err(|_| {
         Error::Keys(format!(
             "unknown parameter set {name:?} (this sqnn knows {}): the file was written by another \
              version; run sqnn keygen CIRCUIT --out-dir DIR",
-            fhe::PARAMETER_SETS
+            fhe::ParamSetId::ALL
                 .iter()
-                .map(|p| p.name)
+                .map(|p| p.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-    })
+    })?;
+    Ok(id.set())
 }
 
 /// GGSW ciphertexts in the set's bootstrapping key: `n` for a classic bootstrap,

@@ -317,6 +317,13 @@ pub(super) fn validate_shared(
     quant_signed: bool,
     quant_narrow: bool,
 ) -> Result<()> {
+    validate_layers(n_layers)?;
+    validate_bits(n_w_bits, n_a_bits, n_accum_bits, quant_signed, quant_narrow)?;
+    validate_shape(n_layers, multiplier, prune_pct)
+}
+
+/// `n_layers` in `1..=64`.
+fn validate_layers(n_layers: usize) -> Result<()> {
     if n_layers == 0 {
         return Err(Error::param(
             "n_layers",
@@ -329,6 +336,17 @@ pub(super) fn validate_shared(
             format!("is {n_layers}; use at most 64 layers"),
         ));
     }
+    Ok(())
+}
+
+/// Weight and activation bit widths, and an accumulator that is executable and keeps Ω >= 1.
+fn validate_bits(
+    n_w_bits: u32,
+    n_a_bits: u32,
+    n_accum_bits: u32,
+    quant_signed: bool,
+    quant_narrow: bool,
+) -> Result<()> {
     if n_w_bits == 0 || n_w_bits > MAX_BITS {
         return Err(Error::param(
             "n_w_bits",
@@ -385,6 +403,11 @@ pub(super) fn validate_shared(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The structured-pruning fraction and the hidden-width multiplier.
+fn validate_shape(n_layers: usize, multiplier: f64, prune_pct: f64) -> Result<()> {
     if !(0.0..1.0).contains(&prune_pct) {
         return Err(Error::param(
             "n_prune_neurons_percentage",

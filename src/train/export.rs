@@ -2,10 +2,12 @@
 //! quantizers frozen, integer weights in sparse rows, constant hidden neurons folded into the
 //! next layer's biases and unread ones dropped.
 
+use ndarray::Array2;
+
 use super::network::SparseQuantNeuralNetwork;
 use crate::error::{Error, Result};
 use crate::task::Task;
-use crate::train::quantize::{QuantLayer, QuantizedMlp, SparseRow};
+use crate::train::quantize::{ActQuantizer, Activation, QuantLayer, QuantizedMlp, SparseRow};
 
 impl SparseQuantNeuralNetwork {
     /// Exports the network as a [`QuantizedMlp`] with the quantizers frozen as they stand:
@@ -31,25 +33,27 @@ impl SparseQuantNeuralNetwork {
         target_std: f64,
     ) -> Result<QuantizedMlp> {
         let d = self.cfg.input_dim;
-        if feature_mean.len() != d || feature_std.len() != d {
-            return Err(Error::Input(format!(
-                "feature statistics have {} means and {} standard deviations for {d} inputs",
-                feature_mean.len(),
-                feature_std.len()
-            )));
-        }
-        if feature_mean
-            .iter()
-            .chain(&feature_std)
-            .chain([&target_mean, &target_std])
-            .any(|v| !v.is_finite())
-            || feature_std.iter().chain([&target_std]).any(|&s| s == 0.0)
-        {
-            return Err(Error::Input(
-                "standardization statistics must be finite, with non-zero standard deviations"
-                    .into(),
-            ));
-        }
+        check_statistics(d, &feature_mean, &feature_std, target_mean, target_std)?;
+        let act = self.cfg.activation_function;
+        let mut frozen = self.freeze()?;
+        frozen.fold_constant_neurons(act);
+        frozen.drop_unread_neurons();
+        Ok(QuantizedMlp {
+            task,
+            feature_mean,
+            feature_std,
+            target_mean,
+            target_std,
+            n_w_bits: self.cfg.n_w_bits,
+            n_a_bits: self.cfg.n_a_bits,
+            n_accum_bits: self.cfg.n_accum_bits,
+            layers: frozen.into_layers(d, act),
+        })
+    }
+
+    /// The quantizers, integer weights, scales and biases as they stand, with every neuron not
+    /// removed by structured pruning live.
+    fn freeze(&self) -> Result<Frozen> {
         let n = self.layers.len();
         let mut qs = Vec::with_capacity(n);
         for l in 0..n {
@@ -69,7 +73,7 @@ impl SparseQuantNeuralNetwork {
             scales.push(s);
             biases.push(self.layers[l].b.to_vec());
         }
-        let mut live: Vec<Vec<bool>> = (0..n)
+        let live: Vec<Vec<bool>> = (0..n)
             .map(|l| {
                 if l + 1 == n {
                     vec![true; self.layers[l].out_dim()]
@@ -78,8 +82,66 @@ impl SparseQuantNeuralNetwork {
                 }
             })
             .collect();
-        let act = self.cfg.activation_function;
-        // Fold constant hidden neurons (empty integer rows) into the next layer's biases.
+        Ok(Frozen {
+            qs,
+            ints,
+            scales,
+            biases,
+            live,
+        })
+    }
+}
+
+/// Checks the client-side standardization statistics.
+fn check_statistics(
+    d: usize,
+    feature_mean: &[f64],
+    feature_std: &[f64],
+    target_mean: f64,
+    target_std: f64,
+) -> Result<()> {
+    if feature_mean.len() != d || feature_std.len() != d {
+        return Err(Error::Input(format!(
+            "feature statistics have {} means and {} standard deviations for {d} inputs",
+            feature_mean.len(),
+            feature_std.len()
+        )));
+    }
+    if feature_mean
+        .iter()
+        .chain(feature_std)
+        .chain([&target_mean, &target_std])
+        .any(|v| !v.is_finite())
+        || feature_std.iter().chain([&target_std]).any(|&s| s == 0.0)
+    {
+        return Err(Error::Input(
+            "standardization statistics must be finite, with non-zero standard deviations".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The network frozen for export, layer by layer: input quantizers, integer weights
+/// (`out x in`), per-neuron weight scales and float biases, and which neurons stay.
+struct Frozen {
+    qs: Vec<ActQuantizer>,
+    ints: Vec<Array2<i64>>,
+    scales: Vec<Vec<f64>>,
+    biases: Vec<Vec<f64>>,
+    live: Vec<Vec<bool>>,
+}
+
+impl Frozen {
+    /// Folds constant hidden neurons (empty integer rows) into the next layer's biases.
+    fn fold_constant_neurons(&mut self, act: Activation) {
+        let n = self.ints.len();
+        let Frozen {
+            qs,
+            ints,
+            scales,
+            biases,
+            live,
+        } = self;
         for l in 0..n.saturating_sub(1) {
             for i in 0..live[l].len() {
                 if !live[l][i] || ints[l].row(i).iter().any(|&w| w != 0) {
@@ -105,7 +167,13 @@ impl SparseQuantNeuralNetwork {
                 live[l][i] = false;
             }
         }
-        // Drop hidden neurons that no live neuron of the next layer reads.
+    }
+
+    /// Drops hidden neurons that no live neuron of the next layer reads (each hidden layer
+    /// keeps at least one).
+    fn drop_unread_neurons(&mut self) {
+        let n = self.ints.len();
+        let (ints, live) = (&self.ints, &mut self.live);
         for l in (0..n.saturating_sub(1)).rev() {
             for i in 0..live[l].len() {
                 if !live[l][i] {
@@ -118,8 +186,15 @@ impl SparseQuantNeuralNetwork {
                 }
             }
         }
+    }
+
+    /// The quantized layers of the live neurons, with sparse rows over the live inputs (`d`
+    /// features for the first layer).
+    fn into_layers(self, d: usize, act: Activation) -> Vec<QuantLayer> {
+        let n = self.ints.len();
         let mut layers = Vec::with_capacity(n);
         for l in 0..n {
+            let live = &self.live;
             let in_live: Vec<usize> = if l == 0 {
                 (0..d).collect()
             } else {
@@ -133,16 +208,16 @@ impl SparseQuantNeuralNetwork {
                     .iter()
                     .enumerate()
                     .filter_map(|(k, &j)| {
-                        let w = ints[l][[i, j]];
+                        let w = self.ints[l][[i, j]];
                         (w != 0).then_some((k, w))
                     })
                     .collect();
                 rows.push(row);
-                ws.push(scales[l][i]);
-                bs.push(biases[l][i]);
+                ws.push(self.scales[l][i]);
+                bs.push(self.biases[l][i]);
             }
             layers.push(QuantLayer {
-                input_quant: qs[l].clone(),
+                input_quant: self.qs[l].clone(),
                 in_dim: in_live.len(),
                 rows,
                 weight_scale: ws,
@@ -150,17 +225,7 @@ impl SparseQuantNeuralNetwork {
                 activation: (l + 1 < n).then_some(act),
             });
         }
-        Ok(QuantizedMlp {
-            task,
-            feature_mean,
-            feature_std,
-            target_mean,
-            target_std,
-            n_w_bits: self.cfg.n_w_bits,
-            n_a_bits: self.cfg.n_a_bits,
-            n_accum_bits: self.cfg.n_accum_bits,
-            layers,
-        })
+        layers
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::EstimatorParams;
 use crate::error::{Error, Result};
 use crate::task::Task;
-use crate::train::quantize::QuantizedMlp;
+use crate::train::quantize::{QuantLayer, QuantizedMlp};
 
 /// The `format` field of a model file.
 pub const MODEL_FORMAT: &str = "sqnn-model";
@@ -210,49 +210,10 @@ fn check_model(f: &ModelFile) -> std::result::Result<(), String> {
     if q.layers.is_empty() {
         return Err("no layers".into());
     }
-    let wmax = 1i64 << (q.n_w_bits - 1);
     let n = q.layers.len();
     let mut in_dim = d;
     for (l, layer) in q.layers.iter().enumerate() {
-        let iq = &layer.input_quant;
-        if !(iq.scale.is_finite() && iq.scale > 0.0) || iq.lo > iq.hi || iq.lo < -256 || iq.hi > 256
-        {
-            return Err(format!("layer {l}: invalid input quantizer"));
-        }
-        if layer.in_dim != in_dim {
-            return Err(format!(
-                "layer {l} reads {} inputs but {in_dim} come in",
-                layer.in_dim
-            ));
-        }
-        let out = layer.rows.len();
-        if out == 0 || layer.weight_scale.len() != out || layer.bias.len() != out {
-            return Err(format!("layer {l}: rows, scales and biases disagree"));
-        }
-        if !layer.weight_scale.iter().all(|&s| s.is_finite() && s > 0.0)
-            || layer.bias.iter().any(|b| !b.is_finite())
-        {
-            return Err(format!("layer {l}: non-finite scale or bias"));
-        }
-        for row in &layer.rows {
-            let mut prev: Option<usize> = None;
-            for &(j, w) in row {
-                if j >= in_dim || prev.is_some_and(|p| p >= j) {
-                    return Err(format!("layer {l}: a row's input indices are out of order"));
-                }
-                if w == 0 || w < -wmax || w >= wmax {
-                    return Err(format!(
-                        "layer {l}: weight {w} outside the {}-bit range",
-                        q.n_w_bits
-                    ));
-                }
-                prev = Some(j);
-            }
-        }
-        if layer.activation.is_some() != (l + 1 < n) {
-            return Err(format!("layer {l}: activation placement"));
-        }
-        in_dim = out;
+        in_dim = check_layer(l, layer, in_dim, l + 1 < n, q.n_w_bits)?;
     }
     let outputs = q.layers[n - 1].rows.len();
     match (&q.task, f.kind.as_str()) {
@@ -264,4 +225,55 @@ fn check_model(f: &ModelFile) -> std::result::Result<(), String> {
         (Task::Regress, KIND_REGRESSOR) if outputs == 1 => Ok(()),
         _ => Err("task, kind and output count disagree".into()),
     }
+}
+
+/// Checks layer `l` reading `in_dim` inputs (its quantizer, shapes, finite scales and biases,
+/// ordered sparse rows of non-zero `n_w_bits` weights, an activation iff `hidden`); returns its
+/// output count.
+fn check_layer(
+    l: usize,
+    layer: &QuantLayer,
+    in_dim: usize,
+    hidden: bool,
+    n_w_bits: u32,
+) -> std::result::Result<usize, String> {
+    let wmax = 1i64 << (n_w_bits - 1);
+    let iq = &layer.input_quant;
+    if !(iq.scale.is_finite() && iq.scale > 0.0) || iq.lo > iq.hi || iq.lo < -256 || iq.hi > 256 {
+        return Err(format!("layer {l}: invalid input quantizer"));
+    }
+    if layer.in_dim != in_dim {
+        return Err(format!(
+            "layer {l} reads {} inputs but {in_dim} come in",
+            layer.in_dim
+        ));
+    }
+    let out = layer.rows.len();
+    if out == 0 || layer.weight_scale.len() != out || layer.bias.len() != out {
+        return Err(format!("layer {l}: rows, scales and biases disagree"));
+    }
+    if !layer.weight_scale.iter().all(|&s| s.is_finite() && s > 0.0)
+        || layer.bias.iter().any(|b| !b.is_finite())
+    {
+        return Err(format!("layer {l}: non-finite scale or bias"));
+    }
+    for row in &layer.rows {
+        let mut prev: Option<usize> = None;
+        for &(j, w) in row {
+            if j >= in_dim || prev.is_some_and(|p| p >= j) {
+                return Err(format!("layer {l}: a row's input indices are out of order"));
+            }
+            if w == 0 || w < -wmax || w >= wmax {
+                return Err(format!(
+                    "layer {l}: weight {w} outside the {}-bit range",
+                    n_w_bits
+                ));
+            }
+            prev = Some(j);
+        }
+    }
+    if layer.activation.is_some() != hidden {
+        return Err(format!("layer {l}: activation placement"));
+    }
+    Ok(out)
 }

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqnn::analyze::CheckedGraph;
 use sqnn::execute::{Backend, ClearBackend};
-use sqnn::fhe::{self, FhePlan, ParamSet};
+use sqnn::fhe::{self, FheMode, FhePlan, ParamSet, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::ir::{signed_range, NodeId};
 use sqnn::tfhe::{ClientKey, ServerKey, TfheBackend};
 
@@ -21,11 +21,42 @@ pub const SET4: &str = "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128";
 pub const SET2_MB: &str = "V1_8_PARAM_MULTI_BIT_GROUP_4_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
 
 pub fn set(name: &str) -> &'static ParamSet {
-    fhe::parameter_set(name).unwrap()
+    name.parse::<ParamSetId>().unwrap().set()
 }
 
-pub fn plan(c: &CheckedGraph, set: &str) -> FhePlan {
-    fhe::plan_for(c.report(), fhe::parameter_set(set).unwrap(), -40.0, 2)
+/// The exact plan of `c` on the set `name` at the circuit's own width (unchecked), 2^-40, 2 cores.
+pub fn plan(c: &CheckedGraph, name: &str) -> FhePlan {
+    let facts = PlanFacts::from(c);
+    let width = fhe::needed_bits(&facts);
+    plan_at_width(c, set(name), width, FheMode::Exact, -40.0, 2)
+}
+
+/// The plan of `c` on `set` in `mode`, at the mode's width (checked).
+pub fn plan_on_set(
+    c: &CheckedGraph,
+    set: &ParamSet,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+) -> sqnn::Result<FhePlan> {
+    let req = PlanRequest::new(mode)
+        .on(set.id)
+        .target(target)
+        .cores(cores);
+    fhe::plan(&PlanFacts::from(c), &req)
+}
+
+/// The plan of `c` on `set` at exactly `space_bits` bits (unchecked).
+pub fn plan_at_width(
+    c: &CheckedGraph,
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    target: f64,
+    cores: usize,
+) -> FhePlan {
+    let req = PlanRequest::new(mode).on(set.id).space_bits(space_bits);
+    fhe::plan(&PlanFacts::from(c), &req.target(target).cores(cores)).unwrap()
 }
 
 pub type Keys = (ClientKey, ServerKey);

@@ -48,7 +48,7 @@ fn circuit_wide() -> CheckedGraph {
 #[test]
 fn simulation_noise_per_node_follows_the_tables() {
     let c = circuit_wide();
-    let plan = fhe::plan_with(c.report(), set(SET4), fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let plan = plan_on_set(&c, set(SET4), fhe::FheMode::Approximate, -40.0, 2).unwrap();
     let sigma = fhe::sigma_units_by_node(&plan, c.graph());
     let of_dot = |d: NodeId| {
         plan.neurons
@@ -65,7 +65,7 @@ fn simulation_noise_per_node_follows_the_tables() {
             _ => assert_eq!(sigma[id], 0.0),
         }
     }
-    let by_dot = fhe::read_sigma_units(&plan, c.report());
+    let by_dot = fhe::read_sigma_units(&plan, &fhe::PlanFacts::from(&c));
     assert_eq!(by_dot.len(), plan.neurons.len());
     assert!(by_dot.iter().all(|&(d, s)| s == of_dot(d)));
 }
@@ -80,8 +80,8 @@ fn multi_bit_reads_follow_the_emulated_modulus_switch() {
     let c = circuit_wide();
     let s = set(SET2_MB);
     let (ck, sk) = keys2_mb();
-    let chosen = fhe::plan_with(c.report(), s, fhe::FheMode::Approximate, -40.0, 2).unwrap();
-    let forced = fhe::plan_on(c.report(), s, 11, fhe::FheMode::Approximate, -40.0, 2);
+    let chosen = plan_on_set(&c, s, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let forced = plan_at_width(&c, s, 11, fhe::FheMode::Approximate, -40.0, 2);
     assert!(forced.worst_log2_p_fail <= -40.0);
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let inputs: Vec<Vec<i64>> = (0..6)
@@ -164,10 +164,10 @@ fn flat(entry: impl Fn(i64) -> i64, v: i64, k: i64, lo: i64, hi: i64) -> bool {
 fn approximate_reads_stay_within_the_predicted_offsets() {
     let c = circuit_wide();
     let set4 = set(SET4);
-    let chosen = fhe::plan_with(c.report(), set4, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let chosen = plan_on_set(&c, set4, fhe::FheMode::Approximate, -40.0, 2).unwrap();
     assert_eq!((chosen.space_bits, chosen.box_positions), (9, 4.0));
     assert!(chosen.worst_log2_p_fail <= -40.0);
-    let forced = fhe::plan_on(c.report(), set4, 11, fhe::FheMode::Approximate, -40.0, 2);
+    let forced = plan_at_width(&c, set4, 11, fhe::FheMode::Approximate, -40.0, 2);
     assert!(
         forced.worst_log2_p_fail <= -40.0,
         "{}",
@@ -371,7 +371,7 @@ fn misread_rate_matches_prediction() {
         .collect();
     let mut outside = vec![];
     for p in [9u32, 10, 11] {
-        let plan = fhe::plan_on(c.report(), set4, p, fhe::FheMode::Approximate, -40.0, 2);
+        let plan = plan_at_width(&c, set4, p, fhe::FheMode::Approximate, -40.0, 2);
         let b = backend_with(&c, &plan);
         let prepared = b.server().prepare(&c).unwrap();
         let t = std::time::Instant::now();

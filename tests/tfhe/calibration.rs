@@ -34,7 +34,7 @@ fn tag(s: &ParamSet) -> String {
 /// reference, such as `6mb2`, must be named), or every selectable set.
 fn sets_from_env() -> Vec<&'static ParamSet> {
     let which = std::env::var("SQNN_SETS").unwrap_or_default();
-    fhe::PARAMETER_SETS
+    fhe::catalogue()
         .iter()
         .filter(|s| {
             if which.is_empty() {
@@ -264,7 +264,7 @@ fn iris_shape_approximate_latency() {
     let r = c.report();
     assert_eq!(r.pbs_count, 32);
     let set4 = set(SET4);
-    let plan = fhe::plan_with(r, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
+    let plan = plan_on_set(&c, set4, fhe::FheMode::Approximate, -40.0, cores).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let b = backend_with(&c, &plan);
     let prepared = b.server().prepare(&c).unwrap();
@@ -412,7 +412,10 @@ fn committed_iris_against_the_floor() {
         .unwrap()
         .expect("committed circuit passes");
     let cores = rayon::current_num_threads();
-    let plan = fhe::choose_approximate(c.report(), -40.0, cores, 2.0).unwrap();
+    let req = fhe::PlanRequest::new(fhe::FheMode::Approximate)
+        .cores(cores)
+        .max_sigma(2.0);
+    let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     let b = TfheBackend::generate(&c, &plan).unwrap();
     let prepared = b.server().prepare(&c).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -433,7 +436,7 @@ fn committed_iris_against_the_floor() {
         .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
-    let (cks, sks) = measure::raw_keys(set(&plan.parameter_set)).unwrap();
+    let (cks, sks) = measure::raw_keys(plan.set()).unwrap();
     let lut = sks.generate_lookup_table(|x| x);
     let mut floor = vec![];
     let mut layered = vec![];

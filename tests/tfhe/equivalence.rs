@@ -74,7 +74,7 @@ fn two_bit_circuit_matches_clear_on_every_input_and_witness() {
 #[test]
 fn multi_bit_circuit_matches_clear_and_its_keys_round_trip() {
     let c = circuit2();
-    let set = fhe::parameter_set(SET2_MB).unwrap();
+    let set = set(SET2_MB);
     assert!(set.grouping_factor > 1);
     let keys = keys2_mb();
     let inputs = all_inputs(&c);
@@ -112,8 +112,8 @@ fn random_circuits_match_clear() {
 fn exact_reads_of_a_five_bit_space_on_the_four_bit_set() {
     let c = circuit5();
     let set4 = set(SET4);
-    assert!(fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -40.0, 2).is_err());
-    let plan = fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -30.0, 2).unwrap();
+    assert!(plan_on_set(&c, set4, fhe::FheMode::Exact, -40.0, 2).is_err());
+    let plan = plan_on_set(&c, set4, fhe::FheMode::Exact, -30.0, 2).unwrap();
     assert_eq!((plan.space_bits, plan.box_positions), (5, 64.0));
     assert!(plan.worst_log2_p_fail < -32.0, "{}", plan.worst_log2_p_fail);
     let b = backend_with(&c, &plan);
@@ -125,7 +125,7 @@ fn exact_reads_of_a_five_bit_space_on_the_four_bit_set() {
 
 #[test]
 fn catalogue_matches_tfhe_parameters() {
-    for set in fhe::PARAMETER_SETS {
+    for set in fhe::catalogue() {
         let p = sqnn::tfhe::tfhe_parameters(set).unwrap();
         assert_eq!(p.lwe_dimension().0, set.lwe_dimension, "{}", set.name);
         assert_eq!(p.glwe_dimension().0, set.glwe_dimension, "{}", set.name);
@@ -192,7 +192,8 @@ fn iris_end_to_end() {
     let c = CheckedGraph::new(g)
         .unwrap()
         .expect("iris passes its check");
-    let plan = fhe::choose_parameters(c.report(), -40.0, rayon::current_num_threads()).unwrap();
+    let req = fhe::PlanRequest::new(fhe::FheMode::Exact).cores(rayon::current_num_threads());
+    let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     print!("{}", fhe::render_plan(&plan));
     let t = std::time::Instant::now();
     let b = TfheBackend::generate(&c, &plan).unwrap();

@@ -199,7 +199,7 @@ fn a_circuit_too_wide_for_the_keys_is_refused() {
 #[test]
 fn keys_and_ciphertexts_carry_their_encoding() {
     let c = circuit5();
-    let p5 = fhe::plan_with(c.report(), set(SET4), fhe::FheMode::Exact, -30.0, 2).unwrap();
+    let p5 = plan_on_set(&c, set(SET4), fhe::FheMode::Exact, -30.0, 2).unwrap();
     let b = backend_with(&c, &p5);
     assert_eq!(b.client().space_bits(), 5);
     let dir = tempfile::tempdir().unwrap();
@@ -219,7 +219,7 @@ fn keys_and_ciphertexts_carry_their_encoding() {
     assert_eq!(loaded.client().decrypt(&c, &out).unwrap(), want[0]);
     // The 4-bit circuit encrypted in a 5-bit space, evaluated by a key of the 4-bit space.
     let c4 = circuit4();
-    let p5 = fhe::plan_on(c4.report(), set(SET4), 5, fhe::FheMode::Exact, -30.0, 2);
+    let p5 = plan_at_width(&c4, set(SET4), 5, fhe::FheMode::Exact, -30.0, 2);
     let (ck, sk) = keys4();
     let enc5 = ck
         .rebind_with(&c4, &p5)
@@ -231,14 +231,7 @@ fn keys_and_ciphertexts_carry_their_encoding() {
     // A plan of another parameter set, or a space the set cannot read.
     let p2 = plan(&c4, SET2);
     assert!(keys_error(sk.rebind_with(&c4, &p2).unwrap_err()).contains("the plan uses"));
-    let p12 = fhe::plan_on(
-        c4.report(),
-        set(SET4),
-        12,
-        fhe::FheMode::Approximate,
-        -30.0,
-        2,
-    );
+    let p12 = plan_at_width(&c4, set(SET4), 12, fhe::FheMode::Approximate, -30.0, 2);
     let m = keys_error(sk.rebind_with(&c4, &p12).unwrap_err());
     assert!(m.contains("12-bit ciphertext space does not fit"), "{m}");
 }

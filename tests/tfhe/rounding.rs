@@ -93,9 +93,9 @@ fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
     assert_eq!(c.report().max_range_bits, 10);
     let set2 = set(SET2);
     assert_eq!(set2.max_space_bits(), 9);
-    let chosen = fhe::plan_with(c.report(), set2, fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    let chosen = plan_on_set(&c, set2, fhe::FheMode::Approximate, -40.0, 2).unwrap();
     assert_eq!((chosen.space_bits, chosen.box_positions), (11, 0.25));
-    let plan = fhe::plan_on(c.report(), set2, 10, fhe::FheMode::Approximate, -40.0, 2);
+    let plan = plan_at_width(&c, set2, 10, fhe::FheMode::Approximate, -40.0, 2);
     assert_eq!(plan.box_positions, 0.5);
     assert!(plan.worst_log2_p_fail < -30.0, "{}", plan.worst_log2_p_fail);
     let (ck, sk) = keys2();
@@ -115,7 +115,7 @@ fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
     let l = unrounded.lut(0, d, |a| i64::from(a > 300));
     let o = unrounded.dot(1, &[(l, 1)], 0);
     let c0 = unrounded.finish(&[o]);
-    assert!(fhe::plan_with(c0.report(), set2, fhe::FheMode::Approximate, -40.0, 2).is_err());
+    assert!(plan_on_set(&c0, set2, fhe::FheMode::Approximate, -40.0, 2).is_err());
 }
 
 /// A table over the dot's interval that drops `r` low bits: bucket `i` of `2^r` accumulators
@@ -168,13 +168,13 @@ fn exact_rounding_clears_dropped_bits_and_matches_clear() {
     let c = b.finish(&[o0, o1]);
     assert_eq!(c.report().max_range_bits, 7);
     let set4 = set(SET4);
-    let whole = fhe::plan_on(c.report(), set4, 7, fhe::FheMode::Exact, -40.0, 2);
+    let whole = plan_at_width(&c, set4, 7, fhe::FheMode::Exact, -40.0, 2);
     assert!(
         whole.worst_log2_p_fail > -10.0,
         "{}",
         whole.worst_log2_p_fail
     );
-    let plan = fhe::plan_with(c.report(), set4, fhe::FheMode::Exact, -40.0, 2).unwrap();
+    let plan = plan_on_set(&c, set4, fhe::FheMode::Exact, -40.0, 2).unwrap();
     assert!(plan.exact_rounding);
     assert_eq!((plan.space_bits, plan.pbs_count), (7, 12));
     assert!(plan.worst_log2_p_fail <= -40.0);

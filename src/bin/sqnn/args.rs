@@ -6,7 +6,7 @@ use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
 use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
-use sqnn::{Error, Result};
+use sqnn::Result;
 
 /// How the TFHE parameters are chosen.
 #[derive(Args, Clone)]
@@ -24,37 +24,27 @@ pub struct FheArgs {
     /// parameter set may have; cheaper sets with noisier reads are skipped.
     #[arg(long, default_value_t = 2.0)]
     pub max_sigma: f64,
-    /// Use this parameter set instead of choosing one (a name from `sqnn::fhe::PARAMETER_SETS`).
+    /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
 }
 
 impl FheArgs {
-    /// The plan these flags ask for.
-    pub fn plan(&self, report: &sqnn::analyze::CompileReport) -> Result<sqnn::fhe::FhePlan> {
-        use sqnn::fhe::{self, FheMode};
-        let cores = rayon::current_num_threads();
-        if let Some(name) = &self.parameters {
-            let set = fhe::parameter_set(name).ok_or_else(|| {
-                let names: Vec<&str> = fhe::PARAMETER_SETS.iter().map(|p| p.name).collect();
-                Error::param(
-                    "parameters",
-                    format!(
-                        "{name:?} is not in the catalogue: use one of {}",
-                        names.join(", ")
-                    ),
-                )
-            })?;
-            return fhe::plan_with(report, set, self.mode, self.p_error, cores);
-        }
-        match self.mode {
-            FheMode::Exact => {
-                fhe::choose_parameters_with(report, self.p_error, cores, FheMode::Exact)
-            }
-            FheMode::Approximate => {
-                fhe::choose_approximate(report, self.p_error, cores, self.max_sigma)
-            }
-        }
+    /// The plan these flags ask for, on this machine's cores.
+    pub fn plan(&self, an: &sqnn::analyze::Analyzed) -> Result<sqnn::fhe::FhePlan> {
+        use sqnn::fhe::{self, ParamSetId, PlanFacts, PlanRequest};
+        let set = match &self.parameters {
+            Some(name) => Some(name.parse::<ParamSetId>()?),
+            None => None,
+        };
+        let req = PlanRequest {
+            set,
+            max_sigma: Some(self.max_sigma),
+            ..PlanRequest::new(self.mode)
+                .target(self.p_error)
+                .cores(rayon::current_num_threads())
+        };
+        fhe::plan(&PlanFacts::new(an), &req)
     }
 }
 

@@ -150,7 +150,7 @@ pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs) {
     if !an.report().ok {
         return;
     }
-    match fhe.plan(an.report()) {
+    match fhe.plan(an) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
         Err(e) => println!("TFHE: {e}"),
     }

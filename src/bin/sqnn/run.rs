@@ -108,7 +108,7 @@ pub fn simulate(
             report::render_text(an.report())
         )));
     }
-    let plan = a.fhe.plan(an.report())?;
+    let plan = a.fhe.plan(an)?;
     let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
     let exact = ClearBackend::default().evaluate(an, inputs)?;
     let t = Instant::now();

@@ -32,7 +32,7 @@ fn checked(an: Analyzed) -> Result<CheckedGraph> {
 /// `sqnn keygen CIRCUIT --out-dir DIR`.
 pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
-    let plan = fhe.plan(checked.report())?;
+    let plan = fhe.plan(checked.analyzed())?;
     print!("{}", render_plan(&plan));
     let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -61,7 +61,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
             (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0))
         }
         None => {
-            let plan = a.fhe.plan(checked.report())?;
+            let plan = a.fhe.plan(checked.analyzed())?;
             if !a.json {
                 print!("{}", render_plan(&plan));
             }
@@ -70,7 +70,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
                 .client()
                 .keygen_seconds()
                 .unwrap_or(t.elapsed().as_secs_f64());
-            (b, plan.parameter_set.clone(), s)
+            (b, plan.parameter_set.to_string(), s)
         }
     };
     let progress: &dyn Progress = if a.json { &NoProgress } else { &bars };

@@ -1,0 +1,57 @@
+//! The figures measured on this machine, per parameter set: `measured.json` (machine, date, the
+//! command that regenerates it, notes, and each set's latency, key sizes and noise constants),
+//! embedded at build time and parsed once.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::catalogue::ParamSetId;
+
+/// The data file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the header is for people and the tests; the code reads `sets`
+pub(super) struct MeasuredFile {
+    /// Where the figures were measured (read by the tests; for people).
+    pub machine: String,
+    /// When (ISO date).
+    pub date: String,
+    /// The command that measures them again.
+    pub command: String,
+    /// How they were measured, and what to keep in mind.
+    pub notes: Vec<String>,
+    /// Each set's figures.
+    pub sets: BTreeMap<ParamSetId, Measured>,
+}
+
+/// One set's measured figures (see the fields of the same names on
+/// [`ParamSet`](super::ParamSet)).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Measured {
+    pub pbs_ms_1_thread: f64,
+    pub pbs_ms_2_threads: f64,
+    pub pbs_parallel_fraction: f64,
+    pub keygen_seconds: f64,
+    pub server_key_bytes: u64,
+    pub compressed_server_key_bytes: u64,
+    pub client_key_bytes: u64,
+    pub noise_base: f64,
+    pub noise_per_w2: f64,
+}
+
+/// The embedded file, parsed (a unit test checks it covers every set with finite, positive
+/// figures, so a broken file fails the tests, not a run).
+pub(super) static MEASURED: LazyLock<MeasuredFile> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("measured.json")).expect("src/fhe/measured.json parses")
+});
+
+/// The measured figures of `id`.
+pub(super) fn figures(id: ParamSetId) -> Measured {
+    *MEASURED
+        .sets
+        .get(&id)
+        .unwrap_or_else(|| panic!("src/fhe/measured.json has no entry for {id}"))
+}

@@ -1,0 +1,183 @@
+//! Planning on one parameter set: every dot's predicted errors at a given space width, the
+//! width each mode takes, latency and key sizes.
+
+use super::catalogue::ParamSet;
+use super::choose::{too_noisy, too_wide};
+use super::encoding::{approximate_top, needed_bits};
+use super::facts::PlanFacts;
+use super::latency::pbs_per_layer;
+use super::noise::{log2_add, LOG2_P_FLOOR};
+use super::plan::{FheMode, FhePlan, NeuronNoise};
+use super::reads::neuron_noise;
+use crate::error::{Error, Result};
+
+/// The plan of `facts` on `set` with a `space_bits`-bit space, its errors counted as `mode`
+/// counts them, with [exact rounding](FhePlan::exact_rounding) when `exact_rounding` (exact
+/// mode only). No checks: the plan may miss the target or not fit the set.
+pub(super) fn plan_on(
+    facts: &PlanFacts,
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    exact_rounding: bool,
+    target: f64,
+    cores: usize,
+) -> FhePlan {
+    let extract = exact_rounding && mode == FheMode::Exact;
+    let neurons: Vec<NeuronNoise> = facts
+        .dots
+        .iter()
+        .map(|n| neuron_noise(set, space_bits, mode, extract, n))
+        .collect();
+    let pbs_count = facts.pbs_count
+        + neurons
+            .iter()
+            .map(|n| n.extractions as usize)
+            .sum::<usize>();
+    let worst = neurons
+        .iter()
+        .max_by(|a, b| a.log2_p_fail.total_cmp(&b.log2_p_fail))
+        .cloned();
+    let total = neurons
+        .iter()
+        .fold(f64::NEG_INFINITY, |acc, n| log2_add(acc, n.log2_p_fail));
+    let expected = |bootstrap: bool| -> f64 {
+        neurons
+            .iter()
+            .filter(|n| n.bootstrap == bootstrap)
+            .map(|n| n.log2_p_misread.exp2())
+            .sum()
+    };
+    let cores = cores.max(1);
+    FhePlan {
+        parameter_set: set.id,
+        precision_bits: set.precision(),
+        mode,
+        space_bits,
+        polynomial_size: set.polynomial_size,
+        box_positions: set.box_positions(space_bits),
+        needed_bits: needed_bits(facts),
+        target_log2_p_fail: target,
+        worst_log2_p_fail: worst.as_ref().map_or(LOG2_P_FLOOR, |w| w.log2_p_fail),
+        worst,
+        total_log2_p_fail: total.max(LOG2_P_FLOOR),
+        expected_misreads_per_sample: expected(true),
+        expected_output_misreads_per_sample: expected(false),
+        worst_sigma_units: neurons
+            .iter()
+            .filter(|n| n.bootstrap)
+            .map(|n| n.sigma_units)
+            .fold(0.0, f64::max),
+        exact_rounding: extract,
+        pbs_count,
+        cores,
+        pbs_ms_1_thread: set.pbs_ms_1_thread,
+        latency_ms_per_sample: set.circuit_ms(&layers_with_extractions(facts, &neurons), cores),
+        latency_ms_per_sample_1_core: pbs_count as f64 * set.pbs_ms_1_thread,
+        server_key_bytes: set.server_key_bytes,
+        compressed_server_key_bytes: set.compressed_server_key_bytes,
+        client_key_bytes: set.client_key_bytes,
+        keygen_seconds: set.keygen_seconds,
+        max_sum_w2: max_sum_w2(set, space_bits, mode, &neurons, target),
+        neurons,
+        family: set.family(),
+        candidates: Vec::new(),
+    }
+}
+
+/// The largest Σw² a hidden neuron may have at the target: for an exact read, or (approximate)
+/// to stay within the narrowest margin of a table's read.
+fn max_sum_w2(
+    set: &ParamSet,
+    space_bits: u32,
+    mode: FheMode,
+    neurons: &[NeuronNoise],
+    target: f64,
+) -> u64 {
+    let min_margin = neurons
+        .iter()
+        .filter(|n| n.bootstrap)
+        .map(|n| n.margin)
+        .min();
+    match (mode, min_margin) {
+        (FheMode::Approximate, Some(m)) => set.max_sum_w2_catastrophic(space_bits, m, target),
+        _ => set.max_sum_w2_exact(space_bits, target),
+    }
+}
+
+/// Bootstraps per layer, exact rounding's extractions included: they run in their tables'
+/// layers (their sequential depth within a neuron is not modelled: with more tables than cores
+/// it hides behind the others).
+fn layers_with_extractions(facts: &PlanFacts, neurons: &[NeuronNoise]) -> Vec<usize> {
+    let mut layers = pbs_per_layer(facts);
+    for n in neurons.iter().filter(|n| n.extractions > 0) {
+        let slot = if layers.len() == 1 { 0 } else { n.layer };
+        if let Some(l) = layers.get_mut(slot) {
+            *l += n.extractions as usize;
+        }
+    }
+    layers
+}
+
+/// Errors unless `target` is a log2 probability in `[LOG2_P_FLOOR, 0)`.
+pub(super) fn check_target(target: f64) -> Result<()> {
+    if !(LOG2_P_FLOOR..0.0).contains(&target) {
+        return Err(Error::param(
+            "p_error",
+            format!(
+                "{target} is not a log2 probability in [{LOG2_P_FLOOR}, 0): give e.g. -40 for 2^-40"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The plan of `facts` on `set` in `mode`, with the mode's space width: exact,
+/// `P = needed_bits`; approximate, the narrowest `P >= needed_bits` (at most `log2 N`) whose
+/// margins keep every bootstrap's catastrophic probability within the target.
+///
+/// Errors when the space does not fit the set's polynomial (`P > log2 N`, or `P >= log2 N`
+/// for exact reads, which need half a box of at least one position) or the mode's failures
+/// miss `2^target_log2_p_fail`; the message names the neurons and what to change.
+pub(super) fn plan_with(
+    facts: &PlanFacts,
+    set: &ParamSet,
+    mode: FheMode,
+    target_log2_p_fail: f64,
+    cores: usize,
+) -> Result<FhePlan> {
+    let target = target_log2_p_fail;
+    check_target(target)?;
+    let needed = needed_bits(facts);
+    let top = match mode {
+        FheMode::Exact => set.max_space_bits().saturating_sub(1),
+        FheMode::Approximate => approximate_top(set, facts),
+    };
+    if needed > top {
+        return Err(too_wide(facts, needed, top, mode, target));
+    }
+    let widths = match mode {
+        FheMode::Exact => needed..=needed,
+        FheMode::Approximate => needed..=top,
+    };
+    let mut last = None;
+    for p in widths {
+        let plan = plan_on(facts, set, p, mode, false, target, cores);
+        if plan.worst_log2_p_fail <= target {
+            return Ok(plan);
+        }
+        last = Some(plan);
+    }
+    // Exact reads of the whole accumulator miss the target: clear the dropped bits first.
+    let rounds = facts.dropped_bits.is_some_and(|(_, most)| most > 0);
+    if mode == FheMode::Exact && rounds {
+        // The narrowest space that holds the aligned encoding and meets the target.
+        for p in needed..=top {
+            let plan = plan_on(facts, set, p, mode, true, target, cores);
+            if plan.worst_log2_p_fail <= target {
+                return Ok(plan);
+            }
+        }
+    }
+    Err(too_noisy(&last.expect("at least one width"), target))
+}

@@ -1,0 +1,169 @@
+//! The one planner call: [`plan`] takes a circuit's [`PlanFacts`] and a [`PlanRequest`] (forced
+//! set or the choice, read mode, failure target, cores) and returns the [`FhePlan`].
+
+use super::catalogue::{ParamSet, ParamSetId};
+use super::choose::{choose_among, choose_approximate};
+use super::facts::PlanFacts;
+use super::one_set::{plan_on, plan_with};
+use super::plan::{FheMode, FhePlan};
+use crate::error::{Error, Result};
+
+/// What to plan. Build it with [`PlanRequest::new`] (or `Default`, or struct update syntax)
+/// and the builder methods:
+///
+/// ```
+/// use sqnn::fhe::{FheMode, ParamSetId, PlanRequest};
+/// let chosen = PlanRequest::new(FheMode::Approximate).target(-40.0).cores(2).max_sigma(2.0);
+/// let forced = PlanRequest::new(FheMode::Exact).on(ParamSetId::ClassicMsg2Carry2);
+/// assert_eq!(forced.set, Some(ParamSetId::ClassicMsg2Carry2));
+/// assert_eq!(chosen.max_sigma, Some(2.0));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRequest {
+    /// How tables read their accumulators.
+    pub mode: FheMode,
+    /// The failure target per bootstrap, log2 (as `mode` counts failures): in
+    /// `[LOG2_P_FLOOR, 0)`, e.g. -40.
+    pub target_log2_p_fail: f64,
+    /// Cores the latency figures (and so the choice) assume; at least 1.
+    pub cores: usize,
+    /// Plan on this set instead of choosing one (errors if the circuit does not fit it at the
+    /// target).
+    pub set: Option<ParamSetId>,
+    /// Expert, with a forced `set` only: plan on exactly this space width, without checks (the
+    /// plan may miss the target or not fit the set).
+    pub space_bits: Option<u32>,
+    /// Expert, with a forced `space_bits` only: [exact rounding](FhePlan::exact_rounding)
+    /// (exact mode).
+    pub exact_rounding: bool,
+    /// Approximate mode's choice: skip sets whose worst read noise exceeds this many
+    /// accumulator units (cheaper sets can read with σ of several units). `None`: no guard.
+    pub max_sigma: Option<f64>,
+    /// The choice considers only these sets (default: every selectable set of the catalogue).
+    pub among: Option<Vec<ParamSetId>>,
+}
+
+impl Default for PlanRequest {
+    /// Exact reads at 2^-40 per bootstrap on one core, the set chosen among every selectable
+    /// one.
+    fn default() -> PlanRequest {
+        PlanRequest {
+            mode: FheMode::Exact,
+            target_log2_p_fail: -40.0,
+            cores: 1,
+            set: None,
+            space_bits: None,
+            exact_rounding: false,
+            max_sigma: None,
+            among: None,
+        }
+    }
+}
+
+impl PlanRequest {
+    /// The default request ([`Default`]) in `mode`.
+    pub fn new(mode: FheMode) -> PlanRequest {
+        PlanRequest {
+            mode,
+            ..PlanRequest::default()
+        }
+    }
+    /// With this failure target (log2 per bootstrap).
+    pub fn target(self, target_log2_p_fail: f64) -> PlanRequest {
+        PlanRequest {
+            target_log2_p_fail,
+            ..self
+        }
+    }
+    /// With this many cores.
+    pub fn cores(self, cores: usize) -> PlanRequest {
+        PlanRequest { cores, ..self }
+    }
+    /// On this set (no choice).
+    pub fn on(self, set: ParamSetId) -> PlanRequest {
+        PlanRequest {
+            set: Some(set),
+            ..self
+        }
+    }
+    /// On exactly this space width (expert; needs [`on`](Self::on)).
+    pub fn space_bits(self, space_bits: u32) -> PlanRequest {
+        PlanRequest {
+            space_bits: Some(space_bits),
+            ..self
+        }
+    }
+    /// With or without exact rounding at the forced width (expert).
+    pub fn exact_rounding(self, exact_rounding: bool) -> PlanRequest {
+        PlanRequest {
+            exact_rounding,
+            ..self
+        }
+    }
+    /// With approximate mode's accuracy guard.
+    pub fn max_sigma(self, max_sigma_units: f64) -> PlanRequest {
+        PlanRequest {
+            max_sigma: Some(max_sigma_units),
+            ..self
+        }
+    }
+    /// Choosing among these sets only.
+    pub fn among(self, sets: impl IntoIterator<Item = ParamSetId>) -> PlanRequest {
+        PlanRequest {
+            among: Some(sets.into_iter().collect()),
+            ..self
+        }
+    }
+}
+
+/// The TFHE plan of a circuit.
+///
+/// * With a forced [`set`](PlanRequest::set): the plan on it in the request's mode, with the
+///   mode's space width: exact, `P = needed_bits`; approximate, the narrowest
+///   `P >= needed_bits` whose margins keep every bootstrap's catastrophic probability within
+///   the target. In exact mode, if reading whole accumulators misses the target and tables
+///   drop bits, exact rounding at the narrowest width that meets it. With a forced
+///   [`space_bits`](PlanRequest::space_bits) too: exactly that plan, unchecked.
+/// * Otherwise the choice: the cheapest selectable set (predicted latency per sample on
+///   `cores` cores, the circuit's layers one after another, then key size) that meets the
+///   target; in approximate mode with [`max_sigma`](PlanRequest::max_sigma), the cheapest
+///   whose worst read noise is within it. The plan lists every candidate
+///   ([`FhePlan::candidates`]).
+///
+/// Errors: an invalid target or `max_sigma` ([`Error::InvalidParameter`]); a circuit no set
+/// holds at the target ([`Error::Backend`], naming the accumulators that are too wide or the
+/// neurons whose Σw² is too large, and what to change).
+pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
+    let (mode, target, cores) = (req.mode, req.target_log2_p_fail, req.cores);
+    if req.exact_rounding && req.space_bits.is_none() {
+        return Err(Error::param(
+            "exact_rounding",
+            "a forced exact rounding needs a forced space width (the planner otherwise decides)",
+        ));
+    }
+    match (req.set, req.space_bits) {
+        (Some(id), Some(p)) => Ok(plan_on(
+            facts,
+            id.set(),
+            p,
+            mode,
+            req.exact_rounding,
+            target,
+            cores,
+        )),
+        (Some(id), None) => plan_with(facts, id.set(), mode, target, cores),
+        (None, Some(_)) => Err(Error::param(
+            "space_bits",
+            "a forced space width needs a forced parameter set",
+        )),
+        (None, None) => {
+            let allow = |p: &ParamSet| req.among.as_ref().is_none_or(|ids| ids.contains(&p.id));
+            match (mode, req.max_sigma) {
+                (FheMode::Approximate, Some(s)) => {
+                    choose_approximate(facts, target, cores, s, &allow)
+                }
+                _ => choose_among(facts, target, cores, mode, &allow),
+            }
+        }
+    }
+}
