@@ -25,7 +25,7 @@ use sqnn::fhe::{self, FheMode, FhePlan, ParamSet, ParamSetId, PlanFacts, PlanReq
 use sqnn::ir::{signed_range, ClientSpec, IntGraph, Meta, Node, NodeId, Op};
 use sqnn::ir::{transfer, NodeFact};
 use sqnn::progress::NoProgress;
-use sqnn::tfhe::{measure, ClientKey, ServerKey};
+use sqnn::tfhe::{ClientKey, ServerKey};
 
 const SETS: [(&str, &str); 3] = [
     ("2bit", "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128"),
@@ -192,7 +192,7 @@ fn bootstraps(c: &mut Criterion) {
         }
         let s = set(name);
         let t = std::time::Instant::now();
-        let (cks, sks) = measure::raw_keys(s).unwrap();
+        let (cks, sks) = common::tfhe::raw_keys(s);
         eprintln!(
             "pbs/{label}: {name}, key generation {:.1} s",
             t.elapsed().as_secs_f64()
@@ -200,7 +200,7 @@ fn bootstraps(c: &mut Criterion) {
         let lut = sks.generate_lookup_table(|x| x);
         eprintln!("pbs/{label}: PBS count 1 per iteration");
         c.bench_function(&format!("pbs/{label}"), |b| {
-            b.iter(|| measure::one_bootstrap(&cks, &sks, &lut))
+            b.iter(|| common::tfhe::one_bootstrap(&cks, &sks, &lut))
         });
         let n = 2 * threads;
         eprintln!("pbs_parallel/{label}: PBS count {n} per iteration on {threads} threads (divide by {n} for the amortized bootstrap)");
@@ -208,7 +208,7 @@ fn bootstraps(c: &mut Criterion) {
             b.iter(|| {
                 (0..n)
                     .into_par_iter()
-                    .map(|_| measure::one_bootstrap(&cks, &sks, &lut))
+                    .map(|_| common::tfhe::one_bootstrap(&cks, &sks, &lut))
                     .sum::<u64>()
             })
         });

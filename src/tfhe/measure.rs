@@ -1,11 +1,13 @@
-//! Measurements that need the secret key: the noise model's calibration and the benches. Not
-//! part of the client/server protocol.
+//! Measurements that need the secret key: the noise model's calibration, table reads observed
+//! in an encrypted evaluation, per-stage timings. Only with the `calibration` feature: it
+//! exposes the `shortint` keys inside sqnn's keys, secret key included, so it is for measuring
+//! (`examples/calibrate.rs`, the tests) and never part of a deployment or of the
+//! client/server protocol.
 
 use ::tfhe::core_crypto::prelude::{
     lwe_ciphertext_add_assign, lwe_ciphertext_cleartext_mul_assign, Cleartext, LweCiphertext,
 };
 use ::tfhe::shortint::client_key::atomic_pattern::AtomicPatternClientKey;
-use ::tfhe::shortint::server_key::LookupTableOwned;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -18,12 +20,14 @@ use crate::progress::NoProgress;
 use super::backend::TfheBackend;
 use super::eval::{PreparedCircuit, StageTiming};
 use super::keys::{ClientKey, EncryptedInput, ServerKey};
+use super::layout::Layout;
 use super::params::{ggsw_count, tfhe_parameters};
 use ::tfhe::core_crypto::prelude::{
     keyswitch_lwe_ciphertext, lwe_ciphertext_centered_binary_modulus_switch, CiphertextModulusLog,
-    ModulusSwitchedLweCiphertext,
+    LweKeyswitchKeyOwned, LweSecretKeyView, ModulusSwitchedLweCiphertext,
 };
 use ::tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
+use ::tfhe::shortint::Ciphertext;
 
 /// Error statistics at a bootstrap's input, in modulus-switch units (`2N`).
 #[derive(Clone, Debug, Serialize)]
@@ -103,13 +107,6 @@ pub fn server_key_bytes(set: &ParamSet) -> Result<u64> {
         * (set.lwe_dimension as u64 + 1)
         * 8;
     Ok(bsk + ksk)
-}
-
-/// A raw key pair for a parameter set, not bound to a circuit.
-pub fn raw_keys(
-    set: &ParamSet,
-) -> Result<(::tfhe::shortint::ClientKey, ::tfhe::shortint::ServerKey)> {
-    Ok(::tfhe::shortint::gen_keys(tfhe_parameters(set)?))
 }
 
 /// The error entering a bootstrap (after keyswitch and centred modulus switch), measured
@@ -268,26 +265,19 @@ pub fn table_reads(
     let AtomicPatternServerKey::Standard(sap) = &server.key.atomic_pattern else {
         return Err(Error::Backend("standard atomic pattern expected".into()));
     };
-    let small = cap.small_lwe_secret_key();
-    let set = server.set;
-    let g = checked.graph();
-    let facts = checked.facts();
-    let layout = &prepared.layout;
-    let p_bits = layout.space_bits;
-    let two_n = 2 * set.polynomial_size as i64;
-    let bx = (set.polynomial_size >> p_bits).max(1) as i64;
-    let hb = bx / 2;
-    // The switched position is round(k0·box + s + e - 1/2) with a centred switch (tfhe
-    // subtracts half a position; sqnn adds s = 1/2 when box = 1), round(k0·box + s + e)
-    // with a rounding one (sqnn adds s = -1/2 when box >= 2): either way
-    // e ≈ pos - k0·box + 1/2 when box >= 2, pos - k0·box when box = 1.
-    let unshift = if bx >= 2 { 0.5 } else { 0.0 };
-    let padded = 1i64 << (p_bits + 1);
+    let observer = ReadObserver {
+        checked,
+        layout: &prepared.layout,
+        client,
+        small: cap.small_lwe_secret_key(),
+        ksk: &sap.key_switching_key,
+        set: server.set,
+    };
     let enc = client.encrypt(checked, inputs)?;
     let vals = server.evaluate_nodes(checked, prepared, &enc, &NoProgress, None)?;
-    let ids = g.input_nodes();
+    let g = checked.graph();
     let mut value = vec![0i64; g.nodes.len()];
-    for (&id, &x) in ids.iter().zip(inputs) {
+    for (&id, &x) in g.input_nodes().iter().zip(inputs) {
         value[id] = x;
     }
     let mut reads = Vec::new();
@@ -299,64 +289,107 @@ pub fn table_reads(
                     .iter()
                     .fold(*constant, |acc, &(s, w)| acc + w * value[s]);
             }
-            Op::Lut {
-                input,
-                offset,
-                round_bits,
-                table,
-                ..
-            } => {
-                let ct = vals[id].as_ref().expect("evaluated");
-                let output = layout.decode(facts, id, client.key.decrypt_no_decode(ct).0);
-                value[id] = output;
-                let dot = *input;
-                let v = value[dot];
-                let iv = facts[dot].interval;
-                let src = vals[dot].as_ref().expect("evaluated");
-                let mut ks = LweCiphertext::new(
-                    0u64,
-                    sap.key_switching_key.output_lwe_size(),
-                    src.ct.ciphertext_modulus(),
-                );
-                keyswitch_lwe_ciphertext(&sap.key_switching_key, &src.ct, &mut ks);
-                let pos = switched_position(set, small.as_ref(), &ks) as i64;
-                let k0 = layout.held(facts, dot, v) as i64;
-                let k = ((pos + hb) / bx).rem_euclid(padded);
-                let mut d = (k - k0).rem_euclid(padded);
-                if d >= padded / 2 {
-                    d -= padded;
-                }
-                let mut e = (pos - k0 * bx).rem_euclid(two_n);
-                if e >= two_n / 2 {
-                    e -= two_n;
-                }
-                let entry = |x: i64| table[crate::cast::index((x + offset) >> round_bits)];
-                let held = k0 + d;
-                let expected = (0..(1i64 << p_bits))
-                    .contains(&held)
-                    .then(|| entry((v + d).clamp(iv.lo, iv.hi)));
-                reads.push(TableRead {
-                    lut: id,
-                    dot,
-                    value: v,
-                    offset: d,
-                    position_error: e as f64 + unshift,
-                    output,
-                    expected,
-                    exact: entry(v.clamp(iv.lo, iv.hi)),
-                });
+            Op::Lut { .. } => {
+                let read = observer.read(&vals, &value, id);
+                value[id] = read.output;
+                reads.push(read);
             }
         }
     }
     let outputs = g
         .outputs
         .iter()
-        .map(|&o| {
-            let ct = vals[o].as_ref().expect("evaluated");
-            layout.decode(facts, o, client.key.decrypt_no_decode(ct).0)
-        })
+        .map(|&o| observer.decrypt(&vals, o))
         .collect();
     Ok((reads, outputs))
+}
+
+/// What observing a read needs: the secret keys, the keyswitching key and the encoding.
+struct ReadObserver<'a> {
+    checked: &'a CheckedGraph,
+    layout: &'a Layout,
+    client: &'a ClientKey,
+    small: LweSecretKeyView<'a, u64>,
+    ksk: &'a LweKeyswitchKeyOwned<u64>,
+    set: &'a ParamSet,
+}
+
+impl ReadObserver<'_> {
+    /// The decrypted value of node `id` in an evaluation.
+    fn decrypt(&self, vals: &[Option<Ciphertext>], id: NodeId) -> i64 {
+        let ct = vals[id].as_ref().expect("evaluated");
+        let phase = self.client.key.decrypt_no_decode(ct).0;
+        self.layout.decode(self.checked.facts(), id, phase)
+    }
+
+    /// The read of lut node `id`: its dot's value (`value`, in clear from the decrypted
+    /// sources), the index the bootstrap reads (from the phase after the keyswitch and modulus
+    /// switch), and the table's decrypted output.
+    fn read(&self, vals: &[Option<Ciphertext>], value: &[i64], id: NodeId) -> TableRead {
+        let Op::Lut {
+            input,
+            offset,
+            round_bits,
+            table,
+            ..
+        } = &self.checked.graph().nodes[id].op
+        else {
+            unreachable!("a lut node")
+        };
+        let facts = self.checked.facts();
+        let p_bits = self.layout.space_bits;
+        let two_n = 2 * self.set.polynomial_size as i64;
+        let bx = (self.set.polynomial_size >> p_bits).max(1) as i64;
+        let hb = bx / 2;
+        // The switched position is round(k0·box + s + e - 1/2) with a centred switch (tfhe
+        // subtracts half a position; sqnn adds s = 1/2 when box = 1), round(k0·box + s + e)
+        // with a rounding one (sqnn adds s = -1/2 when box >= 2): either way
+        // e ≈ pos - k0·box + 1/2 when box >= 2, pos - k0·box when box = 1.
+        let unshift = if bx >= 2 { 0.5 } else { 0.0 };
+        let padded = 1i64 << (p_bits + 1);
+        let output = self.decrypt(vals, id);
+        let dot = *input;
+        let v = value[dot];
+        let iv = facts[dot].interval;
+        let pos = self.switched_position(vals, dot) as i64;
+        let k0 = self.layout.held(facts, dot, v) as i64;
+        let k = ((pos + hb) / bx).rem_euclid(padded);
+        let mut d = (k - k0).rem_euclid(padded);
+        if d >= padded / 2 {
+            d -= padded;
+        }
+        let mut e = (pos - k0 * bx).rem_euclid(two_n);
+        if e >= two_n / 2 {
+            e -= two_n;
+        }
+        let entry = |x: i64| table[crate::cast::index((x + offset) >> round_bits)];
+        let held = k0 + d;
+        let expected = (0..(1i64 << p_bits))
+            .contains(&held)
+            .then(|| entry((v + d).clamp(iv.lo, iv.hi)));
+        TableRead {
+            lut: id,
+            dot,
+            value: v,
+            offset: d,
+            position_error: e as f64 + unshift,
+            output,
+            expected,
+            exact: entry(v.clamp(iv.lo, iv.hi)),
+        }
+    }
+
+    /// The position a bootstrap of dot `dot`'s ciphertext reads, after the keyswitch.
+    fn switched_position(&self, vals: &[Option<Ciphertext>], dot: NodeId) -> u64 {
+        let src = vals[dot].as_ref().expect("evaluated");
+        let mut ks = LweCiphertext::new(
+            0u64,
+            self.ksk.output_lwe_size(),
+            src.ct.ciphertext_modulus(),
+        );
+        keyswitch_lwe_ciphertext(self.ksk, &src.ct, &mut ks);
+        switched_position(self.set, self.small.as_ref(), &ks)
+    }
 }
 
 /// Evaluates one encrypted sample and times each stage (bootstraps, then dot products).
@@ -369,15 +402,4 @@ pub fn evaluate_profiled(
     let mut profile = Vec::new();
     server.evaluate_nodes(checked, prepared, input, &NoProgress, Some(&mut profile))?;
     Ok(profile)
-}
-
-/// One keyswitch + bootstrap on a fresh ciphertext (for benches).
-pub fn one_bootstrap(
-    cks: &::tfhe::shortint::ClientKey,
-    sks: &::tfhe::shortint::ServerKey,
-    lut: &LookupTableOwned,
-) -> u64 {
-    let ct = cks.unchecked_encrypt(1);
-    let out = sks.apply_lookup_table(&ct, lut);
-    out.ct.get_body().data.to_owned()
 }

@@ -73,6 +73,7 @@ mod files;
 mod key_files;
 mod keys;
 mod layout;
+#[cfg(feature = "calibration")]
 pub mod measure;
 mod params;
 

@@ -8,7 +8,9 @@
 //! - [`EstimatorParams`]: every training hyper-parameter, with the presets.
 //! - [`NeuralNetClassifier`] (cross-entropy) and [`NeuralNetRegressor`] (MSE on the standardized
 //!   target), the two faces of one generic [`Estimator`]: `fit`, `predict`, `predict_proba`,
-//!   `score`, `save` / `load`; [`Model`] is either, as read from a model file. Prediction always goes
+//!   `score`, `save` / `load`; [`Model`] is either, as read from a model file.
+//!   Training reports its epochs through a [`Progress`](crate::progress::Progress) observer
+//!   (`fit_with_progress`, `fit_dataset_with_progress`); nothing about display is saved. Prediction always goes
 //!   through the integer model ([`QuantizedMlp::forward_int`]), so clear and encrypted execution
 //!   of the lowered graph agree exactly with `predict`.
 //!

@@ -28,8 +28,8 @@ use super::{NeuralNetClassifier, NeuralNetRegressor};
 /// and restarts; `validation_fraction` and `restarts` bring selection back). Presets
 /// ([`EstimatorParams::preset`]): `sqnn` (these defaults), `fast-fhe`
 /// ([`EstimatorParams::fast_fhe`], the same with power-of-two scales) and `concrete-ml`
-/// ([`EstimatorParams::concrete_ml`]). Exact 6-bit tables: `--n-w-bits 2 --n-a-bits 2
-/// --n-accum-bits 6`.
+/// ([`EstimatorParams::concrete_ml`]). Exact 6-bit tables: `n_w_bits = 2`,
+/// `n_a_bits = 2`, `n_accum_bits = 6`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EstimatorParams {
     /// Number of linear layers.

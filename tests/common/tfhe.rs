@@ -9,7 +9,8 @@ use sqnn::analyze::CheckedGraph;
 use sqnn::execute::{Backend, ClearBackend};
 use sqnn::fhe::{self, FheMode, FhePlan, ParamSet, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::ir::{signed_range, NodeId};
-use sqnn::tfhe::{ClientKey, ServerKey, TfheBackend};
+use sqnn::tfhe::{tfhe_parameters, ClientKey, ServerKey, TfheBackend};
+use tfhe::shortint::server_key::LookupTableOwned;
 
 use super::builder::Builder;
 
@@ -228,4 +229,20 @@ pub fn assert_equivalent(keys: &Keys, c: &CheckedGraph, inputs: &[Vec<i64>]) {
     for (i, (e, k)) in enc.iter().zip(&clear).enumerate() {
         assert_eq!(e, k, "sample {i} {:?}: encrypted != clear", inputs[i]);
     }
+}
+
+/// A raw `shortint` key pair for a parameter set, not bound to a circuit.
+pub fn raw_keys(set: &ParamSet) -> (tfhe::shortint::ClientKey, tfhe::shortint::ServerKey) {
+    tfhe::shortint::gen_keys(tfhe_parameters(set).unwrap())
+}
+
+/// One keyswitch + bootstrap on a fresh ciphertext (for benches and latency measurements).
+pub fn one_bootstrap(
+    cks: &tfhe::shortint::ClientKey,
+    sks: &tfhe::shortint::ServerKey,
+    lut: &LookupTableOwned,
+) -> u64 {
+    let ct = cks.unchecked_encrypt(1);
+    let out = sks.apply_lookup_table(&ct, lut);
+    out.ct.get_body().data.to_owned()
 }

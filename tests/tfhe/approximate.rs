@@ -290,7 +290,7 @@ fn failure_rate_matches_prediction() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1500);
     let s = set(SET4);
-    let (cks, sks) = measure::raw_keys(s).unwrap();
+    let (cks, sks) = raw_keys(s);
     let mut outside = vec![];
     for weight in [150u64, 200, 250] {
         let sum_w2 = weight * weight + 1;

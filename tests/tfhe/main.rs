@@ -2,14 +2,15 @@
 //! file per concern.
 //!
 //! Quick tests use the 2-bit and 4-bit parameter sets, with keys generated once per test
-//! binary. Heavier measurements are `#[ignore]`d; each says the command that runs it.
+//! binary. Heavier checks (minutes of bootstraps) are `#[ignore]`d; each says the command that
+//! runs it. The programs that only measure (latency, noise constants) are
+//! `examples/calibrate.rs`.
 #![cfg(feature = "tfhe-backend")]
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod approximate;
-mod calibration;
 mod equivalence;
 mod files;
 mod rounding;

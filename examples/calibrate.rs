@@ -1,7 +1,26 @@
-//! Measurement programs (ignored: they print figures for the catalogue rather than check):
-//! noise constants, bootstrap latencies, key sizes, and encrypted latency against the floor.
+//! Measures, on this machine, the figures sqnn's parameter catalogue (`sqnn::fhe`) relies on:
+//! the noise model's constants, bootstrap latencies and key sizes of every parameter set, and
+//! encrypted latency against the floor. It prints them; nothing is checked.
+//!
+//! `cargo run --release --features calibration --example calibrate -- [COMMAND]`, COMMAND one
+//! of (without one: `noise` then `latency`, the figures of `src/fhe/measured.json`)
+//! * `noise`: the noise constants `a` and `b` of each set, measured with the secret key;
+//! * `latency`: per-bootstrap latency (one core, all cores, amortized), key generation, key
+//!   sizes and a reload of each set, and the 4-bit test circuit against its floor;
+//! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
+//!   approximate mode on the 4-bit set, against the floor, stage by stage;
+//! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
+//!
+//! `SQNN_SETS=2,4,4mb4` picks the sets of `noise` and `latency` by tag (see `tag`).
+//!
+//! The `calibration` feature exposes `sqnn::tfhe::measure`, which reads the secret key inside
+//! sqnn's keys: for measuring only.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,9 +31,30 @@ use sqnn::ir::{IntGraph, NodeId};
 use sqnn::progress::NoProgress;
 use sqnn::tfhe::{load_server_key, measure, save_keys, ClientKey, TfheBackend};
 
-use crate::common;
-use crate::common::builder::{all_inputs, Builder};
-use crate::common::tfhe::*;
+use common::builder::{all_inputs, Builder};
+use common::tfhe::*;
+
+const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
+                     [noise|latency|iris-shape|committed-iris]";
+
+fn main() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    match command.as_str() {
+        "" => {
+            noise();
+            latency();
+        }
+        "noise" => noise(),
+        "latency" => latency(),
+        "iris-shape" => iris_shape_latency(),
+        "committed-iris" => committed_iris(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
 
 /// A short tag of a catalogue set for the `SQNN_SETS` filter: its precision, `mbG` for a
 /// multi-bit bootstrap of grouping `G`, `-64` for the 2^-64 family (e.g. `4`, `4-64`, `4mb4`,
@@ -52,14 +92,12 @@ fn sets_from_env() -> Vec<&'static ParamSet> {
 /// (emulated with the secret key: centred, rounded, or multi-bit subset sums), `b` a bootstrap
 /// output's variance.
 ///
-/// `cargo test --release --test tfhe noise_calibration -- --ignored --nocapture`
+/// `cargo run --release --features calibration --example calibrate -- noise`
 /// (`SQNN_SETS=2,4,4mb4` to pick sets by tag, see `tag`).
-#[test]
-#[ignore]
-fn noise_calibration() {
+fn noise() {
     for s in sets_from_env() {
         let name = s.name;
-        let (cks, sks) = measure::raw_keys(s).unwrap();
+        let (cks, sks) = raw_keys(s);
         let fresh = measure::pbs_input_noise(s, &cks, &sks, 0, 3000).unwrap();
         let a = fresh.std.powi(2);
         println!("{name}: fresh (a) {fresh:?}");
@@ -102,11 +140,9 @@ fn pin_this_thread_to_one_core() -> bool {
 /// as sqnn does it, the saved key sizes, a reload of the saved server key, and the encrypted
 /// inference of the 4-bit test circuit against its floor. Prints a table.
 ///
-/// `cargo test --release --test tfhe latency_report -- --ignored --nocapture --test-threads 1`
+/// `cargo run --release --features calibration --example calibrate -- latency`
 /// (`SQNN_SETS=2,4,4mb4` to pick sets by tag, see `tag`).
-#[test]
-#[ignore]
-fn latency_report() {
+fn latency() {
     use rayon::prelude::*;
     use std::time::Instant;
     let mut rows = vec![];
@@ -144,11 +180,11 @@ fn latency_report() {
             scope
                 .spawn(|| {
                     assert!(pin_this_thread_to_one_core(), "taskset failed");
-                    measure::one_bootstrap(cks, sks, &lut);
+                    one_bootstrap(cks, sks, &lut);
                     (0..n1)
                         .map(|_| {
                             let t = Instant::now();
-                            measure::one_bootstrap(cks, sks, &lut);
+                            one_bootstrap(cks, sks, &lut);
                             t.elapsed().as_secs_f64() * 1e3
                         })
                         .collect()
@@ -160,14 +196,14 @@ fn latency_report() {
         let alone: Vec<f64> = (0..n1)
             .map(|_| {
                 let t = Instant::now();
-                measure::one_bootstrap(cks, sks, &lut);
+                one_bootstrap(cks, sks, &lut);
                 t.elapsed().as_secs_f64() * 1e3
             })
             .collect();
         let n2 = 2 * n1;
         let t = Instant::now();
         (0..n2).into_par_iter().for_each(|_| {
-            measure::one_bootstrap(cks, sks, &lut);
+            one_bootstrap(cks, sks, &lut);
         });
         let amortized = t.elapsed().as_secs_f64() * 1e3 / n2 as f64;
         let (t1, ta) = (sqnn::tfhe::median(&one), sqnn::tfhe::median(&alone));
@@ -248,11 +284,9 @@ fn iris_shape(accum_bits: u32, seed: u64) -> CheckedGraph {
 /// machine and from the catalogue), Concrete ML's 3.74 s and the 0.36 s target; the stage
 /// imbalance and what the rest of the time goes to.
 ///
-/// `cargo test --release --test tfhe iris_shape_approximate_latency -- --ignored --nocapture`
+/// `cargo run --release --features calibration --example calibrate -- iris-shape`
 /// (`SQNN_LATENCY_SAMPLES=N`, default 20).
-#[test]
-#[ignore]
-fn iris_shape_approximate_latency() {
+fn iris_shape_latency() {
     use rayon::prelude::*;
     use std::time::Instant;
     let samples: usize = std::env::var("SQNN_LATENCY_SAMPLES")
@@ -314,20 +348,20 @@ fn iris_shape_approximate_latency() {
     // Where the time goes, stage by stage (median over a few samples).
     print_stage_profile(&b, &c, &prepared, &inputs, cores);
     // The floor measured now: 32 bootstraps of the same set, all cores, no circuit.
-    let (cks, sks) = measure::raw_keys(set4).unwrap();
+    let (cks, sks) = raw_keys(set4);
     let lut = sks.generate_lookup_table(|x| x);
     let mut floor_now = vec![];
     let mut stage_now = vec![];
     for _ in 0..5 {
         let t = Instant::now();
         (0..32).into_par_iter().for_each(|_| {
-            measure::one_bootstrap(&cks, &sks, &lut);
+            one_bootstrap(&cks, &sks, &lut);
         });
         floor_now.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         for _ in 0..2 {
             (0..16).into_par_iter().for_each(|_| {
-                measure::one_bootstrap(&cks, &sks, &lut);
+                one_bootstrap(&cks, &sks, &lut);
             });
         }
         stage_now.push(t.elapsed().as_secs_f64() * 1e3);
@@ -335,7 +369,7 @@ fn iris_shape_approximate_latency() {
     let mut one = vec![];
     for _ in 0..10 {
         let t = Instant::now();
-        measure::one_bootstrap(&cks, &sks, &lut);
+        one_bootstrap(&cks, &sks, &lut);
         one.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let floor_now = sqnn::tfhe::median(&floor_now);
@@ -401,10 +435,8 @@ fn print_stage_profile(
 /// encrypted samples against the floor measured in the same run (the circuit's bootstrap count
 /// on all cores, no circuit around them), and where the difference goes, stage by stage.
 ///
-/// `cargo test --release --test tfhe committed_iris_against_the_floor -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn committed_iris_against_the_floor() {
+/// `cargo run --release --features calibration --example calibrate -- committed-iris`
+fn committed_iris() {
     use rayon::prelude::*;
     use std::time::Instant;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits/iris.circuit.json");
@@ -436,20 +468,20 @@ fn committed_iris_against_the_floor() {
         .evaluate_prepared(&c, &prepared, &enc, &NoProgress)
         .unwrap();
     let run = b.run_timed(&c, &inputs).unwrap();
-    let (cks, sks) = measure::raw_keys(plan.set()).unwrap();
+    let (cks, sks) = raw_keys(plan.set());
     let lut = sks.generate_lookup_table(|x| x);
     let mut floor = vec![];
     let mut layered = vec![];
     for _ in 0..10 {
         let t = Instant::now();
         (0..plan.pbs_count).into_par_iter().for_each(|_| {
-            measure::one_bootstrap(&cks, &sks, &lut);
+            one_bootstrap(&cks, &sks, &lut);
         });
         floor.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         for l in &c.report().layers {
             (0..l.pbs).into_par_iter().for_each(|_| {
-                measure::one_bootstrap(&cks, &sks, &lut);
+                one_bootstrap(&cks, &sks, &lut);
             });
         }
         layered.push(t.elapsed().as_secs_f64() * 1e3);
