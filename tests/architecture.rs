@@ -362,7 +362,6 @@ fn no_module_imports_a_later_stage() {
 }
 
 #[test]
-#[ignore = "enabled once src/fhe/tests.rs (834 lines) is split"]
 fn no_source_file_is_over_800_lines() {
     let src = src_dir();
     let long: Vec<String> = rust_files(&src)
