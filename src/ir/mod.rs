@@ -1,6 +1,7 @@
-//! The intermediate representation: the integer graph ([`IntGraph`]), its circuit file format
-//! ([`format`]: header, checksum, run-length encoded tables, validation), and the per-node facts
-//! ([`NodeFact`]) that lowering and the analysis both compute with the one transfer function.
+//! The intermediate representation: the integer graph ([`IntGraph`]) and how it was made
+//! ([`Meta`]), its circuit file format ([`format`](mod@format): header, checksum, run-length
+//! encoded tables, validation), and the per-node facts ([`NodeFact`]) that lowering and the
+//! analysis both compute with the one transfer function.
 
 pub mod facts;
 pub mod format;

@@ -5,8 +5,8 @@
 //! ([`crate::train::quantize::QuantLayer::preactivation`]), over exactly the accumulator values the
 //! neuron can reach (the interval the analysis proves, via the same transfer function).
 //!
-//! Tables may drop low accumulator bits first ([`rounding`]); constant tables are folded into
-//! the dots that read them ([`fold_constant_tables`]).
+//! Tables may drop low accumulator bits first ([`Rounding`], [`round_table`]); constant tables
+//! are folded into the dots that read them ([`fold_constant_tables`]).
 
 mod fold;
 mod rounding;
