@@ -124,6 +124,28 @@ pub(super) struct FileHeader {
 }
 
 impl FileHeader {
+    /// The header of a file of `items` objects of `kind`, without the optional fields; the
+    /// payload's length and checksum are filled in by [`write_file`].
+    pub(super) fn new(
+        kind: &str,
+        digest: &str,
+        set: &ParamSet,
+        items: u64,
+        space_bits: u32,
+    ) -> FileHeader {
+        FileHeader {
+            kind: kind.to_string(),
+            digest: digest.to_string(),
+            parameter_set: set.name.to_string(),
+            items,
+            payload_bytes: 0,
+            payload_sha256: String::new(),
+            max_degree: None,
+            space_bits: Some(space_bits),
+            exact_rounding: false,
+        }
+    }
+
     pub(super) fn space_bits(&self, set: &ParamSet) -> u32 {
         self.space_bits.unwrap_or_else(|| set.precision())
     }
@@ -285,17 +307,7 @@ pub(super) fn save_ciphertexts(
     }
     write_file(
         path,
-        FileHeader {
-            kind: kind.to_string(),
-            digest: digest.to_string(),
-            parameter_set: set.name.to_string(),
-            items: cts.len() as u64,
-            payload_bytes: 0,
-            payload_sha256: String::new(),
-            max_degree: None,
-            space_bits: Some(space_bits),
-            exact_rounding: false,
-        },
+        FileHeader::new(kind, digest, set, cts.len() as u64, space_bits),
         &payload,
     )
 }

@@ -51,15 +51,9 @@ impl ClientKey {
         write_file(
             path,
             FileHeader {
-                kind: KIND_CLIENT.into(),
-                digest: self.digest.clone(),
-                parameter_set: self.set.name.into(),
-                items: 2,
-                payload_bytes: 0,
-                payload_sha256: String::new(),
                 max_degree: None,
-                space_bits: Some(self.space_bits),
                 exact_rounding: self.exact_rounding,
+                ..FileHeader::new(KIND_CLIENT, &self.digest, self.set, 2, self.space_bits)
             },
             &payload,
         )
@@ -117,15 +111,9 @@ impl ServerKey {
         write_file(
             path,
             FileHeader {
-                kind: KIND_SERVER.into(),
-                digest: self.digest.clone(),
-                parameter_set: self.set.name.into(),
-                items: 2,
-                payload_bytes: 0,
-                payload_sha256: String::new(),
                 max_degree: Some(c.max_degree.get()),
-                space_bits: Some(self.space_bits),
                 exact_rounding: self.exact_rounding,
+                ..FileHeader::new(KIND_SERVER, &self.digest, self.set, 2, self.space_bits)
             },
             &payload,
         )

@@ -185,25 +185,22 @@ impl ClientKey {
     /// cryptographically independent of the circuit; the digest only guards against mix-ups, so
     /// reusing key material across circuits (tests, witness circuits) is safe.
     pub fn rebind(&self, checked: &CheckedGraph) -> Result<ClientKey> {
-        let c = Circuit::new(checked)?;
-        c.check_supported(self.set, self.space_bits)?;
-        Ok(ClientKey {
-            digest: c.digest,
-            ..self.clone()
-        })
+        self.bound(checked, None)
     }
 
     /// The same secret key bound to another circuit with the encoding of `plan` (whose
     /// parameter set must be the key's): the encoding is not part of the key material.
     pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ClientKey> {
-        check_plan_set(self.set, plan)?;
-        let c = Circuit::new(checked)?;
-        let space_bits = plan_space(plan, &c);
-        c.check_supported(self.set, space_bits)?;
+        self.bound(checked, Some(plan))
+    }
+
+    fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ClientKey> {
+        let encoding = (self.space_bits, self.exact_rounding);
+        let (digest, space_bits, exact_rounding) = bind(self.set, checked, encoding, plan)?;
         Ok(ClientKey {
-            digest: c.digest,
+            digest,
             space_bits,
-            exact_rounding: plan.exact_rounding,
+            exact_rounding,
             ..self.clone()
         })
     }
@@ -304,6 +301,27 @@ impl ClientKey {
     }
 }
 
+/// The digest and encoding of a key of `set` bound to `checked`: the key's own `encoding`
+/// (`space_bits`, exact rounding), or `plan`'s (whose parameter set must be the key's), checked
+/// against the circuit.
+fn bind(
+    set: &ParamSet,
+    checked: &CheckedGraph,
+    encoding: (u32, bool),
+    plan: Option<&FhePlan>,
+) -> Result<(String, u32, bool)> {
+    if let Some(plan) = plan {
+        check_plan_set(set, plan)?;
+    }
+    let c = Circuit::new(checked)?;
+    let (space_bits, exact_rounding) = match plan {
+        Some(plan) => (plan_space(plan, &c), plan.exact_rounding),
+        None => encoding,
+    };
+    c.check_supported(set, space_bits)?;
+    Ok((c.digest, space_bits, exact_rounding))
+}
+
 pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
     if plan.parameter_set != set.id {
         return Err(Error::Keys(format!(
@@ -333,25 +351,22 @@ impl ServerKey {
     /// The same evaluation key and encoding bound to another circuit that fits them (see
     /// [`ClientKey::rebind`]).
     pub fn rebind(&self, checked: &CheckedGraph) -> Result<ServerKey> {
-        let c = Circuit::new(checked)?;
-        c.check_supported(self.set, self.space_bits)?;
-        Ok(ServerKey {
-            digest: c.digest,
-            ..self.clone()
-        })
+        self.bound(checked, None)
     }
 
     /// The same evaluation key bound to another circuit with the encoding of `plan` (see
     /// [`ClientKey::rebind_with`]).
     pub fn rebind_with(&self, checked: &CheckedGraph, plan: &FhePlan) -> Result<ServerKey> {
-        check_plan_set(self.set, plan)?;
-        let c = Circuit::new(checked)?;
-        let space_bits = plan_space(plan, &c);
-        c.check_supported(self.set, space_bits)?;
+        self.bound(checked, Some(plan))
+    }
+
+    fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ServerKey> {
+        let encoding = (self.space_bits, self.exact_rounding);
+        let (digest, space_bits, exact_rounding) = bind(self.set, checked, encoding, plan)?;
         Ok(ServerKey {
-            digest: c.digest,
+            digest,
             space_bits,
-            exact_rounding: plan.exact_rounding,
+            exact_rounding,
             ..self.clone()
         })
     }
