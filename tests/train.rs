@@ -612,6 +612,8 @@ fn structured_pruning_removes_neurons_and_their_columns() {
     assert!(pruned.score(&te.x, &te.labels().unwrap()).unwrap() > 0.85);
 }
 
+/// What a training run does (epochs, losses, the epoch kept). Its time is printed, not asserted:
+/// speed belongs in benches and reported figures, and a loaded machine must not fail a test.
 #[test]
 fn iris_trains_fast() {
     let (tr, _) = split("iris", false);
@@ -630,8 +632,6 @@ fn iris_trains_fast() {
     assert_eq!(rep.train_loss.len(), 100);
     assert_eq!(rep.val_loss.len(), 100);
     assert!(rep.best_epoch < 100);
-    // Generous bound for a loaded shared machine (measured ~0.01 s in release).
-    assert!(secs < 2.0, "{secs}");
     // The presets as `sqnn train` runs them: one run of 100 epochs on all training rows, the
     // last epoch kept (measured 0.01 s in release; Concrete ML: 7.8 s).
     for p in [EstimatorParams::default(), EstimatorParams::fast_fhe()] {
@@ -646,7 +646,6 @@ fn iris_trains_fast() {
         assert_eq!((rep.n_val, rep.n_train), (0, tr.n_samples()));
         assert!(rep.val_loss.is_empty());
         assert_eq!(rep.best_epoch, 99);
-        assert!(secs < 0.5, "{secs}");
     }
 }
 
