@@ -235,3 +235,137 @@ fn golden_reports_match() {
     }
     assert!(n >= 5, "expected the committed circuits, found {n}");
 }
+
+/// Runs `sqnn args...`, expects exit code 2, and returns its stderr.
+fn fails_with_2(args: &[&std::ffi::OsStr]) -> String {
+    let out = sqnn().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
+/// The library's errors name its own parameters; the binary adds the flag or command that fixes
+/// them as `hint:` lines.
+#[test]
+fn errors_name_the_library_fix_and_the_binary_adds_the_flag() {
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let iris = circuits().join("iris.circuit.json");
+    // A circuit too wide for exact reads.
+    let err = fails_with_2(&[
+        &os("run"),
+        iris.as_os_str(),
+        &os("--data"),
+        &os("iris"),
+        &os("--backend"),
+        &os("simulate"),
+        &os("--mode"),
+        &os("exact"),
+        &os("--samples"),
+        &os("1"),
+    ]);
+    assert!(
+        err.contains("retrain with `n_accum_bits` 6 or less"),
+        "{err}"
+    );
+    assert!(err.contains("lower with `max_table_bits` 4"), "{err}");
+    assert!(err.contains("hint: on the command line"), "{err}");
+    assert!(err.contains("is --n-accum-bits"), "{err}");
+    assert!(err.contains("is --max-table-bits"), "{err}");
+    // An impossible failure target.
+    let err = fails_with_2(&[
+        &os("run"),
+        iris.as_os_str(),
+        &os("--data"),
+        &os("iris"),
+        &os("--backend"),
+        &os("simulate"),
+        &os("--p-error"),
+        &os("5"),
+    ]);
+    assert!(err.contains("`p_error`"), "{err}");
+    assert!(
+        err.contains("hint: on the command line, `p_error` is --p-error"),
+        "{err}"
+    );
+    // A CSV without the named target column.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "a,b,c\n1,2,0\n3,4,1\n").unwrap();
+    let model = dir.path().join("m.json");
+    let err = fails_with_2(&[
+        &os("train"),
+        &os("--data"),
+        csv.as_os_str(),
+        &os("--target"),
+        &os("label"),
+        &os("--out"),
+        model.as_os_str(),
+    ]);
+    assert!(err.contains("no column named `label`"), "{err}");
+    assert!(err.contains("name one of them as the `target`"), "{err}");
+    assert!(err.contains("`target` is --target"), "{err}");
+    // A tampered circuit file.
+    let text = std::fs::read_to_string(&iris).unwrap();
+    let at = text.find("\"sha256\"").unwrap() + "\"sha256\": \"".len();
+    let mut tampered = text.clone();
+    let flip = if &text[at..=at] == "0" { "1" } else { "0" };
+    tampered.replace_range(at..=at, flip);
+    let bad = dir.path().join("bad.circuit.json");
+    std::fs::write(&bad, tampered).unwrap();
+    let err = fails_with_2(&[&os("check"), bad.as_os_str()]);
+    assert!(
+        err.contains("recompile the model into a fresh circuit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `sqnn compile MODEL --out FILE`"),
+        "{err}"
+    );
+}
+
+/// Keys generated for one circuit are refused for another: the library says so, the binary names
+/// `sqnn keygen`.
+#[test]
+fn keys_for_another_circuit_name_keygen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = train(dir.path(), "iris", &["--epochs", "2"]);
+    let other = dir.path().join("other.circuit.json");
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&other)
+        .assert()
+        .success();
+    let keys = dir.path().join("keys");
+    sqnn()
+        .arg("keygen")
+        .arg(&other)
+        .arg("--out-dir")
+        .arg(&keys)
+        .assert()
+        .success();
+    let out = sqnn()
+        .arg("run")
+        .arg(circuits().join("iris.circuit.json"))
+        .args([
+            "--data",
+            "iris",
+            "--backend",
+            "tfhe",
+            "--samples",
+            "1",
+            "--keys",
+        ])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("belongs to circuit"), "{err}");
+    assert!(err.contains("generate keys for this circuit"), "{err}");
+    assert!(
+        err.contains("hint: `sqnn keygen CIRCUIT --out-dir DIR`"),
+        "{err}"
+    );
+}

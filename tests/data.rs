@@ -346,7 +346,7 @@ fn csv_error_missing_target_column() {
     assert_eq!(loc(&e).0, Some(1));
     assert!(s.contains("`label`"), "{s}");
     assert!(s.contains("`a`, `b`, `c`"), "{s}");
-    assert!(s.contains("--target NAME"), "{s}");
+    assert!(s.contains("name one of them as the `target`"), "{s}");
 }
 
 #[test]

@@ -199,8 +199,8 @@ fn target_column(source: &str, header: &[String], target: Option<&str>) -> Resul
             Some(1),
             None,
             format!(
-                "no column named `{name}`; the columns are {}; use --target NAME with \
-                 one of them",
+                "no column named `{name}`; the columns are {}; name one of them \
+                 as the `target`",
                 list_names(header)
             ),
         )),
@@ -322,7 +322,7 @@ fn numeric_targets(
                         Some(tcol.to_string()),
                         format!(
                             "target `{cell}` is not a number, but regression needs numeric \
-                             targets; fix the value, or choose classification (--task classify)"
+                             targets; fix the value, or choose classification (`task` classify)"
                         ),
                     ));
                 }
@@ -387,7 +387,7 @@ fn classes(
             Some(tcol),
             format!(
                 "the target has a single value `{}` in all {} rows; classification needs \
-                 at least two classes (check --target, or add samples of other classes)",
+                 at least two classes (check `target`, or add samples of other classes)",
                 classes.first().map(String::as_str).unwrap_or(""),
                 targets.len()
             ),

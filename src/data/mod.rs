@@ -106,7 +106,7 @@ impl Dataset {
                     "target",
                     format!(
                         "`{name_or_path}` is a built-in data set with a fixed target; drop \
-                         --target {t} (it applies to CSV files only)"
+                         `target` {t:?} (it applies to CSV files only)"
                     ),
                 ));
             }
@@ -116,7 +116,7 @@ impl Dataset {
                     return Err(Error::param(
                         "task",
                         format!(
-                            "`{name_or_path}` is a {} data set; drop --task or use --task {}",
+                            "`{name_or_path}` is a {} data set; drop `task` or set it to {}",
                             kind_word(ds.kind()),
                             kind_word(ds.kind())
                         ),

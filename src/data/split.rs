@@ -298,7 +298,7 @@ impl SplitSpec {
                     "split",
                     format!(
                         "Concrete ML's split is recorded for iris, breast_cancer and diabetes, \
-                         not {:?}; use --split seeded or give a JSON file",
+                         not {:?}; pick `split` seeded or a JSON file",
                         ds.name
                     ),
                 )

@@ -185,7 +185,7 @@ pub(super) fn choose_approximate(
     {
         Some(best) => Err(Error::Backend(format!(
             "no parameter set reads this circuit's tables with noise within {max_sigma_units} \
-             units (the best, {}, has σ = {:.2} units): raise --max-sigma, prune more (smaller \
+             units (the best, {}, has σ = {:.2} units): raise `max_sigma`, prune more (smaller \
              Σw²), or use fewer accumulator bits",
             best.parameter_set, best.worst_sigma_units
         ))),
@@ -241,12 +241,12 @@ pub(super) fn too_wide(
         ));
     }
     msg.push_str(&format!(
-        ". To fix: retrain with --n-accum-bits {widest} or less (per-neuron pruning then keeps \
+        ". To fix: retrain with `n_accum_bits` {widest} or less (per-neuron pruning then keeps \
          every accumulator within it), prune more, or use fewer weight/activation bits"
     ));
     if mode == FheMode::Exact {
         msg.push_str(
-            "; or compile with --max-table-bits 4 for exact rounding (each table first clears \
+            "; or lower with `max_table_bits` 4 for exact rounding (each table first clears \
              its dropped bits with 1-bit bootstraps on the 6-bit set: bit-exact, several times \
              the bootstraps); or accept approximate reads (one bootstrap reads up to 11 bits \
              on the 4-bit set, off by a few units near a table's steps)",
@@ -272,7 +272,7 @@ pub(super) fn too_noisy(best: &FhePlan, target: f64) -> Error {
          {} mode): even with the most tolerant set that holds the circuit's {}-bit values ({}, \
          {}-bit space, {} positions per value), {} neuron(s) exceed it: {}. To fix: prune more or \
          train with fewer weight bits so that every hidden neuron has Σw² <= {} (its \
-         dot-product noise grows as sqrt(Σw²)), or relax the target (--p-error {relax})",
+         dot-product noise grows as sqrt(Σw²)), or relax the target (`p_error` {relax})",
         best.mode,
         best.needed_bits,
         best.parameter_set,

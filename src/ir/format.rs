@@ -105,7 +105,7 @@ impl IntGraph {
         let header: FileHeader = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
                 "not a readable sqnn circuit ({e}); the file is truncated or not JSON: \
-                 recompile it with `sqnn compile MODEL --out FILE`"
+                 recompile the model into a fresh circuit"
             ))
         })?;
         if header.format != FORMAT {
@@ -123,7 +123,7 @@ impl IntGraph {
         }
         let file: File = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "malformed circuit ({e}): recompile it with `sqnn compile MODEL --out FILE`"
+                "malformed circuit ({e}): recompile the model into a fresh circuit"
             ))
         })?;
         let graph = file.circuit;
@@ -131,7 +131,7 @@ impl IntGraph {
         if !digest.eq_ignore_ascii_case(&file.sha256) {
             return Err(Error::Circuit(format!(
                 "checksum mismatch (file says {}, content hashes to {digest}): the circuit was \
-                 modified after it was compiled; recompile it with `sqnn compile`",
+                 modified after it was compiled; recompile the model into a fresh circuit",
                 file.sha256
             )));
         }

@@ -69,7 +69,7 @@ impl TfheBackend {
             || client.exact_rounding != server.exact_rounding
         {
             return Err(Error::Keys(
-                "the client and server keys were not generated together: run sqnn keygen CIRCUIT --out-dir DIR"
+                "the client and server keys were not generated together: generate keys for this circuit"
                     .into(),
             ));
         }

@@ -193,15 +193,15 @@ pub(super) fn read_file(
     let what = kind_name(kind);
     let corrupt = |m: String| {
         Error::Keys(format!(
-            "{}: {m}; the {what} file is corrupted or truncated: regenerate it (for keys: run \
-             sqnn keygen CIRCUIT --out-dir DIR)",
+            "{}: {m}; the {what} file is corrupted or truncated: regenerate it (for keys: \
+             generate keys for this circuit again)",
             path.display()
         ))
     };
     let mut f = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Keys(format!(
-                "no {what} at {}: run sqnn keygen CIRCUIT --out-dir DIR",
+                "no {what} at {}: generate keys for this circuit",
                 path.display()
             ))
         } else {
@@ -270,12 +270,12 @@ pub(super) fn decode<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::Keys(format!(
             "{}: cannot decode the {what} ({e}); the file is corrupted or from another tfhe \
-             version: regenerate it (for keys: run sqnn keygen CIRCUIT --out-dir DIR)",
+             version: regenerate it (for keys: generate keys for this circuit again)",
             path.display()
         ))),
         Err(_) => Err(Error::Keys(format!(
             "{}: the {what} is inconsistent with its parameter set; the file is corrupted: \
-             regenerate it (for keys: run sqnn keygen CIRCUIT --out-dir DIR)",
+             regenerate it (for keys: generate keys for this circuit again)",
             path.display()
         ))),
     }
@@ -432,7 +432,7 @@ pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
     let text = std::fs::read_to_string(&p).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Keys(format!(
-                "no keys in {} ({} is missing): run sqnn keygen CIRCUIT --out-dir {}",
+                "no keys in {} ({} is missing): generate keys for this circuit into {}",
                 dir.display(),
                 p.display(),
                 dir.display()
@@ -443,7 +443,7 @@ pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
     })?;
     serde_json::from_str(&text).map_err(|e| {
         Error::Keys(format!(
-            "{}: unreadable manifest ({e}): run sqnn keygen CIRCUIT --out-dir {}",
+            "{}: unreadable manifest ({e}): generate keys for this circuit into {} again",
             p.display(),
             dir.display()
         ))

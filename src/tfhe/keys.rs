@@ -22,7 +22,7 @@ pub(super) fn short(d: &str) -> &str {
 
 pub(super) fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
     Error::Keys(format!(
-        "{what} belongs to circuit {}, not {}: run sqnn keygen CIRCUIT --out-dir DIR",
+        "{what} belongs to circuit {}, not {}: generate keys for this circuit",
         short(have),
         short(want)
     ))
@@ -325,7 +325,7 @@ fn bind(
 pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
     if plan.parameter_set != set.id {
         return Err(Error::Keys(format!(
-            "the plan uses {}, the keys {}: run sqnn keygen CIRCUIT --out-dir DIR",
+            "the plan uses {}, the keys {}: generate keys for this circuit",
             plan.parameter_set, set.name
         )));
     }

@@ -74,7 +74,7 @@ impl Circuit {
             return Err(Error::Keys(format!(
                 "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \
                  most {} bits, one position per value, plus the {} low bits every table of \
-                 the circuit drops): run sqnn keygen CIRCUIT --out-dir DIR",
+                 the circuit drops): generate keys for this circuit",
                 set.name,
                 set.max_space_bits(),
                 self.min_round_bits
@@ -83,7 +83,7 @@ impl Circuit {
         if self.value_bits > space_bits {
             return Err(Error::Keys(format!(
                 "the keys use {} with a {space_bits}-bit ciphertext space but the circuit needs \
-                 {}-bit ciphertexts: run sqnn keygen CIRCUIT --out-dir DIR",
+                 {}-bit ciphertexts: generate keys for this circuit",
                 set.name, self.value_bits
             )));
         }
@@ -124,7 +124,7 @@ impl Layout {
                 if *round_bits < read_align {
                     return Err(Error::Keys(format!(
                         "a table drops {round_bits} low bits but a {space_bits}-bit space on {} \
-                         needs {read_align}: run sqnn keygen CIRCUIT --out-dir DIR",
+                         needs {read_align}: generate keys for this circuit",
                         set.name
                     )));
                 }
@@ -153,7 +153,7 @@ impl Layout {
                 .ok_or_else(|| {
                     Error::Keys(format!(
                         "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
-                             space: run sqnn keygen CIRCUIT --out-dir DIR",
+                             space: generate keys for this circuit",
                         f.interval.lo, f.interval.hi
                     ))
                 })

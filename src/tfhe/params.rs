@@ -40,7 +40,7 @@ pub(super) fn lookup_set(name: &str) -> Result<&'static ParamSet> {
     let id = name.parse::<fhe::ParamSetId>().map_err(|_| {
         Error::Keys(format!(
             "unknown parameter set {name:?} (this sqnn knows {}): the file was written by another \
-             version; run sqnn keygen CIRCUIT --out-dir DIR",
+             version; generate keys for this circuit again",
             fhe::ParamSetId::ALL
                 .iter()
                 .map(|p| p.name())

@@ -168,7 +168,7 @@ fn exact_mode_falls_back_to_exact_rounding() {
         4,
     );
     let e = choose(&plain, -40.0, 2).unwrap_err().to_string();
-    assert!(e.contains("--max-table-bits"), "{e}");
+    assert!(e.contains("lower with `max_table_bits` 4"), "{e}");
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn too_wide_names_the_accumulators() {
     let e = choose(&r, -40.0, 2).unwrap_err().to_string();
     assert!(e.contains("9-bit"), "{e}");
     assert!(e.contains("layer 1 neuron 3"), "{e}");
-    assert!(e.contains("--n-accum-bits"), "{e}");
+    assert!(e.contains("retrain with `n_accum_bits`"), "{e}");
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn noise_target_moves_the_choice_and_blames_neurons() {
     assert!(e.contains("layer 2 neuron 7"), "{e}");
     assert!(e.contains(&format!("Σw² {}", m6_4 * 4)), "{e}");
     assert!(e.contains("prune more"), "{e}");
-    assert!(e.contains("--p-error"), "{e}");
+    assert!(e.contains("`p_error`"), "{e}");
     assert!(!e.contains("layer 0 neuron 0"), "{e}");
 }
 
