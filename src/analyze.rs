@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ir::{transfer, IntGraph, NodeFact, NodeId, Op, RoundingSummary};
+use crate::ir::{index_bits, transfer, IntGraph, NodeFact, NodeId, Op, RoundingSummary};
 use crate::train::PruningMode;
 
 /// One accumulator (`Dot` node) as the report shows it.
@@ -194,60 +194,33 @@ pub fn analyze(graph: IntGraph) -> Result<Analyzed> {
     })
 }
 
-fn bits_for_len(len: usize) -> u32 {
-    if len <= 1 {
-        0
-    } else {
-        usize::BITS - (len - 1).leading_zeros()
-    }
-}
-
 fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
     let budget = graph.meta.n_accum_bits;
-    // Which Lut reads each Dot.
-    let mut lut_of: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
-    for (id, n) in graph.nodes.iter().enumerate() {
-        if let Op::Lut { input, .. } = n.op {
-            lut_of[input] = Some(id);
-        }
-    }
     let n_layers = graph.n_layers();
-    let mut neurons = Vec::new();
-    let mut per_layer_count = vec![0usize; n_layers];
-    for (id, n) in graph.nodes.iter().enumerate() {
-        let Op::Dot { terms, .. } = &n.op else {
-            continue;
-        };
-        let f = &facts[id];
-        let (table_len, round_bits, table_offset) = match lut_of[id].map(|l| &graph.nodes[l].op) {
-            Some(Op::Lut {
-                table,
-                round_bits,
-                offset,
-                ..
-            }) => (table.len(), *round_bits, *offset),
-            _ => (0, 0, 0),
-        };
-        let neuron = per_layer_count[n.layer];
-        per_layer_count[n.layer] += 1;
-        let range_bits = f.interval.range_bits();
-        neurons.push(NeuronReport {
-            node: id,
-            layer: n.layer,
-            neuron,
-            fan_in: terms.len(),
-            lo: f.interval.lo,
-            hi: f.interval.hi,
-            range_bits,
-            signed_bits: f.interval.signed_bits(),
-            sum_w2: f.sum_w2,
-            table_len,
-            table_bits: bits_for_len(table_len),
-            round_bits,
-            table_offset,
-            over_budget: range_bits > budget,
-        });
-    }
+    let neurons: Vec<NeuronReport> = graph
+        .dot_sites()
+        .into_iter()
+        .map(|d| {
+            let f = &facts[d.node];
+            let range_bits = f.interval.range_bits();
+            NeuronReport {
+                node: d.node,
+                layer: d.layer,
+                neuron: d.neuron,
+                fan_in: d.fan_in,
+                lo: f.interval.lo,
+                hi: f.interval.hi,
+                range_bits,
+                signed_bits: f.interval.signed_bits(),
+                sum_w2: f.sum_w2,
+                table_len: d.table_len,
+                table_bits: index_bits(d.table_len),
+                round_bits: d.round_bits,
+                table_offset: d.table_offset,
+                over_budget: range_bits > budget,
+            }
+        })
+        .collect();
     let layers: Vec<LayerReport> = (0..n_layers)
         .map(|l| {
             let ns: Vec<&NeuronReport> = neurons.iter().filter(|r| r.layer == l).collect();

@@ -3,7 +3,7 @@
 //! the dropped bits. Taken from the analysis (graph and proved facts), not from the report.
 
 use crate::analyze::{Analyzed, CheckedGraph};
-use crate::ir::{NodeId, Op};
+use crate::ir::{index_bits, NodeId};
 
 /// One dot product (`Dot` node) as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,49 +53,30 @@ impl PlanFacts {
     pub fn new(an: &Analyzed) -> PlanFacts {
         let graph = an.graph();
         let facts = an.facts();
-        let mut lut_of: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
-        for (id, n) in graph.nodes.iter().enumerate() {
-            if let Op::Lut { input, .. } = n.op {
-                lut_of[input] = Some(id);
-            }
-        }
         let mut pbs_per_layer = vec![0usize; graph.n_layers()];
-        let mut per_layer_count = vec![0usize; graph.n_layers()];
-        let mut dots = Vec::new();
-        for (id, n) in graph.nodes.iter().enumerate() {
-            if !matches!(n.op, Op::Dot { .. }) {
-                continue;
-            }
-            let (table_len, round_bits, table_offset) = match lut_of[id].map(|l| &graph.nodes[l].op)
-            {
-                Some(Op::Lut {
-                    table,
-                    round_bits,
-                    offset,
-                    ..
-                }) => (table.len(), *round_bits, *offset),
-                _ => (0, 0, 0),
-            };
-            let neuron = per_layer_count[n.layer];
-            per_layer_count[n.layer] += 1;
-            if table_len > 0 {
-                pbs_per_layer[n.layer] += 1;
-            }
-            let iv = facts[id].interval;
-            dots.push(DotFacts {
-                node: id,
-                layer: n.layer,
-                neuron,
-                lo: iv.lo,
-                hi: iv.hi,
-                range_bits: iv.range_bits(),
-                sum_w2: facts[id].sum_w2,
-                table_len,
-                table_bits: index_bits(table_len),
-                round_bits,
-                table_offset,
-            });
-        }
+        let dots = graph
+            .dot_sites()
+            .into_iter()
+            .map(|d| {
+                if d.table_len > 0 {
+                    pbs_per_layer[d.layer] += 1;
+                }
+                let iv = facts[d.node].interval;
+                DotFacts {
+                    node: d.node,
+                    layer: d.layer,
+                    neuron: d.neuron,
+                    lo: iv.lo,
+                    hi: iv.hi,
+                    range_bits: iv.range_bits(),
+                    sum_w2: facts[d.node].sum_w2,
+                    table_len: d.table_len,
+                    table_bits: index_bits(d.table_len),
+                    round_bits: d.round_bits,
+                    table_offset: d.table_offset,
+                }
+            })
+            .collect();
         PlanFacts {
             dots,
             pbs_count: graph.pbs_count(),
@@ -115,14 +96,5 @@ impl From<&Analyzed> for PlanFacts {
 impl From<&CheckedGraph> for PlanFacts {
     fn from(checked: &CheckedGraph) -> PlanFacts {
         PlanFacts::new(checked.analyzed())
-    }
-}
-
-/// Bits a table index of `len` entries needs (0 for at most one entry).
-fn index_bits(len: usize) -> u32 {
-    if len <= 1 {
-        0
-    } else {
-        usize::BITS - (len - 1).leading_zeros()
     }
 }

@@ -161,6 +161,45 @@ impl IntGraph {
             .count()
     }
 
+    /// Every dot product with the table that reads it, in node order: the rows the check's
+    /// report and the TFHE planner both list.
+    pub fn dot_sites(&self) -> Vec<DotSite> {
+        let mut lut_of: Vec<Option<NodeId>> = vec![None; self.nodes.len()];
+        for (id, n) in self.nodes.iter().enumerate() {
+            if let Op::Lut { input, .. } = n.op {
+                lut_of[input] = Some(id);
+            }
+        }
+        let mut per_layer = vec![0usize; self.n_layers()];
+        let mut sites = Vec::new();
+        for (id, n) in self.nodes.iter().enumerate() {
+            let Op::Dot { terms, .. } = &n.op else {
+                continue;
+            };
+            let (table_len, round_bits, table_offset) = match lut_of[id].map(|l| &self.nodes[l].op)
+            {
+                Some(Op::Lut {
+                    table,
+                    round_bits,
+                    offset,
+                    ..
+                }) => (table.len(), *round_bits, *offset),
+                _ => (0, 0, 0),
+            };
+            sites.push(DotSite {
+                node: id,
+                layer: n.layer,
+                neuron: per_layer[n.layer],
+                fan_in: terms.len(),
+                table_len,
+                round_bits,
+                table_offset,
+            });
+            per_layer[n.layer] += 1;
+        }
+        sites
+    }
+
     /// The fewest and most low accumulator bits a table of the circuit drops before its lookup
     /// (`round_bits`), or `None` for a circuit without tables.
     pub fn dropped_bits(&self) -> Option<(u32, u32)> {
@@ -248,5 +287,33 @@ impl IntGraph {
             }
             Task::Regress => y[0],
         }
+    }
+}
+
+/// A dot product and the table that reads it ([`IntGraph::dot_sites`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DotSite {
+    /// The `Dot` node.
+    pub node: NodeId,
+    /// Its linear layer.
+    pub layer: usize,
+    /// Its index among its layer's dots.
+    pub neuron: usize,
+    /// Its number of terms.
+    pub fan_in: usize,
+    /// Entries of the table that reads it (0: none, an output accumulator).
+    pub table_len: usize,
+    /// The table's dropped low bits (0 without a table).
+    pub round_bits: u32,
+    /// The table's offset, `index = (acc + offset) >> round_bits` (0 without a table).
+    pub table_offset: i64,
+}
+
+/// Bits a table index of `len` entries needs (0 for at most one entry).
+pub fn index_bits(len: usize) -> u32 {
+    if len <= 1 {
+        0
+    } else {
+        usize::BITS - (len - 1).leading_zeros()
     }
 }
