@@ -152,6 +152,11 @@ pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs) {
     }
     match fhe.plan(an) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
-        Err(e) => println!("TFHE: {e}"),
+        Err(e) => {
+            println!("TFHE: {e}");
+            for h in crate::hint::hints(&e) {
+                println!("hint: {h}");
+            }
+        }
     }
 }
