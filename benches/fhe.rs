@@ -1,6 +1,6 @@
 //! TFHE benches: one bootstrap per parameter set (1 thread, and amortized over all cores), one
 //! layer of a small circuit, whole encrypted inferences (synthetic circuits, and every committed
-//! `circuits/*.circuit.json` that fits a practical parameter set), and issue 5's iris shape
+//! `circuits/*.circuit.json` that fits a practical parameter set), and an iris-shaped network
 //! (4-16-16-3, 4-bit weights and activations, 9-bit accumulators, 32 bootstraps) read
 //! approximately by one 4-bit bootstrap per neuron. Each bench prints its PBS count and the floor
 //! (PBS × one bootstrap ÷ cores).
@@ -336,7 +336,7 @@ fn layers_and_inferences(c: &mut Criterion) {
     }
 }
 
-/// Issue 5's iris shape: 4-16-16-3 with 4-bit weights and activations, accumulators pruned to
+/// The iris shape: 4-16-16-3 with 4-bit weights and activations, accumulators pruned to
 /// 9 bits, on the 4-bit set in approximate mode (one bootstrap per hidden neuron reads the whole
 /// accumulator from a 9- or 10-bit space). Target: 360 ms per sample (Concrete ML: 3.74 s);
 /// floor: 32 × one 4-bit bootstrap ÷ cores.
