@@ -287,12 +287,12 @@ impl ServerKey {
             .iter()
             .map(|&o| vals[o].take().expect("output evaluated"))
             .collect();
-        Ok(EncryptedOutput {
-            digest: self.digest.clone(),
-            set: self.set,
-            space_bits: self.space_bits,
+        Ok(EncryptedOutput::new(
+            self.digest.clone(),
+            self.set,
+            self.space_bits,
             cts,
-        })
+        ))
     }
 
     /// Every node's ciphertext (inputs, dots, tables) of one evaluation; `profile`, if given,

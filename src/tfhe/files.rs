@@ -11,15 +11,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::keys::{
-    check_ciphertexts, digest_mismatch, ClientKey, EncryptedInput, EncryptedOutput, ServerKey,
+    check_ciphertexts, digest_mismatch, CiphertextKind, ClientKey, Encrypted, ServerKey,
 };
 use super::params::lookup_set;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe::ParamSet;
 
-impl EncryptedInput {
-    /// Number of encrypted features.
+impl<K: CiphertextKind> Encrypted<K> {
+    /// Number of encrypted values.
     pub fn len(&self) -> usize {
         self.cts.len()
     }
@@ -27,7 +27,7 @@ impl EncryptedInput {
     pub fn is_empty(&self) -> bool {
         self.cts.is_empty()
     }
-    /// The circuit digest it was encrypted for.
+    /// The digest of the circuit it belongs to.
     pub fn digest(&self) -> &str {
         &self.digest
     }
@@ -35,60 +35,18 @@ impl EncryptedInput {
     pub fn save(&self, path: &Path) -> Result<()> {
         save_ciphertexts(
             path,
-            KIND_INPUT,
+            K::FILE_KIND,
             &self.digest,
             self.set,
             self.space_bits,
             &self.cts,
         )
     }
-    /// Reads a file written by [`EncryptedInput::save`] for circuit `checked`.
-    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedInput> {
+    /// Reads a file written by [`Encrypted::save`] (of the same kind) for circuit `checked`.
+    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<Encrypted<K>> {
         let digest = checked.graph().digest()?;
-        let (set, space_bits, cts) = load_ciphertexts(path, KIND_INPUT, &digest)?;
-        Ok(EncryptedInput {
-            digest,
-            set,
-            space_bits,
-            cts,
-        })
-    }
-}
-
-impl EncryptedOutput {
-    /// Number of encrypted outputs.
-    pub fn len(&self) -> usize {
-        self.cts.len()
-    }
-    /// Whether it holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.cts.is_empty()
-    }
-    /// The circuit digest it was computed for.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-    /// Writes the file (safe serialization behind an sqnn header).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        save_ciphertexts(
-            path,
-            KIND_OUTPUT,
-            &self.digest,
-            self.set,
-            self.space_bits,
-            &self.cts,
-        )
-    }
-    /// Reads a file written by [`EncryptedOutput::save`] for circuit `checked`.
-    pub fn load(path: &Path, checked: &CheckedGraph) -> Result<EncryptedOutput> {
-        let digest = checked.graph().digest()?;
-        let (set, space_bits, cts) = load_ciphertexts(path, KIND_OUTPUT, &digest)?;
-        Ok(EncryptedOutput {
-            digest,
-            set,
-            space_bits,
-            cts,
-        })
+        let (set, space_bits, cts) = load_ciphertexts(path, K::FILE_KIND, &digest)?;
+        Ok(Encrypted::new(digest, set, space_bits, cts))
     }
 }
 

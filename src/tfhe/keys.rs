@@ -2,6 +2,7 @@
 //! encryption and decryption, and the checks that keep keys and ciphertexts of different
 //! circuits or encodings apart.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,22 +80,67 @@ impl std::fmt::Debug for ServerKey {
     }
 }
 
-/// One sample's encrypted quantized inputs (one ciphertext per feature), made by the client.
+/// One sample's encrypted values for circuit `digest`: its inputs (made by the client) or its
+/// output accumulators (made by the server). `K` ([`Input`] or [`Output`]) keeps the two apart,
+/// so an output cannot be evaluated as an input.
 #[derive(Clone, Debug)]
-pub struct EncryptedInput {
+pub struct Encrypted<K: CiphertextKind> {
     pub(super) digest: String,
     pub(super) set: &'static ParamSet,
     pub(super) space_bits: u32,
     pub(super) cts: Vec<Ciphertext>,
+    pub(super) kind: PhantomData<K>,
 }
 
+/// One sample's encrypted quantized inputs (one ciphertext per feature), made by the client.
+pub type EncryptedInput = Encrypted<Input>;
+
 /// One sample's encrypted output accumulators, made by the server.
-#[derive(Clone, Debug)]
-pub struct EncryptedOutput {
-    pub(super) digest: String,
-    pub(super) set: &'static ParamSet,
-    pub(super) space_bits: u32,
-    pub(super) cts: Vec<Ciphertext>,
+pub type EncryptedOutput = Encrypted<Output>;
+
+/// What an [`Encrypted`] holds: [`Input`] or [`Output`] (sealed).
+pub trait CiphertextKind: sealed::Sealed + Clone + std::fmt::Debug {
+    /// The `kind` written in its file's header.
+    const FILE_KIND: &'static str;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Input {}
+    impl Sealed for super::Output {}
+}
+
+/// Encrypted inputs, made by the client.
+#[derive(Clone, Copy, Debug)]
+pub struct Input;
+
+/// Encrypted outputs, made by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Output;
+
+impl CiphertextKind for Input {
+    const FILE_KIND: &'static str = super::files::KIND_INPUT;
+}
+
+impl CiphertextKind for Output {
+    const FILE_KIND: &'static str = super::files::KIND_OUTPUT;
+}
+
+impl<K: CiphertextKind> Encrypted<K> {
+    pub(super) fn new(
+        digest: String,
+        set: &'static ParamSet,
+        space_bits: u32,
+        cts: Vec<Ciphertext>,
+    ) -> Encrypted<K> {
+        Encrypted {
+            digest,
+            set,
+            space_bits,
+            cts,
+            kind: PhantomData,
+        }
+    }
 }
 
 pub(super) fn encoding_mismatch(what: &str, have: u32, want: u32) -> Error {
@@ -245,12 +291,12 @@ impl ClientKey {
                 ct
             })
             .collect();
-        Ok(EncryptedInput {
-            digest: digest.to_string(),
-            set: self.set,
-            space_bits: self.space_bits,
+        Ok(EncryptedInput::new(
+            digest.to_string(),
+            self.set,
+            self.space_bits,
             cts,
-        })
+        ))
     }
 
     /// Decrypts one sample's output accumulators: in exact mode the exact integers the clear

@@ -83,5 +83,7 @@ pub use files::{
     load_client_key, load_manifest, load_server_key, save_keys, KeyManifest, CLIENT_KEY_FILE,
     MANIFEST_FILE, SERVER_KEY_FILE,
 };
-pub use keys::{ClientKey, EncryptedInput, EncryptedOutput, ServerKey};
+pub use keys::{
+    CiphertextKind, ClientKey, Encrypted, EncryptedInput, EncryptedOutput, Input, Output, ServerKey,
+};
 pub use params::tfhe_parameters;
