@@ -103,7 +103,7 @@ impl ObjectInfo {
     /// the magic, the header and that the length matches; not the payload's checksum.
     pub fn read(bytes: &[u8]) -> Result<ObjectInfo> {
         let corrupt = |m: &str| {
-            Error::Keys(format!(
+            Error::Input(format!(
                 "not an sqnn key or ciphertext ({m}): send the file that sqnn wrote, unchanged"
             ))
         };
@@ -173,10 +173,35 @@ pub(super) fn encode(mut header: FileHeader, payload: &[u8]) -> Result<Vec<u8>> 
 }
 
 pub(super) fn write_file(path: &Path, header: FileHeader, payload: &[u8]) -> Result<()> {
-    let bytes = encode(header, payload)?;
-    // Write to a temporary name, then rename: a crash never leaves half a key behind.
+    write_atomic(path, &encode(header, payload)?, false)
+}
+
+/// [`write_file`] for a secret (a client key): the file is readable by its owner only from the
+/// moment it is created.
+pub(super) fn write_secret_file(path: &Path, header: FileHeader, payload: &[u8]) -> Result<()> {
+    write_atomic(path, &encode(header, payload)?, true)
+}
+
+/// Writes to a temporary name, syncs, then renames: a crash never leaves half a key behind.
+fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    // A leftover temporary file would keep its old permissions.
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

@@ -26,8 +26,8 @@ use ::tfhe::shortint::server_key::{
 use ::tfhe::shortint::{CompressedServerKey, PBSOrder};
 
 use super::container::{
-    decode, encode, read_bytes, read_file, ser, write_file, FileHeader, Source, KIND_CLIENT,
-    KIND_SERVER,
+    decode, encode, read_bytes, read_file, ser, write_file, write_secret_file, FileHeader, Source,
+    KIND_CLIENT, KIND_SERVER,
 };
 use super::files::{client_key_limit, server_key_limit};
 use super::keys::{ClientKey, ServerKey};
@@ -49,7 +49,7 @@ impl ClientKey {
         let mut payload = Vec::new();
         ser(&glwe, &mut payload)?;
         ser(&lwe, &mut payload)?;
-        write_file(
+        write_secret_file(
             path,
             FileHeader {
                 max_degree: None,
