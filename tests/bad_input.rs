@@ -141,3 +141,112 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
         );
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_the_commands_exit_code() {
+    use std::io::BufRead;
+    // The report (117 kB) is larger than a pipe's buffer: the reader leaves after one line.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqnn"))
+        .arg("check")
+        .arg(circuit("mnist"))
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn oversized_inputs_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // A sparse 1 GiB file: its size is refused before a byte is read.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for cmd in ["compile", "check"] {
+        let mut c = sqnn();
+        c.arg(cmd).arg(&big);
+        if cmd == "compile" {
+            c.arg("--out").arg(dir.path().join("c.json"));
+        }
+        let out = c.output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {e}");
+        assert!(
+            e.contains("larger than") && e.contains("256 MiB"),
+            "{cmd}: {e}"
+        );
+    }
+    assert!(!dir.path().join("c.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_data_stream_is_cut_at_the_limit() {
+    // /dev/zero has no size and no line end: the reader stops at the CSV limit.
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "/dev/zero", "--out"])
+        .arg(dir.path().join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("larger than the 256 MiB limit"), "{e}");
+}
+
+#[test]
+fn error_messages_quote_a_bounded_slice_of_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(100_000);
+    let files = [
+        (
+            "format.json",
+            format!("{{\"format\": \"{long}\", \"version\": 1}}"),
+        ),
+        (
+            "variant.json",
+            format!("{{\"format\": \"sqnn-model\", \"version\": 1, \"kind\": \"{long}\"}}"),
+        ),
+        ("cell.csv", format!("a,b,y\n1,{long},0\n1,2,1\n")),
+        ("label.csv", format!("a,b,y\n1,2,{long}\n1,2,{long}\n")),
+        ("header.csv", format!("a,{long},y\n1,2,3\n")),
+    ];
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = if name.ends_with(".csv") {
+            sqnn()
+                .args(["train", "--data"])
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("m.json"))
+                .output()
+                .unwrap()
+        } else if name.starts_with("format") {
+            sqnn().arg("check").arg(&p).output().unwrap()
+        } else {
+            sqnn()
+                .arg("compile")
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("c.json"))
+                .output()
+                .unwrap()
+        };
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(e.len() < 2000, "{name}: {} bytes of error", e.len());
+    }
+}

@@ -295,5 +295,5 @@ fn word(t: &Task) -> &'static str {
 
 /// At most 64 characters of `s`, for messages.
 fn bounded(s: &str) -> String {
-    super::bounded(s, 64)
+    crate::fsio::bounded(s, 64)
 }

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 use crate::ir::graph::{signed_range, ClientSpec, IntGraph, Node, NodeId, Op};
 use crate::task::Task;
 
@@ -51,6 +52,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_TABLE_LEN: usize = 1 << 24;
 /// Largest number of nodes a circuit may hold.
 pub const MAX_NODES: usize = 1 << 22;
+/// Largest circuit file sqnn reads.
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * crate::fsio::MIB;
 /// Largest bit width accepted for weights, activations and accumulators in a file.
 pub const MAX_BITS: u32 = 24;
 
@@ -107,14 +110,15 @@ impl IntGraph {
     pub fn from_json(text: &str) -> Result<IntGraph> {
         let header: FileHeader = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "not a readable sqnn circuit ({e}); the file is truncated or not JSON: \
-                 recompile the model into a fresh circuit"
+                "not a readable sqnn circuit ({}); the file is truncated or not JSON: \
+                 recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         if header.format != FORMAT {
             return Err(Error::Circuit(format!(
                 "format is {:?}, expected {FORMAT:?}: this is not an sqnn circuit file",
-                header.format
+                bounded(&header.format, 64)
             )));
         }
         if header.version != VERSION {
@@ -126,7 +130,8 @@ impl IntGraph {
         }
         let file: File = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "malformed circuit ({e}): recompile the model into a fresh circuit"
+                "malformed circuit ({}): recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         let graph = file.circuit;
@@ -135,7 +140,7 @@ impl IntGraph {
             return Err(Error::Circuit(format!(
                 "checksum mismatch (file says {}, content hashes to {digest}): the circuit was \
                  modified after it was compiled; recompile the model into a fresh circuit",
-                file.sha256
+                bounded(&file.sha256, 64)
             )));
         }
         graph.validate()?;
@@ -144,15 +149,11 @@ impl IntGraph {
 
     /// Reads and validates a circuit file.
     pub fn load(path: &std::path::Path) -> Result<IntGraph> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.len() > 256 << 20 {
-            return Err(Error::Circuit(format!(
-                "{}: {} bytes is larger than any circuit this build accepts (256 MiB)",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsio::read_text_limited(path, MAX_CIRCUIT_BYTES, "circuit file")
+            .map_err(|e| match e {
+                Error::Input(m) => Error::Circuit(m),
+                other => other,
+            })?;
         IntGraph::from_json(&text)
             .map_err(|e| Error::Circuit(format!("{}: {}", path.display(), strip(e))))
     }
