@@ -250,3 +250,97 @@ fn error_messages_quote_a_bounded_slice_of_the_input() {
         assert!(e.len() < 2000, "{name}: {} bytes of error", e.len());
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_write_killed_half_way_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, old) = (dir.path().join("m.json"), dir.path().join("c.json"));
+    sqnn()
+        .args(["train", "--data", "iris", "--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    std::fs::copy(circuit("iris"), &old).unwrap();
+    let before = std::fs::read(&old).unwrap();
+    // A 2 kB file size limit kills `compile` (SIGXFSZ) in the middle of writing the circuit.
+    let script = format!(
+        "ulimit -f 4; exec '{}' compile '{}' --out '{}'",
+        assert_cmd::cargo::cargo_bin("sqnn").display(),
+        model.display(),
+        old.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+}
+
+#[test]
+fn a_model_with_nan_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.json");
+    std::fs::write(&model, "the user's good model").unwrap();
+    let out = sqnn()
+        .args([
+            "train", "--data", "iris", "--lr", "1e30", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("not writing"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&model).unwrap(),
+        "the user's good model"
+    );
+}
+
+#[test]
+fn an_output_equal_to_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
+    let before = std::fs::read(&data).unwrap();
+    let out = sqnn()
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join(".").join("d.csv"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("also an input"), "{e}");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    let c = dir.path().join("c.json");
+    std::fs::copy(circuit("iris"), &c).unwrap();
+    let before = std::fs::read(&c).unwrap();
+    let out = sqnn()
+        .arg("check")
+        .arg(&c)
+        .arg("--svg")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&c).unwrap(), before);
+}
+
+#[test]
+fn an_unwritable_output_is_found_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "iris", "--out"])
+        .arg(dir.path().join("missing").join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(out.stdout.is_empty(), "trained first");
+}

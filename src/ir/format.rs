@@ -158,9 +158,11 @@ impl IntGraph {
             .map_err(|e| Error::Circuit(format!("{}: {}", path.display(), strip(e))))
     }
 
-    /// Writes the circuit file.
+    /// Writes the circuit file atomically ([`crate::fsio::write_atomic`]): on any failure the
+    /// previous file at `path` is left as it was.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|e| Error::io(path, e))
+        let text = self.to_json()?;
+        crate::fsio::write_atomic(path, text.as_bytes(), crate::fsio::Secrecy::Public)
     }
 
     /// Structural validation: every rule of the format except table lengths (which need the

@@ -92,7 +92,8 @@ fn restore_exact_floats(q: &mut QuantizedMlp, bits: &[u64]) -> std::result::Resu
     Ok(())
 }
 
-/// Writes a model file of `kind` ([`KIND_CLASSIFIER`] or [`KIND_REGRESSOR`]).
+/// Writes a model file of `kind` atomically, after checking it as [`read_model`] would (so a
+/// model with NaN or infinite values is refused, and the previous file kept) ([`KIND_CLASSIFIER`] or [`KIND_REGRESSOR`]).
 pub(super) fn write_model(
     path: &Path,
     kind: &str,
@@ -112,10 +113,18 @@ pub(super) fn write_model(
         model: model.clone(),
         exact_floats,
     };
+    // What a reader would refuse is never written: NaN or infinite numbers, broken shapes.
+    check_model(&file).map_err(|m| {
+        Error::Model(format!(
+            "not writing {}: the model is invalid ({m}); train it again (a NaN or infinite \
+             value usually means the learning rate is too high)",
+            path.display()
+        ))
+    })?;
     let mut bytes = serde_json::to_vec(&file)
         .map_err(|e| Error::Model(format!("cannot serialize the model: {e}")))?;
     bytes.push(b'\n');
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::fsio::write_atomic(path, &bytes, crate::fsio::Secrecy::Public)
 }
 
 /// Reads and checks a model file of either kind.
