@@ -26,6 +26,9 @@
 //!   stored run-length encoded as `[value, count]` pairs; its entries lie in the declared
 //!   `[out_lo, out_hi]`, whose size fits `meta.n_a_bits`. Its length must equal the number of
 //!   indices the input's proved interval reaches (checked by [`crate::analyze`](mod@crate::analyze)).
+//! * `client.feature_names` (optional): the data's column names, in feature order, distinct; data
+//!   is matched to them by name ([`crate::data::Schema`]). Circuits without them (built by hand,
+//!   or compiled before they were recorded) still load, and their data is taken by position.
 //! * `outputs`: the last layer's `dot` nodes, in output order; the client dequantizes
 //!   `client.output_scale[k] * acc + client.output_bias[k]`.
 //!
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 use crate::ir::graph::{signed_range, ClientSpec, IntGraph, Node, NodeId, Op};
 use crate::task::Task;
 
@@ -48,6 +52,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_TABLE_LEN: usize = 1 << 24;
 /// Largest number of nodes a circuit may hold.
 pub const MAX_NODES: usize = 1 << 22;
+/// Largest circuit file sqnn reads.
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * crate::fsio::MIB;
 /// Largest bit width accepted for weights, activations and accumulators in a file.
 pub const MAX_BITS: u32 = 24;
 
@@ -104,14 +110,15 @@ impl IntGraph {
     pub fn from_json(text: &str) -> Result<IntGraph> {
         let header: FileHeader = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "not a readable sqnn circuit ({e}); the file is truncated or not JSON: \
-                 recompile the model into a fresh circuit"
+                "not a readable sqnn circuit ({}); the file is truncated or not JSON: \
+                 recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         if header.format != FORMAT {
             return Err(Error::Circuit(format!(
                 "format is {:?}, expected {FORMAT:?}: this is not an sqnn circuit file",
-                header.format
+                bounded(&header.format, 64)
             )));
         }
         if header.version != VERSION {
@@ -123,7 +130,8 @@ impl IntGraph {
         }
         let file: File = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "malformed circuit ({e}): recompile the model into a fresh circuit"
+                "malformed circuit ({}): recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         let graph = file.circuit;
@@ -132,7 +140,7 @@ impl IntGraph {
             return Err(Error::Circuit(format!(
                 "checksum mismatch (file says {}, content hashes to {digest}): the circuit was \
                  modified after it was compiled; recompile the model into a fresh circuit",
-                file.sha256
+                bounded(&file.sha256, 64)
             )));
         }
         graph.validate()?;
@@ -141,22 +149,20 @@ impl IntGraph {
 
     /// Reads and validates a circuit file.
     pub fn load(path: &std::path::Path) -> Result<IntGraph> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.len() > 256 << 20 {
-            return Err(Error::Circuit(format!(
-                "{}: {} bytes is larger than any circuit this build accepts (256 MiB)",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsio::read_text_limited(path, MAX_CIRCUIT_BYTES, "circuit file")
+            .map_err(|e| match e {
+                Error::Input(m) => Error::Circuit(m),
+                other => other,
+            })?;
         IntGraph::from_json(&text)
             .map_err(|e| Error::Circuit(format!("{}: {}", path.display(), strip(e))))
     }
 
-    /// Writes the circuit file.
+    /// Writes the circuit file atomically ([`crate::fsio::write_atomic`]): on any failure the
+    /// previous file at `path` is left as it was.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|e| Error::io(path, e))
+        let text = self.to_json()?;
+        crate::fsio::write_atomic(path, text.as_bytes(), crate::fsio::Secrecy::Public)
     }
 
     /// Structural validation: every rule of the format except table lengths (which need the
@@ -215,6 +221,10 @@ fn check_client(c: &ClientSpec) -> Result<()> {
     }
     if c.feature_std.iter().any(|&s| s <= 0.0) || c.input_scale <= 0.0 || c.target_std <= 0.0 {
         return bad("client spec has a non-positive scale or deviation".into());
+    }
+    if let Some(names) = &c.feature_names {
+        crate::data::Schema::validate_names(names, nf)
+            .or_else(|m| bad(format!("client spec: {m}")))?;
     }
     Ok(())
 }

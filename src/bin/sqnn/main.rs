@@ -7,11 +7,28 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that a closed pipe cannot crash (see `out.rs`).
+macro_rules! println {
+    () => { $crate::out::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that a closed pipe cannot crash (see `out.rs`).
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that a closed standard error cannot crash (see `out.rs`).
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::out::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod args;
 mod check;
 mod demo;
 mod encrypted;
 mod hint;
+mod out;
 mod progress;
 mod run;
 mod train;
@@ -53,6 +70,10 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::run(&a),
         Cmd::Demo(a) => demo::demo(&a),
     };
+    let result = result.and_then(|code| match out::failure() {
+        None => Ok(code),
+        Some(e) => Err(sqnn::Error::io("standard output", std::io::Error::other(e))),
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

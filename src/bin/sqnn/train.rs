@@ -206,6 +206,15 @@ fn weight_counts(model: &Model) -> (usize, usize) {
 /// Trains, prints metrics, saves the model. Returns the model.
 pub fn train(a: &TrainArgs) -> Result<Model> {
     let params = a.params()?;
+    let split_file = match a.split.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    };
+    let inputs: Vec<&Path> = [Some(Path::new(&a.data)), split_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    sqnn::fsio::check_output(&a.out, "out", &inputs)?;
     let (ds, split) = load_split(&a.data, &a.split)?;
     let train = ds.subset(&split.train);
     let test = ds.subset(&split.test);

@@ -1,0 +1,346 @@
+//! Bad conditions a user meets, one test each: data that does not match the circuit, writes
+//! that fail, outputs that would overwrite inputs, keys that do not belong together, closed
+//! pipes, oversized files. Each command must either do the right thing or refuse with exit 2
+//! and a message naming the problem, and never lose a file the user had.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+use sqnn::data::Dataset;
+
+fn sqnn() -> Command {
+    Command::cargo_bin("sqnn").unwrap()
+}
+
+fn circuit(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("circuits")
+        .join(format!("{name}.circuit.json"))
+}
+
+/// Iris as a CSV file: `order` picks and orders the feature columns, `label` names each class
+/// index, `keep` filters rows by class index.
+fn iris_csv(
+    path: &Path,
+    order: &[usize],
+    label: impl Fn(usize) -> String,
+    keep: impl Fn(usize) -> bool,
+) {
+    let ds = Dataset::builtin("iris").unwrap();
+    let labels = ds.labels().unwrap();
+    let mut text: Vec<String> = order.iter().map(|&j| ds.feature_names[j].clone()).collect();
+    text.push("species".into());
+    let mut out = text.join(",") + "\n";
+    for (r, row) in ds.x.rows().into_iter().enumerate() {
+        if !keep(labels[r]) {
+            continue;
+        }
+        let mut cells: Vec<String> = order.iter().map(|&j| row[j].to_string()).collect();
+        cells.push(label(labels[r]));
+        out += &(cells.join(",") + "\n");
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn class_name(k: usize) -> String {
+    ["setosa", "versicolor", "virginica"][k].to_string()
+}
+
+/// `sqnn run` in clear on iris's committed circuit; the accuracy, or the failure's stderr.
+fn run_accuracy(data: &Path, split: &Path) -> Result<f64, String> {
+    let out = sqnn()
+        .arg("run")
+        .arg(circuit("iris"))
+        .arg("--data")
+        .arg(data)
+        .arg("--split")
+        .arg(split)
+        .arg("--json")
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        assert_eq!(out.status.code(), Some(2));
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let j: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    Ok(j["accuracy"].as_f64().unwrap())
+}
+
+fn split_file(dir: &Path, name: &str, train: &[usize], test: std::ops::Range<usize>) -> PathBuf {
+    let p = dir.join(name);
+    let test: Vec<usize> = test.collect();
+    std::fs::write(
+        &p,
+        serde_json::json!({"train": train, "test": test}).to_string(),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn columns_in_another_order_are_matched_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = split_file(dir.path(), "s.json", &[0], 1..150);
+    let (straight, reversed) = (dir.path().join("iris.csv"), dir.path().join("rev.csv"));
+    iris_csv(&straight, &[0, 1, 2, 3], class_name, |_| true);
+    iris_csv(&reversed, &[3, 2, 1, 0], class_name, |_| true);
+    let a = run_accuracy(&straight, &split).unwrap();
+    assert!(a > 0.9, "{a}");
+    assert_eq!(run_accuracy(&reversed, &split).unwrap(), a);
+}
+
+#[test]
+fn renamed_labels_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = split_file(dir.path(), "s.json", &[0], 1..150);
+    let data = dir.path().join("renamed.csv");
+    iris_csv(&data, &[0, 1, 2, 3], |k| format!("class{k}"), |_| true);
+    let e = run_accuracy(&data, &split).unwrap_err();
+    assert!(e.contains("`class0`") && e.contains("`setosa`"), "{e}");
+}
+
+#[test]
+fn data_without_the_first_class_is_scored_by_label_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full, partial) = (dir.path().join("iris.csv"), dir.path().join("no0.csv"));
+    iris_csv(&full, &[0, 1, 2, 3], class_name, |_| true);
+    iris_csv(&partial, &[0, 1, 2, 3], class_name, |k| k != 0);
+    // The same 99 versicolor and virginica rows in both files.
+    let on_full = run_accuracy(&full, &split_file(dir.path(), "a.json", &[50], 51..150)).unwrap();
+    let on_partial =
+        run_accuracy(&partial, &split_file(dir.path(), "b.json", &[0], 1..100)).unwrap();
+    assert!(on_full > 0.9, "{on_full}");
+    assert_eq!(on_partial, on_full);
+}
+
+#[test]
+fn columns_the_circuit_does_not_know_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("other.csv");
+    std::fs::write(
+        &data,
+        "a,b,c,d,species\n1,2,3,4,setosa\n1,2,3,4,virginica\n",
+    )
+    .unwrap();
+    for cmd in [&["run"][..], &["check"]] {
+        let mut c = sqnn();
+        c.args(cmd).arg(circuit("iris"));
+        if cmd[0] == "run" {
+            c.arg("--data").arg(&data);
+        } else {
+            c.arg("--calibrate").arg(&data);
+        }
+        let out = c.args(["--split", "seeded"]).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {e}");
+        assert!(
+            e.contains("lacks `sepal length (cm)`") && e.contains("`a`"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_the_commands_exit_code() {
+    use std::io::BufRead;
+    // The report (117 kB) is larger than a pipe's buffer: the reader leaves after one line.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqnn"))
+        .arg("check")
+        .arg(circuit("mnist"))
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn oversized_inputs_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // A sparse 1 GiB file: its size is refused before a byte is read.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for cmd in ["compile", "check"] {
+        let mut c = sqnn();
+        c.arg(cmd).arg(&big);
+        if cmd == "compile" {
+            c.arg("--out").arg(dir.path().join("c.json"));
+        }
+        let out = c.output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {e}");
+        assert!(
+            e.contains("larger than") && e.contains("256 MiB"),
+            "{cmd}: {e}"
+        );
+    }
+    assert!(!dir.path().join("c.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_data_stream_is_cut_at_the_limit() {
+    // /dev/zero has no size and no line end: the reader stops at the CSV limit.
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "/dev/zero", "--out"])
+        .arg(dir.path().join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("larger than the 256 MiB limit"), "{e}");
+}
+
+#[test]
+fn error_messages_quote_a_bounded_slice_of_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(100_000);
+    let files = [
+        (
+            "format.json",
+            format!("{{\"format\": \"{long}\", \"version\": 1}}"),
+        ),
+        (
+            "variant.json",
+            format!("{{\"format\": \"sqnn-model\", \"version\": 1, \"kind\": \"{long}\"}}"),
+        ),
+        ("cell.csv", format!("a,b,y\n1,{long},0\n1,2,1\n")),
+        ("label.csv", format!("a,b,y\n1,2,{long}\n1,2,{long}\n")),
+        ("header.csv", format!("a,{long},y\n1,2,3\n")),
+    ];
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = if name.ends_with(".csv") {
+            sqnn()
+                .args(["train", "--data"])
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("m.json"))
+                .output()
+                .unwrap()
+        } else if name.starts_with("format") {
+            sqnn().arg("check").arg(&p).output().unwrap()
+        } else {
+            sqnn()
+                .arg("compile")
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("c.json"))
+                .output()
+                .unwrap()
+        };
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(e.len() < 2000, "{name}: {} bytes of error", e.len());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_killed_half_way_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, old) = (dir.path().join("m.json"), dir.path().join("c.json"));
+    sqnn()
+        .args(["train", "--data", "iris", "--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    std::fs::copy(circuit("iris"), &old).unwrap();
+    let before = std::fs::read(&old).unwrap();
+    // A 2 kB file size limit kills `compile` (SIGXFSZ) in the middle of writing the circuit.
+    let script = format!(
+        "ulimit -f 4; exec '{}' compile '{}' --out '{}'",
+        assert_cmd::cargo::cargo_bin("sqnn").display(),
+        model.display(),
+        old.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+}
+
+#[test]
+fn a_model_with_nan_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.json");
+    std::fs::write(&model, "the user's good model").unwrap();
+    let out = sqnn()
+        .args([
+            "train", "--data", "iris", "--lr", "1e30", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("not writing"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&model).unwrap(),
+        "the user's good model"
+    );
+}
+
+#[test]
+fn an_output_equal_to_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
+    let before = std::fs::read(&data).unwrap();
+    let out = sqnn()
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join(".").join("d.csv"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("also an input"), "{e}");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    let c = dir.path().join("c.json");
+    std::fs::copy(circuit("iris"), &c).unwrap();
+    let before = std::fs::read(&c).unwrap();
+    let out = sqnn()
+        .arg("check")
+        .arg(&c)
+        .arg("--svg")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&c).unwrap(), before);
+}
+
+#[test]
+fn an_unwritable_output_is_found_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "iris", "--out"])
+        .arg(dir.path().join("missing").join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(out.stdout.is_empty(), "trained first");
+}
