@@ -42,7 +42,7 @@ pub use facts::{DotFacts, PlanFacts};
 pub use latency::pbs_per_layer;
 pub use noise::{
     catastrophic_log2, ln_erfc, log2_add, log2_erfc_ratio, misread_log2, offset_at_least_log2,
-    read_offset, LOG2_P_FLOOR,
+    read_offset, read_offset_probability, LOG2_P_FLOOR,
 };
 pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
