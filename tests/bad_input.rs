@@ -344,3 +344,90 @@ fn an_unwritable_output_is_found_before_training() {
     assert!(e.contains("does not exist"), "{e}");
     assert!(out.stdout.is_empty(), "trained first");
 }
+
+/// `sqnn keygen` for iris's committed circuit into `dir`.
+#[cfg(feature = "tfhe-backend")]
+fn keygen(dir: &Path) {
+    sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(dir)
+        .assert()
+        .success();
+}
+
+/// `sqnn run --backend tfhe --keys dir` on one sample, with `extra` flags: exit 2 and stderr.
+#[cfg(feature = "tfhe-backend")]
+fn run_keys_fails(dir: &Path, extra: &[&str]) -> String {
+    let out = sqnn()
+        .arg("run")
+        .arg(circuit("iris"))
+        .args([
+            "--data",
+            "iris",
+            "--backend",
+            "tfhe",
+            "--samples",
+            "1",
+            "--keys",
+        ])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{extra:?}: {e}");
+    e
+}
+
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn keys_of_two_generations_and_flags_they_ignore_are_refused() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    keygen(a.path());
+    keygen(b.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.path().join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "client.key is {mode:o}");
+    }
+    // Flags that would choose other keys than the loaded ones.
+    for flags in [
+        &["--mode", "exact"][..],
+        &[
+            "--parameters",
+            "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
+        ],
+        &["--p-error", "-60"],
+    ] {
+        let e = run_keys_fails(a.path(), flags);
+        assert!(e.contains("cannot apply to the keys"), "{flags:?}: {e}");
+    }
+    // The server key of another generation: refused, not decrypted to noise.
+    std::fs::copy(b.path().join("server.key"), a.path().join("server.key")).unwrap();
+    let e = run_keys_fails(a.path(), &[]);
+    assert!(e.contains("another key generation"), "{e}");
+}
+
+#[test]
+fn keygen_checks_its_output_directory_before_generating() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(out.stdout.is_empty(), "generated first: {e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

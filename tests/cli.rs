@@ -360,7 +360,7 @@ fn keys_for_another_circuit_name_keygen() {
         .arg("run")
         .arg(&other)
         .args(["--data", "iris", "--backend", "tfhe", "--samples", "1"])
-        .args(["--mode", "exact", "--json", "--keys"])
+        .args(["--json", "--keys"])
         .arg(&keys)
         .output()
         .unwrap();

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// `println!` that a closed pipe cannot crash (see `out.rs`).
 macro_rules! println {
@@ -61,7 +61,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Run(a), Some(("run", sub))) = (&mut cli.cmd, matches.subcommand()) {
+        a.fhe.note_given(sub);
+    }
     let result = match cli.cmd {
         Cmd::Train(a) => train::train(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Compile(a) => check::compile(&a),

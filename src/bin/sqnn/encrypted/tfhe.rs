@@ -13,6 +13,7 @@ use sqnn::ir::IntGraph;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::report::render_text;
 use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
+use sqnn::tfhe::{CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{Error, Result};
 
 use crate::args::FheArgs;
@@ -33,9 +34,13 @@ fn checked(an: Analyzed) -> Result<CheckedGraph> {
 pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
     let plan = fhe.plan(checked.analyzed())?;
+    // The key files' places are checked before the keys are generated.
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    for file in [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE] {
+        sqnn::fsio::check_output(&out_dir.join(file), "out_dir", &[circuit])?;
+    }
     print!("{}", render_plan(&plan));
     let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let manifest = save_keys(out_dir, &checked, &client, &server, plan.mode)?;
     println!(
         "keys for {} in {} ({}; generated in {:.1} s): client.key (secret, keep it), server.key (give it to the server), keys.json",
@@ -56,8 +61,9 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
     let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
     let (backend, plan_name, keygen_s, mode) = match &a.keys {
         Some(dir) => {
-            let b = TfheBackend::load(dir, &checked)?;
             let m = load_manifest(dir)?;
+            a.fhe.check_loaded_keys(dir, &m.parameter_set)?;
+            let b = TfheBackend::load(dir, &checked)?;
             // Keys written before the manifest recorded the mode: the mode asked for.
             let mode = m.mode.unwrap_or(a.fhe.mode);
             (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0), mode)
