@@ -128,7 +128,9 @@ impl IntGraph {
                 header.version
             )));
         }
-        let file: File = serde_json::from_str(text).map_err(|e| {
+        // All tables together hold at most MAX_TABLE_LEN entries while this file is parsed:
+        // a small file cannot claim many huge run-length tables.
+        let file: File = rle::with_budget(|| serde_json::from_str(text)).map_err(|e| {
             Error::Circuit(format!(
                 "malformed circuit ({}): recompile the model into a fresh circuit",
                 bounded(&e.to_string(), 200)
@@ -462,6 +464,21 @@ pub(crate) mod rle {
         s.collect_seq(runs)
     }
 
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Entries the tables still being parsed may expand to, when a file is being read.
+        static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` (a parse) with all tables together limited to `MAX_TABLE_LEN` entries.
+    pub fn with_budget<T>(f: impl FnOnce() -> T) -> T {
+        let before = BUDGET.with(|b| b.replace(Some(super::MAX_TABLE_LEN as u64)));
+        let out = f();
+        BUDGET.with(|b| b.set(before));
+        out
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
         let runs: Vec<(i64, u64)> = Vec::deserialize(d)?;
         let mut total: u64 = 0;
@@ -479,6 +496,18 @@ pub(crate) mod rle {
                     ))
                 })?;
         }
+        let left = BUDGET.with(|b| match b.get() {
+            Some(left) if total > left => Err(D::Error::custom(format!(
+                "the tables hold more than {} entries in all",
+                super::MAX_TABLE_LEN
+            ))),
+            Some(left) => {
+                b.set(Some(left - total));
+                Ok(())
+            }
+            None => Ok(()),
+        });
+        left?;
         let mut table = Vec::with_capacity(total as usize);
         for (v, n) in runs {
             table.extend(std::iter::repeat_n(v, n as usize));
