@@ -35,6 +35,7 @@ mod request;
 mod tests;
 
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
+pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{
     aligned_margins, margins, needed_bits, read_align_bits, widest_read_bits, MAX_EXTRA_READ_BITS,
 };
@@ -44,6 +45,7 @@ pub use noise::{
     catastrophic_log2, ln_erfc, log2_add, log2_erfc_ratio, misread_log2, offset_at_least_log2,
     read_offset, read_offset_probability, LOG2_P_FLOOR,
 };
+pub use one_set::LOOSEST_TARGET_LOG2;
 pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;

@@ -17,7 +17,7 @@ use super::keys::{
 };
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
-use crate::fhe::ParamSet;
+use crate::fhe::{FheMode, ParamSet};
 use crate::fsio::{Secrecy, Staged};
 
 impl<K: CiphertextKind> Encrypted<K> {
@@ -151,6 +151,10 @@ pub struct KeyManifest {
     /// The key pair's id ([`ClientKey::key_pair`]); both key files must carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_pair: Option<String>,
+    /// How the plan the keys were made for reads tables (absent in manifests written before
+    /// it was recorded): in exact mode every output must equal the clear backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FheMode>,
 }
 
 pub(super) fn client_key_limit(set: &ParamSet) -> u64 {
@@ -163,12 +167,14 @@ pub(super) fn server_key_limit(set: &ParamSet) -> u64 {
         .saturating_add(64 << 20)
 }
 
-/// Writes `client.key`, `server.key` and `keys.json` into `dir` (created if needed).
+/// Writes `client.key`, `server.key` and `keys.json` into `dir` (created if needed); the
+/// manifest records `mode`, the read mode of the plan the keys were generated for.
 pub fn save_keys(
     dir: &Path,
     checked: &CheckedGraph,
     client: &ClientKey,
     server: &ServerKey,
+    mode: FheMode,
 ) -> Result<KeyManifest> {
     if client.digest != server.digest
         || client.set != server.set
@@ -205,6 +211,7 @@ pub fn save_keys(
         server_key_bytes: size(&sbytes),
         keygen_seconds: client.keygen_seconds,
         key_pair: client.key_pair.clone(),
+        mode: Some(mode),
     };
     let mpath = dir.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(&manifest)
