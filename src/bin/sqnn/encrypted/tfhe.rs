@@ -62,7 +62,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
     let (backend, plan_name, keygen_s, mode) = match &a.keys {
         Some(dir) => {
             let m = load_manifest(dir)?;
-            a.fhe.check_loaded_keys(dir, &m.parameter_set)?;
+            a.fhe.check_loaded_keys(dir, &m.parameter_set, m.mode)?;
             let b = TfheBackend::load(dir, &checked)?;
             // Keys written before the manifest recorded the mode: the mode asked for.
             let mode = m.mode.unwrap_or(a.fhe.mode);
