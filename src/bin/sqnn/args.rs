@@ -62,14 +62,24 @@ impl FheArgs {
     }
 
     /// Refuses the flags that cannot apply to keys loaded from `dir`, generated with
-    /// `parameter_set`: `--parameters` naming another set, and the flags that only steer the
-    /// choice of parameters.
+    /// `parameter_set` for `mode` (when recorded): `--parameters` naming another set, `--mode`
+    /// naming another mode, and the flags that only steer the choice of parameters. (Keys that
+    /// record no mode honour `--mode`: it says whether outputs must equal the clear ones.)
     #[cfg_attr(not(feature = "tfhe-backend"), allow(dead_code))]
-    pub fn check_loaded_keys(&self, dir: &std::path::Path, parameter_set: &str) -> Result<()> {
+    pub fn check_loaded_keys(
+        &self,
+        dir: &std::path::Path,
+        parameter_set: &str,
+        mode: Option<sqnn::fhe::FheMode>,
+    ) -> Result<()> {
         for id in &self.given {
             let flag = format!("--{}", id.replace('_', "-"));
-            let same_set = *id == "parameters" && self.parameters.as_deref() == Some(parameter_set);
-            if same_set {
+            let honoured = match *id {
+                "parameters" => self.parameters.as_deref() == Some(parameter_set),
+                "mode" => mode.is_none_or(|m| m == self.mode),
+                _ => false,
+            };
+            if honoured {
                 continue;
             }
             return Err(sqnn::Error::param(

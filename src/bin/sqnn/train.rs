@@ -210,7 +210,9 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
         sqnn::data::SplitSpec::File(p) => Some(p),
         _ => None,
     };
-    let inputs: Vec<&Path> = [Some(Path::new(&a.data)), split_file.as_deref()]
+    let data_file =
+        (!sqnn::Dataset::BUILTIN.contains(&a.data.as_str())).then(|| Path::new(&a.data));
+    let inputs: Vec<&Path> = [data_file, split_file.as_deref()]
         .into_iter()
         .flatten()
         .collect();

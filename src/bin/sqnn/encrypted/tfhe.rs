@@ -73,7 +73,7 @@ pub fn run(
     let (backend, plan_name, keygen_s, mode) = match &a.keys {
         Some(dir) => {
             let m = load_manifest(dir)?;
-            a.fhe.check_loaded_keys(dir, &m.parameter_set)?;
+            a.fhe.check_loaded_keys(dir, &m.parameter_set, m.mode)?;
             let b = TfheBackend::load(dir, &checked)?;
             // Keys written before the manifest recorded the mode: the mode asked for.
             let mode = m.mode.unwrap_or(a.fhe.mode);
