@@ -15,6 +15,7 @@ use super::keys::digest_mismatch;
 use super::params::lookup_set;
 use crate::error::{Error, Result};
 use crate::fhe::ParamSet;
+use crate::fsio::Secrecy;
 
 pub(super) const MAGIC: &[u8; 8] = b"SQNNFHE1";
 pub(super) const KIND_CLIENT: &str = "client_key";
@@ -172,37 +173,20 @@ pub(super) fn encode(mut header: FileHeader, payload: &[u8]) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
+/// Writes a container file atomically ([`crate::fsio::write_atomic`]); client keys are created
+/// owner-only.
 pub(super) fn write_file(path: &Path, header: FileHeader, payload: &[u8]) -> Result<()> {
-    write_atomic(path, &encode(header, payload)?, false)
+    let secrecy = if header.kind == KIND_CLIENT {
+        Secrecy::OwnerOnly
+    } else {
+        Secrecy::Public
+    };
+    write_bytes(path, &encode(header, payload)?, secrecy)
 }
 
-/// [`write_file`] for a secret (a client key): the file is readable by its owner only from the
-/// moment it is created.
-pub(super) fn write_secret_file(path: &Path, header: FileHeader, payload: &[u8]) -> Result<()> {
-    write_atomic(path, &encode(header, payload)?, true)
-}
-
-/// Writes to a temporary name, syncs, then renames: a crash never leaves half a key behind.
-fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    // A leftover temporary file would keep its old permissions.
-    let _ = std::fs::remove_file(&tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+/// Writes encoded bytes atomically: a crash or a full disk never leaves half a file behind.
+pub(super) fn write_bytes(path: &Path, bytes: &[u8], secrecy: Secrecy) -> Result<()> {
+    crate::fsio::write_atomic(path, bytes, secrecy)
 }
 
 /// What is being read, for messages: a file, or bytes received from elsewhere.

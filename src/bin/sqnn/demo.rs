@@ -57,8 +57,10 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let fhe = FheArgs {
         mode: sqnn::fhe::FheMode::Approximate,
         p_error: -40.0,
-        max_sigma: 2.0,
+        tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
+        max_sigma: None,
         parameters: None,
+        given: Vec::new(),
     };
     println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {
