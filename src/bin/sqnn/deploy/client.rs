@@ -109,7 +109,8 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
                 "batch_size": p.batch_size, "key_id": info.key_id,
                 "key_uploaded": uploaded, "key_upload_seconds": upload_s,
                 "parameters": manifest.parameter_set, "circuit": a.circuit,
-                "predictions": preds,
+                "predictions": preds, "outputs": p.outputs,
+                "clear_outputs": clear,
                 "backend": "remote" })
         );
     } else {
