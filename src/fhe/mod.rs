@@ -36,7 +36,8 @@ mod tests;
 
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
 pub use encoding::{
-    aligned_margins, margins, needed_bits, read_align_bits, widest_read_bits, MAX_EXTRA_READ_BITS,
+    aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
+    MAX_EXTRA_READ_BITS,
 };
 pub use facts::{DotFacts, PlanFacts};
 pub use latency::pbs_per_layer;

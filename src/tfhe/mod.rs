@@ -76,6 +76,7 @@ mod layout;
 #[cfg(feature = "calibration")]
 pub mod measure;
 mod params;
+mod rounding;
 
 pub use backend::{median, TfheBackend, TfheRun};
 pub use eval::{PreparedCircuit, StageTiming};
