@@ -41,6 +41,28 @@ impl Dataset {
         }
     }
 
+    /// The column names of a CSV file (its first non-blank row), as [`Dataset::from_csv`] reads
+    /// them (gzip too), without reading the rows.
+    pub fn csv_header(path: &Path) -> Result<Vec<String>> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let source = path.display().to_string();
+        let reader = std::io::BufReader::new(file);
+        let gz = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let r: Box<dyn Read> = if gz {
+            Box::new(flate2::read::GzDecoder::new(reader))
+        } else {
+            Box::new(reader)
+        };
+        let mut rdr = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(::csv::Trim::All)
+            .from_reader(r);
+        read_header(&source, &mut rdr)
+    }
+
     /// Like [`Dataset::from_csv`], from any reader; `source_name` is used in error messages and
     /// as the data set's name.
     ///
@@ -109,6 +131,14 @@ fn read_csv<R: Read>(
             }
         })
         .collect();
+    super::Schema::validate_names(&feature_names, feature_names.len()).map_err(|m| {
+        data_err(
+            source,
+            Some(1),
+            None,
+            format!("{m}; give every column its own name"),
+        )
+    })?;
     let x = Array2::from_shape_vec((n, header.len() - 1), xs)
         .map_err(|e| data_err(source, None, None, e.to_string()))?;
     Ok(Dataset {

@@ -21,6 +21,7 @@
 mod builtin;
 mod csv;
 mod scale;
+mod schema;
 mod split;
 
 use std::path::Path;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 pub use crate::task::{Task, TaskKind};
 
 pub use scale::Standardizer;
+pub use schema::{ColumnMatch, Conformed, Schema, MAX_NAME_LEN};
 pub use split::{
     peer_split, shuffled_indices, split_from_file, stratified_indices, train_test_split, Split,
     SplitSpec,
@@ -84,11 +86,29 @@ fn parse_finite(cell: &str) -> std::result::Result<f64, String> {
 
 fn list_names(names: &[String]) -> String {
     const MAX: usize = 12;
-    let mut s: Vec<String> = names.iter().take(MAX).map(|n| format!("`{n}`")).collect();
+    let mut s: Vec<String> = names
+        .iter()
+        .take(MAX)
+        .map(|n| format!("`{}`", bounded(n, 64)))
+        .collect();
     if names.len() > MAX {
         s.push(format!("... ({} in all)", names.len()));
     }
     s.join(", ")
+}
+
+/// At most `max` characters of `s` (a longer text ends with `...`): error messages quote
+/// input, and input can be arbitrarily long.
+///
+/// ```
+/// assert_eq!(sqnn::data::bounded("abcdef", 3), "abc...");
+/// assert_eq!(sqnn::data::bounded("abc", 3), "abc");
+/// ```
+pub fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 impl Dataset {

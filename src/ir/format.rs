@@ -26,6 +26,9 @@
 //!   stored run-length encoded as `[value, count]` pairs; its entries lie in the declared
 //!   `[out_lo, out_hi]`, whose size fits `meta.n_a_bits`. Its length must equal the number of
 //!   indices the input's proved interval reaches (checked by [`crate::analyze`](mod@crate::analyze)).
+//! * `client.feature_names` (optional): the data's column names, in feature order, distinct; data
+//!   is matched to them by name ([`crate::data::Schema`]). Circuits without them (built by hand,
+//!   or compiled before they were recorded) still load, and their data is taken by position.
 //! * `outputs`: the last layer's `dot` nodes, in output order; the client dequantizes
 //!   `client.output_scale[k] * acc + client.output_bias[k]`.
 //!
@@ -215,6 +218,10 @@ fn check_client(c: &ClientSpec) -> Result<()> {
     }
     if c.feature_std.iter().any(|&s| s <= 0.0) || c.input_scale <= 0.0 || c.target_std <= 0.0 {
         return bad("client spec has a non-positive scale or deviation".into());
+    }
+    if let Some(names) = &c.feature_names {
+        crate::data::Schema::validate_names(names, nf)
+            .or_else(|m| bad(format!("client spec: {m}")))?;
     }
     Ok(())
 }

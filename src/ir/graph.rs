@@ -85,6 +85,11 @@ pub struct ClientSpec {
     pub target_mean: f64,
     /// See `target_mean`.
     pub target_std: f64,
+    /// The data's feature names, in input order: the client matches a data set's columns by
+    /// these names ([`crate::data::Schema`]). `None` (absent in the file) for a circuit built by
+    /// hand or compiled by an sqnn that did not record them; columns then go by position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_names: Option<Vec<String>>,
 }
 
 impl ClientSpec {
@@ -105,6 +110,7 @@ impl ClientSpec {
             output_bias: vec![0.0; n_outputs],
             target_mean: 0.0,
             target_std: 1.0,
+            feature_names: None,
         }
     }
 }
@@ -135,6 +141,27 @@ impl IntGraph {
     /// Number of input features.
     pub fn n_features(&self) -> usize {
         self.client.feature_mean.len()
+    }
+
+    /// What the circuit expects of its data: feature names (if recorded) and task with class
+    /// labels. Match data to it with [`crate::data::Schema::conform`] before
+    /// [`IntGraph::quantize_inputs`].
+    pub fn schema(&self) -> crate::data::Schema {
+        crate::data::Schema {
+            feature_names: self.client.feature_names.clone(),
+            task: self.meta.task.clone(),
+        }
+    }
+
+    /// The same graph recording `names` as its feature names (one per feature, distinct,
+    /// non-empty), or none.
+    pub fn with_feature_names(mut self, names: Option<&[String]>) -> Result<IntGraph> {
+        if let Some(n) = names {
+            crate::data::Schema::validate_names(n, self.n_features())
+                .map_err(|m| Error::Circuit(format!("{m}: the model's names do not fit")))?;
+        }
+        self.client.feature_names = names.map(<[String]>::to_vec);
+        Ok(self)
     }
 
     /// Number of linear layers.

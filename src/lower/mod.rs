@@ -31,6 +31,18 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: PruningMode) -> Result<I
     lower_with(model, name, pruning, Rounding::LOSSLESS)
 }
 
+/// Lowers a trained [`Model`](crate::train::Model) with `rounding`, recording its pruning mode and
+/// its feature names (so data is matched to the circuit by column name): what `sqnn compile`
+/// writes.
+pub fn lower_model(
+    model: &crate::train::Model,
+    name: &str,
+    rounding: Rounding,
+) -> Result<IntGraph> {
+    lower_with(model.quantized(), name, model.params().pruning, rounding)?
+        .with_feature_names(model.feature_names())
+}
+
 /// Lowers a quantized model to an integer graph, rounding accumulators before tables as
 /// `rounding` allows (see [`lower`]).
 pub fn lower_with(
@@ -112,6 +124,7 @@ fn empty_graph(
             output_bias: Vec::new(),
             target_mean: model.target_mean,
             target_std: model.target_std,
+            feature_names: None,
         },
         nodes: Vec::new(),
         outputs: Vec::new(),

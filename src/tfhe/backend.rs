@@ -67,6 +67,7 @@ impl TfheBackend {
             || client.set != server.set
             || client.space_bits != server.space_bits
             || client.exact_rounding != server.exact_rounding
+            || client.key_pair != server.key_pair
         {
             return Err(Error::Keys(
                 "the client and server keys were not generated together: generate keys for this circuit"

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::keys::{
-    check_ciphertexts, digest_mismatch, encoding_mismatch, EncryptedInput, EncryptedOutput,
-    ServerKey,
+    check_ciphertexts, check_pair, digest_mismatch, encoding_mismatch, EncryptedInput,
+    EncryptedOutput, ServerKey,
 };
 use super::layout::{Circuit, Layout};
 use super::rounding::Rescale;
@@ -259,12 +259,9 @@ impl ServerKey {
             .iter()
             .map(|&o| vals[o].take().expect("output evaluated"))
             .collect();
-        Ok(EncryptedOutput::new(
-            self.digest.clone(),
-            self.set,
-            self.space_bits,
-            cts,
-        ))
+        let mut out = EncryptedOutput::new(self.digest.clone(), self.set, self.space_bits, cts);
+        out.key_pair = self.key_pair.clone();
+        Ok(out)
     }
 
     /// Every node's ciphertext (inputs, dots, tables) of one evaluation; `profile`, if given,
@@ -329,6 +326,7 @@ impl ServerKey {
                 self.space_bits,
             ));
         }
+        check_pair("the encrypted input", input.key_pair(), self.key_pair())?;
         let n_inputs = checked.graph().input_nodes().len();
         if input.cts.len() != n_inputs {
             return Err(Error::Input(format!(

@@ -2,18 +2,19 @@
 //! payload length and SHA-256, encoding), encrypted inputs and outputs, and key directories
 //! (`client.key`, `server.key`, `keys.json`).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ::tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use ::tfhe::safe_serialization::safe_deserialize;
 use ::tfhe::shortint::Ciphertext;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::container::{
+    decode, encode, kind_name, read_bytes, read_file, ser, write_file, FileHeader, Source,
+    MAX_ITEMS,
+};
 use super::keys::{
     check_ciphertexts, digest_mismatch, CiphertextKind, ClientKey, Encrypted, ServerKey,
 };
-use super::params::lookup_set;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe::ParamSet;
@@ -31,267 +32,85 @@ impl<K: CiphertextKind> Encrypted<K> {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+    /// The key pair it was made (inputs) or evaluated (outputs) with, when recorded.
+    pub fn key_pair(&self) -> Option<&str> {
+        self.key_pair.as_deref()
+    }
     /// Writes the file (safe serialization behind an sqnn header).
     pub fn save(&self, path: &Path) -> Result<()> {
-        save_ciphertexts(
-            path,
-            K::FILE_KIND,
-            &self.digest,
-            self.set,
-            self.space_bits,
-            &self.cts,
-        )
+        write_file(path, self.header(), &self.payload()?)
+    }
+    /// The file's content, for sending elsewhere ([`Encrypted::from_bytes`] reads it back).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        encode(self.header(), &self.payload()?)
     }
     /// Reads a file written by [`Encrypted::save`] (of the same kind) for circuit `checked`.
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<Encrypted<K>> {
         let digest = checked.graph().digest()?;
-        let (set, space_bits, cts) = load_ciphertexts(path, K::FILE_KIND, &digest)?;
-        Ok(Encrypted::new(digest, set, space_bits, cts))
+        let (header, set, payload) = read_file(path, K::FILE_KIND, &digest, max_ciphertexts_bytes)?;
+        Encrypted::decoded(path, digest, header, set, &payload)
     }
-}
+    /// Reads bytes made by [`Encrypted::to_bytes`] (of the same kind) for circuit `checked`;
+    /// `label` names them in messages (for example `"sample 3 of the request"`).
+    pub fn from_bytes(bytes: &[u8], label: &str, checked: &CheckedGraph) -> Result<Encrypted<K>> {
+        let digest = checked.graph().digest()?;
+        let (header, set, payload) =
+            read_bytes(bytes, label, K::FILE_KIND, &digest, max_ciphertexts_bytes)?;
+        Encrypted::decoded(label, digest, header, set, &payload)
+    }
 
-pub(super) const MAGIC: &[u8; 8] = b"SQNNFHE1";
-pub(super) const KIND_CLIENT: &str = "client_key";
-pub(super) const KIND_SERVER: &str = "server_key";
-pub(super) const KIND_INPUT: &str = "encrypted_input";
-pub(super) const KIND_OUTPUT: &str = "encrypted_output";
-pub(super) const MAX_HEADER: u32 = 1 << 20;
-pub(super) const MAX_ITEMS: u64 = 1 << 20;
+    fn header(&self) -> FileHeader {
+        FileHeader::new(
+            K::FILE_KIND,
+            &self.digest,
+            self.set,
+            self.cts.len() as u64,
+            self.space_bits,
+            self.key_pair.as_deref(),
+        )
+    }
 
-/// The header in front of every sqnn TFHE file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileHeader {
-    pub(super) kind: String,
-    pub(super) digest: String,
-    pub(super) parameter_set: String,
-    /// Objects in the payload (ciphertexts, or key parts).
-    pub(super) items: u64,
-    pub(super) payload_bytes: u64,
-    pub(super) payload_sha256: String,
-    /// Server keys: `max_degree` of the shortint key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) max_degree: Option<u64>,
-    /// The encoding's space `P`; absent in files written before spaces existed, which used
-    /// the set's own precision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) space_bits: Option<u32>,
-    /// Keys: exact rounding (part of the encoding); absent means false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(super) exact_rounding: bool,
-}
-
-impl FileHeader {
-    /// The header of a file of `items` objects of `kind`, without the optional fields; the
-    /// payload's length and checksum are filled in by [`write_file`].
-    pub(super) fn new(
-        kind: &str,
-        digest: &str,
-        set: &ParamSet,
-        items: u64,
-        space_bits: u32,
-    ) -> FileHeader {
-        FileHeader {
-            kind: kind.to_string(),
-            digest: digest.to_string(),
-            parameter_set: set.name.to_string(),
-            items,
-            payload_bytes: 0,
-            payload_sha256: String::new(),
-            max_degree: None,
-            space_bits: Some(space_bits),
-            exact_rounding: false,
+    fn payload(&self) -> Result<Vec<u8>> {
+        let mut payload = Vec::new();
+        for ct in &self.cts {
+            ser(ct, &mut payload)?;
         }
+        Ok(payload)
     }
 
-    pub(super) fn space_bits(&self, set: &ParamSet) -> u32 {
-        self.space_bits.unwrap_or_else(|| set.precision())
+    fn decoded<S: Source + ?Sized>(
+        source: &S,
+        digest: String,
+        header: FileHeader,
+        set: &'static ParamSet,
+        payload: &[u8],
+    ) -> Result<Encrypted<K>> {
+        let what = kind_name(K::FILE_KIND);
+        let limit = ct_bytes(set);
+        let cts = decode(source, what, || {
+            let mut r: &[u8] = payload;
+            let mut cts = Vec::with_capacity(header.items as usize);
+            for _ in 0..header.items {
+                cts.push(safe_deserialize::<Ciphertext>(&mut r, limit)?);
+            }
+            if !r.is_empty() {
+                return Err(format!("{} trailing bytes", r.len()));
+            }
+            Ok(cts)
+        })?;
+        check_ciphertexts(&cts, set, what)?;
+        let mut e = Encrypted::new(digest, set, header.space_bits(set), cts);
+        e.key_pair = header.key_pair;
+        Ok(e)
     }
 }
 
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub(super) fn kind_name(kind: &str) -> &'static str {
-    match kind {
-        KIND_CLIENT => "client key",
-        KIND_SERVER => "server key",
-        KIND_INPUT => "encrypted input",
-        _ => "encrypted output",
-    }
-}
-
-pub(super) fn write_file(path: &Path, mut header: FileHeader, payload: &[u8]) -> Result<()> {
-    header.payload_bytes = payload.len() as u64;
-    header.payload_sha256 = sha256_hex(payload);
-    let h = serde_json::to_vec(&header)
-        .map_err(|e| Error::Keys(format!("cannot write a file header: {e}")))?;
-    let mut bytes = Vec::with_capacity(12 + h.len() + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&h);
-    bytes.extend_from_slice(payload);
-    // Write to a temporary name, then rename: a crash never leaves half a key behind.
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// Reads and checks a file's header, digest and checksum; returns the header and payload.
-pub(super) fn read_file(
-    path: &Path,
-    kind: &str,
-    digest: &str,
-    max_payload: impl Fn(&ParamSet) -> u64,
-) -> Result<(FileHeader, &'static ParamSet, Vec<u8>)> {
-    let what = kind_name(kind);
-    let corrupt = |m: String| {
-        Error::Keys(format!(
-            "{}: {m}; the {what} file is corrupted or truncated: regenerate it (for keys: \
-             generate keys for this circuit again)",
-            path.display()
-        ))
-    };
-    let mut f = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Keys(format!(
-                "no {what} at {}: generate keys for this circuit",
-                path.display()
-            ))
-        } else {
-            Error::io(path, e)
-        }
-    })?;
-    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut head = [0u8; 12];
-    if f.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
-        return Err(corrupt(format!("not an sqnn {what} file (bad magic)")));
-    }
-    let hlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if hlen > MAX_HEADER || 12 + u64::from(hlen) > file_len {
-        return Err(corrupt(format!("header length {hlen} is impossible")));
-    }
-    let mut h = vec![0u8; hlen as usize];
-    f.read_exact(&mut h)
-        .map_err(|e| corrupt(format!("cannot read the header ({e})")))?;
-    let header: FileHeader =
-        serde_json::from_slice(&h).map_err(|e| corrupt(format!("unreadable header ({e})")))?;
-    if header.kind != kind {
-        return Err(Error::Keys(format!(
-            "{} is a {}, not a {what}",
-            path.display(),
-            kind_name(&header.kind)
-        )));
-    }
-    if header.digest != digest {
-        return Err(digest_mismatch(
-            &format!("the {what} {}", path.display()),
-            &header.digest,
-            digest,
-        ));
-    }
-    let set = lookup_set(&header.parameter_set)?;
-    let limit = max_payload(set);
-    if header.payload_bytes > limit || header.items > MAX_ITEMS {
-        return Err(corrupt(format!(
-            "it claims {} bytes in {} items, more than a {what} of {} can hold ({limit} bytes)",
-            header.payload_bytes, header.items, set.name
-        )));
-    }
-    if file_len != 12 + u64::from(hlen) + header.payload_bytes {
-        return Err(corrupt(format!(
-            "{file_len} bytes on disk, the header announces {}",
-            12 + u64::from(hlen) + header.payload_bytes
-        )));
-    }
-    let mut payload = vec![0u8; header.payload_bytes as usize];
-    f.read_exact(&mut payload)
-        .map_err(|e| corrupt(format!("cannot read the payload ({e})")))?;
-    if sha256_hex(&payload) != header.payload_sha256 {
-        return Err(corrupt("checksum mismatch".to_string()));
-    }
-    Ok((header, set, payload))
-}
-
-/// Deserializes a payload of safe-serialized objects, turning any failure (or panic of a
-/// consistency assertion inside `tfhe`) into an [`Error::Keys`].
-pub(super) fn decode<T>(
-    path: &Path,
-    what: &str,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Error::Keys(format!(
-            "{}: cannot decode the {what} ({e}); the file is corrupted or from another tfhe \
-             version: regenerate it (for keys: generate keys for this circuit again)",
-            path.display()
-        ))),
-        Err(_) => Err(Error::Keys(format!(
-            "{}: the {what} is inconsistent with its parameter set; the file is corrupted: \
-             regenerate it (for keys: generate keys for this circuit again)",
-            path.display()
-        ))),
-    }
-}
-
-pub(super) fn ser<T>(obj: &T, out: &mut Vec<u8>) -> Result<()>
-where
-    T: Serialize + ::tfhe::Versionize + ::tfhe::named::Named,
-{
-    safe_serialize(obj, &mut *out, 1 << 40)
-        .map_err(|e| Error::Keys(format!("cannot serialize a {}: {e}", T::NAME)))
+fn max_ciphertexts_bytes(set: &ParamSet) -> u64 {
+    ct_bytes(set).saturating_mul(MAX_ITEMS)
 }
 
 pub(super) fn ct_bytes(set: &ParamSet) -> u64 {
     ((set.glwe_dimension * set.polynomial_size + 1) * 8 + 4096) as u64
-}
-
-pub(super) fn save_ciphertexts(
-    path: &Path,
-    kind: &str,
-    digest: &str,
-    set: &ParamSet,
-    space_bits: u32,
-    cts: &[Ciphertext],
-) -> Result<()> {
-    let mut payload = Vec::new();
-    for ct in cts {
-        ser(ct, &mut payload)?;
-    }
-    write_file(
-        path,
-        FileHeader::new(kind, digest, set, cts.len() as u64, space_bits),
-        &payload,
-    )
-}
-
-pub(super) fn load_ciphertexts(
-    path: &Path,
-    kind: &str,
-    digest: &str,
-) -> Result<(&'static ParamSet, u32, Vec<Ciphertext>)> {
-    let (header, set, payload) = read_file(path, kind, digest, |s| {
-        ct_bytes(s).saturating_mul(MAX_ITEMS)
-    })?;
-    let limit = ct_bytes(set);
-    let cts = decode(path, kind_name(kind), || {
-        let mut r: &[u8] = &payload;
-        let mut cts = Vec::with_capacity(header.items as usize);
-        for _ in 0..header.items {
-            cts.push(safe_deserialize::<Ciphertext>(&mut r, limit)?);
-        }
-        if !r.is_empty() {
-            return Err(format!("{} trailing bytes", r.len()));
-        }
-        Ok(cts)
-    })?;
-    check_ciphertexts(&cts, set, kind_name(kind))?;
-    Ok((set, header.space_bits(set), cts))
 }
 
 /// File names in a key directory.
@@ -325,6 +144,9 @@ pub struct KeyManifest {
     pub server_key_bytes: u64,
     /// Key generation time, when known.
     pub keygen_seconds: Option<f64>,
+    /// The key pair's id ([`ClientKey::key_pair`]); both key files must carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pair: Option<String>,
 }
 
 pub(super) fn client_key_limit(set: &ParamSet) -> u64 {
@@ -348,6 +170,7 @@ pub fn save_keys(
         || client.set != server.set
         || client.space_bits != server.space_bits
         || client.exact_rounding != server.exact_rounding
+        || client.key_pair != server.key_pair
     {
         return Err(Error::Keys(
             "the client and server keys were not generated together".into(),
@@ -376,6 +199,7 @@ pub fn save_keys(
         client_key_bytes: size(&cpath)?,
         server_key_bytes: size(&spath)?,
         keygen_seconds: client.keygen_seconds,
+        key_pair: client.key_pair.clone(),
     };
     let mpath = dir.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(&manifest)
@@ -408,7 +232,7 @@ pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
     })
 }
 
-pub(super) fn check_manifest(dir: &Path, checked: &CheckedGraph) -> Result<()> {
+pub(super) fn check_manifest(dir: &Path, checked: &CheckedGraph) -> Result<KeyManifest> {
     let m = load_manifest(dir)?;
     let digest = checked.graph().digest()?;
     if m.digest != digest {
@@ -418,17 +242,38 @@ pub(super) fn check_manifest(dir: &Path, checked: &CheckedGraph) -> Result<()> {
             &digest,
         ));
     }
+    Ok(m)
+}
+
+/// A key file of `dir` must belong to the pair its manifest names (two key generations'
+/// files in one directory decrypt to noise).
+fn check_manifest_pair(dir: &Path, m: &KeyManifest, file: &str, pair: Option<&str>) -> Result<()> {
+    if m.key_pair.as_deref() != pair {
+        return Err(Error::Keys(format!(
+            "{} belongs to another key generation than {} (key pair {} against {}): the \
+             directory mixes two key sets; generate keys for this circuit into {} again",
+            dir.join(file).display(),
+            dir.join(MANIFEST_FILE).display(),
+            pair.unwrap_or("none"),
+            m.key_pair.as_deref().unwrap_or("none"),
+            dir.display()
+        )));
+    }
     Ok(())
 }
 
 /// Loads `dir/server.key` for circuit `checked` (the server's side).
 pub fn load_server_key(dir: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
-    check_manifest(dir, checked)?;
-    ServerKey::load(&dir.join(SERVER_KEY_FILE), checked)
+    let m = check_manifest(dir, checked)?;
+    let key = ServerKey::load(&dir.join(SERVER_KEY_FILE), checked)?;
+    check_manifest_pair(dir, &m, SERVER_KEY_FILE, key.key_pair())?;
+    Ok(key)
 }
 
 /// Loads `dir/client.key` for circuit `checked` (the client's side).
 pub fn load_client_key(dir: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
-    check_manifest(dir, checked)?;
-    ClientKey::load(&dir.join(CLIENT_KEY_FILE), checked)
+    let m = check_manifest(dir, checked)?;
+    let key = ClientKey::load(&dir.join(CLIENT_KEY_FILE), checked)?;
+    check_manifest_pair(dir, &m, CLIENT_KEY_FILE, key.key_pair())?;
+    Ok(key)
 }

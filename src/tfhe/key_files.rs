@@ -25,10 +25,11 @@ use ::tfhe::shortint::server_key::{
 };
 use ::tfhe::shortint::{CompressedServerKey, PBSOrder};
 
-use super::files::{
-    client_key_limit, decode, read_file, ser, server_key_limit, write_file, FileHeader,
-    KIND_CLIENT, KIND_SERVER,
+use super::container::{
+    decode, encode, read_bytes, read_file, ser, write_file, FileHeader, Source, KIND_CLIENT,
+    KIND_SERVER,
 };
+use super::files::{client_key_limit, server_key_limit};
 use super::keys::{ClientKey, ServerKey};
 use super::layout::Circuit;
 use super::params::{ggsw_count, tfhe_parameters};
@@ -53,7 +54,14 @@ impl ClientKey {
             FileHeader {
                 max_degree: None,
                 exact_rounding: self.exact_rounding,
-                ..FileHeader::new(KIND_CLIENT, &self.digest, self.set, 2, self.space_bits)
+                ..FileHeader::new(
+                    KIND_CLIENT,
+                    &self.digest,
+                    self.set,
+                    2,
+                    self.space_bits,
+                    self.key_pair.as_deref(),
+                )
             },
             &payload,
         )
@@ -90,6 +98,7 @@ impl ClientKey {
             space_bits,
             exact_rounding: header.exact_rounding,
             keygen_seconds: None,
+            key_pair: header.key_pair,
         })
     }
 }
@@ -98,6 +107,19 @@ impl ServerKey {
     /// Writes the server key (its compressed, seeded form) to `path`. Only a key generated in
     /// this process keeps that form; a loaded key is saved by copying its file.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let (header, payload) = self.container()?;
+        write_file(path, header, &payload)
+    }
+
+    /// The server key file's content (its compressed form), for sending to a server, where
+    /// [`ServerKey::from_bytes`] reads it. Only a key generated in this process keeps that
+    /// form; a loaded key is sent as its file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let (header, payload) = self.container()?;
+        encode(header, &payload)
+    }
+
+    fn container(&self) -> Result<(FileHeader, Vec<u8>)> {
         let Some(c) = &self.compressed else {
             return Err(Error::Keys(
                 "this server key was loaded from a file: copy that file instead of saving it again"
@@ -108,15 +130,19 @@ impl ServerKey {
         let mut payload = Vec::new();
         ser(&ksk_chunk, &mut payload)?;
         ser(&bsk_chunk, &mut payload)?;
-        write_file(
-            path,
-            FileHeader {
-                max_degree: Some(c.max_degree.get()),
-                exact_rounding: self.exact_rounding,
-                ..FileHeader::new(KIND_SERVER, &self.digest, self.set, 2, self.space_bits)
-            },
-            &payload,
-        )
+        let header = FileHeader {
+            max_degree: Some(c.max_degree.get()),
+            exact_rounding: self.exact_rounding,
+            ..FileHeader::new(
+                KIND_SERVER,
+                &self.digest,
+                self.set,
+                2,
+                self.space_bits,
+                self.key_pair.as_deref(),
+            )
+        };
+        Ok((header, payload))
     }
 
     /// The compressed key's seeded keyswitching and bootstrapping keys, as the chunks that
@@ -212,16 +238,36 @@ impl ServerKey {
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
         let digest = checked.graph().digest()?;
         let (header, set, payload) = read_file(path, KIND_SERVER, &digest, server_key_limit)?;
+        ServerKey::decoded(path, checked, digest, header, set, &payload)
+    }
+
+    /// Reads the bytes of a server key file (see [`ServerKey::to_bytes`]) for circuit
+    /// `checked`, and expands it; `label` names them in messages.
+    pub fn from_bytes(bytes: &[u8], label: &str, checked: &CheckedGraph) -> Result<ServerKey> {
+        let digest = checked.graph().digest()?;
+        let (header, set, payload) =
+            read_bytes(bytes, label, KIND_SERVER, &digest, server_key_limit)?;
+        ServerKey::decoded(label, checked, digest, header, set, &payload)
+    }
+
+    fn decoded<S: Source + ?Sized>(
+        source: &S,
+        checked: &CheckedGraph,
+        digest: String,
+        header: FileHeader,
+        set: &'static ParamSet,
+        payload: &[u8],
+    ) -> Result<ServerKey> {
         let space_bits = header.space_bits(set);
         Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let max_degree = header.max_degree.unwrap_or(0);
-        let compressed = decode(path, "server key", || {
-            let (ksk, bsk) = read_seeded_parts(&payload, set)?;
+        let compressed = decode(source, "server key", || {
+            let (ksk, bsk) = read_seeded_parts(payload, set)?;
             check_server_key(set, &params, &ksk, &bsk, max_degree)?;
             Ok(compressed_server_key(set, params, ksk, bsk, max_degree))
         })?;
-        let key = decode(path, "server key", || Ok(compressed.decompress()))?;
+        let key = decode(source, "server key", || Ok(compressed.decompress()))?;
         Ok(ServerKey {
             key: Arc::new(key),
             compressed: None,
@@ -229,6 +275,7 @@ impl ServerKey {
             set,
             space_bits,
             exact_rounding: header.exact_rounding,
+            key_pair: header.key_pair,
         })
     }
 }

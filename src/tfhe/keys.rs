@@ -18,7 +18,8 @@ use crate::fhe::{FhePlan, ParamSet};
 use crate::progress::{NoProgress, Progress};
 
 pub(super) fn short(d: &str) -> &str {
-    &d[..d.len().min(16)]
+    // Headers come from files and requests: cut at a character boundary.
+    d.char_indices().nth(16).map_or(d, |(i, _)| &d[..i])
 }
 
 pub(super) fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
@@ -40,6 +41,8 @@ pub struct ClientKey {
     /// Exact rounding ([`FhePlan::exact_rounding`]): part of the encoding.
     pub(super) exact_rounding: bool,
     pub(super) keygen_seconds: Option<f64>,
+    /// The key pair's id (see [`ClientKey::key_pair`]).
+    pub(super) key_pair: Option<String>,
 }
 
 impl std::fmt::Debug for ClientKey {
@@ -67,6 +70,8 @@ pub struct ServerKey {
     pub(super) space_bits: u32,
     /// Exact rounding: tables clear their dropped bits before reading (see the module docs).
     pub(super) exact_rounding: bool,
+    /// The key pair's id (see [`ClientKey::key_pair`]).
+    pub(super) key_pair: Option<String>,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -89,6 +94,8 @@ pub struct Encrypted<K: CiphertextKind> {
     pub(super) set: &'static ParamSet,
     pub(super) space_bits: u32,
     pub(super) cts: Vec<Ciphertext>,
+    /// The key pair it was made or evaluated with, when known.
+    pub(super) key_pair: Option<String>,
     pub(super) kind: PhantomData<K>,
 }
 
@@ -119,11 +126,11 @@ pub struct Input;
 pub struct Output;
 
 impl CiphertextKind for Input {
-    const FILE_KIND: &'static str = super::files::KIND_INPUT;
+    const FILE_KIND: &'static str = super::container::KIND_INPUT;
 }
 
 impl CiphertextKind for Output {
-    const FILE_KIND: &'static str = super::files::KIND_OUTPUT;
+    const FILE_KIND: &'static str = super::container::KIND_OUTPUT;
 }
 
 impl<K: CiphertextKind> Encrypted<K> {
@@ -138,6 +145,7 @@ impl<K: CiphertextKind> Encrypted<K> {
             set,
             space_bits,
             cts,
+            key_pair: None,
             kind: PhantomData,
         }
     }
@@ -187,6 +195,7 @@ impl ClientKey {
         let server = compressed.decompress();
         progress.finish();
         let secs = t0.elapsed().as_secs_f64();
+        let pair = new_key_pair_id();
         Ok((
             ClientKey {
                 key,
@@ -195,6 +204,7 @@ impl ClientKey {
                 space_bits,
                 exact_rounding: plan.exact_rounding,
                 keygen_seconds: Some(secs),
+                key_pair: Some(pair.clone()),
             },
             ServerKey {
                 key: Arc::new(server),
@@ -203,6 +213,7 @@ impl ClientKey {
                 set,
                 space_bits,
                 exact_rounding: plan.exact_rounding,
+                key_pair: Some(pair),
             },
         ))
     }
@@ -220,6 +231,14 @@ impl ClientKey {
     /// The digest of the circuit the key was made for.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The key pair's id: random, drawn when the pair was generated, carried by both keys, by
+    /// their files and manifest, and by every ciphertext made or evaluated with them, so that
+    /// keys and ciphertexts of two key generations are never mixed. `None` for keys written
+    /// before pairs were recorded.
+    pub fn key_pair(&self) -> Option<&str> {
+        self.key_pair.as_deref()
     }
 
     /// Seconds key generation took, when this key was generated (not loaded).
@@ -291,12 +310,9 @@ impl ClientKey {
                 ct
             })
             .collect();
-        Ok(EncryptedInput::new(
-            digest.to_string(),
-            self.set,
-            self.space_bits,
-            cts,
-        ))
+        let mut input = EncryptedInput::new(digest.to_string(), self.set, self.space_bits, cts);
+        input.key_pair = self.key_pair.clone();
+        Ok(input)
     }
 
     /// Decrypts one sample's output accumulators: in exact mode the exact integers the clear
@@ -328,6 +344,7 @@ impl ClientKey {
                 self.space_bits,
             ));
         }
+        check_pair("the encrypted output", out.key_pair(), self.key_pair())?;
         check_ciphertexts(&out.cts, self.set, "encrypted output")?;
         let outputs = &checked.graph().outputs;
         if out.cts.len() != outputs.len() {
@@ -378,7 +395,34 @@ pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
     Ok(())
 }
 
+/// A random key-pair id (128 bits, hex).
+fn new_key_pair_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Refuses `what` (a ciphertext) made with another key pair than the key's (when both are
+/// recorded): its decryption would be noise.
+pub(super) fn check_pair(what: &str, have: Option<&str>, key: Option<&str>) -> Result<()> {
+    match (have, key) {
+        (Some(h), Some(k)) if h != k => Err(Error::Keys(format!(
+            "{what} was made with key pair {}, these keys are pair {}: encrypt again with the \
+             client key that belongs to these keys",
+            short(h),
+            short(k)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl ServerKey {
+    /// The key pair's id (see [`ClientKey::key_pair`]).
+    pub fn key_pair(&self) -> Option<&str> {
+        self.key_pair.as_deref()
+    }
+
     /// The parameter set's `tfhe` name.
     pub fn parameter_set(&self) -> &'static str {
         self.set.name

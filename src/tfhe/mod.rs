@@ -68,6 +68,7 @@
 //! A key directory holds `client.key`, `server.key` and the manifest `keys.json`.
 
 mod backend;
+mod container;
 mod eval;
 mod files;
 mod key_files;
@@ -79,6 +80,7 @@ mod params;
 mod rounding;
 
 pub use backend::{median, TfheBackend, TfheRun};
+pub use container::ObjectInfo;
 pub use eval::{PreparedCircuit, StageTiming};
 pub use files::{
     load_client_key, load_manifest, load_server_key, save_keys, KeyManifest, CLIENT_KEY_FILE,

@@ -554,6 +554,15 @@ impl Model {
         }
     }
 
+    /// What the model expects of its data: its feature names (if recorded) and its task with
+    /// class labels; match data to it with [`crate::data::Schema::conform`].
+    pub fn schema(&self) -> crate::data::Schema {
+        crate::data::Schema {
+            feature_names: self.feature_names().map(<[String]>::to_vec),
+            task: self.quantized().task.clone(),
+        }
+    }
+
     /// Predictions as numbers: the class index (as `f64`) or the regression value.
     pub fn predict(&self, x: &Array2<f64>) -> Result<Vec<f64>> {
         match self {

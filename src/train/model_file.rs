@@ -195,9 +195,7 @@ fn check_model(f: &ModelFile) -> std::result::Result<(), String> {
         return Err("feature statistics are empty or of different lengths".into());
     }
     if let Some(names) = &f.feature_names {
-        if names.len() != d {
-            return Err(format!("{} feature names for {d} features", names.len()));
-        }
+        crate::data::Schema::validate_names(names, d)?;
     }
     let finite_nonzero = |v: f64| v.is_finite() && v != 0.0;
     if q.feature_mean.iter().any(|v| !v.is_finite())

@@ -8,7 +8,7 @@ use sqnn::execute::{Backend, ClearBackend};
 use sqnn::fhe::{self};
 use sqnn::tfhe::{
     load_client_key, load_server_key, save_keys, ClientKey, EncryptedInput, EncryptedOutput,
-    ServerKey, TfheBackend,
+    ObjectInfo, ServerKey, TfheBackend,
 };
 use sqnn::Error;
 
@@ -234,4 +234,69 @@ fn keys_and_ciphertexts_carry_their_encoding() {
     let p12 = plan_at_width(&c4, set(SET4), 12, fhe::FheMode::Approximate, -30.0, 2);
     let m = keys_error(sk.rebind_with(&c4, &p12).unwrap_err());
     assert!(m.contains("12-bit ciphertext space does not fit"), "{m}");
+}
+
+#[test]
+fn keys_and_ciphertexts_of_two_key_generations_are_not_mixed() {
+    let c = circuit4();
+    let (ck, sk) = keys4();
+    let (ck2, sk2) = ClientKey::generate(&c, &plan(&c, SET4)).unwrap();
+    assert!(ck.key_pair().is_some() && ck.key_pair() == sk.key_pair());
+    assert!(ck2.key_pair() == sk2.key_pair() && ck2.key_pair() != ck.key_pair());
+    let x = vec![-2, 3, 2];
+    // An input of one pair is not evaluated with the other pair's server key...
+    let enc = ck.encrypt(&c, &x).unwrap();
+    assert_eq!(enc.key_pair(), ck.key_pair());
+    let e = keys_error(sk2.evaluate(&c, &enc).unwrap_err());
+    assert!(e.contains("key pair"), "{e}");
+    // ... nor its output decrypted with the other pair's client key.
+    let out = sk2.evaluate(&c, &ck2.encrypt(&c, &x).unwrap()).unwrap();
+    assert_eq!(out.key_pair(), ck2.key_pair());
+    let e = keys_error(ck.decrypt(&c, &out).unwrap_err());
+    assert!(e.contains("key pair"), "{e}");
+    assert!(TfheBackend::new(ck.clone(), sk2.clone()).is_err());
+    // A key directory whose server.key comes from another generation is refused.
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    save_keys(d1.path(), &c, ck, sk).unwrap();
+    save_keys(d2.path(), &c, &ck2, &sk2).unwrap();
+    std::fs::copy(d2.path().join("server.key"), d1.path().join("server.key")).unwrap();
+    let e = keys_error(load_server_key(d1.path(), &c).unwrap_err());
+    assert!(e.contains("another key generation"), "{e}");
+    assert!(TfheBackend::load(d1.path(), &c).is_err());
+    assert!(load_client_key(d1.path(), &c).is_ok());
+}
+
+#[test]
+fn keys_and_ciphertexts_round_trip_through_bytes() {
+    let c = circuit4();
+    let (ck, sk) = keys4();
+    let bytes = sk.to_bytes().unwrap();
+    let info = ObjectInfo::read(&bytes).unwrap();
+    assert_eq!(info.kind, "server_key");
+    assert_eq!(info.digest, c.graph().digest().unwrap());
+    assert_eq!(info.key_pair.as_deref(), sk.key_pair());
+    let server = ServerKey::from_bytes(&bytes, "the uploaded key", &c).unwrap();
+    let x = vec![-2, 3, 2];
+    let enc = ck.encrypt(&c, &x).unwrap().to_bytes().unwrap();
+    let enc = EncryptedInput::from_bytes(&enc, "sample 0", &c).unwrap();
+    let out = server.evaluate(&c, &enc).unwrap().to_bytes().unwrap();
+    let out = EncryptedOutput::from_bytes(&out, "the response", &c).unwrap();
+    let want = ClearBackend::default().run(&c, &[x]).unwrap();
+    assert_eq!(ck.decrypt(&c, &out).unwrap(), want[0]);
+    // Truncated, flipped or mislabelled bytes are refused with a message naming them.
+    let e =
+        keys_error(ServerKey::from_bytes(&bytes[..bytes.len() - 1], "the upload", &c).unwrap_err());
+    assert!(e.contains("the upload"), "{e}");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 10;
+    flipped[last] ^= 1;
+    let e = keys_error(ServerKey::from_bytes(&flipped, "the upload", &c).unwrap_err());
+    assert!(e.contains("checksum"), "{e}");
+    let e = keys_error(EncryptedInput::from_bytes(&bytes, "sample 0", &c).unwrap_err());
+    assert!(
+        e.contains("not a encrypted input") || e.contains("is a server key"),
+        "{e}"
+    );
+    assert!(ObjectInfo::read(b"garbage").is_err());
 }

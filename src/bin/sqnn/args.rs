@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
-use sqnn::data::{Dataset, Split, SplitSpec, TaskKind};
+use sqnn::data::{Dataset, Schema, Split, SplitSpec, TaskKind};
 use sqnn::Result;
 
 /// How the TFHE parameters are chosen.
@@ -86,6 +86,19 @@ pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
     let ds = Dataset::load(data, s.target.as_deref(), s.task)?;
     let split = s.spec().split(&ds)?;
     Ok((ds, split))
+}
+
+/// Loads a data set for a circuit or model (`schema`), picks its split (on the data as read, so
+/// the rows are those training used), and matches its columns by name and its labels by value
+/// ([`Schema::conform`]); a match by position (no names recorded) is said on standard error.
+pub fn load_split_for(data: &str, s: &SplitArgs, schema: &Schema) -> Result<(Dataset, Split)> {
+    let ds = schema.load(data, s.target.as_deref(), s.task)?;
+    let conformed = schema.conform(&ds)?;
+    let split = s.spec().split(&ds)?;
+    if let Some(note) = conformed.columns.note() {
+        eprintln!("note: {note}");
+    }
+    Ok((conformed.data, split))
 }
 
 impl SplitArgs {

@@ -10,7 +10,7 @@ use sqnn::analyze::{analyze, Analyzed};
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
-use crate::args::{load_split, FheArgs, SplitArgs};
+use crate::args::{load_split_for, FheArgs, SplitArgs};
 
 #[derive(Args)]
 pub struct CompileArgs {
@@ -59,8 +59,7 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| model.data_name().to_string());
     let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
-    let graph =
-        sqnn::lower::lower_with(model.quantized(), &name, model.params().pruning, rounding)?;
+    let graph = sqnn::lower::lower_model(&model, &name, rounding)?;
     graph.save(&a.out)?;
     let an = analyze(graph)?;
     print!("{}", report::render_text(an.report()));
@@ -99,7 +98,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
 
 /// Widths measured on data (Concrete ML's way) against the proved ones.
 pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result<()> {
-    let (ds, sp) = load_split(data, split)?;
+    let (ds, sp) = load_split_for(data, split, &an.graph().schema())?;
     let train = ds.subset(&sp.train);
     let inputs = an.graph().quantize_inputs(&train.x)?;
     let cal = sqnn::execute::calibrate(an, &inputs)?;

@@ -13,7 +13,7 @@ use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
-use crate::args::{load_split, BackendKind, FheArgs, SplitArgs};
+use crate::args::{load_split_for, BackendKind, FheArgs, SplitArgs};
 use crate::encrypted;
 
 #[derive(Args)]
@@ -54,7 +54,7 @@ pub fn metric(graph: &IntGraph, preds: &[f64], y: &[f64]) -> (&'static str, f64)
 
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
     let graph = IntGraph::load(&a.circuit)?;
-    let (ds, split) = load_split(&a.data, &a.split)?;
+    let (ds, split) = load_split_for(&a.data, &a.split, &graph.schema())?;
     let test = ds.subset(&split.test);
     let default_n = if a.backend == BackendKind::Tfhe {
         5
