@@ -76,16 +76,14 @@ impl ServerKey {
         let facts = checked.facts();
         let iv = facts[*input].interval;
         let p = layout.space_bits;
-        let (c, s, buckets) =
-            fhe::rounding_scale(iv.lo, iv.hi, p, *r, iv.lo.wrapping_add(*offset)).ok_or_else(
-                || {
-                    Error::Keys(format!(
-                        "a value of [{}, {}] does not fit a {p}-bit ciphertext space: generate \
+        let (c, s, buckets) = fhe::rounding_scale(iv.lo, iv.hi, p, *r, iv.lo.wrapping_add(*offset))
+            .ok_or_else(|| {
+                Error::Keys(format!(
+                    "a value of [{}, {}] does not fit a {p}-bit ciphertext space: generate \
                          keys for this circuit",
-                        iv.lo, iv.hi
-                    ))
-                },
-            )?;
+                    iv.lo, iv.hi
+                ))
+            })?;
         let m_in = layout.below[*input];
         let (lo_out, m_out) = (facts[id].interval.lo, layout.below[id]);
         let last = table.len().saturating_sub(1);

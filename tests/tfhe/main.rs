@@ -14,3 +14,4 @@ mod approximate;
 mod equivalence;
 mod files;
 mod rounding;
+mod variants;
