@@ -73,7 +73,8 @@ pub fn aligned_margins(
 /// // An 8-bit accumulator in a 9-bit space, 4 bits dropped: 16 or 17 buckets, s = 1.
 /// let (c, s, nb) = rounding_scale(0, 255, 9, 4, 0).unwrap();
 /// assert_eq!((c % 16, s, nb), (0, 1, 16));
-/// assert_eq!(rounding_scale(0, 255, 9, 4, 8).unwrap().1..=rounding_scale(0, 255, 9, 4, 8).unwrap().2, 1..=17);
+/// let (_, s, nb) = rounding_scale(0, 255, 9, 4, 8).unwrap();
+/// assert_eq!((s, nb), (1, 17));
 /// // A 9-bit accumulator: no room to spread.
 /// assert_eq!(rounding_scale(0, 511, 9, 4, 0).unwrap().1, 0);
 /// ```
