@@ -244,7 +244,7 @@ fn latency() {
         let (ck, sk) = ClientKey::generate(&c2, &plan(&c2, name)).unwrap();
         let keygen = t.elapsed().as_secs_f64();
         let dir = tempfile::tempdir().unwrap();
-        let m = save_keys(dir.path(), &c2, &ck, &sk).unwrap();
+        let m = save_keys(dir.path(), &c2, &ck, &sk, sqnn::fhe::FheMode::Exact).unwrap();
         let t = Instant::now();
         let loaded = load_server_key(dir.path(), &c2).unwrap();
         let load_s = t.elapsed().as_secs_f64();

@@ -2,7 +2,7 @@
 //! accumulator check.
 //!
 //! The pipeline, one module per stage in data-flow order (see `ARCHITECTURE.md`); a module
-//! imports only the foundation (`cast`, `error`, `task`, `progress`) and the stages before it:
+//! imports only the foundation (`cast`, `error`, `fsio`, `task`, `progress`) and the stages before it:
 //! [`data`] → [`train`] → [`ir`] → [`lower`](mod@lower) → [`analyze`](mod@analyze) → [`report`] → [`execute`] →
 //! [`fhe`] → `tfhe` (feature `tfhe-backend`).
 //!
@@ -29,6 +29,7 @@
 
 pub mod cast;
 pub mod error;
+pub mod fsio;
 pub mod progress;
 pub mod task;
 

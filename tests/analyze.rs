@@ -16,16 +16,7 @@ proptest! {
     fn every_value_lies_in_its_interval(
         seed in any::<u64>(), nf in 1usize..6, layers in 1usize..4, width in 1usize..6, n_out in 1usize..4
     ) {
-        let g = common::random_graph(seed, nf, layers, width, n_out);
-        let an = analyze(g).unwrap();
-        let inputs = common::random_inputs(an.graph(), seed ^ 1, 200);
-        let trace = ClearBackend::default().trace(&an, &inputs).unwrap();
-        for (id, col) in trace.iter().enumerate() {
-            let iv = an.facts()[id].interval;
-            for &v in col {
-                prop_assert!(v >= iv.lo && v <= iv.hi, "node {id}: {v} outside [{}, {}]", iv.lo, iv.hi);
-            }
-        }
+        values_lie_in_intervals((seed, nf, layers, width, n_out))?;
     }
 
     #[test]
@@ -47,6 +38,62 @@ proptest! {
             prop_assert_eq!(sub.facts()[sub.graph().outputs[0]].interval, iv);
         }
     }
+}
+
+/// Random graph shapes: seed, features, layers, width, outputs.
+type Shape = (u64, usize, usize, usize, usize);
+
+fn shapes() -> impl Strategy<Value = Shape> {
+    (any::<u64>(), 1usize..6, 1usize..4, 1usize..6, 1usize..4)
+}
+
+/// Traces 200 random inputs through a random graph: every value in its proved interval.
+/// Returns the number of inputs traced.
+fn values_lie_in_intervals(
+    (seed, nf, layers, width, n_out): Shape,
+) -> Result<usize, TestCaseError> {
+    let g = common::random_graph(seed, nf, layers, width, n_out);
+    let an = analyze(g).unwrap();
+    let inputs = common::random_inputs(an.graph(), seed ^ 1, 200);
+    let trace = ClearBackend::default().trace(&an, &inputs).unwrap();
+    for (id, col) in trace.iter().enumerate() {
+        let iv = an.facts()[id].interval;
+        for &v in col {
+            prop_assert!(
+                v >= iv.lo && v <= iv.hi,
+                "node {id}: {v} outside [{}, {}]",
+                iv.lo,
+                iv.hi
+            );
+        }
+    }
+    Ok(inputs.len())
+}
+
+/// The soundness property at scale: 5 000 random graphs, 10^6 traced inputs.
+#[test]
+#[ignore = "long property run: cargo test --release --test analyze long_soundness -- --ignored --nocapture"]
+fn long_soundness_run() {
+    let traced = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 5_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let t = std::time::Instant::now();
+    runner
+        .run(&shapes(), |shape| {
+            let n = values_lie_in_intervals(shape)?;
+            traced.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    let traced = traced.into_inner();
+    println!(
+        "soundness: 5000 graphs, {traced} traced inputs, every value in its interval ({:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(traced >= 1_000_000, "{traced}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Modules any module may import; they import only each other.
-const FOUNDATION: &[&str] = &["cast", "error", "progress", "task"];
+const FOUNDATION: &[&str] = &["cast", "error", "fsio", "progress", "task"];
 
 /// The stages in data-flow order: each may import the foundation and the stages before it.
 const PIPELINE: &[&str] = &[

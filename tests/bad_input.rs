@@ -141,3 +141,293 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
         );
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_the_commands_exit_code() {
+    use std::io::BufRead;
+    // The report (117 kB) is larger than a pipe's buffer: the reader leaves after one line.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqnn"))
+        .arg("check")
+        .arg(circuit("mnist"))
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn oversized_inputs_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // A sparse 1 GiB file: its size is refused before a byte is read.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for cmd in ["compile", "check"] {
+        let mut c = sqnn();
+        c.arg(cmd).arg(&big);
+        if cmd == "compile" {
+            c.arg("--out").arg(dir.path().join("c.json"));
+        }
+        let out = c.output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {e}");
+        assert!(
+            e.contains("larger than") && e.contains("256 MiB"),
+            "{cmd}: {e}"
+        );
+    }
+    assert!(!dir.path().join("c.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_data_stream_is_cut_at_the_limit() {
+    // /dev/zero has no size and no line end: the reader stops at the CSV limit.
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "/dev/zero", "--out"])
+        .arg(dir.path().join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("larger than the 256 MiB limit"), "{e}");
+}
+
+#[test]
+fn error_messages_quote_a_bounded_slice_of_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(100_000);
+    let files = [
+        (
+            "format.json",
+            format!("{{\"format\": \"{long}\", \"version\": 1}}"),
+        ),
+        (
+            "variant.json",
+            format!("{{\"format\": \"sqnn-model\", \"version\": 1, \"kind\": \"{long}\"}}"),
+        ),
+        ("cell.csv", format!("a,b,y\n1,{long},0\n1,2,1\n")),
+        ("label.csv", format!("a,b,y\n1,2,{long}\n1,2,{long}\n")),
+        ("header.csv", format!("a,{long},y\n1,2,3\n")),
+    ];
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = if name.ends_with(".csv") {
+            sqnn()
+                .args(["train", "--data"])
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("m.json"))
+                .output()
+                .unwrap()
+        } else if name.starts_with("format") {
+            sqnn().arg("check").arg(&p).output().unwrap()
+        } else {
+            sqnn()
+                .arg("compile")
+                .arg(&p)
+                .arg("--out")
+                .arg(dir.path().join("c.json"))
+                .output()
+                .unwrap()
+        };
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(e.len() < 2000, "{name}: {} bytes of error", e.len());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_killed_half_way_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, old) = (dir.path().join("m.json"), dir.path().join("c.json"));
+    sqnn()
+        .args(["train", "--data", "iris", "--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    std::fs::copy(circuit("iris"), &old).unwrap();
+    let before = std::fs::read(&old).unwrap();
+    // A 2 kB file size limit kills `compile` (SIGXFSZ) in the middle of writing the circuit.
+    let script = format!(
+        "ulimit -f 4; exec '{}' compile '{}' --out '{}'",
+        assert_cmd::cargo::cargo_bin("sqnn").display(),
+        model.display(),
+        old.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+}
+
+#[test]
+fn a_model_with_nan_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.json");
+    std::fs::write(&model, "the user's good model").unwrap();
+    let out = sqnn()
+        .args([
+            "train", "--data", "iris", "--lr", "1e30", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("not writing"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&model).unwrap(),
+        "the user's good model"
+    );
+}
+
+#[test]
+fn an_output_equal_to_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
+    let before = std::fs::read(&data).unwrap();
+    let out = sqnn()
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join(".").join("d.csv"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("also an input"), "{e}");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    let c = dir.path().join("c.json");
+    std::fs::copy(circuit("iris"), &c).unwrap();
+    let before = std::fs::read(&c).unwrap();
+    let out = sqnn()
+        .arg("check")
+        .arg(&c)
+        .arg("--svg")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&c).unwrap(), before);
+}
+
+#[test]
+fn an_unwritable_output_is_found_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqnn()
+        .args(["train", "--data", "iris", "--out"])
+        .arg(dir.path().join("missing").join("m.json"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(out.stdout.is_empty(), "trained first");
+}
+
+/// `sqnn keygen` for iris's committed circuit into `dir`.
+#[cfg(feature = "tfhe-backend")]
+fn keygen(dir: &Path) {
+    sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(dir)
+        .assert()
+        .success();
+}
+
+/// `sqnn run --backend tfhe --keys dir` on one sample, with `extra` flags: exit 2 and stderr.
+#[cfg(feature = "tfhe-backend")]
+fn run_keys_fails(dir: &Path, extra: &[&str]) -> String {
+    let out = sqnn()
+        .arg("run")
+        .arg(circuit("iris"))
+        .args([
+            "--data",
+            "iris",
+            "--backend",
+            "tfhe",
+            "--samples",
+            "1",
+            "--keys",
+        ])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{extra:?}: {e}");
+    e
+}
+
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn keys_of_two_generations_and_flags_they_ignore_are_refused() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    keygen(a.path());
+    keygen(b.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.path().join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "client.key is {mode:o}");
+    }
+    // Flags that would choose other keys than the loaded ones.
+    for flags in [
+        &["--mode", "exact"][..],
+        &[
+            "--parameters",
+            "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128",
+        ],
+        &["--p-error", "-60"],
+    ] {
+        let e = run_keys_fails(a.path(), flags);
+        assert!(e.contains("cannot apply to the keys"), "{flags:?}: {e}");
+    }
+    // The server key of another generation: refused, not decrypted to noise.
+    std::fs::copy(b.path().join("server.key"), a.path().join("server.key")).unwrap();
+    let e = run_keys_fails(a.path(), &[]);
+    assert!(e.contains("another key generation"), "{e}");
+}
+
+#[test]
+fn keygen_checks_its_output_directory_before_generating() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(out.stdout.is_empty(), "generated first: {e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

@@ -352,6 +352,24 @@ fn keys_for_another_circuit_name_keygen() {
         .arg(&keys)
         .assert()
         .success();
+    // The manifest records the mode, and a run with these keys reports it.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(keys.join("keys.json")).unwrap()).unwrap();
+    assert_eq!(manifest["mode"], "approximate", "{manifest}");
+    let out = sqnn()
+        .arg("run")
+        .arg(&other)
+        .args(["--data", "iris", "--backend", "tfhe", "--samples", "1"])
+        .args(["--json", "--keys"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_json(&out.stdout)["mode"], "approximate");
     let out = sqnn()
         .arg("run")
         .arg(circuits().join("iris.circuit.json"))

@@ -144,3 +144,36 @@ fn erfc(x: f64) -> f64 {
         2.0 - r
     }
 }
+
+/// A table that drops 4 low bits reads its accumulator moved by the noise *before* the shift,
+/// as the ciphertexts do: values in the middle of their 16-value bucket (8 units from either
+/// edge) never change output at σ = 1 unit, although most reads are moved (moving the table
+/// index instead would change every moved read).
+#[test]
+fn rounded_tables_are_read_through_their_rounding() {
+    let mut g = one_table();
+    // Input x in [-8, 7], accumulator 16·x + 8 in [-120, 120], 16 buckets of 16 values.
+    g.nodes[1].op = Op::Dot {
+        terms: vec![(0, 16)],
+        constant: 8,
+    };
+    g.nodes[2].op = Op::Lut {
+        input: 1,
+        offset: 128,
+        round_bits: 4,
+        out_lo: 0,
+        out_hi: 15,
+        table: (0..16).collect(),
+    };
+    g.meta.n_w_bits = 6;
+    g.meta.n_accum_bits = 9;
+    let an = analyze(g).unwrap();
+    let sigma = vec![0.0, 0.0, 1.0, 0.0];
+    let middle: Vec<Vec<i64>> = (0..20_000).map(|i| vec![(i % 16) - 8]).collect();
+    let (out, stats) = ClearBackend::default()
+        .simulate(&an, &middle, &sigma, 5)
+        .unwrap();
+    assert!(stats.misreads[2] > 20_000 / 2, "{:?}", stats.misreads);
+    assert_eq!(stats.changed[2], 0);
+    assert!(out.iter().zip(&middle).all(|(o, x)| o[0] == x[0] + 8));
+}

@@ -9,6 +9,7 @@ use ndarray::Array2;
 
 use super::{data_err, list_names, parse_finite, Dataset};
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 use crate::task::{Task, TaskKind};
 
 /// Targets with at most this many distinct integer values are inferred to be class labels.
@@ -27,34 +28,17 @@ impl Dataset {
     /// numbers, else lexicographically; labels index them.
     ///
     /// Malformed files give [`Error::Data`] naming the line and column, and how to fix it.
+    /// Files larger than [`MAX_CSV_BYTES`](super::MAX_CSV_BYTES) (before or after
+    /// decompression) are refused.
     pub fn from_csv(path: &Path, target: Option<&str>, task: Option<TaskKind>) -> Result<Dataset> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let source = path.display().to_string();
-        let reader = std::io::BufReader::new(file);
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-        {
-            Self::from_csv_reader(&source, flate2::read::GzDecoder::new(reader), target, task)
-        } else {
-            Self::from_csv_reader(&source, reader, target, task)
-        }
+        Self::from_csv_reader(&path.display().to_string(), open(path)?, target, task)
     }
 
     /// The column names of a CSV file (its first non-blank row), as [`Dataset::from_csv`] reads
     /// them (gzip too), without reading the rows.
     pub fn csv_header(path: &Path) -> Result<Vec<String>> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let source = path.display().to_string();
-        let reader = std::io::BufReader::new(file);
-        let gz = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-        let r: Box<dyn Read> = if gz {
-            Box::new(flate2::read::GzDecoder::new(reader))
-        } else {
-            Box::new(reader)
-        };
+        let r = open(path)?;
         let mut rdr = ::csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -86,6 +70,22 @@ impl Dataset {
     ) -> Result<Dataset> {
         read_csv(source_name, r, target, task)
     }
+}
+
+/// A CSV file's text, decompressed if its name ends in `.gz`, at most
+/// [`MAX_CSV_BYTES`](super::MAX_CSV_BYTES) either way.
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    use crate::fsio::{open_limited, Limited};
+    let limit = super::MAX_CSV_BYTES;
+    let reader = std::io::BufReader::new(open_limited(path, limit, "CSV file")?);
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    Ok(if gz {
+        Box::new(Limited::new(flate2::read::GzDecoder::new(reader), limit))
+    } else {
+        Box::new(reader)
+    })
 }
 
 /// The whole loader: header, target column, rows, then the target's task and labels.
@@ -339,8 +339,9 @@ fn numeric_targets(
                     Some(*line),
                     Some(tcol.to_string()),
                     format!(
-                        "target `{cell}` is NaN or infinite; replace it with a finite value or \
-                         drop the row"
+                        "target `{}` is NaN or infinite; replace it with a finite value or \
+                         drop the row",
+                        bounded(cell, 64)
                     ),
                 ))
             }
@@ -351,8 +352,9 @@ fn numeric_targets(
                         Some(*line),
                         Some(tcol.to_string()),
                         format!(
-                            "target `{cell}` is not a number, but regression needs numeric \
-                             targets; fix the value, or choose classification (`task` classify)"
+                            "target `{}` is not a number, but regression needs numeric \
+                             targets; fix the value, or choose classification (`task` classify)",
+                            bounded(cell, 64)
                         ),
                     ));
                 }
@@ -418,7 +420,7 @@ fn classes(
             format!(
                 "the target has a single value `{}` in all {} rows; classification needs \
                  at least two classes (check `target`, or add samples of other classes)",
-                classes.first().map(String::as_str).unwrap_or(""),
+                bounded(classes.first().map(String::as_str).unwrap_or(""), 64),
                 targets.len()
             ),
         ));
@@ -431,7 +433,7 @@ fn col_label(index0: usize, name: &str) -> String {
     if name.is_empty() {
         format!("{}", index0 + 1)
     } else {
-        format!("{} (`{name}`)", index0 + 1)
+        format!("{} (`{}`)", index0 + 1, bounded(name, 64))
     }
 }
 

@@ -29,10 +29,17 @@ use std::path::Path;
 use ndarray::{Array2, Axis};
 
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 pub use crate::task::{Task, TaskKind};
 
 pub use scale::Standardizer;
 pub use schema::{ColumnMatch, Conformed, Schema, MAX_NAME_LEN};
+
+/// Largest CSV text sqnn reads (after decompression): about 30 million cells, whose features
+/// take up to 1 GiB in memory.
+pub const MAX_CSV_BYTES: u64 = 256 * crate::fsio::MIB;
+/// Largest split file sqnn reads.
+pub const MAX_SPLIT_BYTES: u64 = 16 * crate::fsio::MIB;
 pub use split::{
     peer_split, shuffled_indices, split_from_file, stratified_indices, train_test_split, Split,
     SplitSpec,
@@ -69,17 +76,20 @@ fn data_err(
 
 /// Parses a float cell, rejecting NaN and infinities (which `str::parse` accepts).
 fn parse_finite(cell: &str) -> std::result::Result<f64, String> {
+    let shown = || bounded(cell, 64);
     if cell.is_empty() {
         return Err("empty cell (missing value); fill in or drop the row".to_string());
     }
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(format!(
-            "value `{cell}` is NaN or infinite; replace it with a finite number or drop the row"
+            "value `{}` is NaN or infinite; replace it with a finite number or drop the row",
+            shown()
         )),
         Err(_) => Err(format!(
-            "value `{cell}` is not a number; features must be numeric (encode categories as \
-             numbers or drop the column)"
+            "value `{}` is not a number; features must be numeric (encode categories as \
+             numbers or drop the column)",
+            shown()
         )),
     }
 }
@@ -95,20 +105,6 @@ fn list_names(names: &[String]) -> String {
         s.push(format!("... ({} in all)", names.len()));
     }
     s.join(", ")
-}
-
-/// At most `max` characters of `s` (a longer text ends with `...`): error messages quote
-/// input, and input can be arbitrarily long.
-///
-/// ```
-/// assert_eq!(sqnn::data::bounded("abcdef", 3), "abc...");
-/// assert_eq!(sqnn::data::bounded("abc", 3), "abc");
-/// ```
-pub fn bounded(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 impl Dataset {

@@ -260,10 +260,11 @@ impl Schema {
         target: Option<&str>,
         task: Option<TaskKind>,
     ) -> Result<Dataset> {
-        let task = task.or(Some(self.kind()));
         if Dataset::BUILTIN.contains(&name_or_path) {
+            // A built-in set has its own task; `conform` refuses one of another kind.
             return Dataset::load(name_or_path, target, task);
         }
+        let task = task.or(Some(self.kind()));
         let mut target = target.map(str::to_string);
         let path = std::path::Path::new(name_or_path);
         if let (None, Some(names), true) = (&target, &self.feature_names, path.is_file()) {
@@ -295,5 +296,5 @@ fn word(t: &Task) -> &'static str {
 
 /// At most 64 characters of `s`, for messages.
 fn bounded(s: &str) -> String {
-    super::bounded(s, 64)
+    crate::fsio::bounded(s, 64)
 }

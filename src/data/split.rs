@@ -158,15 +158,16 @@ pub fn peer_split(name: &str) -> Option<Split> {
 /// (they need not cover every row).
 pub fn split_from_file(path: &Path, ds: &Dataset) -> Result<Split> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsio::read_text_limited(path, super::MAX_SPLIT_BYTES, "split file")?;
     let parsed: SplitFile = serde_json::from_str(&text).map_err(|e| {
         data_err(
             &source,
             Some(e.line()).filter(|&l| l > 0),
             Some(e.column()).filter(|&c| c > 0).map(|c| c.to_string()),
             format!(
-                "not a split file ({e}); expected {{\"train\": [rows...], \"test\": [rows...]}} \
-                 or {{\"NAME\": {{\"train\": [...], \"test\": [...]}}}}"
+                "not a split file ({}); expected {{\"train\": [rows...], \"test\": [rows...]}} \
+                 or {{\"NAME\": {{\"train\": [...], \"test\": [...]}}}}",
+                crate::fsio::bounded(&e.to_string(), 200)
             ),
         )
     })?;

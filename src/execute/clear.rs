@@ -139,31 +139,29 @@ pub(super) fn eval_chunk_with(
                         }
                     }
                     Some(n) => {
-                        let last = table.len() - 1;
+                        // The read moves the accumulator, before the shift, as the ciphertext
+                        // does (`docs/fhe-noise.md`): the margins repeat the edge entries, so
+                        // the moved value is clamped to the dot's proved interval.
+                        let iv = an.facts()[*input].interval;
+                        let entry = |a: i64| table[crate::cast::index((a + offset) >> round_bits)];
                         for (o, &v) in out.iter_mut().zip(x) {
-                            // A noisy input (a hidden dot given noise) may leave the
-                            // table: clamp, as the encrypted tables' margins do.
-                            let exact = crate::cast::index(
-                                ((v + offset) >> round_bits)
-                                    .clamp(0, i64::try_from(last).unwrap_or(0)),
-                            );
-                            let shift = if n.sigma[id] > 0.0 {
+                            // A noisy input (an output dot given noise) may leave its interval.
+                            let exact = v.clamp(iv.lo, iv.hi);
+                            let d = if n.sigma[id] > 0.0 {
                                 let z: f64 = n.rng.sample(StandardNormal);
                                 crate::cast::round_clamp(z * n.sigma[id], -(1 << 40), 1 << 40)
                             } else {
                                 0
                             };
-                            let read = crate::cast::index(
-                                (i64::try_from(exact).unwrap_or(0) + shift)
-                                    .clamp(0, i64::try_from(last).unwrap_or(0)),
-                            );
+                            let read = (exact + d).clamp(iv.lo, iv.hi);
+                            let value = entry(read);
                             if read != exact {
                                 n.misreads[id] += 1;
-                                if table[read] != table[exact] {
+                                if value != entry(exact) {
                                     n.changed[id] += 1;
                                 }
                             }
-                            *o = table[read];
+                            *o = value;
                         }
                     }
                 }

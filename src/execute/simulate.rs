@@ -15,21 +15,23 @@ use crate::error::{Error, Result};
 pub struct SimStats {
     /// Samples simulated.
     pub samples: usize,
-    /// `misreads[node]`: reads of that table whose index the noise moved (0 for other nodes).
+    /// `misreads[node]`: reads of that table whose accumulator the noise moved (after clamping
+    /// to the dot's interval; for an output dot, decryptions the noise moved; 0 elsewhere).
     pub misreads: Vec<u64>,
     /// `changed[node]`: of those, the reads whose table output changed.
     pub changed: Vec<u64>,
 }
 
 impl ClearBackend {
-    /// Simulates approximate bootstraps in clear: before each table lookup, the index is moved
-    /// by `round(z · sigma[node])` with `z` standard normal, then clamped to the table (the
-    /// encrypted tables clamp their margins the same way); a `Dot` with `sigma > 0` (an output
-    /// decrypted from a noisy ciphertext) is moved likewise, unclamped. `sigma[node]` is in
-    /// accumulator units, as the TFHE noise model predicts it
-    /// ([`crate::fhe::sigma_units_by_node`]); 0 means exact. Seeded: the same seed gives the
-    /// same run. (Tables with `round_bits > 0` are read after the shift here; lowering does not
-    /// produce them.)
+    /// Simulates approximate bootstraps in clear, as the ciphertexts read them
+    /// (`docs/fhe-noise.md`, "The read"): a table reading a dot of value `v` in `[lo, hi]` reads
+    /// `table[(clamp(v + d, lo, hi) + offset) >> round_bits]` with `d = round(z · sigma[node])`,
+    /// `z` standard normal: the noise moves the *accumulator*, before the table drops its low
+    /// bits (the encrypted test vector reads the whole accumulator; its margins repeat the edge
+    /// entries). A `Dot` with `sigma > 0` (an output decrypted from a noisy ciphertext) is moved
+    /// likewise, unclamped. `sigma[node]` is in accumulator units, as the TFHE noise model
+    /// predicts it ([`crate::fhe::sigma_units_by_node`]); 0 means exact. Seeded: the same seed
+    /// gives the same run.
     pub fn simulate(
         &self,
         an: &Analyzed,

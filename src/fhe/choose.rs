@@ -29,9 +29,12 @@ pub(super) fn choose_among(
     let target = target_log2_p_fail;
     check_target(target)?;
     let needed = needed_bits(facts);
-    let (plans, candidates) = ranked_plans(facts, mode, target, cores, allow);
-    if let Some(plan) = plans.into_iter().next() {
-        return Ok(FhePlan { candidates, ..plan });
+    let (plans, mut candidates) = ranked_plans(facts, mode, target, cores, allow);
+    if let Some(i) = pick(&plans, &mut candidates, |_| Ok(())) {
+        return Ok(FhePlan {
+            candidates,
+            ..plans[i].clone()
+        });
     }
     let sets: Vec<&ParamSet> = catalogue()
         .iter()
@@ -122,6 +125,78 @@ fn ranked_plans(
     (plans, candidates)
 }
 
+/// How much faster than the fastest acceptable 2^-128 plan a 2^-64 plan must be to be taken:
+/// tfhe-rs keeps the 2^-64 sets for compatibility and recommends 2^-128.
+pub const FAIL64_MIN_GAIN: f64 = 0.15;
+
+/// The plan to take among `plans` (those that meet the target, cheapest first; `candidates`
+/// lists them first, in the same order): the cheapest that `accept` takes of the 2^-128
+/// family, unless a 2^-64 one that it takes is at least [`FAIL64_MIN_GAIN`] faster (or no
+/// 2^-128 one qualifies). `accept` runs in order of latency, and not on plans dearer than the
+/// fastest accepted 2^-128 one. Writes each candidate's reason into its note.
+pub(super) fn pick(
+    plans: &[FhePlan],
+    candidates: &mut [Candidate],
+    mut accept: impl FnMut(&FhePlan) -> std::result::Result<(), String>,
+) -> Option<usize> {
+    let secure = |p: &FhePlan| p.set().family_log2_p_fail <= -128;
+    let (mut best128, mut best64) = (None, None);
+    for (i, p) in plans.iter().enumerate() {
+        if best128.is_some() {
+            candidates[i].note = format!(
+                "meets 2^{}; slower than the chosen set",
+                p.target_log2_p_fail
+            );
+            continue;
+        }
+        if !secure(p) && best64.is_some() {
+            candidates[i].note = format!(
+                "meets 2^{}; a faster 2^-64 set qualifies",
+                p.target_log2_p_fail
+            );
+            continue;
+        }
+        match accept(p) {
+            Ok(()) if secure(p) => best128 = Some(i),
+            Ok(()) => best64 = Some(i),
+            Err(why) => candidates[i].note = why,
+        }
+    }
+    let chosen = match (best128, best64) {
+        (Some(a), Some(b)) => {
+            let gain = 1.0 - plans[b].latency_ms_per_sample / plans[a].latency_ms_per_sample;
+            let pct = 100.0 * gain;
+            if gain >= FAIL64_MIN_GAIN {
+                candidates[b].note = format!(
+                    "chosen: a 2^-64 set, {pct:.0} % faster than the fastest 2^-128 set (at \
+                     least {:.0} % needed)",
+                    100.0 * FAIL64_MIN_GAIN
+                );
+                candidates[a].note = "meets the target; a 2^-64 set is much faster".into();
+                b
+            } else {
+                candidates[b].note = format!(
+                    "qualifies, but a 2^-64 set is taken only when at least {:.0} % faster \
+                     than 2^-128 ({pct:.0} % here)",
+                    100.0 * FAIL64_MIN_GAIN
+                );
+                a
+            }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => {
+            candidates[b].note = "chosen: a 2^-64 set, no 2^-128 set qualifies".into();
+            b
+        }
+        (None, None) => return None,
+    };
+    if !candidates[chosen].note.starts_with("chosen") {
+        let why = &candidates[chosen].note;
+        candidates[chosen].note = format!("chosen: {why}");
+    }
+    Some(chosen)
+}
+
 /// The widest space a set reads in `mode` at the target for a neuron without weights: exact,
 /// the largest `P` whose read at Σw² = 0 is exact at the target; approximate, `log2 N`.
 pub(super) fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: bool) -> u32 {
@@ -161,22 +236,20 @@ pub(super) fn choose_approximate(
         cores,
         allow,
     );
-    // The qualifying candidates come first, in the order of `plans`.
-    for (c, p) in candidates.iter_mut().zip(&plans) {
+    let guard = |p: &FhePlan| {
         if p.worst_sigma_units > max_sigma_units {
-            c.note = format!(
+            Err(format!(
                 "σ {:.2} units > max σ {max_sigma_units}",
                 p.worst_sigma_units
-            );
+            ))
+        } else {
+            Ok(())
         }
-    }
-    if let Some(p) = plans
-        .iter()
-        .find(|p| p.worst_sigma_units <= max_sigma_units)
-    {
+    };
+    if let Some(i) = pick(&plans, &mut candidates, guard) {
         return Ok(FhePlan {
             candidates,
-            ..p.clone()
+            ..plans[i].clone()
         });
     }
     match plans
@@ -262,7 +335,12 @@ pub(super) fn too_noisy(best: &FhePlan, target: f64) -> Error {
         .filter(|n| n.log2_p_fail > target)
         .collect();
     blame.sort_by(|a, b| b.log2_p_fail.total_cmp(&a.log2_p_fail));
-    let relax = best.worst_log2_p_fail.ceil();
+    let worst = best.worst_log2_p_fail.ceil();
+    let relax = if worst <= super::one_set::LOOSEST_TARGET_LOG2 {
+        format!(", or relax the target (`p_error` {worst})")
+    } else {
+        String::new()
+    };
     let what = match best.mode {
         FheMode::Exact => "an inexact read",
         FheMode::Approximate => "a read past the margin",
@@ -272,7 +350,7 @@ pub(super) fn too_noisy(best: &FhePlan, target: f64) -> Error {
          {} mode): even with the most tolerant set that holds the circuit's {}-bit values ({}, \
          {}-bit space, {} positions per value), {} neuron(s) exceed it: {}. To fix: prune more or \
          train with fewer weight bits so that every hidden neuron has Σw² <= {} (its \
-         dot-product noise grows as sqrt(Σw²)), or relax the target (`p_error` {relax})",
+         dot-product noise grows as sqrt(Σw²)){relax}",
         best.mode,
         best.needed_bits,
         best.parameter_set,

@@ -38,6 +38,7 @@ mod tests;
 mod variants;
 
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
+pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{
     aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
     MAX_EXTRA_READ_BITS,
@@ -47,8 +48,9 @@ pub use formulas::{bootstrap_variance, keyswitch_variance, modulus_switch_varian
 pub use latency::pbs_per_layer;
 pub use noise::{
     catastrophic_log2, ln_erfc, log2_add, log2_erfc_ratio, misread_log2, offset_at_least_log2,
-    read_offset, LOG2_P_FLOOR,
+    read_offset, read_offset_probability, LOG2_P_FLOOR,
 };
+pub use one_set::LOOSEST_TARGET_LOG2;
 pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;

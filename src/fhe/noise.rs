@@ -123,6 +123,32 @@ pub fn read_offset(sigma_units: f64, z: f64) -> i64 {
     }
 }
 
+/// Probability that a read with noise `sigma_units` (accumulator units) is off by exactly `k`
+/// units: `P(floor(z·σ_units + 1/2) = k)` for a standard normal `z` ([`read_offset`]), i.e.
+/// `Φ((k + 1/2)/σ) - Φ((k - 1/2)/σ)`, computed from the tails so that small probabilities keep
+/// their precision. `σ_units = 0` gives 1 at `k = 0`, 0 elsewhere.
+///
+/// ```
+/// use sqnn::fhe::read_offset_probability;
+/// let total: f64 = (-20..=20).map(|k| read_offset_probability(1.3, k)).sum();
+/// assert!((total - 1.0).abs() < 1e-12);
+/// assert_eq!(read_offset_probability(1.3, 2), read_offset_probability(1.3, -2));
+/// ```
+pub fn read_offset_probability(sigma_units: f64, k: i64) -> f64 {
+    if sigma_units.is_nan() || sigma_units <= 0.0 {
+        return if k == 0 { 1.0 } else { 0.0 };
+    }
+    let s = sigma_units * std::f64::consts::SQRT_2;
+    // The upper tail P(z·σ >= t).
+    let tail = |t: f64| 0.5 * ln_erfc(t / s).exp();
+    let k = k.unsigned_abs() as f64;
+    if k == 0.0 {
+        1.0 - 2.0 * tail(0.5)
+    } else {
+        (tail(k - 0.5) - tail(k + 0.5)).max(0.0)
+    }
+}
+
 /// `ln(erfc(x))` for `x >= 0`, accurate to about 1e-12 relative, without underflow for any `x`.
 pub fn ln_erfc(x: f64) -> f64 {
     if x.is_nan() {

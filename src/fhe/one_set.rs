@@ -119,13 +119,19 @@ fn layers_with_extractions(facts: &PlanFacts, neurons: &[NeuronNoise]) -> Vec<us
     layers
 }
 
-/// Errors unless `target` is a log2 probability in `[LOG2_P_FLOOR, 0)`.
+/// The loosest failure target per bootstrap a plan may have (log2): a looser one would make
+/// failures a matter of course, not of bad luck.
+pub const LOOSEST_TARGET_LOG2: f64 = -20.0;
+
+/// Errors unless `target` is a log2 probability in `[LOG2_P_FLOOR, LOOSEST_TARGET_LOG2]`.
 pub(super) fn check_target(target: f64) -> Result<()> {
-    if !(LOG2_P_FLOOR..0.0).contains(&target) {
+    if !(LOG2_P_FLOOR..=LOOSEST_TARGET_LOG2).contains(&target) {
         return Err(Error::param(
             "p_error",
             format!(
-                "{target} is not a log2 probability in [{LOG2_P_FLOOR}, 0): give e.g. -40 for 2^-40"
+                "{target} is not a log2 failure probability in [{LOG2_P_FLOOR}, \
+                 {LOOSEST_TARGET_LOG2}]: give e.g. -40 for 2^-40 (targets looser than 2^-20 \
+                 are refused)"
             ),
         ));
     }

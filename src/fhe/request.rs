@@ -23,7 +23,7 @@ pub struct PlanRequest {
     /// How tables read their accumulators.
     pub mode: FheMode,
     /// The failure target per bootstrap, log2 (as `mode` counts failures): in
-    /// `[LOG2_P_FLOOR, 0)`, e.g. -40.
+    /// `[LOG2_P_FLOOR, LOOSEST_TARGET_LOG2]` (2^-20 at most), e.g. -40.
     pub target_log2_p_fail: f64,
     /// Cores the latency figures (and so the choice) assume; at least 1.
     pub cores: usize,
@@ -127,10 +127,13 @@ impl PlanRequest {
 /// * Otherwise the choice: the cheapest selectable set (predicted latency per sample on
 ///   `cores` cores, the circuit's layers one after another, then key size) that meets the
 ///   target; in approximate mode with [`max_sigma`](PlanRequest::max_sigma), the cheapest
-///   whose worst read noise is within it. The plan lists every candidate
-///   ([`FhePlan::candidates`]).
+///   whose worst read noise is within it. The 2^-128 families come first: a 2^-64 set is
+///   taken only when it is at least [`FAIL64_MIN_GAIN`](super::FAIL64_MIN_GAIN) faster than
+///   the fastest 2^-128 set that qualifies. The plan lists every candidate with the reason it
+///   was taken or not ([`FhePlan::candidates`]).
 ///
-/// Errors: an invalid target or `max_sigma` ([`Error::InvalidParameter`]); a circuit no set
+/// Errors: an invalid target (looser than 2^-20, say) or `max_sigma`
+/// ([`Error::InvalidParameter`]); a circuit no set
 /// holds at the target ([`Error::Backend`], naming the accumulators that are too wide or the
 /// neurons whose Σw² is too large, and what to change).
 pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 use crate::ir::graph::{signed_range, ClientSpec, IntGraph, Node, NodeId, Op};
 use crate::task::Task;
 
@@ -51,6 +52,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_TABLE_LEN: usize = 1 << 24;
 /// Largest number of nodes a circuit may hold.
 pub const MAX_NODES: usize = 1 << 22;
+/// Largest circuit file sqnn reads.
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * crate::fsio::MIB;
 /// Largest bit width accepted for weights, activations and accumulators in a file.
 pub const MAX_BITS: u32 = 24;
 
@@ -107,14 +110,15 @@ impl IntGraph {
     pub fn from_json(text: &str) -> Result<IntGraph> {
         let header: FileHeader = serde_json::from_str(text).map_err(|e| {
             Error::Circuit(format!(
-                "not a readable sqnn circuit ({e}); the file is truncated or not JSON: \
-                 recompile the model into a fresh circuit"
+                "not a readable sqnn circuit ({}); the file is truncated or not JSON: \
+                 recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         if header.format != FORMAT {
             return Err(Error::Circuit(format!(
                 "format is {:?}, expected {FORMAT:?}: this is not an sqnn circuit file",
-                header.format
+                bounded(&header.format, 64)
             )));
         }
         if header.version != VERSION {
@@ -124,9 +128,12 @@ impl IntGraph {
                 header.version
             )));
         }
-        let file: File = serde_json::from_str(text).map_err(|e| {
+        // All tables together hold at most MAX_TABLE_LEN entries while this file is parsed:
+        // a small file cannot claim many huge run-length tables.
+        let file: File = rle::with_budget(|| serde_json::from_str(text)).map_err(|e| {
             Error::Circuit(format!(
-                "malformed circuit ({e}): recompile the model into a fresh circuit"
+                "malformed circuit ({}): recompile the model into a fresh circuit",
+                bounded(&e.to_string(), 200)
             ))
         })?;
         let graph = file.circuit;
@@ -135,7 +142,7 @@ impl IntGraph {
             return Err(Error::Circuit(format!(
                 "checksum mismatch (file says {}, content hashes to {digest}): the circuit was \
                  modified after it was compiled; recompile the model into a fresh circuit",
-                file.sha256
+                bounded(&file.sha256, 64)
             )));
         }
         graph.validate()?;
@@ -144,22 +151,20 @@ impl IntGraph {
 
     /// Reads and validates a circuit file.
     pub fn load(path: &std::path::Path) -> Result<IntGraph> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.len() > 256 << 20 {
-            return Err(Error::Circuit(format!(
-                "{}: {} bytes is larger than any circuit this build accepts (256 MiB)",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsio::read_text_limited(path, MAX_CIRCUIT_BYTES, "circuit file")
+            .map_err(|e| match e {
+                Error::Input(m) => Error::Circuit(m),
+                other => other,
+            })?;
         IntGraph::from_json(&text)
             .map_err(|e| Error::Circuit(format!("{}: {}", path.display(), strip(e))))
     }
 
-    /// Writes the circuit file.
+    /// Writes the circuit file atomically ([`crate::fsio::write_atomic`]): on any failure the
+    /// previous file at `path` is left as it was.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|e| Error::io(path, e))
+        let text = self.to_json()?;
+        crate::fsio::write_atomic(path, text.as_bytes(), crate::fsio::Secrecy::Public)
     }
 
     /// Structural validation: every rule of the format except table lengths (which need the
@@ -459,6 +464,21 @@ pub(crate) mod rle {
         s.collect_seq(runs)
     }
 
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Entries the tables still being parsed may expand to, when a file is being read.
+        static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` (a parse) with all tables together limited to `MAX_TABLE_LEN` entries.
+    pub fn with_budget<T>(f: impl FnOnce() -> T) -> T {
+        let before = BUDGET.with(|b| b.replace(Some(super::MAX_TABLE_LEN as u64)));
+        let out = f();
+        BUDGET.with(|b| b.set(before));
+        out
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
         let runs: Vec<(i64, u64)> = Vec::deserialize(d)?;
         let mut total: u64 = 0;
@@ -476,6 +496,18 @@ pub(crate) mod rle {
                     ))
                 })?;
         }
+        let left = BUDGET.with(|b| match b.get() {
+            Some(left) if total > left => Err(D::Error::custom(format!(
+                "the tables hold more than {} entries in all",
+                super::MAX_TABLE_LEN
+            ))),
+            Some(left) => {
+                b.set(Some(left - total));
+                Ok(())
+            }
+            None => Ok(()),
+        });
+        left?;
         let mut table = Vec::with_capacity(total as usize);
         for (v, n) in runs {
             table.extend(std::iter::repeat_n(v, n as usize));

@@ -16,6 +16,7 @@ use super::params::lookup_set;
 use super::security::{check_stored, StoredParameters};
 use crate::error::{Error, Result};
 use crate::fhe::ParamSet;
+use crate::fsio::Secrecy;
 
 pub(super) const MAGIC: &[u8; 8] = b"SQNNFHE1";
 pub(super) const KIND_CLIENT: &str = "client_key";
@@ -180,12 +181,20 @@ pub(super) fn encode(mut header: FileHeader, payload: &[u8]) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
+/// Writes a container file atomically ([`crate::fsio::write_atomic`]); client keys are created
+/// owner-only.
 pub(super) fn write_file(path: &Path, header: FileHeader, payload: &[u8]) -> Result<()> {
-    let bytes = encode(header, payload)?;
-    // Write to a temporary name, then rename: a crash never leaves half a key behind.
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let secrecy = if header.kind == KIND_CLIENT {
+        Secrecy::OwnerOnly
+    } else {
+        Secrecy::Public
+    };
+    write_bytes(path, &encode(header, payload)?, secrecy)
+}
+
+/// Writes encoded bytes atomically: a crash or a full disk never leaves half a file behind.
+pub(super) fn write_bytes(path: &Path, bytes: &[u8], secrecy: Secrecy) -> Result<()> {
+    crate::fsio::write_atomic(path, bytes, secrecy)
 }
 
 /// What is being read, for messages: a file, or bytes received from elsewhere.

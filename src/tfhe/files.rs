@@ -2,7 +2,7 @@
 //! payload length and SHA-256, encoding), encrypted inputs and outputs, and key directories
 //! (`client.key`, `server.key`, `keys.json`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ::tfhe::safe_serialization::safe_deserialize;
 use ::tfhe::shortint::Ciphertext;
@@ -17,7 +17,8 @@ use super::keys::{
 };
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
-use crate::fhe::ParamSet;
+use crate::fhe::{FheMode, ParamSet};
+use crate::fsio::{Secrecy, Staged};
 
 impl<K: CiphertextKind> Encrypted<K> {
     /// Number of encrypted values.
@@ -113,6 +114,9 @@ pub(super) fn ct_bytes(set: &ParamSet) -> u64 {
     ((set.glwe_dimension * set.polynomial_size + 1) * 8 + 4096) as u64
 }
 
+/// Largest `keys.json` sqnn reads.
+pub const MAX_MANIFEST_BYTES: u64 = crate::fsio::MIB;
+
 /// File names in a key directory.
 pub const CLIENT_KEY_FILE: &str = "client.key";
 /// See [`CLIENT_KEY_FILE`].
@@ -147,6 +151,10 @@ pub struct KeyManifest {
     /// The key pair's id ([`ClientKey::key_pair`]); both key files must carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_pair: Option<String>,
+    /// How the plan the keys were made for reads tables (absent in manifests written before
+    /// it was recorded): in exact mode every output must equal the clear backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FheMode>,
 }
 
 pub(super) fn client_key_limit(set: &ParamSet) -> u64 {
@@ -159,12 +167,14 @@ pub(super) fn server_key_limit(set: &ParamSet) -> u64 {
         .saturating_add(64 << 20)
 }
 
-/// Writes `client.key`, `server.key` and `keys.json` into `dir` (created if needed).
+/// Writes `client.key`, `server.key` and `keys.json` into `dir` (created if needed); the
+/// manifest records `mode`, the read mode of the plan the keys were generated for.
 pub fn save_keys(
     dir: &Path,
     checked: &CheckedGraph,
     client: &ClientKey,
     server: &ServerKey,
+    mode: FheMode,
 ) -> Result<KeyManifest> {
     if client.digest != server.digest
         || client.set != server.set
@@ -179,15 +189,16 @@ pub fn save_keys(
     let digest = checked.graph().digest()?;
     client.check_digest(&digest)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // The whole set is written to synced temporary files first, then renamed into place with
+    // the manifest last: a failure before the renames changes nothing, and a kill between
+    // them leaves files of two pairs, which loading refuses (their key-pair ids differ).
     let cpath = dir.join(CLIENT_KEY_FILE);
     let spath = dir.join(SERVER_KEY_FILE);
-    client.save(&cpath)?;
-    server.save(&spath)?;
-    let size = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| Error::io(p, e))
-    };
+    let cbytes = client.file_bytes()?;
+    let sbytes = server.to_bytes()?;
+    let staged_client = Staged::new(&cpath, Secrecy::OwnerOnly)?.write(&cbytes)?;
+    let staged_server = Staged::new(&spath, Secrecy::Public)?.write(&sbytes)?;
+    let size = |b: &Vec<u8>| b.len() as u64;
     let manifest = KeyManifest {
         format: "sqnn-keys".into(),
         version: 1,
@@ -196,23 +207,27 @@ pub fn save_keys(
         parameter_set: client.set.name.into(),
         precision_bits: client.set.precision(),
         space_bits: Some(client.space_bits),
-        client_key_bytes: size(&cpath)?,
-        server_key_bytes: size(&spath)?,
+        client_key_bytes: size(&cbytes),
+        server_key_bytes: size(&sbytes),
         keygen_seconds: client.keygen_seconds,
         key_pair: client.key_pair.clone(),
+        mode: Some(mode),
     };
     let mpath = dir.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::Keys(format!("cannot write the manifest: {e}")))?;
-    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
+    let staged_manifest = Staged::new(&mpath, Secrecy::Public)?.write((text + "\n").as_bytes())?;
+    staged_client.commit()?;
+    staged_server.commit()?;
+    staged_manifest.commit()?;
     Ok(manifest)
 }
 
 /// Reads `dir/keys.json`.
 pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
     let p = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&p).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let text = crate::fsio::read_text_limited(&p, MAX_MANIFEST_BYTES, "key manifest").map_err(|e| {
+        if matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound) {
             Error::Keys(format!(
                 "no keys in {} ({} is missing): generate keys for this circuit into {}",
                 dir.display(),
@@ -220,13 +235,14 @@ pub fn load_manifest(dir: &Path) -> Result<KeyManifest> {
                 dir.display()
             ))
         } else {
-            Error::io(&p, e)
+            e
         }
     })?;
     serde_json::from_str(&text).map_err(|e| {
         Error::Keys(format!(
-            "{}: unreadable manifest ({e}): generate keys for this circuit into {} again",
+            "{}: unreadable manifest ({}): generate keys for this circuit into {} again",
             p.display(),
+            crate::fsio::bounded(&e.to_string(), 200),
             dir.display()
         ))
     })

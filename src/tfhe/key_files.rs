@@ -26,7 +26,7 @@ use ::tfhe::shortint::server_key::{
 use ::tfhe::shortint::{CompressedServerKey, PBSOrder};
 
 use super::container::{
-    decode, encode, read_bytes, read_file, ser, write_file, FileHeader, Source, KIND_CLIENT,
+    decode, encode, read_bytes, read_file, ser, write_bytes, FileHeader, Source, KIND_CLIENT,
     KIND_SERVER,
 };
 use super::files::{client_key_limit, server_key_limit};
@@ -36,10 +36,17 @@ use super::params::{ggsw_count, tfhe_parameters};
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe::{self, ParamSet};
+use crate::fsio::Secrecy;
 
 impl ClientKey {
-    /// Writes the client key (secret: its GLWE and LWE secret keys) to `path`.
+    /// Writes the client key (secret: its GLWE and LWE secret keys) to `path`, atomically and
+    /// readable by its owner only from creation on.
     pub fn save(&self, path: &Path) -> Result<()> {
+        write_bytes(path, &self.file_bytes()?, Secrecy::OwnerOnly)
+    }
+
+    /// The client key file's content.
+    pub(super) fn file_bytes(&self) -> Result<Vec<u8>> {
         let AtomicPatternClientKey::Standard(ap) = &self.key.atomic_pattern else {
             return Err(Error::Keys(
                 "only standard atomic-pattern keys are supported".into(),
@@ -49,8 +56,7 @@ impl ClientKey {
         let mut payload = Vec::new();
         ser(&glwe, &mut payload)?;
         ser(&lwe, &mut payload)?;
-        write_file(
-            path,
+        encode(
             FileHeader {
                 max_degree: None,
                 exact_rounding: self.exact_rounding,
@@ -104,11 +110,10 @@ impl ClientKey {
 }
 
 impl ServerKey {
-    /// Writes the server key (its compressed, seeded form) to `path`. Only a key generated in
-    /// this process keeps that form; a loaded key is saved by copying its file.
+    /// Writes the server key (its compressed, seeded form) to `path`, atomically. Only a key
+    /// generated in this process keeps that form; a loaded key is saved by copying its file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let (header, payload) = self.container()?;
-        write_file(path, header, &payload)
+        write_bytes(path, &self.to_bytes()?, Secrecy::Public)
     }
 
     /// The server key file's content (its compressed form), for sending to a server, where

@@ -85,7 +85,7 @@ pub use container::ObjectInfo;
 pub use eval::{PreparedCircuit, StageTiming};
 pub use files::{
     load_client_key, load_manifest, load_server_key, save_keys, KeyManifest, CLIENT_KEY_FILE,
-    MANIFEST_FILE, SERVER_KEY_FILE,
+    MANIFEST_FILE, MAX_MANIFEST_BYTES, SERVER_KEY_FILE,
 };
 pub use keys::{
     CiphertextKind, ClientKey, Encrypted, EncryptedInput, EncryptedOutput, Input, Output, ServerKey,

@@ -102,7 +102,7 @@ pub use estimator::{
 };
 pub use fit::{FitReport, Targets};
 pub use metrics::{accuracy, argmax, r2};
-pub use model_file::{MODEL_FORMAT, MODEL_VERSION};
+pub use model_file::{MAX_MODEL_BYTES, MODEL_FORMAT, MODEL_VERSION};
 pub use network::SparseQuantNeuralNetwork;
 pub use optim::LrSchedule;
 pub use params::{EstimatorParams, InputScaling};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EstimatorParams;
 use crate::error::{Error, Result};
+use crate::fsio::bounded;
 use crate::task::Task;
 use crate::train::quantize::{QuantLayer, QuantizedMlp};
 
@@ -15,6 +16,9 @@ use crate::train::quantize::{QuantLayer, QuantizedMlp};
 pub const MODEL_FORMAT: &str = "sqnn-model";
 /// The `version` field of the model files this build writes (and the newest it reads).
 pub const MODEL_VERSION: u32 = 1;
+
+/// Largest model file sqnn reads.
+pub const MAX_MODEL_BYTES: u64 = 256 * crate::fsio::MIB;
 
 /// The `kind` of a classifier's model file.
 pub(super) const KIND_CLASSIFIER: &str = "classifier";
@@ -88,7 +92,8 @@ fn restore_exact_floats(q: &mut QuantizedMlp, bits: &[u64]) -> std::result::Resu
     Ok(())
 }
 
-/// Writes a model file of `kind` ([`KIND_CLASSIFIER`] or [`KIND_REGRESSOR`]).
+/// Writes a model file of `kind` atomically, after checking it as [`read_model`] would (so a
+/// model with NaN or infinite values is refused, and the previous file kept) ([`KIND_CLASSIFIER`] or [`KIND_REGRESSOR`]).
 pub(super) fn write_model(
     path: &Path,
     kind: &str,
@@ -108,27 +113,41 @@ pub(super) fn write_model(
         model: model.clone(),
         exact_floats,
     };
+    // What a reader would refuse is never written: NaN or infinite numbers, broken shapes.
+    check_model(&file).map_err(|m| {
+        Error::Model(format!(
+            "not writing {}: the model is invalid ({m}); train it again (a NaN or infinite \
+             value usually means the learning rate is too high)",
+            path.display()
+        ))
+    })?;
     let mut bytes = serde_json::to_vec(&file)
         .map_err(|e| Error::Model(format!("cannot serialize the model: {e}")))?;
     bytes.push(b'\n');
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::fsio::write_atomic(path, &bytes, crate::fsio::Secrecy::Public)
 }
 
 /// Reads and checks a model file of either kind.
 pub(super) fn read_model(path: &Path) -> Result<ModelFile> {
     let shown = path.display();
     let fix = "pass a model file written by an estimator's `save`";
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes =
+        crate::fsio::read_limited(path, MAX_MODEL_BYTES, "model file").map_err(|e| match e {
+            Error::Input(m) => Error::Model(m),
+            other => other,
+        })?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Model(format!(
-            "{shown}: not a sqnn model file (not JSON: {e}); {fix}"
+            "{shown}: not a sqnn model file (not JSON: {}); {fix}",
+            bounded(&e.to_string(), 200)
         ))
     })?;
     match v.get("format").and_then(|f| f.as_str()) {
         Some(MODEL_FORMAT) => {}
         Some(other) => {
             return Err(Error::Model(format!(
-                "{shown}: is a {other:?} file, not a sqnn model (format \"{MODEL_FORMAT}\"); {fix}"
+                "{shown}: is a {:?} file, not a sqnn model (format \"{MODEL_FORMAT}\"); {fix}",
+                bounded(other, 64)
             )))
         }
         None => {
@@ -154,7 +173,8 @@ pub(super) fn read_model(path: &Path) -> Result<ModelFile> {
     }
     let mut f: ModelFile = serde_json::from_value(v).map_err(|e| {
         Error::Model(format!(
-            "{shown}: damaged sqnn model file ({e}); re-train and save the model again"
+            "{shown}: damaged sqnn model file ({}); re-train and save the model again",
+            bounded(&e.to_string(), 200)
         ))
     })?;
     let bits = std::mem::take(&mut f.exact_floats);
@@ -169,7 +189,7 @@ pub(super) fn read_model(path: &Path) -> Result<ModelFile> {
     } else {
         Err(format!(
             "unknown model kind {:?} (expected \"classifier\" or \"regressor\")",
-            f.kind
+            bounded(&f.kind, 64)
         ))
     };
     checked.map_err(|m| {

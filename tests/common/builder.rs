@@ -72,6 +72,32 @@ impl Builder {
         )
     }
 
+    /// A table that drops `round_bits` low bits of the dot's value before its lookup:
+    /// `f(bucket)` for each bucket `(a - lo) >> round_bits` the dot's proved interval reaches.
+    pub fn rounded_lut(
+        &mut self,
+        layer: usize,
+        dot: NodeId,
+        round_bits: u32,
+        f: impl Fn(i64) -> i64,
+    ) -> NodeId {
+        let iv = self.facts[dot].interval;
+        let table: Vec<i64> = (0..=((iv.hi - iv.lo) >> round_bits)).map(f).collect();
+        let out_lo = *table.iter().min().unwrap();
+        let out_hi = *table.iter().max().unwrap();
+        self.push(
+            layer,
+            Op::Lut {
+                input: dot,
+                offset: -iv.lo,
+                round_bits,
+                out_lo,
+                out_hi,
+                table,
+            },
+        )
+    }
+
     pub fn finish(mut self, outputs: &[NodeId]) -> CheckedGraph {
         self.g.outputs = outputs.to_vec();
         self.g.client.output_scale = vec![1.0; outputs.len()];

@@ -81,7 +81,7 @@ fn multi_bit_circuit_matches_clear_and_its_keys_round_trip() {
     assert_equivalent(keys, &c, &inputs);
     assert_witnesses(keys, &c);
     let dir = tempfile::tempdir().unwrap();
-    let m = save_keys(dir.path(), &c, &keys.0, &keys.1).unwrap();
+    let m = save_keys(dir.path(), &c, &keys.0, &keys.1, sqnn::fhe::FheMode::Exact).unwrap();
     assert_eq!(m.parameter_set, SET2_MB);
     let loaded = (
         load_client_key(dir.path(), &c).unwrap(),

@@ -20,8 +20,19 @@ fn keys_inputs_and_outputs_round_trip_through_files() {
     let c = circuit4();
     let dir = tempfile::tempdir().unwrap();
     let (ck, sk) = keys4();
-    let m = save_keys(dir.path(), &c, ck, sk).unwrap();
+    let m = save_keys(dir.path(), &c, ck, sk, fhe::FheMode::Exact).unwrap();
     assert_eq!(m.parameter_set, SET4);
+    assert_eq!(m.mode, Some(fhe::FheMode::Exact));
+    assert_eq!(sqnn::tfhe::load_manifest(dir.path()).unwrap(), m);
+    // A manifest written before the mode was recorded still loads, without one.
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("keys.json")).unwrap())
+            .unwrap();
+    json.as_object_mut().unwrap().remove("mode");
+    std::fs::write(old.join("keys.json"), json.to_string()).unwrap();
+    assert_eq!(sqnn::tfhe::load_manifest(&old).unwrap().mode, None);
     assert!(m.server_key_bytes > 1_000_000, "{m:?}");
     let server = load_server_key(dir.path(), &c).unwrap();
     let client = load_client_key(dir.path(), &c).unwrap();
@@ -60,7 +71,7 @@ fn keys_for_another_circuit_are_refused() {
     let other = random_circuit4(7);
     let dir = tempfile::tempdir().unwrap();
     let (ck, sk) = keys4();
-    save_keys(dir.path(), &c4, ck, sk).unwrap();
+    save_keys(dir.path(), &c4, ck, sk, fhe::FheMode::Exact).unwrap();
     let want = other.graph().digest().unwrap();
     let have = c4.graph().digest().unwrap();
     for e in [
@@ -121,7 +132,7 @@ fn corrupted_files_give_clear_errors() {
     let c = circuit4();
     let (ck, sk) = keys4();
     let src = tempfile::tempdir().unwrap();
-    save_keys(src.path(), &c, ck, sk).unwrap();
+    save_keys(src.path(), &c, ck, sk, fhe::FheMode::Exact).unwrap();
     let enc = ck.encrypt(&c, &[1, 2, 0]).unwrap();
     enc.save(&src.path().join("in.ct")).unwrap();
     let fresh = || {
@@ -203,7 +214,7 @@ fn keys_and_ciphertexts_carry_their_encoding() {
     let b = backend_with(&c, &p5);
     assert_eq!(b.client().space_bits(), 5);
     let dir = tempfile::tempdir().unwrap();
-    let m = save_keys(dir.path(), &c, b.client(), b.server()).unwrap();
+    let m = save_keys(dir.path(), &c, b.client(), b.server(), p5.mode).unwrap();
     assert_eq!(m.space_bits, Some(5));
     let loaded = TfheBackend::load(dir.path(), &c).unwrap();
     assert_eq!(loaded.server().space_bits(), 5);
@@ -258,8 +269,8 @@ fn keys_and_ciphertexts_of_two_key_generations_are_not_mixed() {
     // A key directory whose server.key comes from another generation is refused.
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
-    save_keys(d1.path(), &c, ck, sk).unwrap();
-    save_keys(d2.path(), &c, &ck2, &sk2).unwrap();
+    save_keys(d1.path(), &c, ck, sk, fhe::FheMode::Exact).unwrap();
+    save_keys(d2.path(), &c, &ck2, &sk2, fhe::FheMode::Exact).unwrap();
     std::fs::copy(d2.path().join("server.key"), d1.path().join("server.key")).unwrap();
     let e = keys_error(load_server_key(d1.path(), &c).unwrap_err());
     assert!(e.contains("another key generation"), "{e}");

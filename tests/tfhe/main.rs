@@ -14,4 +14,5 @@ mod approximate;
 mod equivalence;
 mod files;
 mod rounding;
+mod simulated;
 mod variants;

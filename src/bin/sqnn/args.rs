@@ -27,9 +27,58 @@ pub struct FheArgs {
     /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
+    /// The flags of this group given on the command line (not defaulted), by id: keys loaded
+    /// from a directory fix what they would choose, so those flags are refused there.
+    #[arg(skip)]
+    pub given: Vec<&'static str>,
 }
 
 impl FheArgs {
+    /// The flag ids of this group.
+    const IDS: [&'static str; 4] = ["mode", "p_error", "max_sigma", "parameters"];
+
+    /// Records which of this group's flags `matches` (a subcommand's) got from the command
+    /// line.
+    pub fn note_given(&mut self, matches: &clap::ArgMatches) {
+        self.given = Self::IDS
+            .into_iter()
+            .filter(|id| {
+                matches!(
+                    matches
+                        .try_get_raw(id)
+                        .ok()
+                        .flatten()
+                        .and(matches.value_source(id)),
+                    Some(clap::parser::ValueSource::CommandLine)
+                )
+            })
+            .collect();
+    }
+
+    /// Refuses the flags that cannot apply to keys loaded from `dir`, generated with
+    /// `parameter_set`: `--parameters` naming another set, and the flags that only steer the
+    /// choice of parameters.
+    #[cfg_attr(not(feature = "tfhe-backend"), allow(dead_code))]
+    pub fn check_loaded_keys(&self, dir: &std::path::Path, parameter_set: &str) -> Result<()> {
+        for id in &self.given {
+            let flag = format!("--{}", id.replace('_', "-"));
+            let same_set = *id == "parameters" && self.parameters.as_deref() == Some(parameter_set);
+            if same_set {
+                continue;
+            }
+            return Err(sqnn::Error::param(
+                "keys",
+                format!(
+                    "{flag} cannot apply to the keys loaded from {} (generated for \
+                     {parameter_set}): keys fix the parameters and the reads; drop {flag}, or \
+                     generate keys with it (`sqnn keygen CIRCUIT --out-dir DIR {flag} ...`) and \
+                     run with those",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
     /// The plan these flags ask for, on this machine's cores.
     pub fn plan(&self, an: &sqnn::analyze::Analyzed) -> Result<sqnn::fhe::FhePlan> {
         use sqnn::fhe::{self, ParamSetId, PlanFacts, PlanRequest};

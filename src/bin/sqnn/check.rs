@@ -1,14 +1,15 @@
 //! `sqnn compile` and `sqnn check`: lower a model, prove its accumulators, draw and calibrate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed};
+use sqnn::fsio::check_output;
 use sqnn::ir::IntGraph;
-use sqnn::{report, Error, Result};
+use sqnn::{report, Result};
 
 use crate::args::{load_split_for, FheArgs, SplitArgs};
 
@@ -53,6 +54,7 @@ pub struct CheckArgs {
 }
 
 pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
+    check_output(&a.out, "out", &[&a.model])?;
     let model = sqnn::train::Model::load(&a.model)?;
     let name = a
         .name
@@ -72,6 +74,14 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
 }
 
 pub fn check(a: &CheckArgs) -> Result<ExitCode> {
+    if let Some(svg) = &a.svg {
+        let data = a.calibrate.as_deref().map(Path::new);
+        let inputs: Vec<&Path> = [Some(a.circuit.as_path()), data]
+            .into_iter()
+            .flatten()
+            .collect();
+        check_output(svg, "svg", &inputs)?;
+    }
     let an = analyze(IntGraph::load(&a.circuit)?)?;
     let r = an.report();
     if a.json {
@@ -84,7 +94,8 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         calibrate(&an, data, &a.split, a.json)?;
     }
     if let Some(svg) = &a.svg {
-        std::fs::write(svg, report::render_svg(r)).map_err(|e| Error::io(svg, e))?;
+        let picture = report::render_svg(r);
+        sqnn::fsio::write_atomic(svg, picture.as_bytes(), sqnn::fsio::Secrecy::Public)?;
         if !a.json {
             println!("picture: {}", svg.display());
         }

@@ -59,6 +59,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
         p_error: -40.0,
         max_sigma: 2.0,
         parameters: None,
+        given: Vec::new(),
     };
     println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {

@@ -35,6 +35,9 @@ const FLAGS: &[&str] = &[
     "split",
     "test_size",
     "seed",
+    "out",
+    "out_dir",
+    "svg",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).

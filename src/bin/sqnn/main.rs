@@ -5,13 +5,30 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// `println!` that a closed pipe cannot crash (see `out.rs`).
+macro_rules! println {
+    () => { $crate::out::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that a closed pipe cannot crash (see `out.rs`).
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that a closed standard error cannot crash (see `out.rs`).
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::out::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 mod args;
 mod check;
 mod demo;
 mod encrypted;
 mod hint;
+mod out;
 mod progress;
 mod run;
 mod train;
@@ -44,7 +61,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Run(a), Some(("run", sub))) = (&mut cli.cmd, matches.subcommand()) {
+        a.fhe.note_given(sub);
+    }
     let result = match cli.cmd {
         Cmd::Train(a) => train::train(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Compile(a) => check::compile(&a),
@@ -53,6 +74,10 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::run(&a),
         Cmd::Demo(a) => demo::demo(&a),
     };
+    let result = result.and_then(|code| match out::failure() {
+        None => Ok(code),
+        Some(e) => Err(sqnn::Error::io("standard output", std::io::Error::other(e))),
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

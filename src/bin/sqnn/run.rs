@@ -53,6 +53,12 @@ pub fn metric(graph: &IntGraph, preds: &[f64], y: &[f64]) -> (&'static str, f64)
 }
 
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
+    if a.keys.is_some() && a.backend != BackendKind::Tfhe {
+        return Err(Error::param(
+            "keys",
+            "keys apply to the tfhe backend only; drop --keys or run with --backend tfhe",
+        ));
+    }
     let graph = IntGraph::load(&a.circuit)?;
     let (ds, split) = load_split_for(&a.data, &a.split, &graph.schema())?;
     let test = ds.subset(&split.test);

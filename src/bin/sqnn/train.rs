@@ -206,6 +206,17 @@ fn weight_counts(model: &Model) -> (usize, usize) {
 /// Trains, prints metrics, saves the model. Returns the model.
 pub fn train(a: &TrainArgs) -> Result<Model> {
     let params = a.params()?;
+    let split_file = match a.split.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    };
+    let data_file =
+        (!sqnn::Dataset::BUILTIN.contains(&a.data.as_str())).then(|| Path::new(&a.data));
+    let inputs: Vec<&Path> = [data_file, split_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    sqnn::fsio::check_output(&a.out, "out", &inputs)?;
     let (ds, split) = load_split(&a.data, &a.split)?;
     let train = ds.subset(&split.train);
     let test = ds.subset(&split.test);

@@ -13,6 +13,7 @@ use sqnn::ir::IntGraph;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::report::render_text;
 use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
+use sqnn::tfhe::{CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{Error, Result};
 
 use crate::args::FheArgs;
@@ -33,10 +34,14 @@ fn checked(an: Analyzed) -> Result<CheckedGraph> {
 pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
     let plan = fhe.plan(checked.analyzed())?;
+    // The key files' places are checked before the keys are generated.
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    for file in [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE] {
+        sqnn::fsio::check_output(&out_dir.join(file), "out_dir", &[circuit])?;
+    }
     print!("{}", render_plan(&plan));
     let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let manifest = save_keys(out_dir, &checked, &client, &server)?;
+    let manifest = save_keys(out_dir, &checked, &client, &server, plan.mode)?;
     println!(
         "keys for {} in {} ({}; generated in {:.1} s): client.key (secret, keep it), server.key (give it to the server), keys.json",
         checked.graph().name,
@@ -54,11 +59,14 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
     let checked = checked(an)?;
     let t = Instant::now();
     let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
-    let (backend, plan_name, keygen_s) = match &a.keys {
+    let (backend, plan_name, keygen_s, mode) = match &a.keys {
         Some(dir) => {
-            let b = TfheBackend::load(dir, &checked)?;
             let m = load_manifest(dir)?;
-            (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0))
+            a.fhe.check_loaded_keys(dir, &m.parameter_set)?;
+            let b = TfheBackend::load(dir, &checked)?;
+            // Keys written before the manifest recorded the mode: the mode asked for.
+            let mode = m.mode.unwrap_or(a.fhe.mode);
+            (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0), mode)
         }
         None => {
             let plan = a.fhe.plan(checked.analyzed())?;
@@ -70,7 +78,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
                 .client()
                 .keygen_seconds()
                 .unwrap_or(t.elapsed().as_secs_f64());
-            (b, plan.parameter_set.to_string(), s)
+            (b, plan.parameter_set.to_string(), s, plan.mode)
         }
     };
     let progress: &dyn Progress = if a.json { &NoProgress } else { &bars };
@@ -107,22 +115,29 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
                 "pbs_count": run.pbs_count,
                 "keygen_seconds": keygen_s,
                 "parameters": plan_name,
+                "mode": mode.to_string(),
                 "backend": "tfhe",
             })
         );
     } else {
         println!(
-            "tfhe backend ({plan_name}): {name} {value:.4} on {n} encrypted samples; \
+            "tfhe backend ({plan_name}, {mode}): {name} {value:.4} on {n} encrypted samples; \
              {same_pred}/{n} same prediction as the clear backend, {agree}/{n} bit-identical \
              outputs (approximate reads differ by design, exact ones never); {median:.0} ms per \
              sample (server, median), {} bootstraps each; keys {keygen_s:.1} s",
             run.pbs_count
         );
     }
-    // Exact reads must agree bit for bit: a mismatch is a bug (or a bootstrap failure at the
-    // predicted, negligible rate). Approximate reads are expected to differ a little.
-    let exact = a.keys.is_none() && a.fhe.mode == FheMode::Exact;
-    Ok(if agree == n || !exact {
+    // Exact reads must agree bit for bit, whether the keys are fresh or loaded: a mismatch is
+    // a bug (or a bootstrap failure at the predicted, negligible rate). Approximate reads are
+    // expected to differ a little.
+    if mode == FheMode::Exact && agree != n {
+        eprintln!(
+            "error: exact mode, but {} of {n} outputs differ from the clear backend's",
+            n - agree
+        );
+    }
+    Ok(if agree == n || mode != FheMode::Exact {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
