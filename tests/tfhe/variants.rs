@@ -200,7 +200,7 @@ fn a_key_file_with_an_altered_security_field_is_refused() {
     let c = circuit4();
     let (ck, sk) = keys4();
     let src = tempfile::tempdir().unwrap();
-    save_keys(src.path(), &c, ck, sk).unwrap();
+    save_keys(src.path(), &c, ck, sk, FheMode::Exact).unwrap();
     for file in ["client.key", "server.key"] {
         let header: serde_json::Value = {
             let bytes = std::fs::read(src.path().join(file)).unwrap();
