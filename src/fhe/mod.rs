@@ -13,13 +13,15 @@
 //! choice, mode, target and cores. The sets are [`ParamSetId`]s; their measured figures live in
 //! the dated data file `src/fhe/measured.json`.
 //!
-//! Files: `catalogue` (the sets), `variants` (decomposition variants of shipped sets and
-//! their validation), `formulas` (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
+//! Files: `accuracy` (the choice by simulated accuracy on calibration rows), `catalogue` (the
+//! sets), `variants` (decomposition variants of shipped sets and their validation), `formulas`
+//! (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
 //! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
 //! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `one_set`
 //! (planning on one set), `choose` (the choice among sets), `request` (the planner call),
 //! `render` (the plan as text).
 
+mod accuracy;
 mod catalogue;
 mod choose;
 mod encoding;
@@ -37,6 +39,7 @@ mod request;
 mod tests;
 mod variants;
 
+pub use accuracy::{Calibration, Simulated};
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
 pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{

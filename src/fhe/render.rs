@@ -121,8 +121,19 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
     if plan.candidates.is_empty() {
         return;
     }
+    let simulated = plan
+        .candidates
+        .iter()
+        .find_map(|c| c.simulated)
+        .map(|s| {
+            format!(
+                "; chosen by accuracy, reads simulated on {} calibration rows × {} noise seeds",
+                s.rows, s.seeds
+            )
+        })
+        .unwrap_or_default();
     s.push_str(&format!(
-        "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
+        "  candidates   predicted latency per sample on {} core(s), cheapest first{simulated}:\n",
         plan.cores
     ));
     for c in &plan.candidates {
@@ -140,5 +151,8 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             c.parameter_set,
             c.note
         ));
+        if let Some(sim) = &c.simulated {
+            s.push_str(&format!("{:>16}simulated: {}\n", "", sim.describe()));
+        }
     }
 }
