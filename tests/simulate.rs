@@ -177,3 +177,63 @@ fn rounded_tables_are_read_through_their_rounding() {
     assert_eq!(stats.changed[2], 0);
     assert!(out.iter().zip(&middle).all(|(o, x)| o[0] == x[0] + 8));
 }
+
+/// The choice by accuracy on the committed iris circuit: every candidate faster than the chosen
+/// one was simulated on the training rows and changes more predictions than the tolerance
+/// allows; the chosen one keeps within it; a looser tolerance takes a faster set, a tolerance
+/// nothing meets takes the one that loses least. The test rows are never used.
+#[test]
+fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
+    use sqnn::data::{Dataset, SplitSpec};
+    use sqnn::fhe::{self, Calibration, FheMode, PlanFacts, PlanRequest};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = IntGraph::load(&root.join("circuits/iris.circuit.json")).unwrap();
+    let ds = Dataset::builtin("iris").unwrap();
+    let split = SplitSpec::Auto.split(&ds).unwrap();
+    let train = ds.subset(&split.train);
+    let an = analyze(g).unwrap();
+    let inputs = an.graph().quantize_inputs(&train.x).unwrap();
+    let cal = Calibration::new(&an, &inputs, &train.y).unwrap();
+    assert_eq!(cal.rows(), split.train.len());
+    let facts = PlanFacts::new(&an);
+    let choose = |cal: Calibration| {
+        let req = PlanRequest::new(FheMode::Approximate)
+            .target(-40.0)
+            .cores(2)
+            .calibration(cal);
+        fhe::plan(&facts, &req).unwrap()
+    };
+    let strict = choose(cal.clone());
+    let chosen = strict
+        .candidates
+        .iter()
+        .position(|c| c.parameter_set == strict.parameter_set)
+        .unwrap();
+    let sim = strict.candidates[chosen].simulated.unwrap();
+    assert!(sim.loss() <= Calibration::DEFAULT_TOLERANCE, "{sim:?}");
+    for c in &strict.candidates[..chosen] {
+        let s = c.simulated.expect("a faster candidate was simulated");
+        assert!(s.loss() > Calibration::DEFAULT_TOLERANCE, "{c:?}");
+        assert!(c.latency_ms_per_sample < strict.latency_ms_per_sample);
+    }
+    // The simulation is what the plan's reads do: the same as simulating the chosen plan.
+    assert_eq!(cal.simulate(&strict).unwrap(), sim);
+    let loose = choose(cal.clone().tolerance(0.5).unwrap());
+    assert!(loose.latency_ms_per_sample < strict.latency_ms_per_sample);
+    let impossible = choose(cal.clone().tolerance(0.0).unwrap());
+    let least = impossible
+        .candidates
+        .iter()
+        .filter_map(|c| c.simulated.map(|s| s.loss()))
+        .fold(f64::INFINITY, f64::min);
+    let got = impossible
+        .candidates
+        .iter()
+        .find(|c| c.parameter_set == impossible.parameter_set)
+        .unwrap();
+    if least > 0.0 {
+        assert_eq!(got.simulated.unwrap().loss(), least);
+        assert!(got.note.contains("loses least"), "{}", got.note);
+    }
+    assert!(cal.clone().tolerance(1.0).is_err());
+}

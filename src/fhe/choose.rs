@@ -1,6 +1,7 @@
 //! The choice among the catalogue's sets: every selectable set planned, ranked by predicted
 //! latency, and errors that name the accumulators or neurons that no set holds.
 
+use super::accuracy::{Calibration, Simulated};
 use super::catalogue::{catalogue, ParamSet};
 use super::encoding::{approximate_top, needed_bits};
 use super::facts::{DotFacts, PlanFacts};
@@ -110,6 +111,7 @@ fn ranked_plans(
                 space_bits: plan.as_ref().map(|p| p.space_bits),
                 worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
                 note,
+                simulated: None,
             };
             (plan, c)
         })
@@ -270,6 +272,107 @@ pub(super) fn choose_approximate(
             allow,
         ),
     }
+}
+
+/// Approximate mode by accuracy: the plans that meet the target in order of predicted latency
+/// (2^-128 first, as [`pick`] prefers), each simulated on the calibration rows until one keeps
+/// its predictions within the tolerance; with `max_sigma`, sets whose worst read noise exceeds
+/// it are skipped unsimulated. When none is within the tolerance, the one that loses least.
+pub(super) fn choose_by_accuracy(
+    facts: &PlanFacts,
+    target_log2_p_fail: f64,
+    cores: usize,
+    cal: &Calibration,
+    max_sigma: Option<f64>,
+    allow: &dyn Fn(&ParamSet) -> bool,
+) -> Result<FhePlan> {
+    check_target(target_log2_p_fail)?;
+    if let Some(s) = max_sigma {
+        if s.is_nan() || s <= 0.0 {
+            return Err(Error::param(
+                "max_sigma",
+                format!("{s} must be a positive number of accumulator units"),
+            ));
+        }
+    }
+    let (plans, mut candidates) = ranked_plans(
+        facts,
+        FheMode::Approximate,
+        target_log2_p_fail,
+        cores,
+        allow,
+    );
+    let mut sims: Vec<Option<Simulated>> = vec![None; plans.len()];
+    let mut failure = None;
+    let accept = |p: &FhePlan| -> std::result::Result<(), String> {
+        if let Some(s) = max_sigma.filter(|s| p.worst_sigma_units > *s) {
+            return Err(format!("σ {:.2} units > max σ {s}", p.worst_sigma_units));
+        }
+        let i = plans
+            .iter()
+            .position(|q| std::ptr::eq(q, p))
+            .expect("one of the plans");
+        let sim = match cal.simulate(p) {
+            Ok(sim) => sim,
+            Err(e) => {
+                failure = Some(e);
+                return Err("not simulated".into());
+            }
+        };
+        sims[i] = Some(sim);
+        if cal.accepts(&sim) {
+            Ok(())
+        } else if sim.regression {
+            Err(format!(
+                "loses {:.4} of R² > {} allowed",
+                sim.loss(),
+                cal.tolerance
+            ))
+        } else {
+            Err(format!(
+                "changes {:.2} % of predictions > {:.2} % allowed",
+                100.0 * sim.loss(),
+                100.0 * cal.tolerance
+            ))
+        }
+    };
+    let chosen = pick(&plans, &mut candidates, accept);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    for (c, s) in candidates.iter_mut().zip(&sims) {
+        c.simulated = *s;
+    }
+    let chosen = match chosen {
+        Some(i) => i,
+        None => {
+            let Some((i, _)) = sims
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.map(|s| (i, s.loss())))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            else {
+                return choose_among(
+                    facts,
+                    target_log2_p_fail,
+                    cores,
+                    FheMode::Approximate,
+                    allow,
+                );
+            };
+            let why = candidates[i].note.clone();
+            candidates[i].note =
+                format!("chosen: none is within the tolerance, this one loses least ({why})");
+            i
+        }
+    };
+    if cal.accepts(&sims[chosen].expect("simulated")) {
+        candidates[chosen].note.push_str(", within the tolerance");
+    }
+    Ok(FhePlan {
+        candidates,
+        ..plans[chosen].clone()
+    })
 }
 
 pub(super) fn too_wide(

@@ -171,6 +171,10 @@ pub struct Candidate {
     pub worst_log2_p_fail: Option<f64>,
     /// Why it qualifies or not, e.g. `meets 2^-40` or `reads at most 5 bits exactly`.
     pub note: String,
+    /// Its reads simulated on the calibration rows (the choice by accuracy; absent when not
+    /// simulated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<super::accuracy::Simulated>,
 }
 
 impl FhePlan {

@@ -37,6 +37,12 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "  parameters   {} ({}-bit set, {family}, N = {})\n",
         plan.parameter_set, plan.precision_bits, plan.polynomial_size
     ));
+    if let (Some(base), Some(changes)) = (plan.set().derives_from, plan.set().variant_changes()) {
+        s.push_str(&format!(
+            "  derived from {base}: {changes}; n, k, N, modulus, keys and noise distributions \
+             unchanged (the same 128-bit security)\n"
+        ));
+    }
     s.push_str(&format!(
         "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
         plan.space_bits, plan.needed_bits, plan.box_positions
@@ -115,8 +121,19 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
     if plan.candidates.is_empty() {
         return;
     }
+    let simulated = plan
+        .candidates
+        .iter()
+        .find_map(|c| c.simulated)
+        .map(|s| {
+            format!(
+                "; chosen by accuracy, reads simulated on {} calibration rows × {} noise seeds",
+                s.rows, s.seeds
+            )
+        })
+        .unwrap_or_default();
     s.push_str(&format!(
-        "  candidates   predicted latency per sample on {} core(s), cheapest first:\n",
+        "  candidates   predicted latency per sample on {} core(s), cheapest first{simulated}:\n",
         plan.cores
     ));
     for c in &plan.candidates {
@@ -126,7 +143,7 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             " "
         };
         s.push_str(&format!(
-            "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+            "    {mark} {:>9}  {}-bit {:<24} {:>8} keys  {} ({})\n",
             ms(c.latency_ms_per_sample),
             c.precision_bits,
             c.family,
@@ -134,5 +151,8 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             c.parameter_set,
             c.note
         ));
+        if let Some(sim) = &c.simulated {
+            s.push_str(&format!("{:>16}simulated: {}\n", "", sim.describe()));
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The one planner call: [`plan`] takes a circuit's [`PlanFacts`] and a [`PlanRequest`] (forced
 //! set or the choice, read mode, failure target, cores) and returns the [`FhePlan`].
 
+use super::accuracy::Calibration;
 use super::catalogue::{ParamSet, ParamSetId};
-use super::choose::{choose_among, choose_approximate};
+use super::choose::{choose_among, choose_approximate, choose_by_accuracy};
 use super::facts::PlanFacts;
 use super::one_set::{plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
@@ -36,9 +37,13 @@ pub struct PlanRequest {
     /// Expert, with a forced `space_bits` only: [exact rounding](FhePlan::exact_rounding)
     /// (exact mode).
     pub exact_rounding: bool,
-    /// Approximate mode's choice: skip sets whose worst read noise exceeds this many
-    /// accumulator units (cheaper sets can read with σ of several units). `None`: no guard.
+    /// Approximate mode's choice, an expert override: skip sets whose worst read noise exceeds
+    /// this many accumulator units. `None`: no guard.
     pub max_sigma: Option<f64>,
+    /// Approximate mode's choice by accuracy: the cheapest set whose simulated predictions on
+    /// these calibration rows stay within their tolerance of the clear backend's. `None`: by
+    /// latency (and `max_sigma`) only.
+    pub calibration: Option<Calibration>,
     /// The choice considers only these sets (default: every selectable set of the catalogue).
     pub among: Option<Vec<ParamSetId>>,
 }
@@ -55,6 +60,7 @@ impl Default for PlanRequest {
             space_bits: None,
             exact_rounding: false,
             max_sigma: None,
+            calibration: None,
             among: None,
         }
     }
@@ -107,6 +113,13 @@ impl PlanRequest {
             ..self
         }
     }
+    /// Choosing by the accuracy kept on these calibration rows (approximate mode).
+    pub fn calibration(self, calibration: Calibration) -> PlanRequest {
+        PlanRequest {
+            calibration: Some(calibration),
+            ..self
+        }
+    }
     /// Choosing among these sets only.
     pub fn among(self, sets: impl IntoIterator<Item = ParamSetId>) -> PlanRequest {
         PlanRequest {
@@ -126,8 +139,11 @@ impl PlanRequest {
 ///   [`space_bits`](PlanRequest::space_bits) too: exactly that plan, unchecked.
 /// * Otherwise the choice: the cheapest selectable set (predicted latency per sample on
 ///   `cores` cores, the circuit's layers one after another, then key size) that meets the
-///   target; in approximate mode with [`max_sigma`](PlanRequest::max_sigma), the cheapest
-///   whose worst read noise is within it. The 2^-128 families come first: a 2^-64 set is
+///   target; in approximate mode with [`calibration`](PlanRequest::calibration) rows, the
+///   cheapest whose simulated predictions on them stay within the tolerance of the clear
+///   backend's (if none does, the one that loses least); with
+///   [`max_sigma`](PlanRequest::max_sigma), only among those whose worst read noise is within
+///   it. The 2^-128 families come first: a 2^-64 set is
 ///   taken only when it is at least [`FAIL64_MIN_GAIN`](super::FAIL64_MIN_GAIN) faster than
 ///   the fastest 2^-128 set that qualifies. The plan lists every candidate with the reason it
 ///   was taken or not ([`FhePlan::candidates`]).
@@ -161,8 +177,11 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
         )),
         (None, None) => {
             let allow = |p: &ParamSet| req.among.as_ref().is_none_or(|ids| ids.contains(&p.id));
-            match (mode, req.max_sigma) {
-                (FheMode::Approximate, Some(s)) => {
+            match (mode, &req.calibration, req.max_sigma) {
+                (FheMode::Approximate, Some(cal), s) => {
+                    choose_by_accuracy(facts, target, cores, cal, s, &allow)
+                }
+                (FheMode::Approximate, None, Some(s)) => {
                     choose_approximate(facts, target, cores, s, &allow)
                 }
                 _ => choose_among(facts, target, cores, mode, &allow),

@@ -20,10 +20,16 @@ pub struct FheArgs {
     /// margin (approximate), as log2 (Concrete ML's default: -40).
     #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
     pub p_error: f64,
-    /// Approximate mode: largest read noise (standard deviation, in accumulator units) a
-    /// parameter set may have; cheaper sets with noisier reads are skipped.
-    #[arg(long, default_value_t = 2.0)]
-    pub max_sigma: f64,
+    /// Approximate mode: share of calibration rows (the training split) whose prediction may
+    /// change under the simulated read noise (classification), or R² that may be lost
+    /// (regression); the choice takes the fastest set within it.
+    #[arg(long, default_value_t = sqnn::fhe::Calibration::DEFAULT_TOLERANCE)]
+    pub tolerance: f64,
+    /// Approximate mode, expert override (off by default): also skip sets whose read noise
+    /// (standard deviation, accumulator units) exceeds this. Without calibration rows (no
+    /// data set), a guard of 2 units applies.
+    #[arg(long)]
+    pub max_sigma: Option<f64>,
     /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
@@ -35,7 +41,7 @@ pub struct FheArgs {
 
 impl FheArgs {
     /// The flag ids of this group.
-    const IDS: [&'static str; 4] = ["mode", "p_error", "max_sigma", "parameters"];
+    const IDS: [&'static str; 5] = ["mode", "p_error", "tolerance", "max_sigma", "parameters"];
 
     /// Records which of this group's flags `matches` (a subcommand's) got from the command
     /// line.
@@ -89,22 +95,52 @@ impl FheArgs {
         }
         Ok(())
     }
-    /// The plan these flags ask for, on this machine's cores.
-    pub fn plan(&self, an: &sqnn::analyze::Analyzed) -> Result<sqnn::fhe::FhePlan> {
+    /// The plan these flags ask for, on this machine's cores; in approximate mode chosen by
+    /// the accuracy kept on `calibration`'s rows when given (else by the read-noise guard).
+    pub fn plan(
+        &self,
+        an: &sqnn::analyze::Analyzed,
+        calibration: Option<sqnn::fhe::Calibration>,
+    ) -> Result<sqnn::fhe::FhePlan> {
         use sqnn::fhe::{self, ParamSetId, PlanFacts, PlanRequest};
         let set = match &self.parameters {
             Some(name) => Some(name.parse::<ParamSetId>()?),
             None => None,
         };
+        let calibration = match calibration {
+            Some(c) => Some(c.tolerance(self.tolerance)?),
+            None => None,
+        };
+        let max_sigma = match (&calibration, self.max_sigma) {
+            (_, Some(s)) => Some(s),
+            (None, None) => Some(FALLBACK_MAX_SIGMA),
+            (Some(_), None) => None,
+        };
         let req = PlanRequest {
             set,
-            max_sigma: Some(self.max_sigma),
+            max_sigma,
+            calibration,
             ..PlanRequest::new(self.mode)
                 .target(self.p_error)
                 .cores(rayon::current_num_threads())
         };
         fhe::plan(&PlanFacts::new(an), &req)
     }
+}
+
+/// The read-noise guard (accumulator units) of a choice without calibration rows.
+pub const FALLBACK_MAX_SIGMA: f64 = 2.0;
+
+/// Calibration rows for the choice by accuracy: the training split of `data`, quantized for the
+/// circuit (never the test rows).
+pub fn calibration(
+    an: &sqnn::analyze::Analyzed,
+    ds: &Dataset,
+    split: &Split,
+) -> Result<sqnn::fhe::Calibration> {
+    let train = ds.subset(&split.train);
+    let inputs = an.graph().quantize_inputs(&train.x)?;
+    sqnn::fhe::Calibration::new(an, &inputs, &train.y)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

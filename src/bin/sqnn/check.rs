@@ -88,7 +88,15 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         println!("{}", report::render_json(r));
     } else {
         print!("{}", report::render_text(r));
-        print_fhe_plan(&an, &a.fhe);
+        // With a data set, the plan is chosen by the accuracy kept on its training rows.
+        let cal = match &a.calibrate {
+            Some(data) if r.ok => {
+                let (ds, sp) = load_split_for(data, &a.split, &an.graph().schema())?;
+                Some(crate::args::calibration(&an, &ds, &sp)?)
+            }
+            _ => None,
+        };
+        print_fhe_plan(&an, &a.fhe, cal);
     }
     if let Some(data) = &a.calibrate {
         calibrate(&an, data, &a.split, a.json)?;
@@ -156,11 +164,11 @@ pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Re
     Ok(())
 }
 
-pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs) {
+pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs, cal: Option<sqnn::fhe::Calibration>) {
     if !an.report().ok {
         return;
     }
-    match fhe.plan(an) {
+    match fhe.plan(an, cal) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
         Err(e) => {
             println!("TFHE: {e}");

@@ -57,7 +57,8 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let fhe = FheArgs {
         mode: sqnn::fhe::FheMode::Approximate,
         p_error: -40.0,
-        max_sigma: 2.0,
+        tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
+        max_sigma: None,
         parameters: None,
         given: Vec::new(),
     };

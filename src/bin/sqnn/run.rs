@@ -95,8 +95,18 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BackendKind::Simulate => simulate(&an, &inputs, &test.y, a, &ds.name),
-        BackendKind::Tfhe => encrypted::run(an, &inputs, &test.y, a),
+        BackendKind::Simulate => {
+            let cal = crate::args::calibration(&an, &ds, &split)?;
+            simulate(&an, &inputs, &test.y, a, &ds.name, cal)
+        }
+        BackendKind::Tfhe => {
+            // Loaded keys fix the plan; fresh ones are planned on the training rows.
+            let cal = match a.keys {
+                Some(_) => None,
+                None => Some(crate::args::calibration(&an, &ds, &split)?),
+            };
+            encrypted::run(an, &inputs, &test.y, a, cal)
+        }
     }
 }
 
@@ -107,6 +117,7 @@ pub fn simulate(
     y: &[f64],
     a: &RunArgs,
     data: &str,
+    calibration: sqnn::fhe::Calibration,
 ) -> Result<ExitCode> {
     if !an.report().ok {
         return Err(Error::Backend(format!(
@@ -114,7 +125,7 @@ pub fn simulate(
             report::render_text(an.report())
         )));
     }
-    let plan = a.fhe.plan(an)?;
+    let plan = a.fhe.plan(an, Some(calibration))?;
     let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
     let exact = ClearBackend::default().evaluate(an, inputs)?;
     let t = Instant::now();

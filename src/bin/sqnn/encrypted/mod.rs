@@ -8,7 +8,7 @@ use clap::Args;
 
 use sqnn::Result;
 
-use crate::args::FheArgs;
+use crate::args::{load_split_for, FheArgs, SplitArgs};
 
 pub use imp::run;
 
@@ -25,10 +25,24 @@ pub struct KeygenArgs {
     pub out_dir: PathBuf,
     #[command(flatten)]
     pub fhe: FheArgs,
+    /// Choose the parameters by the accuracy kept on this data set's training rows (built-in
+    /// name or CSV path; without it, by the read-noise guard).
+    #[arg(long)]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub split: SplitArgs,
 }
 
 pub fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
-    imp::keygen(&a.circuit, &a.out_dir, &a.fhe)
+    let calibration = match &a.data {
+        Some(data) => {
+            let an = sqnn::analyze::analyze(sqnn::ir::IntGraph::load(&a.circuit)?)?;
+            let (ds, split) = load_split_for(data, &a.split, &an.graph().schema())?;
+            Some(crate::args::calibration(&an, &ds, &split)?)
+        }
+        None => None,
+    };
+    imp::keygen(&a.circuit, &a.out_dir, &a.fhe, calibration)
 }
 
 #[cfg(not(feature = "tfhe-backend"))]
@@ -51,11 +65,22 @@ mod imp {
         )
     }
 
-    pub fn keygen(_: &Path, _: &Path, _: &FheArgs) -> Result<ExitCode> {
+    pub fn keygen(
+        _: &Path,
+        _: &Path,
+        _: &FheArgs,
+        _: Option<sqnn::fhe::Calibration>,
+    ) -> Result<ExitCode> {
         Err(disabled())
     }
 
-    pub fn run(_: Analyzed, _: &[Vec<i64>], _: &[f64], _: &RunArgs) -> Result<ExitCode> {
+    pub fn run(
+        _: Analyzed,
+        _: &[Vec<i64>],
+        _: &[f64],
+        _: &RunArgs,
+        _: Option<sqnn::fhe::Calibration>,
+    ) -> Result<ExitCode> {
         Err(disabled())
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
 use sqnn::execute::ClearBackend;
-use sqnn::fhe::{render_plan, FheMode};
+use sqnn::fhe::{render_plan, Calibration, FheMode};
 use sqnn::ir::IntGraph;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::report::render_text;
@@ -31,9 +31,14 @@ fn checked(an: Analyzed) -> Result<CheckedGraph> {
 }
 
 /// `sqnn keygen CIRCUIT --out-dir DIR`.
-pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode> {
+pub fn keygen(
+    circuit: &Path,
+    out_dir: &Path,
+    fhe: &FheArgs,
+    calibration: Option<Calibration>,
+) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
-    let plan = fhe.plan(checked.analyzed())?;
+    let plan = fhe.plan(checked.analyzed(), calibration)?;
     // The key files' places are checked before the keys are generated.
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     for file in [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE] {
@@ -54,7 +59,13 @@ pub fn keygen(circuit: &Path, out_dir: &Path, fhe: &FheArgs) -> Result<ExitCode>
 
 /// `sqnn run CIRCUIT --backend tfhe`: encrypts each sample, evaluates with the server key
 /// alone, decrypts, and compares with the clear backend.
-pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<ExitCode> {
+pub fn run(
+    an: Analyzed,
+    inputs: &[Vec<i64>],
+    y: &[f64],
+    a: &RunArgs,
+    calibration: Option<Calibration>,
+) -> Result<ExitCode> {
     let clear = ClearBackend::default().evaluate(&an, inputs)?;
     let checked = checked(an)?;
     let t = Instant::now();
@@ -69,7 +80,7 @@ pub fn run(an: Analyzed, inputs: &[Vec<i64>], y: &[f64], a: &RunArgs) -> Result<
             (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0), mode)
         }
         None => {
-            let plan = a.fhe.plan(checked.analyzed())?;
+            let plan = a.fhe.plan(checked.analyzed(), calibration)?;
             if !a.json {
                 print!("{}", render_plan(&plan));
             }

@@ -1,0 +1,177 @@
+//! The choice by accuracy: a candidate plan's read noise simulated in clear on calibration rows
+//! (the training split, never the test rows) with several noise seeds, against the clear
+//! backend's predictions on the same rows.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::FhePlan;
+use super::reads::sigma_units_by_node;
+use crate::analyze::Analyzed;
+use crate::data::Task;
+use crate::error::{Error, Result};
+use crate::execute::ClearBackend;
+
+/// Calibration rows and the tolerance a candidate's simulated predictions must keep.
+///
+/// A plan is accepted when, pooled over the noise seeds, at least `1 - tolerance` of the rows
+/// get the clear backend's prediction (classification), or the simulated R² is at most
+/// `tolerance` below the clear one (regression).
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    analyzed: Arc<Analyzed>,
+    inputs: Vec<Vec<i64>>,
+    targets: Vec<f64>,
+    clear_preds: Vec<f64>,
+    clear_metric: f64,
+    /// Noise seeds simulated per candidate (seeds `1..=seeds`).
+    pub seeds: u64,
+    /// Share of rows whose prediction may change (classification), or R² that may be lost
+    /// (regression).
+    pub tolerance: f64,
+}
+
+impl PartialEq for Calibration {
+    fn eq(&self, other: &Calibration) -> bool {
+        self.analyzed.graph() == other.analyzed.graph()
+            && self.inputs == other.inputs
+            && self.targets == other.targets
+            && self.seeds == other.seeds
+            && self.tolerance == other.tolerance
+    }
+}
+
+/// What a candidate plan's reads do to the predictions on the calibration rows.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Simulated {
+    /// Rows simulated (per seed).
+    pub rows: usize,
+    /// Noise seeds.
+    pub seeds: u64,
+    /// Share of simulated rows (over all seeds) with the clear backend's prediction.
+    pub agreement: f64,
+    /// Accuracy (classification) or R² (regression) of the simulated predictions, mean over
+    /// the seeds.
+    pub metric: f64,
+    /// The same for the clear backend.
+    pub clear_metric: f64,
+    /// Whether `metric` is R² (regression) rather than accuracy.
+    pub regression: bool,
+}
+
+impl Simulated {
+    /// What the tolerance bounds: the share of changed predictions (classification) or the R²
+    /// lost (regression).
+    pub fn loss(&self) -> f64 {
+        if self.regression {
+            self.clear_metric - self.metric
+        } else {
+            1.0 - self.agreement
+        }
+    }
+
+    /// One line for a candidate: agreement and metric against clear.
+    pub fn describe(&self) -> String {
+        let name = if self.regression { "R²" } else { "accuracy" };
+        format!(
+            "{:.1} % same prediction, {name} {:.3} (clear {:.3})",
+            100.0 * self.agreement,
+            self.metric,
+            self.clear_metric
+        )
+    }
+}
+
+impl Calibration {
+    /// The default share of changed predictions or of R² lost.
+    pub const DEFAULT_TOLERANCE: f64 = 0.005;
+    /// The default number of noise seeds.
+    pub const DEFAULT_SEEDS: u64 = 4;
+    /// At most this many rows are simulated (evenly spaced over the given ones), so that the
+    /// choice stays quick on large training splits.
+    pub const MAX_ROWS: usize = 1000;
+
+    /// Calibration on quantized `inputs` (the training split) with their `targets`.
+    pub fn new(an: &Analyzed, inputs: &[Vec<i64>], targets: &[f64]) -> Result<Calibration> {
+        if inputs.is_empty() || inputs.len() != targets.len() {
+            return Err(Error::Input(format!(
+                "calibration needs rows with one target each ({} rows, {} targets)",
+                inputs.len(),
+                targets.len()
+            )));
+        }
+        let step = inputs.len().div_ceil(Self::MAX_ROWS);
+        let inputs: Vec<Vec<i64>> = inputs.iter().step_by(step).cloned().collect();
+        let targets: Vec<f64> = targets.iter().step_by(step).copied().collect();
+        let outs = ClearBackend::default().evaluate(an, &inputs)?;
+        let g = an.graph();
+        let clear_preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
+        let clear_metric = metric(an, &clear_preds, &targets);
+        Ok(Calibration {
+            analyzed: Arc::new(an.clone()),
+            inputs,
+            targets,
+            clear_preds,
+            clear_metric,
+            seeds: Self::DEFAULT_SEEDS,
+            tolerance: Self::DEFAULT_TOLERANCE,
+        })
+    }
+
+    /// With this tolerance (in `[0, 1)`).
+    pub fn tolerance(self, tolerance: f64) -> Result<Calibration> {
+        if !(0.0..1.0).contains(&tolerance) {
+            return Err(Error::param(
+                "tolerance",
+                format!("{tolerance} must be in [0, 1), e.g. 0.005 for 0.5 %"),
+            ));
+        }
+        Ok(Calibration { tolerance, ..self })
+    }
+
+    /// Rows simulated per seed.
+    pub fn rows(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Simulates `plan`'s reads on the rows with each seed.
+    pub fn simulate(&self, plan: &FhePlan) -> Result<Simulated> {
+        let an = &*self.analyzed;
+        let g = an.graph();
+        let sigma = sigma_units_by_node(plan, g);
+        let (mut same, mut metric_sum) = (0usize, 0.0);
+        for seed in 1..=self.seeds.max(1) {
+            let (outs, _) = ClearBackend::default().simulate(an, &self.inputs, &sigma, seed)?;
+            let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
+            same += preds
+                .iter()
+                .zip(&self.clear_preds)
+                .filter(|(a, b)| a == b)
+                .count();
+            metric_sum += metric(an, &preds, &self.targets);
+        }
+        let seeds = self.seeds.max(1);
+        let runs = self.inputs.len() as f64 * seeds as f64;
+        Ok(Simulated {
+            rows: self.inputs.len(),
+            seeds,
+            agreement: same as f64 / runs,
+            metric: metric_sum / seeds as f64,
+            clear_metric: self.clear_metric,
+            regression: matches!(g.meta.task, Task::Regress),
+        })
+    }
+
+    /// Whether `s` is within the tolerance.
+    pub fn accepts(&self, s: &Simulated) -> bool {
+        s.loss() <= self.tolerance
+    }
+}
+
+fn metric(an: &Analyzed, preds: &[f64], y: &[f64]) -> f64 {
+    match an.graph().meta.task {
+        Task::Classify { .. } => crate::train::accuracy(preds, y),
+        Task::Regress => crate::train::r2(preds, y),
+    }
+}
