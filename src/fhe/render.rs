@@ -37,6 +37,12 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "  parameters   {} ({}-bit set, {family}, N = {})\n",
         plan.parameter_set, plan.precision_bits, plan.polynomial_size
     ));
+    if let (Some(base), Some(changes)) = (plan.set().derives_from, plan.set().variant_changes()) {
+        s.push_str(&format!(
+            "  derived from {base}: {changes}; n, k, N, modulus, keys and noise distributions \
+             unchanged (the same 128-bit security)\n"
+        ));
+    }
     s.push_str(&format!(
         "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
         plan.space_bits, plan.needed_bits, plan.box_positions
@@ -140,7 +146,7 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             " "
         };
         s.push_str(&format!(
-            "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+            "    {mark} {:>9}  {}-bit {:<24} {:>8} keys  {} ({})\n",
             ms(c.latency_ms_per_sample),
             c.precision_bits,
             c.family,
