@@ -7,6 +7,8 @@
 //! * `noise`: the noise constants `a` and `b` of each set, measured with the secret key;
 //! * `latency`: per-bootstrap latency (one core, all cores, amortized), key generation, key
 //!   sizes and a reload of each set, and the 4-bit test circuit against its floor;
+//! * `variant-cost`: each decomposition variant's bootstrap against its shipped set's,
+//!   interleaved on one pinned core (the ratio holds under load when absolute times do not);
 //! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
 //!   approximate mode on the 4-bit set, against the floor, stage by stage;
 //! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
@@ -35,7 +37,7 @@ use common::builder::{all_inputs, Builder};
 use common::tfhe::*;
 
 const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
-                     [noise|latency|iris-shape|committed-iris]";
+                     [noise|latency|variant-cost|iris-shape|committed-iris]";
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         "latency" => latency(),
         "iris-shape" => iris_shape_latency(),
         "committed-iris" => committed_iris(),
+        "variant-cost" => variant_cost(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -57,8 +60,9 @@ fn main() -> ExitCode {
 }
 
 /// A short tag of a catalogue set for the `SQNN_SETS` filter: its precision, `mbG` for a
-/// multi-bit bootstrap of grouping `G`, `-64` for the 2^-64 family (e.g. `4`, `4-64`, `4mb4`,
-/// `6mb2`).
+/// multi-bit bootstrap of grouping `G`, `-64` for the 2^-64 family, `pLbB` (and `kLbB`) for a
+/// decomposition variant's bootstrap (and keyswitch) level and base log (e.g. `4`, `4-64`,
+/// `4mb4`, `6mb2`, `4p2b15`, `4p2b15k3b5`).
 fn tag(s: &ParamSet) -> String {
     let mut t = s.precision().to_string();
     if s.grouping_factor > 1 {
@@ -66,6 +70,14 @@ fn tag(s: &ParamSet) -> String {
     }
     if s.family_log2_p_fail == -64 {
         t.push_str("-64");
+    }
+    if let Some(v) = s.derives_from {
+        let d = s.decomposition;
+        let base = v.set().decomposition;
+        t.push_str(&format!("p{}b{}", d.pbs_level, d.pbs_base_log));
+        if (d.ks_level, d.ks_base_log) != (base.ks_level, base.ks_base_log) {
+            t.push_str(&format!("k{}b{}", d.ks_level, d.ks_base_log));
+        }
     }
     t
 }
@@ -98,23 +110,100 @@ fn noise() {
     for s in sets_from_env() {
         let name = s.name;
         let (cks, sks) = raw_keys(s);
-        let fresh = measure::pbs_input_noise(s, &cks, &sks, 0, 3000).unwrap();
+        let a_trials = if s.derives_from.is_some() { 4000 } else { 3000 };
+        let fresh = measure::pbs_input_noise(s, &cks, &sks, 0, a_trials).unwrap();
         let a = fresh.std.powi(2);
         println!("{name}: fresh (a) {fresh:?}");
-        let trials = if s.precision() >= 6 { 300 } else { 1000 };
-        let b = measure::bootstrap_output_variance(s, &cks, &sks, trials);
-        println!("{name}: bootstrap output variance (b) {b:.3e} from {trials} bootstraps");
+        let trials = match (s.derives_from.is_some(), s.precision() >= 6) {
+            (true, _) => 2000,
+            (false, true) => 300,
+            (false, false) => 1000,
+        };
+        let (_, b, b_kurtosis) = measure::bootstrap_output_moments(s, &cks, &sks, trials);
+        println!(
+            "{name}: bootstrap output variance (b) {b:.3e} from {trials} bootstraps, excess \
+             kurtosis {b_kurtosis:.3}"
+        );
         // The sum at the input of the next bootstrap: a + b·w², measured against predicted.
         let w = (((4.0 * a) / b).sqrt() as u64).clamp(1, 1 << 20);
-        let st = measure::pbs_input_noise(s, &cks, &sks, w, trials).unwrap();
+        let st = measure::pbs_input_noise(s, &cks, &sks, w, trials.min(1000)).unwrap();
         println!(
             "{name}: weight {w}: measured std {:.2}, predicted sqrt(a + b·w²) = {:.2} ({st:?})",
             st.std,
             (a + b * (w * w) as f64).sqrt()
         );
+        let formula = s
+            .formula_noise()
+            .map_or("none (multi-bit)".to_string(), |(fa, fb)| {
+                format!(
+                    "a = {fa:.2}, b = {fb:.3e} (measured / formula {:.3}, {:.3})",
+                    a / fa,
+                    b / fb
+                )
+            });
         println!(
-            "CALIBRATION {} tag {}: measured a = {a:.2}, b = {b:.3e}, mean {:.2}; catalogue a = {}, b = {:.3e}",
+            "CALIBRATION {} tag {}: measured a = {a:.2}, b = {b:.3e}, mean {:.2}; catalogue a = {}, b = {:.3e}; formula {formula}",
             name, tag(s), fresh.mean, s.noise_base, s.noise_per_w2
+        );
+        if s.derives_from.is_some() {
+            println!(
+                "VALIDATION {name}: \"noise_base\": {a:.3}, \"noise_per_w2\": {b:.4e}, \
+                 \"validation\": {{ \"a_samples\": {a_trials}, \"a_excess_kurtosis\": {:.3}, \
+                 \"b_samples\": {trials}, \"b_excess_kurtosis\": {b_kurtosis:.3} }}",
+                fresh.excess_kurtosis
+            );
+        }
+    }
+}
+
+/// Each decomposition variant's keyswitch + bootstrap against its shipped set's, one of each in
+/// turn on one pinned core (60 pairs): the median ratio, which the load moves far less than the
+/// absolute times. The catalogue's variant figures are the shipped set's times this ratio.
+///
+/// `cargo run --release --features calibration --example calibrate -- variant-cost`
+fn variant_cost() {
+    use std::time::Instant;
+    for v in fhe::catalogue().iter().filter(|s| s.derives_from.is_some()) {
+        let base = v.derives_from.unwrap().set();
+        let (vc, vs) = raw_keys(v);
+        let (bc, bs) = raw_keys(base);
+        let (vl, bl) = (
+            vs.generate_lookup_table(|x| x),
+            bs.generate_lookup_table(|x| x),
+        );
+        let (ratios, vt, bt): (Vec<f64>, Vec<f64>, Vec<f64>) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    assert!(pin_this_thread_to_one_core(), "taskset failed");
+                    one_bootstrap(&vc, &vs, &vl);
+                    one_bootstrap(&bc, &bs, &bl);
+                    let (mut r, mut a, mut b) = (vec![], vec![], vec![]);
+                    for _ in 0..60 {
+                        let t = Instant::now();
+                        one_bootstrap(&vc, &vs, &vl);
+                        let tv = t.elapsed().as_secs_f64() * 1e3;
+                        let t = Instant::now();
+                        one_bootstrap(&bc, &bs, &bl);
+                        let tb = t.elapsed().as_secs_f64() * 1e3;
+                        r.push(tv / tb);
+                        a.push(tv);
+                        b.push(tb);
+                    }
+                    (r, a, b)
+                })
+                .join()
+                .unwrap()
+        });
+        let ratio = sqnn::tfhe::median(&ratios);
+        println!(
+            "VARIANT-COST {}: median ratio {ratio:.3} to {} (variant {:.1} ms, shipped {:.1} ms \
+             now); catalogue shipped {:.1} ms → variant {:.1} ms",
+            v.name,
+            base.name,
+            sqnn::tfhe::median(&vt),
+            sqnn::tfhe::median(&bt),
+            base.pbs_ms_1_thread,
+            base.pbs_ms_1_thread * ratio
         );
     }
 }

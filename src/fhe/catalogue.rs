@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::measured;
+use super::variants::{self, Decomposition, NoiseValidation};
 use crate::error::{Error, Result};
 
 /// A parameter set of the catalogue: every 128-bit-security `tfhe` 1.8.2 set of 2, 4 and 6 bits
@@ -50,11 +51,22 @@ pub enum ParamSetId {
     MultiBit4Msg2Carry2Fail64,
     /// `V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128`: 6-bit multi-bit set (g = 2), 2^-128 (N = 16384; works, not selectable: 2.9 GB of server key).
     MultiBit2Msg3Carry3,
+    /// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_PBS_L2_B15`: a decomposition variant
+    /// of the 4-bit classic 2^-128 set, a two-level bootstrap key (base 2^15) instead of one
+    /// level (base 2^23); everything that defines security unchanged (see [`ParamSet::derives_from`]).
+    ClassicMsg2Carry2Pbs2B15,
+    /// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_PBS_L2_B15_KS_L3_B5`: the same with a
+    /// three-level keyswitch (base 2^5) instead of four levels (base 2^4): a cheaper keyswitch,
+    /// more keyswitch noise.
+    ClassicMsg2Carry2Pbs2B15Ks3B5,
+    /// `V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128_PBS_L2_B15`: a decomposition variant of
+    /// the 2-bit classic 2^-128 set (N = 512, k = 4), a two-level bootstrap key (base 2^15).
+    ClassicMsg1Carry1Pbs2B15,
 }
 
 impl ParamSetId {
     /// Every set of the catalogue.
-    pub const ALL: [ParamSetId; 11] = [
+    pub const ALL: [ParamSetId; 14] = [
         ParamSetId::ClassicMsg1Carry1,
         ParamSetId::ClassicMsg2Carry2,
         ParamSetId::ClassicMsg3Carry3,
@@ -66,6 +78,9 @@ impl ParamSetId {
         ParamSetId::MultiBit4Msg2Carry2,
         ParamSetId::MultiBit4Msg2Carry2Fail64,
         ParamSetId::MultiBit2Msg3Carry3,
+        ParamSetId::ClassicMsg2Carry2Pbs2B15,
+        ParamSetId::ClassicMsg2Carry2Pbs2B15Ks3B5,
+        ParamSetId::ClassicMsg1Carry1Pbs2B15,
     ];
 
     /// The `tfhe::shortint::parameters` constant's name.
@@ -96,7 +111,27 @@ impl ParamSetId {
             ParamSetId::MultiBit2Msg3Carry3 => {
                 "V1_8_PARAM_MULTI_BIT_GROUP_2_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128"
             }
+            ParamSetId::ClassicMsg2Carry2Pbs2B15 => {
+                "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_PBS_L2_B15"
+            }
+            ParamSetId::ClassicMsg2Carry2Pbs2B15Ks3B5 => {
+                "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_PBS_L2_B15_KS_L3_B5"
+            }
+            ParamSetId::ClassicMsg1Carry1Pbs2B15 => {
+                "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128_PBS_L2_B15"
+            }
         }
+    }
+
+    /// The shipped `tfhe` set a decomposition variant derives from (`None` for a shipped set).
+    pub fn derives_from(self) -> Option<ParamSetId> {
+        variants::variant(self).map(|v| v.base)
+    }
+
+    /// The shipped `tfhe` set whose security this set has: itself, or the set a variant
+    /// derives from.
+    pub fn shipped(self) -> ParamSetId {
+        self.derives_from().unwrap_or(self)
     }
 
     /// The set's figures.
@@ -201,6 +236,26 @@ pub struct ParamSet {
     /// bootstrap); the rest is the sequential chain of external products. See
     /// [`ParamSet::layer_ms`].
     pub pbs_parallel_fraction: f64,
+    /// Bootstrap and keyswitch decomposition (base log and level): what a decomposition variant
+    /// changes. It sets noise growth and cost, not security.
+    pub decomposition: Decomposition,
+    /// log2 of the TUniform bound of the small (LWE) key's encryption noise: `tfhe`'s
+    /// `lwe_noise_distribution` (security-defining).
+    pub lwe_noise_bound_log2: u32,
+    /// log2 of the TUniform bound of the large (GLWE) key's encryption noise: `tfhe`'s
+    /// `glwe_noise_distribution` (security-defining).
+    pub glwe_noise_bound_log2: u32,
+    /// For a decomposition variant, the shipped `tfhe` 128-bit set it derives from: the same
+    /// `n`, `k`, `N`, ciphertext modulus, key choice and noise distributions (so the same
+    /// security), another [`decomposition`](Self::decomposition). `None` for a shipped set.
+    pub derives_from: Option<ParamSetId>,
+    /// The noise constants `(a, b)` that `tfhe`'s public noise formulas give for the set
+    /// (classic bootstraps only; [`ParamSet::formula_noise`]), same units as
+    /// [`noise_base`](Self::noise_base) and [`noise_per_w2`](Self::noise_per_w2).
+    pub formula_noise: Option<(f64, f64)>,
+    /// For a decomposition variant: its measured noise against the formula
+    /// ([`NoiseValidation`]). A variant is [`selectable`](Self::selectable) only if it passed.
+    pub validation: Option<NoiseValidation>,
 }
 
 /// How a bootstrap of a set rounds the keyswitched ciphertext to `2N` positions.
@@ -228,10 +283,17 @@ struct Design {
     grouping_factor: usize,
     modulus_switch: ModulusSwitch,
     pbs_threads: usize,
+    decomposition: Decomposition,
+    lwe_noise_bound_log2: u32,
+    glwe_noise_bound_log2: u32,
 }
 
 fn design(id: ParamSetId) -> Design {
     match id {
+        // A variant's design is its base's (its decomposition is set in `build`).
+        ParamSetId::ClassicMsg2Carry2Pbs2B15
+        | ParamSetId::ClassicMsg2Carry2Pbs2B15Ks3B5
+        | ParamSetId::ClassicMsg1Carry1Pbs2B15 => design(id.shipped()),
         ParamSetId::ClassicMsg1Carry1 => Design {
             message_bits: 1,
             carry_bits: 1,
@@ -244,6 +306,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Centered,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 23,
+                ks_level: 3,
+                ks_base_log: 5,
+            },
+            lwe_noise_bound_log2: 46,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::ClassicMsg2Carry2 => Design {
             message_bits: 2,
@@ -257,6 +327,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Centered,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 23,
+                ks_level: 4,
+                ks_base_log: 4,
+            },
+            lwe_noise_bound_log2: 45,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::ClassicMsg3Carry3 => Design {
             message_bits: 3,
@@ -270,6 +348,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Centered,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 2,
+                pbs_base_log: 15,
+                ks_level: 5,
+                ks_base_log: 4,
+            },
+            lwe_noise_bound_log2: 41,
+            glwe_noise_bound_log2: 3,
         },
         ParamSetId::ClassicMsg4Carry4 => Design {
             message_bits: 4,
@@ -283,6 +369,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Centered,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 3,
+                pbs_base_log: 11,
+                ks_level: 7,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 40,
+            glwe_noise_bound_log2: 3,
         },
         ParamSetId::ClassicMsg1Carry1Fail64 => Design {
             message_bits: 1,
@@ -296,6 +390,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 23,
+                ks_level: 3,
+                ks_base_log: 4,
+            },
+            lwe_noise_bound_log2: 47,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::ClassicMsg2Carry2Fail64 => Design {
             message_bits: 2,
@@ -309,6 +411,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 23,
+                ks_level: 5,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 46,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::ClassicMsg3Carry3Fail64 => Design {
             message_bits: 3,
@@ -322,6 +432,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 1,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 1,
+            decomposition: Decomposition {
+                pbs_level: 2,
+                pbs_base_log: 15,
+                ks_level: 6,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 43,
+            glwe_noise_bound_log2: 3,
         },
         ParamSetId::MultiBit4Msg1Carry1 => Design {
             message_bits: 1,
@@ -335,6 +453,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 4,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 10,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 22,
+                ks_level: 4,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 49,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::MultiBit4Msg2Carry2 => Design {
             message_bits: 2,
@@ -348,6 +474,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 4,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 10,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 22,
+                ks_level: 5,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 45,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::MultiBit4Msg2Carry2Fail64 => Design {
             message_bits: 2,
@@ -361,6 +495,14 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 4,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 10,
+            decomposition: Decomposition {
+                pbs_level: 1,
+                pbs_base_log: 22,
+                ks_level: 5,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 47,
+            glwe_noise_bound_log2: 17,
         },
         ParamSetId::MultiBit2Msg3Carry3 => Design {
             message_bits: 3,
@@ -374,44 +516,72 @@ fn design(id: ParamSetId) -> Design {
             grouping_factor: 2,
             modulus_switch: ModulusSwitch::Rounded,
             pbs_threads: 6,
+            decomposition: Decomposition {
+                pbs_level: 2,
+                pbs_base_log: 14,
+                ks_level: 6,
+                ks_base_log: 3,
+            },
+            lwe_noise_bound_log2: 43,
+            glwe_noise_bound_log2: 3,
         },
     }
 }
 
 /// Every set's figures, in [`ParamSetId::ALL`] order.
-static CATALOGUE: LazyLock<Vec<ParamSet>> = LazyLock::new(|| {
-    ParamSetId::ALL
-        .into_iter()
-        .map(|id| {
-            let d = design(id);
-            let m = measured::figures(id);
-            ParamSet {
-                id,
-                name: id.name(),
-                message_bits: d.message_bits,
-                carry_bits: d.carry_bits,
-                lwe_dimension: d.lwe_dimension,
-                glwe_dimension: d.glwe_dimension,
-                polynomial_size: d.polynomial_size,
-                pbs_ms_1_thread: m.pbs_ms_1_thread,
-                pbs_ms_2_threads: m.pbs_ms_2_threads,
-                server_key_bytes: m.server_key_bytes,
-                compressed_server_key_bytes: m.compressed_server_key_bytes,
-                client_key_bytes: m.client_key_bytes,
-                keygen_seconds: m.keygen_seconds,
-                noise_base: m.noise_base,
-                noise_per_w2: m.noise_per_w2,
-                designed_log2_p_fail: d.designed_log2_p_fail,
-                selectable: d.selectable,
-                family_log2_p_fail: d.family_log2_p_fail,
-                grouping_factor: d.grouping_factor,
-                modulus_switch: d.modulus_switch,
-                pbs_threads: d.pbs_threads,
-                pbs_parallel_fraction: m.pbs_parallel_fraction,
-            }
-        })
-        .collect()
-});
+static CATALOGUE: LazyLock<Vec<ParamSet>> =
+    LazyLock::new(|| ParamSetId::ALL.into_iter().map(build).collect());
+
+/// One set's entry: a shipped set's design and measured figures; a variant's from its base's
+/// design with its own decomposition, noise from the formulas (or the measurement if larger),
+/// selectable once its measurement validates the formulas ([`variants`]).
+fn build(id: ParamSetId) -> ParamSet {
+    let def = variants::variant(id);
+    let d = design(def.map_or(id, |v| v.base));
+    let m = measured::figures(id);
+    let decomposition = def.map_or(d.decomposition, |v| v.decomposition);
+    let mut set = ParamSet {
+        id,
+        name: id.name(),
+        message_bits: d.message_bits,
+        carry_bits: d.carry_bits,
+        lwe_dimension: d.lwe_dimension,
+        glwe_dimension: d.glwe_dimension,
+        polynomial_size: d.polynomial_size,
+        pbs_ms_1_thread: m.pbs_ms_1_thread,
+        pbs_ms_2_threads: m.pbs_ms_2_threads,
+        server_key_bytes: m.server_key_bytes,
+        compressed_server_key_bytes: m.compressed_server_key_bytes,
+        client_key_bytes: m.client_key_bytes,
+        keygen_seconds: m.keygen_seconds,
+        noise_base: m.noise_base,
+        noise_per_w2: m.noise_per_w2,
+        designed_log2_p_fail: d.designed_log2_p_fail,
+        selectable: d.selectable,
+        family_log2_p_fail: d.family_log2_p_fail,
+        grouping_factor: d.grouping_factor,
+        modulus_switch: d.modulus_switch,
+        pbs_threads: d.pbs_threads,
+        pbs_parallel_fraction: m.pbs_parallel_fraction,
+        decomposition,
+        lwe_noise_bound_log2: d.lwe_noise_bound_log2,
+        glwe_noise_bound_log2: d.glwe_noise_bound_log2,
+        derives_from: def.map(|v| v.base),
+        formula_noise: None,
+        validation: None,
+    };
+    set.formula_noise = set.formula_noise();
+    if let Some(v) = def {
+        let (a, b) = set.formula_noise.expect("variants are classic sets");
+        let validation = NoiseValidation::new((a, b), &m);
+        set.noise_base = a.max(m.noise_base);
+        set.noise_per_w2 = b.max(m.noise_per_w2);
+        set.selectable = validation.passed;
+        set.validation = Some(validation);
+        set.designed_log2_p_fail = set.bootstrap_log2_p_fail(u64::from(v.design_norm).pow(2));
+    }
+    set
+}
 
 /// Every set of the catalogue, in [`ParamSetId::ALL`] order.
 pub fn catalogue() -> &'static [ParamSet] {
@@ -450,13 +620,19 @@ impl ParamSet {
         format!("{}-bit", self.precision())
     }
 
-    /// `"classic"` or `"multi-bit g=G"`, and the failure family, e.g. `multi-bit g=4, 2^-128`.
+    /// `"classic"` or `"multi-bit g=G"`, and the failure family, e.g. `multi-bit g=4, 2^-128`;
+    /// `, variant` for a decomposition variant.
     pub fn family(&self) -> String {
         let kind = if self.grouping_factor > 1 {
             format!("multi-bit g={}", self.grouping_factor)
         } else {
             "classic".to_string()
         };
-        format!("{kind}, 2^{}", self.family_log2_p_fail)
+        let variant = if self.derives_from.is_some() {
+            ", variant"
+        } else {
+            ""
+        };
+        format!("{kind}, 2^{}{variant}", self.family_log2_p_fail)
     }
 }

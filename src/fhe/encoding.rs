@@ -58,6 +58,46 @@ pub fn aligned_margins(
     (m <= free).then(|| (m, free - m))
 }
 
+/// Exact rounding's rescaled read ([`FhePlan::exact_rounding`](super::FhePlan::exact_rounding)):
+/// after a table's `round_bits` (`r`) low bits are cleared, the held values are `c + j·2^r`,
+/// one per bucket `j < nb` of the table (`c` the lowest reachable). The read subtracts `c` and
+/// multiplies by `2^s`, `s` the largest with `(nb - 1)·2^(r+s) <= 2^P`: buckets `2^(r+s)`
+/// values apart instead of `2^r`, so the read's tolerance (its keyswitch and modulus-switch
+/// noise come after the multiplication) grows `2^s` times. The last bucket may sit on the
+/// padding bit: the test vector's negacyclic half serves it (see `crate::tfhe`'s rounding).
+/// Returns `(c, s, nb)`, or `None` when the interval does not fit the aligned encoding
+/// ([`aligned_margins`] with `phase` = the table's `lo + offset`).
+///
+/// ```
+/// use sqnn::fhe::rounding_scale;
+/// // An 8-bit accumulator in a 9-bit space, 4 bits dropped: 16 or 17 buckets, s = 1.
+/// let (c, s, nb) = rounding_scale(0, 255, 9, 4, 0).unwrap();
+/// assert_eq!((c % 16, s, nb), (0, 1, 16));
+/// let (_, s, nb) = rounding_scale(0, 255, 9, 4, 8).unwrap();
+/// assert_eq!((s, nb), (1, 17));
+/// // A 9-bit accumulator: no room to spread.
+/// assert_eq!(rounding_scale(0, 511, 9, 4, 0).unwrap().1, 0);
+/// ```
+pub fn rounding_scale(
+    lo: i64,
+    hi: i64,
+    space_bits: u32,
+    round_bits: u32,
+    phase: i64,
+) -> Option<(u64, u32, u64)> {
+    let (below, _) = aligned_margins(lo, hi, space_bits, round_bits, phase)?;
+    let width = u64::try_from(i128::from(hi) - i128::from(lo)).ok()?;
+    let r = round_bits.min(62);
+    let mask = (1u64 << r) - 1;
+    let c = below & !mask;
+    let top = below.checked_add(width)? & !mask;
+    let buckets = ((top - c) >> r) + 1;
+    // ceil(log2(max(nb - 1, 1))).
+    let spread_bits = 64 - (buckets.saturating_sub(1).max(1) - 1).leading_zeros();
+    let s = space_bits.checked_sub(r.checked_add(spread_bits)?)?;
+    Some((c, s, buckets))
+}
+
 /// Precision a circuit needs (bits): every dot's range (output dots included), every input and
 /// table value (which fit `n_a_bits`). At least 1.
 pub fn needed_bits(facts: &PlanFacts) -> u32 {

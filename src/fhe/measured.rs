@@ -40,6 +40,21 @@ pub(super) struct Measured {
     pub client_key_bytes: u64,
     pub noise_base: f64,
     pub noise_per_w2: f64,
+    /// Decomposition variants: the shape of the measured errors (the validation of their
+    /// noise formula, [`NoiseValidation`](super::NoiseValidation)).
+    #[serde(default)]
+    pub validation: Option<Shape>,
+}
+
+/// The shape statistics of a noise measurement: samples and excess kurtosis of the errors at
+/// a bootstrap's input (`a`) and of bootstrap outputs (`b`).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Shape {
+    pub a_samples: u64,
+    pub a_excess_kurtosis: f64,
+    pub b_samples: u64,
+    pub b_excess_kurtosis: f64,
 }
 
 /// The embedded file, parsed (a unit test checks it covers every set with finite, positive
@@ -54,4 +69,12 @@ pub(super) fn figures(id: ParamSetId) -> Measured {
         .sets
         .get(&id)
         .unwrap_or_else(|| panic!("src/fhe/measured.json has no entry for {id}"))
+}
+
+/// Where the latency and noise figures of every plan come from, and when they were measured.
+pub(super) fn source() -> String {
+    format!(
+        "built-in figures measured {} on {} (src/fhe/measured.json)",
+        MEASURED.date, MEASURED.machine
+    )
 }

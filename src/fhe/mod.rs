@@ -13,7 +13,9 @@
 //! choice, mode, target and cores. The sets are [`ParamSetId`]s; their measured figures live in
 //! the dated data file `src/fhe/measured.json`.
 //!
-//! Files: `accuracy` (the choice by simulated accuracy on calibration rows), `catalogue` (the sets), `measured` (the data file), `noise` (Gaussian maths),
+//! Files: `accuracy` (the choice by simulated accuracy on calibration rows), `catalogue` (the
+//! sets), `variants` (decomposition variants of shipped sets and their validation), `formulas`
+//! (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
 //! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
 //! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `one_set`
 //! (planning on one set), `choose` (the choice among sets), `request` (the planner call),
@@ -24,6 +26,7 @@ mod catalogue;
 mod choose;
 mod encoding;
 mod facts;
+mod formulas;
 mod latency;
 mod measured;
 mod noise;
@@ -34,14 +37,17 @@ mod render;
 mod request;
 #[cfg(test)]
 mod tests;
+mod variants;
 
 pub use accuracy::{Calibration, Simulated};
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
 pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{
-    aligned_margins, margins, needed_bits, read_align_bits, widest_read_bits, MAX_EXTRA_READ_BITS,
+    aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
+    MAX_EXTRA_READ_BITS,
 };
 pub use facts::{DotFacts, PlanFacts};
+pub use formulas::{bootstrap_variance, keyswitch_variance, modulus_switch_variance};
 pub use latency::pbs_per_layer;
 pub use noise::{
     catastrophic_log2, ln_erfc, log2_add, log2_erfc_ratio, misread_log2, offset_at_least_log2,
@@ -52,3 +58,4 @@ pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;
 pub use request::{plan, PlanRequest};
+pub use variants::{Decomposition, NoiseValidation, KURTOSIS_SIGMAS, VARIANCE_TOLERANCE};

@@ -2,7 +2,7 @@
 //! and read), an output's decryption, and the `σ_units` a clear simulation draws from.
 
 use super::catalogue::ParamSet;
-use super::encoding::{aligned_margins, margins, read_align_bits};
+use super::encoding::{aligned_margins, margins, read_align_bits, rounding_scale};
 use super::facts::{DotFacts, PlanFacts};
 use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
@@ -78,8 +78,9 @@ pub(super) fn neuron_noise(
 /// variance `b_set·(Σw² + b)` in positions: its dot plus `b` extraction outputs) by
 /// `2^(P - b)`, which puts bit `b` on the padding bit: it fails if the amplified noise plus the
 /// keyswitch and modulus switch reach a quarter of the torus (`N/2` positions). The table then
-/// reads a value `2^r` apart from its neighbours, centred in its bucket: tolerance
-/// `2^(r-1)·box`, noise `a + b_set·(Σw² + r)`. Failure = any of these misreads.
+/// reads the cleared value rescaled by `2^s` ([`rounding_scale`]): buckets `2^(r+s)` values
+/// apart, tolerance `2^(r+s-1)·box`, noise `a + b_set·(Σw² + r)·4^s` (the rescaling multiplies
+/// the cleared value's noise, not the read's own). Failure = any of these misreads.
 fn extraction_noise(set: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNoise {
     let r = n.round_bits;
     let bx = set.box_positions(space_bits);
@@ -91,12 +92,15 @@ fn extraction_noise(set: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNois
         let std = (set.noise_base + dot_var * amp).sqrt();
         fail = log2_add(fail, log2_erfc_ratio(quarter, std).max(LOG2_P_FLOOR));
     }
-    let std = set.bootstrap_std(n.sum_w2 + u64::from(r));
-    let tol = 2f64.powi(r as i32 - 1) * bx;
-    let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
     // The cleared bits must be the index's: the margin below is aligned to the table's phase
     // modulo 2^r; a space too tight for that cannot hold the encoding at all.
-    let aligned = aligned_margins(n.lo, n.hi, space_bits, r, n.lo.wrapping_add(n.table_offset));
+    let phase = n.lo.wrapping_add(n.table_offset);
+    let aligned = aligned_margins(n.lo, n.hi, space_bits, r, phase);
+    let scale = rounding_scale(n.lo, n.hi, space_bits, r, phase).map_or(0, |(_, s, _)| s);
+    let cleared_var = set.noise_per_w2 * (n.sum_w2 + u64::from(r)) as f64;
+    let std = (set.noise_base + cleared_var * 4f64.powi(scale as i32)).sqrt();
+    let tol = 2f64.powi((r + scale) as i32 - 1) * bx;
+    let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
     let fail = match aligned {
         Some(_) => log2_add(fail, read).max(LOG2_P_FLOOR),
         None => 0.0,

@@ -37,6 +37,12 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "  parameters   {} ({}-bit set, {family}, N = {})\n",
         plan.parameter_set, plan.precision_bits, plan.polynomial_size
     ));
+    if let (Some(base), Some(changes)) = (plan.set().derives_from, plan.set().variant_changes()) {
+        s.push_str(&format!(
+            "  derived from {base}: {changes}; n, k, N, modulus, keys and noise distributions \
+             unchanged (the same 128-bit security)\n"
+        ));
+    }
     s.push_str(&format!(
         "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
         plan.space_bits, plan.needed_bits, plan.box_positions
@@ -53,6 +59,9 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
     ));
+    if !plan.costs.is_empty() {
+        s.push_str(&format!("  costs        {}\n", plan.costs));
+    }
     noise_lines(plan, &mut s);
     s.push_str(&format!(
         "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
@@ -137,7 +146,7 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             " "
         };
         s.push_str(&format!(
-            "    {mark} {:>9}  {}-bit {:<22} {:>8} keys  {} ({})\n",
+            "    {mark} {:>9}  {}-bit {:<24} {:>8} keys  {} ({})\n",
             ms(c.latency_ms_per_sample),
             c.precision_bits,
             c.family,

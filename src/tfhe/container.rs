@@ -1,6 +1,6 @@
 //! The sqnn container around every TFHE object (keys, encrypted inputs and outputs), in a file or
 //! in an HTTP body: magic, header length, a JSON header (kind, circuit digest, parameter set,
-//! key pair, payload length and SHA-256, encoding) and the payload of `tfhe` safe-serialized
+//! key pair, payload length and SHA-256, encoding, the set's full parameters) and the payload of `tfhe` safe-serialized
 //! objects. Everything is checked before the payload is decoded, and nothing is allocated
 //! beyond what the header's parameter set allows.
 
@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::digest_mismatch;
 use super::params::lookup_set;
+use super::security::{check_stored, StoredParameters};
 use crate::error::{Error, Result};
 use crate::fhe::ParamSet;
 use crate::fsio::Secrecy;
@@ -51,6 +52,12 @@ pub(super) struct FileHeader {
     /// files written before pairs were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) key_pair: Option<String>,
+    /// The set's full `tfhe` parameters; loading refuses any that are not the catalogue's, and
+    /// first any security-defining field that is not the shipped set's
+    /// ([`check_stored`](super::security::check_stored)). Absent in files written before
+    /// parameters were stored (the set's name then stands for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) parameters: Option<StoredParameters>,
 }
 
 impl FileHeader {
@@ -75,6 +82,7 @@ impl FileHeader {
             space_bits: Some(space_bits),
             exact_rounding: false,
             key_pair: key_pair.map(str::to_string),
+            parameters: StoredParameters::of_set(set).ok(),
         }
     }
 
@@ -286,6 +294,9 @@ fn read_container<R: Read, S: Source + ?Sized>(
         ));
     }
     let set = lookup_set(&header.parameter_set)?;
+    if let Some(p) = &header.parameters {
+        check_stored(p, set, &label)?;
+    }
     let limit = max_payload(set);
     if header.payload_bytes > limit || header.items > MAX_ITEMS {
         return Err(corrupt(format!(

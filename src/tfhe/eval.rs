@@ -21,6 +21,7 @@ use super::keys::{
     EncryptedOutput, ServerKey,
 };
 use super::layout::{Circuit, Layout};
+use super::rounding::Rescale;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe;
@@ -45,6 +46,9 @@ pub struct PreparedCircuit {
     pub(super) extract: Vec<LookupTableOwned>,
     /// What a table's read adds to the value it reads (see [`ServerKey::prepare`]).
     pub(super) read_shift: u64,
+    /// Exact rounding: per lut node that drops bits, how its read rescales the cleared value
+    /// (see `rounding.rs`); `None` elsewhere.
+    pub(super) rescale: Vec<Option<Rescale>>,
 }
 
 impl PreparedCircuit {
@@ -72,6 +76,7 @@ impl ServerKey {
         let shift = self.read_shift(layout.delta);
         let extracted = self.extracted_dots(g);
         let mut luts = vec![None; g.nodes.len()];
+        let mut rescale = vec![None; g.nodes.len()];
         let mut constants = vec![0u64; g.nodes.len()];
         for (id, n) in g.nodes.iter().enumerate() {
             match &n.op {
@@ -82,6 +87,11 @@ impl ServerKey {
                         k = k.wrapping_add(shift);
                     }
                     constants[id] = k;
+                }
+                Op::Lut { round_bits, .. } if self.exact_rounding && *round_bits > 0 => {
+                    let (lut, r) = self.rounded_lookup_table(checked, &layout, id)?;
+                    luts[id] = Some(lut);
+                    rescale[id] = Some(r);
                 }
                 Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
@@ -94,6 +104,7 @@ impl ServerKey {
             constants,
             extract,
             read_shift: shift,
+            rescale,
         })
     }
 
@@ -222,45 +233,6 @@ impl ServerKey {
             .sum()
     }
 
-    /// Exact rounding: clears the low `r` bits of the held value `x` (one 1-bit bootstrap per
-    /// bit, lowest first) and centres the result in its bucket of `2^r` values.
-    ///
-    /// Bit `b` (bits below it already clear) is read by multiplying `x` by `2^(P - b)`, which
-    /// puts it on the padding bit: the bootstrap of a constant test vector then returns `+c_b`
-    /// (bit clear, phase near 0) or `-c_b` (bit set, phase near half the torus), tolerating
-    /// noise up to a quarter of the torus. `x + out - c_b` subtracts `2^b` exactly when the bit
-    /// is set. Finally `(2^r - 1)·Δ_P / 2` moves the cleared value to the middle of its bucket,
-    /// so the table's read tolerates `2^(r-1)` values of noise on either side.
-    pub(super) fn clear_low_bits(
-        &self,
-        src: &Ciphertext,
-        r: u32,
-        prepared: &PreparedCircuit,
-        progress: &dyn Progress,
-    ) -> Ciphertext {
-        let delta = prepared.layout.delta;
-        let p = prepared.layout.space_bits;
-        let mut x = src.clone();
-        for b in 0..r {
-            let mut y = x.clone();
-            lwe_ciphertext_cleartext_mul_assign(&mut y.ct, Cleartext(1u64 << (p - b)));
-            let out = self
-                .key
-                .apply_lookup_table(&y, &prepared.extract[b as usize]);
-            lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
-            lwe_ciphertext_plaintext_add_assign(
-                &mut x.ct,
-                Plaintext(extraction_constant(delta, b).wrapping_neg()),
-            );
-            progress.advance(1);
-        }
-        let centre = ((1u64 << r) - 1)
-            .wrapping_mul(delta >> 1)
-            .wrapping_add(prepared.read_shift);
-        lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(centre));
-        x
-    }
-
     /// Evaluates `checked` on one encrypted sample with the server key alone.
     pub fn evaluate(
         &self,
@@ -386,9 +358,8 @@ impl ServerKey {
                 };
                 let src = vals[input].as_ref().expect("dot before its table");
                 let lut = prepared.luts[id].as_ref().expect("prepared table");
-                let out = if self.exact_rounding && round_bits > 0 {
-                    let cleared = self.clear_low_bits(src, round_bits, prepared, progress);
-                    self.key.apply_lookup_table(&cleared, lut)
+                let out = if let Some(rescale) = &prepared.rescale[id] {
+                    self.rounded_read(src, round_bits, rescale, lut, prepared, progress)
                 } else {
                     self.key.apply_lookup_table(src, lut)
                 };

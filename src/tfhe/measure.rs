@@ -44,6 +44,18 @@ pub struct NoiseStats {
     pub max_abs: f64,
     /// Errors at or beyond the tolerance (half a box).
     pub beyond_tolerance: usize,
+    /// Excess kurtosis of the errors (0 for a Gaussian, -1.2 for a uniform error).
+    pub excess_kurtosis: f64,
+}
+
+/// Sample mean, variance (unbiased) and excess kurtosis of `errors`.
+pub fn moments(errors: &[f64]) -> (f64, f64, f64) {
+    let n = errors.len().max(2) as f64;
+    let mean = errors.iter().sum::<f64>() / n;
+    let m2 = errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n;
+    let m4 = errors.iter().map(|e| (e - mean).powi(4)).sum::<f64>() / n;
+    let kurtosis = if m2 > 0.0 { m4 / (m2 * m2) - 3.0 } else { 0.0 };
+    (mean, m2 * n / (n - 1.0), kurtosis)
 }
 
 /// The position in `[0, 2N)` that a bootstrap of `set` reads for the keyswitched
@@ -153,9 +165,7 @@ pub fn pbs_input_noise(
             }
         })
         .collect();
-    let n = errors.len().max(1) as f64;
-    let mean = errors.iter().sum::<f64>() / n;
-    let var = errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let (mean, var, excess_kurtosis) = moments(&errors);
     let t = set.tolerance();
     Ok(NoiseStats {
         trials,
@@ -164,6 +174,7 @@ pub fn pbs_input_noise(
         std: var.sqrt(),
         max_abs: errors.iter().fold(0.0f64, |m, e| m.max(e.abs())),
         beyond_tolerance: errors.iter().filter(|e| e.abs() >= t).count(),
+        excess_kurtosis,
     })
 }
 
@@ -175,6 +186,17 @@ pub fn bootstrap_output_variance(
     sks: &::tfhe::shortint::ServerKey,
     trials: usize,
 ) -> f64 {
+    bootstrap_output_moments(set, cks, sks, trials).1
+}
+
+/// [`moments`] of a bootstrap output's error (identity table on encryptions of 0), in
+/// modulus-switch units: the variance is the noise model's `b`, the kurtosis checks its shape.
+pub fn bootstrap_output_moments(
+    set: &ParamSet,
+    cks: &::tfhe::shortint::ClientKey,
+    sks: &::tfhe::shortint::ServerKey,
+    trials: usize,
+) -> (f64, f64, f64) {
     let id_lut = sks.generate_lookup_table(|x| x);
     let unit = 2f64.powi(64) / (2 * set.polynomial_size) as f64;
     let errors: Vec<f64> = (0..trials)
@@ -184,9 +206,7 @@ pub fn bootstrap_output_variance(
             cks.decrypt_no_decode(&out).0 as i64 as f64 / unit
         })
         .collect();
-    let n = errors.len().max(2) as f64;
-    let mean = errors.iter().sum::<f64>() / n;
-    errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    moments(&errors)
 }
 
 /// A deliberately noisy neuron, `trials` times: `x + weight · c`, where `x` is a fresh

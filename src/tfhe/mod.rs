@@ -77,6 +77,8 @@ mod layout;
 #[cfg(feature = "calibration")]
 pub mod measure;
 mod params;
+mod rounding;
+mod security;
 
 pub use backend::{median, TfheBackend, TfheRun};
 pub use container::ObjectInfo;
@@ -89,3 +91,4 @@ pub use keys::{
     CiphertextKind, ClientKey, Encrypted, EncryptedInput, EncryptedOutput, Input, Output, ServerKey,
 };
 pub use params::tfhe_parameters;
+pub use security::has_shipped_security;

@@ -15,3 +15,4 @@ mod equivalence;
 mod files;
 mod rounding;
 mod simulated;
+mod variants;

@@ -120,7 +120,7 @@ fn tables_read_a_space_wider_than_the_polynomial_through_their_rounding() {
 
 /// A table over the dot's interval that drops `r` low bits: bucket `i` of `2^r` accumulators
 /// (starting `phase` values before `lo`) gives `f(i)`.
-fn rounded_lut(
+pub(crate) fn rounded_lut(
     b: &mut Builder,
     layer: usize,
     dot: NodeId,

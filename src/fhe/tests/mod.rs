@@ -24,8 +24,9 @@ fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool
 
 /// The old mechanics tests pin the choice to the classic 2^-128 sets (whose figures they
 /// quote); `the_choice_considers_every_family_and_lists_them` covers the whole catalogue.
+/// The shipped classic 2^-128 sets (not their decomposition variants).
 fn classic128(p: &ParamSet) -> bool {
-    p.grouping_factor == 1 && p.family_log2_p_fail == -128
+    p.grouping_factor == 1 && p.family_log2_p_fail == -128 && p.derives_from.is_none()
 }
 
 fn classic(r: &PlanFacts, target: f64, cores: usize) -> Result<FhePlan> {
@@ -234,6 +235,46 @@ fn noise_target_moves_the_choice_and_blames_neurons() {
     );
     let e = classic(&r, -40.0, 2).unwrap_err().to_string();
     assert!(e.contains("`p_error` -3"), "{e}");
+}
+
+/// In both modes the choice considers the validated decomposition variants: a 4-bit circuit
+/// whose noisiest neuron is just over the shipped 4-bit set's budget runs on its two-level
+/// variant (1.5 times a 4-bit bootstrap), not on the 6-bit set (7 times), and the plan says
+/// what the variant derives from and what changed.
+#[test]
+fn the_choice_uses_decomposition_variants_and_says_so() {
+    let m4 = SET4.set().max_sum_w2(-40.0);
+    let r = report(
+        vec![
+            neuron(0, 0, 4, 4, true),
+            neuron(0, 1, 4, m4 + 1, true),
+            neuron(1, 0, 4, 4, false),
+        ],
+        2,
+    );
+    let p = choose(&r, -40.0, 2).unwrap();
+    let set = p.set();
+    assert_eq!(set.derives_from, Some(ParamSetId::ClassicMsg2Carry2));
+    assert!(p.worst_log2_p_fail <= -40.0);
+    assert!(p
+        .candidates
+        .iter()
+        .any(|c| c.parameter_set == ParamSetId::ClassicMsg2Carry2Pbs2B15));
+    let text = render_plan(&p);
+    assert!(
+        text.contains("derived from V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128")
+            && text.contains("bootstrap level 1 → 2, base 2^23 → 2^15"),
+        "{text}"
+    );
+    // Approximate mode considers them too (they are candidates), and the shipped set still
+    // wins where it suffices.
+    let approx = plan(&r, &PlanRequest::new(FheMode::Approximate).cores(2)).unwrap();
+    assert!(approx
+        .candidates
+        .iter()
+        .any(|c| c.parameter_set == ParamSetId::ClassicMsg2Carry2Pbs2B15));
+    let easy = report(vec![neuron(0, 0, 4, 4, true), neuron(1, 0, 4, 4, false)], 2);
+    assert_eq!(choose(&easy, -40.0, 2).unwrap().set().derives_from, None);
 }
 
 #[test]
