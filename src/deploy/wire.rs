@@ -232,6 +232,32 @@ mod tests {
         assert!(Batch::from_bytes(&longer, BatchKind::Inputs, 3).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("SQNN_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+        /// Request bodies are untrusted: any bytes, or a valid batch with bytes flipped, cut or
+        /// appended, are refused or read, never a panic; what is read re-encodes to the same bytes.
+        #[test]
+        fn batches_never_panic_on_any_bytes(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            at in 0usize..4096,
+            flip in 1u8..=255,
+            cut in 0usize..4096,
+        ) {
+            let _ = Batch::from_bytes(&noise, BatchKind::Inputs, 8);
+            let _ = crate::tfhe::ObjectInfo::read(&noise);
+            let mut bytes = batch().to_bytes().unwrap();
+            let i = at % bytes.len();
+            bytes[i] ^= flip;
+            bytes.truncate(bytes.len() - cut % bytes.len());
+            bytes.extend_from_slice(&noise);
+            if let Ok(b) = Batch::from_bytes(&bytes, BatchKind::Inputs, 8) {
+                proptest::prop_assert_eq!(b.to_bytes().unwrap(), bytes);
+            }
+        }
+    }
+
     #[test]
     fn key_ids_are_hashes() {
         assert!(is_key_id(&key_id(b"x")));
