@@ -43,6 +43,15 @@ pub enum Error {
     /// A backend could not run (for example a build without the TFHE feature).
     #[error("backend: {0}")]
     Backend(String),
+    /// A remote sqnn server refused a request or could not be reached (`status` is the HTTP
+    /// status, when there was an answer).
+    #[error("server: {message}")]
+    Service {
+        /// The HTTP status, if the server answered.
+        status: Option<u16>,
+        /// What went wrong, in the server's words when it answered.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", .path.display())]
     Io {

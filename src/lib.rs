@@ -4,7 +4,8 @@
 //! The pipeline, one module per stage in data-flow order (see `ARCHITECTURE.md`); a module
 //! imports only the foundation (`cast`, `error`, `fsio`, `task`, `progress`) and the stages before it:
 //! [`data`] → [`train`] → [`ir`] → [`lower`](mod@lower) → [`analyze`](mod@analyze) → [`report`] → [`execute`] →
-//! [`fhe`] → `tfhe` (feature `tfhe-backend`).
+//! [`fhe`] → `tfhe` (feature `tfhe-backend`) → `deploy` (feature `deploy`: the HTTP service and its
+//! client).
 //!
 //! The nouns a user needs are re-exported here; `examples/pipeline.rs` runs the whole pipeline
 //! (train, compile, check, plan, run in clear and under TFHE):
@@ -46,6 +47,9 @@ pub mod execute;
 pub mod fhe;
 #[cfg(feature = "tfhe-backend")]
 pub mod tfhe;
+
+#[cfg(feature = "deploy")]
+pub mod deploy;
 
 pub use analyze::{analyze, Analyzed, CheckedGraph, CompileReport};
 pub use data::{Dataset, Split, SplitSpec};

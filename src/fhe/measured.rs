@@ -70,3 +70,11 @@ pub(super) fn figures(id: ParamSetId) -> Measured {
         .get(&id)
         .unwrap_or_else(|| panic!("src/fhe/measured.json has no entry for {id}"))
 }
+
+/// Where the latency and noise figures of every plan come from, and when they were measured.
+pub(super) fn source() -> String {
+    format!(
+        "built-in figures measured {} on {} (src/fhe/measured.json)",
+        MEASURED.date, MEASURED.machine
+    )
+}

@@ -57,5 +57,5 @@ pub use one_set::LOOSEST_TARGET_LOG2;
 pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;
-pub use request::{plan, PlanRequest};
+pub use request::{plan, PlanRequest, FALLBACK_MAX_SIGMA};
 pub use variants::{Decomposition, NoiseValidation, KURTOSIS_SIGMAS, VARIANCE_TOLERANCE};

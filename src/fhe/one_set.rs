@@ -82,6 +82,7 @@ pub(super) fn plan_on(
         neurons,
         family: set.family(),
         candidates: Vec::new(),
+        costs: super::measured::source(),
     }
 }
 

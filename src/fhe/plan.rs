@@ -150,6 +150,10 @@ pub struct FhePlan {
     /// Every selectable set the choice considered, cheapest predicted latency first (empty for
     /// a plan on a given set).
     pub candidates: Vec<Candidate>,
+    /// Which latency and noise figures the plan used, and when they were measured (empty in
+    /// plans written before it was recorded).
+    #[serde(default)]
+    pub costs: String,
 }
 
 /// One parameter set the choice considered.

@@ -59,6 +59,9 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
     ));
+    if !plan.costs.is_empty() {
+        s.push_str(&format!("  costs        {}\n", plan.costs));
+    }
     noise_lines(plan, &mut s);
     s.push_str(&format!(
         "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",

@@ -9,6 +9,10 @@ use super::one_set::{plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
 use crate::error::{Error, Result};
 
+/// The read-noise guard (standard deviation of a read, in accumulator units) of a choice made
+/// without calibration rows: what `sqnn keygen` and the server assume when no data is given.
+pub const FALLBACK_MAX_SIGMA: f64 = 2.0;
+
 /// What to plan. Build it with [`PlanRequest::new`] (or `Default`, or struct update syntax)
 /// and the builder methods:
 ///

@@ -112,7 +112,7 @@ impl ObjectInfo {
     /// the magic, the header and that the length matches; not the payload's checksum.
     pub fn read(bytes: &[u8]) -> Result<ObjectInfo> {
         let corrupt = |m: &str| {
-            Error::Keys(format!(
+            Error::Input(format!(
                 "not an sqnn key or ciphertext ({m}): send the file that sqnn wrote, unchanged"
             ))
         };

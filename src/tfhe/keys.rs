@@ -418,6 +418,11 @@ pub(super) fn check_pair(what: &str, have: Option<&str>, key: Option<&str>) -> R
 }
 
 impl ServerKey {
+    /// The parameter set (its sizes tell what the key costs in memory).
+    pub fn set(&self) -> &'static ParamSet {
+        self.set
+    }
+
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub fn key_pair(&self) -> Option<&str> {
         self.key_pair.as_deref()

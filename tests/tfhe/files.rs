@@ -271,6 +271,19 @@ fn keys_and_ciphertexts_of_two_key_generations_are_not_mixed() {
     let d2 = tempfile::tempdir().unwrap();
     save_keys(d1.path(), &c, ck, sk, fhe::FheMode::Exact).unwrap();
     save_keys(d2.path(), &c, &ck2, &sk2, fhe::FheMode::Exact).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| {
+            let m = std::fs::metadata(d2.path().join(f)).unwrap();
+            m.permissions().mode() & 0o777
+        };
+        assert_eq!(
+            mode("client.key"),
+            0o600,
+            "the secret key is its owner's only"
+        );
+    }
     std::fs::copy(d2.path().join("server.key"), d1.path().join("server.key")).unwrap();
     let e = keys_error(load_server_key(d1.path(), &c).unwrap_err());
     assert!(e.contains("another key generation"), "{e}");

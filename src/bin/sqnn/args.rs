@@ -129,7 +129,7 @@ impl FheArgs {
 }
 
 /// The read-noise guard (accumulator units) of a choice without calibration rows.
-pub const FALLBACK_MAX_SIGMA: f64 = 2.0;
+pub use sqnn::fhe::FALLBACK_MAX_SIGMA;
 
 /// Calibration rows for the choice by accuracy: the training split of `data`, quantized for the
 /// circuit (never the test rows).

@@ -52,6 +52,18 @@ pub fn hints(e: &Error) -> Vec<String> {
         Error::Circuit(_) => {
             out.push("`sqnn compile MODEL --out FILE` writes a fresh circuit".to_string())
         }
+        Error::Service { status: None, .. } => out.push(
+            "start the server with `sqnn serve --circuits DIR --store DIR` and pass its \
+             address (its first line) as --server"
+                .to_string(),
+        ),
+        Error::Service {
+            status: Some(401), ..
+        } => out.push(
+            "pass the token the server printed (or one of its --tokens file) as --token or \
+             in SQNN_TOKEN"
+                .to_string(),
+        ),
         _ => {}
     }
     let message = e.to_string();
@@ -85,5 +97,12 @@ mod tests {
         assert_eq!(hints(&e), ["on the command line, `p_error` is --p-error"]);
         assert!(hints(&Error::Input("NaN in row 3".into())).is_empty());
         assert!(hints(&Error::Keys("x".into()))[0].contains("sqnn keygen"));
+        let refused = |status| Error::Service {
+            status,
+            message: "x".into(),
+        };
+        assert!(hints(&refused(Some(401)))[0].contains("--token"));
+        assert!(hints(&refused(None))[0].contains("sqnn serve"));
+        assert!(hints(&refused(Some(404))).is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! The `sqnn` command line: train, compile, check, keygen, run, demo.
+//! The `sqnn` command line: train, compile, check, keygen, run, demo, serve, client.
 //!
 //! Exit codes: 0 success, 1 the accumulator check failed (a full report is printed), 2 an error
 //! (bad input, with a message naming the problem and the fix).
@@ -26,6 +26,7 @@ macro_rules! eprintln {
 mod args;
 mod check;
 mod demo;
+mod deploy;
 mod encrypted;
 mod hint;
 mod out;
@@ -58,6 +59,11 @@ enum Cmd {
     Run(run::RunArgs),
     /// Train, compile, check and run a few encrypted samples of the default data set.
     Demo(demo::DemoArgs),
+    /// Serve circuits over HTTP: evaluate encrypted samples with uploaded evaluation keys.
+    Serve(Box<deploy::ServeArgs>),
+    /// Talk to an `sqnn serve`: predict, or encrypt and decrypt batch files.
+    #[command(subcommand)]
+    Client(deploy::ClientCmd),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Cmd::Keygen(a) => encrypted::keygen(&a),
         Cmd::Run(a) => run::run(&a),
         Cmd::Demo(a) => demo::demo(&a),
+        Cmd::Serve(a) => deploy::serve(&a),
+        Cmd::Client(c) => deploy::client(&c),
     };
     let result = result.and_then(|code| match out::failure() {
         None => Ok(code),
