@@ -697,3 +697,25 @@ fn file_based_client_encrypt_and_decrypt() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_drains_the_requests_in_flight() {
+    let f = fixture();
+    let store = tempfile::tempdir().unwrap();
+    let s = Server::start(store.path(), &[]);
+    assert_eq!(upload(&s, ALICE, &f.iris).0, 201);
+    let id = key_id(&std::fs::read(f.iris.join("server.key")).unwrap());
+    let batch = iris_batch(&f.iris, &id, 8);
+    let url = format!("{}/v1/circuits/iris/evaluate", s.url);
+    let request = std::thread::spawn(move || {
+        ureq::post(&url)
+            .set("authorization", &format!("Bearer {ALICE}"))
+            .send_bytes(&batch)
+            .map(|r| r.status())
+            .map_err(|e| e.to_string())
+    });
+    // The request is being evaluated (8 samples, 176 bootstraps) when the signal comes.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    s.stop();
+    assert_eq!(request.join().unwrap(), Ok(200));
+}
