@@ -7,9 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::files::{load_client_key, load_server_key};
-use super::keys::{ClientKey, ServerKey};
+use super::keys::{check_generated_together, ClientKey, ServerKey};
 use crate::analyze::CheckedGraph;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::execute::{validate_inputs, Backend};
 use crate::fhe::FhePlan;
 use crate::progress::{NoProgress, Progress};
@@ -63,17 +63,7 @@ pub struct TfheBackend {
 impl TfheBackend {
     /// A backend from a key pair.
     pub fn new(client: ClientKey, server: ServerKey) -> Result<TfheBackend> {
-        if client.digest != server.digest
-            || client.set != server.set
-            || client.space_bits != server.space_bits
-            || client.exact_rounding != server.exact_rounding
-            || client.key_pair != server.key_pair
-        {
-            return Err(Error::Keys(
-                "the client and server keys were not generated together: generate keys for this circuit"
-                    .into(),
-            ));
-        }
+        check_generated_together(&client, &server)?;
         Ok(TfheBackend { client, server })
     }
 

@@ -13,7 +13,8 @@ use super::container::{
     MAX_ITEMS,
 };
 use super::keys::{
-    check_ciphertexts, digest_mismatch, CiphertextKind, ClientKey, Encrypted, ServerKey,
+    check_ciphertexts, check_generated_together, digest_mismatch, CiphertextKind, ClientKey,
+    Encrypted, ServerKey,
 };
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
@@ -176,16 +177,7 @@ pub fn save_keys(
     server: &ServerKey,
     mode: FheMode,
 ) -> Result<KeyManifest> {
-    if client.digest != server.digest
-        || client.set != server.set
-        || client.space_bits != server.space_bits
-        || client.exact_rounding != server.exact_rounding
-        || client.key_pair != server.key_pair
-    {
-        return Err(Error::Keys(
-            "the client and server keys were not generated together".into(),
-        ));
-    }
+    check_generated_together(client, server)?;
     let digest = checked.graph().digest()?;
     client.check_digest(&digest)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

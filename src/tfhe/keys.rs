@@ -395,6 +395,24 @@ pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a client and a server key that were not generated together (circuit, set,
+/// encoding or key pair differ).
+pub(super) fn check_generated_together(client: &ClientKey, server: &ServerKey) -> Result<()> {
+    if client.digest != server.digest
+        || client.set != server.set
+        || client.space_bits != server.space_bits
+        || client.exact_rounding != server.exact_rounding
+        || client.key_pair != server.key_pair
+    {
+        return Err(Error::Keys(
+            "the client and server keys were not generated together: generate keys for this \
+             circuit"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A random key-pair id (128 bits, hex).
 fn new_key_pair_id() -> String {
     use rand::RngCore;
