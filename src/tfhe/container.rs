@@ -149,7 +149,8 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<(FileHeader, u32), String> 
     Ok((header, hlen))
 }
 
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

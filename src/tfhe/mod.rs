@@ -81,6 +81,7 @@ mod rounding;
 mod security;
 
 pub use backend::{median, TfheBackend, TfheRun};
+pub(crate) use container::sha256_hex;
 pub use container::ObjectInfo;
 pub use eval::{PreparedCircuit, StageTiming};
 pub use files::{

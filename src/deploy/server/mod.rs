@@ -35,9 +35,6 @@ pub use auth::Tokens;
 pub use metrics::Metrics;
 use pool::Pool;
 
-/// Largest circuit file the server loads.
-const MAX_CIRCUIT_BYTES: u64 = 64 << 20;
-
 /// What `sqnn serve` is told.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -116,17 +113,9 @@ pub fn load_circuits(dir: &Path) -> Result<BTreeMap<String, Arc<ServedCircuit>>>
 }
 
 fn load_circuit(path: &Path, name: &str) -> Result<ServedCircuit> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_CIRCUIT_BYTES {
-        return Err(Error::Circuit(format!(
-            "{}: {len} bytes, more than a circuit file may hold ({MAX_CIRCUIT_BYTES})",
-            path.display()
-        )));
-    }
-    let file = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // One size-limited read; the file served is the circuit as loaded.
     let graph = IntGraph::load(path)?;
+    let file = graph.to_json()?.into_bytes();
     let an = analyze(graph)?;
     let plan = fhe::plan(
         &PlanFacts::new(&an),

@@ -13,7 +13,7 @@ use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::report::render_text;
 use sqnn::tfhe::{load_client_key, load_manifest, SERVER_KEY_FILE};
-use sqnn::{Error, Result};
+use sqnn::{fsio, Error, Result};
 
 use super::{DecryptArgs, EncryptArgs, PredictArgs};
 use crate::args::{load_split_for, SplitArgs};
@@ -22,6 +22,8 @@ use crate::run::metric;
 
 /// Largest batch file `decrypt` reads.
 const MAX_BATCH_FILE: u64 = 1 << 30;
+/// Largest `server.key` sent (the largest set's compressed key is about 1 GB).
+const MAX_KEY_FILE: u64 = 4 << 30;
 
 fn checked(graph: IntGraph) -> Result<CheckedGraph> {
     analyze(graph)?.check().map_err(|failed| {
@@ -47,8 +49,7 @@ fn test_rows(
 }
 
 fn read_server_key(keys: &Path) -> Result<Vec<u8>> {
-    let p = keys.join(SERVER_KEY_FILE);
-    std::fs::read(&p).map_err(|e| Error::io(&p, e))
+    fsio::read_limited(&keys.join(SERVER_KEY_FILE), MAX_KEY_FILE, "server key")
 }
 
 pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
@@ -137,7 +138,7 @@ pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
     let key = load_client_key(&a.keys, &checked)?;
     let id = key_id(&read_server_key(&a.keys)?);
     let bytes = encrypt_batch(&key, &checked, &id, &inputs)?.to_bytes()?;
-    write_atomic(&a.out, &bytes)?;
+    fsio::write_atomic(&a.out, &bytes, fsio::Secrecy::Public)?;
     println!(
         "{} encrypted samples in {} ({} bytes) for key {}…: POST it to /v1/circuits/NAME/evaluate",
         inputs.len(),
@@ -151,16 +152,7 @@ pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
 pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
     let checked = checked(IntGraph::load(&a.circuit)?)?;
     let key = load_client_key(&a.keys, &checked)?;
-    let len = std::fs::metadata(&a.answer)
-        .map_err(|e| Error::io(&a.answer, e))?
-        .len();
-    if len > MAX_BATCH_FILE {
-        return Err(Error::Input(format!(
-            "{}: {len} bytes, more than an answer may hold ({MAX_BATCH_FILE})",
-            a.answer.display()
-        )));
-    }
-    let bytes = std::fs::read(&a.answer).map_err(|e| Error::io(&a.answer, e))?;
+    let bytes = fsio::read_limited(&a.answer, MAX_BATCH_FILE, "answer")?;
     let batch = Batch::from_bytes(&bytes, BatchKind::Outputs, usize::MAX)?;
     let outs = decrypt_batch(&key, &checked, &batch)?;
     let g = checked.graph();
@@ -173,18 +165,4 @@ pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it: `path` is never half
-/// written.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
