@@ -107,10 +107,13 @@ impl Batch {
             return Err(Error::Input("the batch holds no sample".into()));
         }
         if n > max_samples {
-            return Err(Error::Input(format!(
-                "the batch holds {n} samples, more than the {max_samples} allowed per request: \
-                 send them in several requests"
-            )));
+            return Err(Error::param(
+                "max_samples",
+                format!(
+                    "the batch holds {n} samples, more than the {max_samples} allowed per \
+                     request: send them in several requests"
+                ),
+            ));
         }
         let announced = header
             .sample_bytes
@@ -143,11 +146,7 @@ impl Batch {
 /// A key's id: the SHA-256 of its file's bytes (hex). Uploading the same key twice gives the
 /// same id; the server checks the bytes it stores against it.
 pub fn key_id(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::tfhe::sha256_hex(bytes)
 }
 
 /// Whether `s` has the shape of a key id (64 lowercase hex digits).

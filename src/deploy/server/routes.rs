@@ -347,17 +347,23 @@ async fn key_info(
     let st = st.0;
     let tenant = tenant(&st, &headers)?;
     check_id(&id)?;
-    let bytes = st
-        .store
-        .get(&tenant, &id)
-        .await?
-        .ok_or_else(|| no_key(&id))?;
-    let info = ObjectInfo::read(&bytes)?;
-    let (name, _) = circuit_of_key(&st, &info)?;
+    // Clients ask before every session: answer from the cache, not by reading the key.
+    let (circuit, parameter_set) = match st.store.cached(&tenant, &id) {
+        Some(k) => (k.circuit.clone(), k.key.parameter_set().to_string()),
+        None => {
+            let bytes = st
+                .store
+                .get(&tenant, &id)
+                .await?
+                .ok_or_else(|| no_key(&id))?;
+            let info = ObjectInfo::read(&bytes)?;
+            (circuit_of_key(&st, &info)?.0, info.parameter_set)
+        }
+    };
     Ok(Json(KeyInfo {
         key_id: id,
-        circuit: name,
-        parameter_set: info.parameter_set,
+        circuit,
+        parameter_set,
         created: false,
     })
     .into_response())
@@ -395,7 +401,13 @@ async fn evaluate(
     let bytes = read_body(&headers, raw, limit, "batch of encrypted samples").await?;
     let batch =
         Batch::from_bytes(&bytes, BatchKind::Inputs, st.config.max_samples).map_err(|e| {
-            let too_many = e.to_string().contains("allowed per request");
+            let too_many = matches!(
+                e,
+                Error::InvalidParameter {
+                    name: "max_samples",
+                    ..
+                }
+            );
             let mut a = ApiError::from(e);
             if too_many {
                 a.status = StatusCode::PAYLOAD_TOO_LARGE;
