@@ -9,6 +9,7 @@ use super::latency::pbs_per_layer;
 use super::noise::misread_log2;
 use super::one_set::{check_target, plan_on, plan_with};
 use super::plan::{Candidate, FheMode, FhePlan, NeuronNoise};
+use super::profile::Costs;
 use crate::error::{Error, Result};
 
 /// The cheapest selectable parameter set that `allow` accepts (and its space width,
@@ -23,14 +24,14 @@ use crate::error::{Error, Result};
 pub(super) fn choose_among(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     mode: FheMode,
     allow: &dyn Fn(&ParamSet) -> bool,
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
     let needed = needed_bits(facts);
-    let (plans, mut candidates) = ranked_plans(facts, mode, target, cores, allow);
+    let (plans, mut candidates) = ranked_plans(facts, mode, target, costs, allow);
     if let Some(i) = pick(&plans, &mut candidates, |_| Ok(())) {
         return Ok(FhePlan {
             candidates,
@@ -62,7 +63,7 @@ pub(super) fn choose_among(
                 FheMode::Approximate => approximate_top(s, facts),
             };
             (needed..=top)
-                .map(|p| plan_on(facts, s, p, mode, false, target, cores))
+                .map(|p| plan_on(facts, s, p, mode, false, target, costs))
                 .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
                 .expect("non-empty")
         })
@@ -78,7 +79,7 @@ fn ranked_plans(
     facts: &PlanFacts,
     mode: FheMode,
     target: f64,
-    cores: usize,
+    costs: &Costs,
     allow: &dyn Fn(&ParamSet) -> bool,
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
     let layers = pbs_per_layer(facts);
@@ -87,7 +88,7 @@ fn ranked_plans(
         .iter()
         .filter(|p| p.selectable && allow(p))
         .map(|s| {
-            let plan = plan_with(facts, s, mode, target, cores).ok();
+            let plan = plan_with(facts, s, mode, target, costs).ok();
             let top = match mode {
                 FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
                 FheMode::Approximate => approximate_top(s, facts),
@@ -104,9 +105,10 @@ fn ranked_plans(
                 parameter_set: s.id,
                 family: s.family(),
                 precision_bits: s.precision(),
-                latency_ms_per_sample: plan
-                    .as_ref()
-                    .map_or_else(|| s.circuit_ms(&layers, cores), |p| p.latency_ms_per_sample),
+                latency_ms_per_sample: plan.as_ref().map_or_else(
+                    || costs.set(s).circuit_ms(&layers, costs.cores),
+                    |p| p.latency_ms_per_sample,
+                ),
                 server_key_bytes: s.server_key_bytes,
                 space_bits: plan.as_ref().map(|p| p.space_bits),
                 worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
@@ -220,7 +222,7 @@ pub(super) fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: b
 pub(super) fn choose_approximate(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     max_sigma_units: f64,
     allow: &dyn Fn(&ParamSet) -> bool,
 ) -> Result<FhePlan> {
@@ -235,7 +237,7 @@ pub(super) fn choose_approximate(
         facts,
         FheMode::Approximate,
         target_log2_p_fail,
-        cores,
+        costs,
         allow,
     );
     let guard = |p: &FhePlan| {
@@ -267,7 +269,7 @@ pub(super) fn choose_approximate(
         None => choose_among(
             facts,
             target_log2_p_fail,
-            cores,
+            costs,
             FheMode::Approximate,
             allow,
         ),
@@ -281,7 +283,7 @@ pub(super) fn choose_approximate(
 pub(super) fn choose_by_accuracy(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     cal: &Calibration,
     max_sigma: Option<f64>,
     allow: &dyn Fn(&ParamSet) -> bool,
@@ -299,7 +301,7 @@ pub(super) fn choose_by_accuracy(
         facts,
         FheMode::Approximate,
         target_log2_p_fail,
-        cores,
+        costs,
         allow,
     );
     let mut sims: Vec<Option<Simulated>> = vec![None; plans.len()];
@@ -355,7 +357,7 @@ pub(super) fn choose_by_accuracy(
                 return choose_among(
                     facts,
                     target_log2_p_fail,
-                    cores,
+                    costs,
                     FheMode::Approximate,
                     allow,
                 );

@@ -8,6 +8,7 @@ use super::facts::PlanFacts;
 use super::latency::pbs_per_layer;
 use super::noise::{log2_add, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
+use super::profile::Costs;
 use super::reads::neuron_noise;
 use crate::error::{Error, Result};
 
@@ -21,8 +22,10 @@ pub(super) fn plan_on(
     mode: FheMode,
     exact_rounding: bool,
     target: f64,
-    cores: usize,
+    costs: &Costs,
 ) -> FhePlan {
+    // The set with the cost source's latency figures (its noise figures are the built-in ones).
+    let set = &costs.set(set);
     let extract = exact_rounding && mode == FheMode::Exact;
     let neurons: Vec<NeuronNoise> = facts
         .dots
@@ -48,7 +51,7 @@ pub(super) fn plan_on(
             .map(|n| n.log2_p_misread.exp2())
             .sum()
     };
-    let cores = cores.max(1);
+    let cores = costs.cores.max(1);
     FhePlan {
         parameter_set: set.id,
         precision_bits: set.precision(),
@@ -82,7 +85,7 @@ pub(super) fn plan_on(
         neurons,
         family: set.family(),
         candidates: Vec::new(),
-        costs: super::measured::source(),
+        costs: costs.source(),
     }
 }
 
@@ -151,7 +154,7 @@ pub(super) fn plan_with(
     set: &ParamSet,
     mode: FheMode,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
@@ -169,7 +172,7 @@ pub(super) fn plan_with(
     };
     let mut last = None;
     for p in widths {
-        let plan = plan_on(facts, set, p, mode, false, target, cores);
+        let plan = plan_on(facts, set, p, mode, false, target, costs);
         if plan.worst_log2_p_fail <= target {
             return Ok(plan);
         }
@@ -180,7 +183,7 @@ pub(super) fn plan_with(
     if mode == FheMode::Exact && rounds {
         // The narrowest space that holds the aligned encoding and meets the target.
         for p in needed..=top {
-            let plan = plan_on(facts, set, p, mode, true, target, cores);
+            let plan = plan_on(facts, set, p, mode, true, target, costs);
             if plan.worst_log2_p_fail <= target {
                 return Ok(plan);
             }

@@ -355,7 +355,7 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
 }
 
 /// `--noise-aware auto`: the set the planner takes by latency and failure target alone
-/// (approximate reads, 2^-40, this machine's cores) for the model `params` trains without
+/// (approximate reads, 2^-40, this machine's cost profile or the built-in figures) for the model `params` trains without
 /// noise on `train`.
 fn auto_noise_set(
     params: &EstimatorParams,
@@ -370,7 +370,11 @@ fn auto_noise_set(
     let (model, _) = Model::fit(plain, train, progress)?;
     let graph = sqnn::lower::lower(model.quantized(), name, model.params().pruning)?;
     let an = analyze(graph)?;
-    let req = PlanRequest::new(FheMode::Approximate).cores(rayon::current_num_threads());
+    let base = PlanRequest::new(FheMode::Approximate);
+    let req = match crate::args::cost_profile() {
+        Some(p) => base.profile(p),
+        None => base.cores(sqnn::fhe::builtin_cores()),
+    };
     Ok(sqnn::fhe::plan(&PlanFacts::new(&an), &req)?.parameter_set)
 }
 
