@@ -245,6 +245,44 @@ fn golden_reports_match() {
     assert!(n >= 5, "expected the committed circuits, found {n}");
 }
 
+#[test]
+fn noise_aware_training_names_its_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let quick = ["--epochs", "20", "--noise-aware"];
+    let (_, auto) = train(dir.path(), "iris", &[&quick[..], &["auto"]].concat());
+    // The set the planner takes by latency alone for iris: the 2-bit set.
+    let two_bit = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
+    assert_eq!(auto["noise_aware"], two_bit, "{auto}");
+    let (_, named) = train(dir.path(), "iris", &[&quick[..], &[two_bit]].concat());
+    assert_eq!(named["noise_aware"], two_bit);
+    let (_, plain) = train(dir.path(), "iris", &["--epochs", "20"]);
+    assert!(plain["noise_aware"].is_null());
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let out = dir.path().join("x.json");
+    let err = fails_with_2(&[
+        &os("train"),
+        &os("--data"),
+        &os("iris"),
+        &os("--out"),
+        out.as_os_str(),
+        &os("--noise-aware"),
+        &os("4-bit"),
+    ]);
+    assert!(err.contains("\"4-bit\" is not a parameter set"), "{err}");
+    assert!(err.contains("--noise-aware SET|auto"), "{err}");
+    let err = fails_with_2(&[
+        &os("train"),
+        &os("--data"),
+        &os("iris"),
+        &os("--out"),
+        out.as_os_str(),
+        &os("--noise-scale"),
+        &os("2"),
+    ]);
+    assert!(err.contains("give --noise-aware"), "{err}");
+    assert!(!out.exists());
+}
+
 /// Runs `sqnn args...`, expects exit code 2, and returns its stderr.
 fn fails_with_2(args: &[&std::ffi::OsStr]) -> String {
     let out = sqnn().args(args).output().unwrap();
