@@ -9,6 +9,9 @@
 //!   sizes and a reload of each set, and the 4-bit test circuit against its floor;
 //! * `variant-cost`: each decomposition variant's bootstrap against its shipped set's,
 //!   interleaved on one pinned core (the ratio holds under load when absolute times do not);
+//! * `bootstrap-parts`: where a bootstrap's time goes, per set (`SQNN_SETS`, default the 2-bit
+//!   and 4-bit sets and the 4-bit variant): keyswitch alone and keyswitch + bootstrap on one
+//!   pinned thread, and the time per bootstrap with one thread per core running at once;
 //! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
 //!   approximate mode on the 4-bit set, against the floor, stage by stage;
 //! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
@@ -37,7 +40,7 @@ use common::builder::{all_inputs, Builder};
 use common::tfhe::*;
 
 const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
-                     [noise|latency|variant-cost|iris-shape|committed-iris]";
+                     [noise|latency|variant-cost|bootstrap-parts|iris-shape|committed-iris]";
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         "iris-shape" => iris_shape_latency(),
         "committed-iris" => committed_iris(),
         "variant-cost" => variant_cost(),
+        "bootstrap-parts" => bootstrap_parts(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -204,6 +208,71 @@ fn variant_cost() {
             sqnn::tfhe::median(&bt),
             base.pbs_ms_1_thread,
             base.pbs_ms_1_thread * ratio
+        );
+    }
+}
+
+/// Where a bootstrap's time goes: keyswitch alone, keyswitch + bootstrap on one pinned thread,
+/// and with every core busy (one thread each, the way a layer of tables runs), median of 40.
+///
+/// `SQNN_SETS=2,4,4p2b15 cargo run --release --features calibration --example calibrate --
+/// bootstrap-parts`
+fn bootstrap_parts() {
+    use std::time::Instant;
+    use tfhe::core_crypto::prelude::{keyswitch_lwe_ciphertext, LweCiphertext};
+    use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
+    if std::env::var("SQNN_SETS").is_err() {
+        std::env::set_var("SQNN_SETS", "2,4,4p2b15");
+    }
+    let cores = rayon::current_num_threads();
+    for s in sets_from_env() {
+        let (cks, sks) = raw_keys(s);
+        let lut = sks.generate_lookup_table(|x| x);
+        let AtomicPatternServerKey::Standard(ap) = &sks.atomic_pattern else {
+            continue;
+        };
+        let ksk = &ap.key_switching_key;
+        let (ks, total) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    assert!(pin_this_thread_to_one_core(), "taskset failed");
+                    let ct = cks.unchecked_encrypt(1);
+                    let mut out =
+                        LweCiphertext::new(0u64, ksk.output_lwe_size(), ksk.ciphertext_modulus());
+                    one_bootstrap(&cks, &sks, &lut);
+                    let (mut ks, mut total) = (vec![], vec![]);
+                    for _ in 0..40 {
+                        let t = Instant::now();
+                        keyswitch_lwe_ciphertext(ksk, &ct.ct, &mut out);
+                        ks.push(t.elapsed().as_secs_f64() * 1e3);
+                        let t = Instant::now();
+                        one_bootstrap(&cks, &sks, &lut);
+                        total.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    (sqnn::tfhe::median(&ks), sqnn::tfhe::median(&total))
+                })
+                .join()
+                .unwrap()
+        });
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| {
+                    for _ in 0..40 {
+                        one_bootstrap(&cks, &sks, &lut);
+                    }
+                });
+            }
+        });
+        let busy = t.elapsed().as_secs_f64() * 1e3 / 40.0;
+        println!(
+            "BOOTSTRAP-PARTS {}: one thread: keyswitch {ks:.2} ms, keyswitch + bootstrap \
+             {total:.1} ms ({:.0} % keyswitch); {cores} threads at once: {busy:.1} ms per \
+             bootstrap per thread ({:.2}x one thread); catalogue {:.1} ms",
+            s.name,
+            100.0 * ks / total,
+            busy / total,
+            s.pbs_ms_1_thread
         );
     }
 }

@@ -60,6 +60,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
         tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
         max_sigma: None,
         parameters: None,
+        extractions: "auto".into(),
         given: Vec::new(),
     };
     println!("\n== 3/4 clear backend on the test split");
