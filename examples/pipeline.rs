@@ -25,7 +25,7 @@ fn main() -> sqnn::Result<()> {
     print!("{}", report::render_text(checked.report()));
 
     // Plan: the cheapest 128-bit parameter set whose approximate reads meet 2^-40 per bootstrap.
-    let request = PlanRequest::new(FheMode::Approximate).cores(rayon::current_num_threads());
+    let request = PlanRequest::new(FheMode::Approximate).cores(sqnn::fhe::builtin_cores());
     let plan = plan(&PlanFacts::new(checked.analyzed()), &request.max_sigma(2.0))?;
     print!("{}", sqnn::fhe::render_plan(&plan));
 

@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use sqnn::data::Dataset;
 
 fn sqnn() -> Command {
-    Command::cargo_bin("sqnn").unwrap()
+    let mut c = Command::cargo_bin("sqnn").unwrap();
+    c.env(
+        "SQNN_CACHE_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+    );
+    c
 }
 
 fn circuit(name: &str) -> PathBuf {
@@ -147,6 +152,10 @@ fn a_closed_pipe_ends_quietly_with_the_commands_exit_code() {
     use std::io::BufRead;
     // The report (117 kB) is larger than a pipe's buffer: the reader leaves after one line.
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqnn"))
+        .env(
+            "SQNN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+        )
         .arg("check")
         .arg(circuit("mnist"))
         .arg("--json")
@@ -265,7 +274,8 @@ fn a_write_killed_half_way_keeps_the_old_file() {
     let before = std::fs::read(&old).unwrap();
     // A 2 kB file size limit kills `compile` (SIGXFSZ) in the middle of writing the circuit.
     let script = format!(
-        "ulimit -f 4; exec '{}' compile '{}' --out '{}'",
+        "ulimit -f 4; SQNN_CACHE_DIR='{}' exec '{}' compile '{}' --out '{}'",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
         assert_cmd::cargo::cargo_bin("sqnn").display(),
         model.display(),
         old.display()

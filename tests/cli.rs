@@ -5,8 +5,15 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The binary, with a cache directory that holds no cost profile: a real user's profile never
+/// changes what the tests see.
 fn sqnn() -> Command {
-    Command::cargo_bin("sqnn").unwrap()
+    let mut c = Command::cargo_bin("sqnn").unwrap();
+    c.env(
+        "SQNN_CACHE_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+    );
+    c
 }
 
 fn last_json(out: &[u8]) -> Value {
@@ -217,14 +224,9 @@ fn golden_reports_match() {
         else {
             continue;
         };
-        // The report's TFHE plan is for the cores it runs on; the golden files are for two, so
-        // the comparison is the same on any machine.
-        let out = sqnn()
-            .env("RAYON_NUM_THREADS", "2")
-            .arg("check")
-            .arg(&p)
-            .output()
-            .unwrap();
+        // The report's TFHE plan is for the built-in figures' cores, whatever the machine's
+        // (and whatever RAYON_NUM_THREADS says).
+        let out = sqnn().arg("check").arg(&p).output().unwrap();
         let golden = circuits().join(format!("{stem}.report.txt"));
         let text = String::from_utf8(out.stdout).unwrap();
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -241,6 +243,44 @@ fn golden_reports_match() {
         n += 1;
     }
     assert!(n >= 5, "expected the committed circuits, found {n}");
+}
+
+#[test]
+fn noise_aware_training_names_its_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let quick = ["--epochs", "20", "--noise-aware"];
+    let (_, auto) = train(dir.path(), "iris", &[&quick[..], &["auto"]].concat());
+    // The set the planner takes by latency alone for iris: the 2-bit set.
+    let two_bit = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
+    assert_eq!(auto["noise_aware"], two_bit, "{auto}");
+    let (_, named) = train(dir.path(), "iris", &[&quick[..], &[two_bit]].concat());
+    assert_eq!(named["noise_aware"], two_bit);
+    let (_, plain) = train(dir.path(), "iris", &["--epochs", "20"]);
+    assert!(plain["noise_aware"].is_null());
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let out = dir.path().join("x.json");
+    let err = fails_with_2(&[
+        &os("train"),
+        &os("--data"),
+        &os("iris"),
+        &os("--out"),
+        out.as_os_str(),
+        &os("--noise-aware"),
+        &os("4-bit"),
+    ]);
+    assert!(err.contains("\"4-bit\" is not a parameter set"), "{err}");
+    assert!(err.contains("--noise-aware SET|auto"), "{err}");
+    let err = fails_with_2(&[
+        &os("train"),
+        &os("--data"),
+        &os("iris"),
+        &os("--out"),
+        out.as_os_str(),
+        &os("--noise-scale"),
+        &os("2"),
+    ]);
+    assert!(err.contains("give --noise-aware"), "{err}");
+    assert!(!out.exists());
 }
 
 /// Runs `sqnn args...`, expects exit code 2, and returns its stderr.
@@ -393,4 +433,93 @@ fn keys_for_another_circuit_name_keygen() {
         err.contains("hint: `sqnn keygen CIRCUIT --out-dir DIR`"),
         "{err}"
     );
+}
+
+/// Plans use the built-in figures' cores, never the running machine's: the report is the same
+/// whatever RAYON_NUM_THREADS says.
+#[test]
+fn reports_do_not_depend_on_the_thread_count() {
+    let iris = circuits().join("iris.circuit.json");
+    let report = |threads: &str| {
+        let out = sqnn()
+            .env("RAYON_NUM_THREADS", threads)
+            .arg("check")
+            .arg(&iris)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = report("1");
+    assert_eq!(one, report("16"));
+    assert!(one.contains("costs        built-in figures of "), "{one}");
+}
+
+/// `sqnn calibrate` writes a profile that the next plan uses and names; a damaged profile, or
+/// one from another sqnn version, is set aside with a note, and the plan says it used the
+/// built-in figures.
+#[test]
+fn calibrate_writes_the_profile_that_plans_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = || {
+        let out = sqnn()
+            .env("SQNN_CACHE_DIR", dir.path())
+            .arg("check")
+            .arg(circuits().join("iris.circuit.json"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let set = "V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128";
+    let out = sqnn()
+        .env("SQNN_CACHE_DIR", dir.path())
+        .args([
+            "calibrate",
+            "--bootstraps",
+            "1",
+            "--json",
+            "--parameters",
+            set,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out.stdout);
+    assert!(j["cores"].as_u64().unwrap() >= 1, "{j}");
+    assert!(
+        j["sets"][set]["pbs_ms_alone"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+    let path = dir.path().join("cost-profile.json");
+    let profile = sqnn::fhe::CostProfile::load(&path).unwrap();
+    assert_eq!(profile.sets.len(), 1);
+    let (text, _) = check();
+    let date = &profile.date;
+    assert!(
+        text.contains(&format!("costs        this machine's profile of {date}")),
+        "{text}"
+    );
+    // From another version: a note, and the built-in figures.
+    let mut other = profile.clone();
+    other.sqnn_version = "0.0.1".into();
+    std::fs::write(&path, other.to_json().unwrap()).unwrap();
+    let (text, err) = check();
+    assert!(text.contains("costs        built-in figures of "), "{text}");
+    assert!(
+        err.contains("note:") && err.contains("sqnn 0.0.1") && err.contains("sqnn calibrate"),
+        "{err}"
+    );
+    // Damaged.
+    std::fs::write(&path, "{\"format\": \"sqnn-cost-profile\", \"vers").unwrap();
+    let (text, err) = check();
+    assert!(text.contains("costs        built-in figures of "), "{text}");
+    assert!(err.contains("not a readable cost profile"), "{err}");
 }

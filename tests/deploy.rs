@@ -33,7 +33,14 @@ struct Fixture {
 }
 
 fn sqnn(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = Command::new(BIN)
+        .env(
+            "SQNN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+        )
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "sqnn {args:?}: {}",
@@ -91,6 +98,10 @@ impl Server {
     fn start(store: &Path, extra: &[&str]) -> Server {
         let f = fixture();
         let mut child = Command::new(BIN)
+            .env(
+                "SQNN_CACHE_DIR",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+            )
             .args(["serve", "--circuits"])
             .arg(&f.circuits)
             .arg("--store")
@@ -683,6 +694,10 @@ fn file_based_client_encrypt_and_decrypt() {
     }
     // The input batch is not an answer.
     let out = Command::new(BIN)
+        .env(
+            "SQNN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
+        )
         .args([
             "client",
             "decrypt",

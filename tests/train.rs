@@ -409,6 +409,56 @@ fn same_seed_same_bytes_different_seed_different_model() {
 }
 
 #[test]
+fn noise_aware_training_is_seeded_and_zero_noise_is_plain_training() {
+    use sqnn::fhe::ParamSetId;
+    let (tr, _) = split("iris", true);
+    let fit = |noise: Option<sqnn::train::ReadNoise>| {
+        let mut c = NeuralNetClassifier::new(EstimatorParams {
+            read_noise: noise,
+            ..quick(4, 4, 10)
+        })
+        .unwrap();
+        c.fit_dataset(&tr).unwrap();
+        c
+    };
+    let two_bit = ParamSetId::ClassicMsg1Carry1.set().read_noise();
+    let silent = sqnn::train::ReadNoise {
+        noise_base: 0.0,
+        noise_per_w2: 0.0,
+        ..two_bit.clone()
+    };
+    let plain = fit(None);
+    let noisy = fit(Some(two_bit.clone()));
+    assert_eq!(
+        fit(Some(two_bit.clone())).quantized().unwrap(),
+        noisy.quantized().unwrap(),
+        "the same seed must give the same noise-aware model"
+    );
+    assert_ne!(plain.quantized().unwrap(), noisy.quantized().unwrap());
+    assert_eq!(
+        fit(Some(silent)).quantized().unwrap(),
+        plain.quantized().unwrap(),
+        "zero read noise must be plain training"
+    );
+    // The model file records what the model was trained for.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noisy.json");
+    noisy.save(&path).unwrap();
+    let back = Model::load(&path).unwrap();
+    assert_eq!(back.params().read_noise.as_ref(), Some(&two_bit));
+    expect_param(
+        NeuralNetClassifier::new(EstimatorParams {
+            read_noise: Some(sqnn::train::ReadNoise {
+                scale: f64::NAN,
+                ..two_bit
+            }),
+            ..quick(4, 4, 10)
+        }),
+        "noise_scale",
+    );
+}
+
+#[test]
 fn save_load_round_trip_and_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let (c, te) = fit_clf("iris", false, quick(2, 2, 6));

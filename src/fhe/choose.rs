@@ -10,6 +10,7 @@ use super::latency::pbs_per_layer;
 use super::noise::misread_log2;
 use super::one_set::{check_target, plan_on, plan_with};
 use super::plan::{Candidate, FheMode, FhePlan, NeuronNoise};
+use super::profile::Costs;
 use crate::error::{Error, Result};
 
 /// The cheapest selectable parameter set that `allow` accepts (and its space width,
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 pub(super) fn choose_among(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     mode: FheMode,
     allow: &dyn Fn(&ParamSet) -> bool,
     extractions: Extractions,
@@ -32,7 +33,7 @@ pub(super) fn choose_among(
     let target = target_log2_p_fail;
     check_target(target)?;
     let needed = needed_bits(facts);
-    let (plans, mut candidates) = ranked_plans(facts, mode, target, cores, allow, extractions);
+    let (plans, mut candidates) = ranked_plans(facts, mode, target, costs, allow, extractions);
     if let Some(i) = pick(&plans, &mut candidates, |_| Ok(())) {
         return Ok(FhePlan {
             candidates,
@@ -64,7 +65,7 @@ pub(super) fn choose_among(
                 FheMode::Approximate => approximate_top(s, facts),
             };
             (needed..=top)
-                .map(|p| plan_on(facts, s, p, mode, None, target, cores))
+                .map(|p| plan_on(facts, s, p, mode, None, target, costs))
                 .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
                 .expect("non-empty")
         })
@@ -80,7 +81,7 @@ fn ranked_plans(
     facts: &PlanFacts,
     mode: FheMode,
     target: f64,
-    cores: usize,
+    costs: &Costs,
     allow: &dyn Fn(&ParamSet) -> bool,
     extractions: Extractions,
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
@@ -90,7 +91,7 @@ fn ranked_plans(
         .iter()
         .filter(|p| p.selectable && allow(p))
         .map(|s| {
-            let plan = plan_with(facts, s, mode, target, cores, extractions).ok();
+            let plan = plan_with(facts, s, mode, target, costs, extractions).ok();
             let top = match mode {
                 FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
                 FheMode::Approximate => approximate_top(s, facts),
@@ -110,9 +111,10 @@ fn ranked_plans(
                 parameter_set: s.id,
                 family: s.family(),
                 precision_bits: s.precision(),
-                latency_ms_per_sample: plan
-                    .as_ref()
-                    .map_or_else(|| s.circuit_ms(&layers, cores), |p| p.latency_ms_per_sample),
+                latency_ms_per_sample: plan.as_ref().map_or_else(
+                    || costs.set(s).circuit_ms(&layers, costs.cores),
+                    |p| p.latency_ms_per_sample,
+                ),
                 server_key_bytes: s.server_key_bytes,
                 space_bits: plan.as_ref().map(|p| p.space_bits),
                 extraction_parameter_set: plan.as_ref().and_then(|p| p.extraction_parameter_set),
@@ -227,7 +229,7 @@ pub(super) fn capacity(set: &ParamSet, mode: FheMode, target: f64, bootstraps: b
 pub(super) fn choose_approximate(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     max_sigma_units: f64,
     allow: &dyn Fn(&ParamSet) -> bool,
 ) -> Result<FhePlan> {
@@ -242,7 +244,7 @@ pub(super) fn choose_approximate(
         facts,
         FheMode::Approximate,
         target_log2_p_fail,
-        cores,
+        costs,
         allow,
         Extractions::TableSet,
     );
@@ -275,7 +277,7 @@ pub(super) fn choose_approximate(
         None => choose_among(
             facts,
             target_log2_p_fail,
-            cores,
+            costs,
             FheMode::Approximate,
             allow,
             Extractions::TableSet,
@@ -290,7 +292,7 @@ pub(super) fn choose_approximate(
 pub(super) fn choose_by_accuracy(
     facts: &PlanFacts,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     cal: &Calibration,
     max_sigma: Option<f64>,
     allow: &dyn Fn(&ParamSet) -> bool,
@@ -308,7 +310,7 @@ pub(super) fn choose_by_accuracy(
         facts,
         FheMode::Approximate,
         target_log2_p_fail,
-        cores,
+        costs,
         allow,
         Extractions::TableSet,
     );
@@ -365,7 +367,7 @@ pub(super) fn choose_by_accuracy(
                 return choose_among(
                     facts,
                     target_log2_p_fail,
-                    cores,
+                    costs,
                     FheMode::Approximate,
                     allow,
                     Extractions::TableSet,

@@ -95,7 +95,9 @@ pub fn extraction_pairs() -> Vec<(ParamSetId, ParamSetId)> {
 /// take in turn: the layer takes the longest a core is busy when the chains, longest first, go
 /// to the core free first ([`chains_ms`]). With more chains than cores this is the work over the
 /// cores plus up to one chain of tail (13 tables of 5 to 6 bootstraps on 2 cores: 7 chains' time
-/// on one core, not 6.5). Classic sets only.
+/// on one core, not 6.5). While chains run side by side a bootstrap costs what the set's
+/// measurement with one bootstrap per core gives (`pbs_ms_2_threads` × cores), not its time
+/// alone. Classic sets only.
 pub(super) fn rounding_circuit_ms(
     table: &ParamSet,
     ext: &ParamSet,
@@ -105,14 +107,32 @@ pub(super) fn rounding_circuit_ms(
 ) -> f64 {
     let layers = pbs_per_layer(facts);
     let one_layer = layers.len() == 1;
-    let mut chains: Vec<Vec<f64>> = vec![Vec::new(); layers.len()];
+    let mut tables: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
     for n in neurons.iter().filter(|n| n.bootstrap) {
         let slot = if one_layer { 0 } else { n.layer };
-        if let Some(l) = chains.get_mut(slot) {
-            l.push(table.pbs_ms_1_thread + f64::from(n.extractions) * ext.pbs_ms_1_thread);
+        if let Some(l) = tables.get_mut(slot) {
+            l.push(n.extractions);
         }
     }
-    chains.iter().map(|l| chains_ms(l, cores)).sum()
+    // With two chains or more at once, a bootstrap takes what the measurement of one per core
+    // at once gives (the cores share memory bandwidth), at least its time alone.
+    let c = cores.max(1);
+    let busy = |s: &ParamSet, together: bool| {
+        if together && c > 1 {
+            (s.pbs_ms_2_threads * c as f64).max(s.pbs_ms_1_thread)
+        } else {
+            s.pbs_ms_1_thread
+        }
+    };
+    tables
+        .iter()
+        .map(|l| {
+            let together = l.len() > 1;
+            let (t, e) = (busy(table, together), busy(ext, together));
+            let chains: Vec<f64> = l.iter().map(|&r| t + f64::from(r) * e).collect();
+            chains_ms(&chains, c)
+        })
+        .sum()
 }
 
 /// The time `cores` cores take for independent chains of these lengths (ms), each chain on one

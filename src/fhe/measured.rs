@@ -16,6 +16,8 @@ use super::catalogue::ParamSetId;
 pub(super) struct MeasuredFile {
     /// Where the figures were measured (read by the tests; for people).
     pub machine: String,
+    /// The cores of that machine: the core count plans assume with these figures.
+    pub cores: usize,
     /// When (ISO date).
     pub date: String,
     /// The command that measures them again.
@@ -71,10 +73,10 @@ pub(super) fn figures(id: ParamSetId) -> Measured {
         .unwrap_or_else(|| panic!("src/fhe/measured.json has no entry for {id}"))
 }
 
-/// Where the latency and noise figures of every plan come from, and when they were measured.
+/// Where the built-in latency and noise figures come from, and when they were measured.
 pub(super) fn source() -> String {
     format!(
-        "built-in figures measured {} on {} (src/fhe/measured.json)",
+        "built-in figures of {} ({}; src/fhe/measured.json)",
         MEASURED.date, MEASURED.machine
     )
 }

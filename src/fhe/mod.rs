@@ -18,7 +18,8 @@
 //! (a cheaper set for exact rounding's extractions), `formulas`
 //! (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
 //! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
-//! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `one_set`
+//! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `profile` (the
+//! cost source: built-in figures or this machine's [`CostProfile`]), `one_set`
 //! (planning on one set), `choose` (the choice among sets), `request` (the planner call),
 //! `render` (the plan as text).
 
@@ -34,6 +35,7 @@ mod measured;
 mod noise;
 mod one_set;
 mod plan;
+mod profile;
 mod reads;
 mod render;
 mod request;
@@ -58,6 +60,10 @@ pub use noise::{
 };
 pub use one_set::LOOSEST_TARGET_LOG2;
 pub use plan::{Candidate, FheMode, FhePlan, NeuronNoise};
+pub use profile::{
+    builtin_cores, builtin_date, CostProfile, SetCost, CACHE_DIR_ENV, MAX_PROFILE_BYTES,
+    PROFILE_FILE, PROFILE_FORMAT, PROFILE_VERSION,
+};
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;
 pub use request::{plan, PlanRequest, FALLBACK_MAX_SIGMA};

@@ -2,6 +2,7 @@
 //! set's measured constants, and the log2 probabilities of misreads (see `docs/fhe-noise.md`).
 
 use super::catalogue::ParamSet;
+use crate::train::ReadNoise;
 
 /// Failure probabilities are floored here (log2), far below anything meaningful.
 pub const LOG2_P_FLOOR: f64 = -1000.0;
@@ -11,6 +12,23 @@ impl ParamSet {
     /// product of this Σw² (positions).
     pub fn bootstrap_std(&self, sum_w2: u64) -> f64 {
         (self.noise_base + self.noise_per_w2 * sum_w2 as f64).sqrt()
+    }
+
+    /// This set's read noise as noise-aware training injects it
+    /// ([`EstimatorParams::read_noise`](crate::train::EstimatorParams::read_noise)): its
+    /// polynomial size and noise constants, the space width left to training (the network's
+    /// widest accumulator, as the planner's narrowest space), the predicted level (scale 1).
+    /// Its [`sigma_units`](ReadNoise::sigma_units) is [`bootstrap_std`](Self::bootstrap_std)
+    /// over [`box_positions`](Self::box_positions).
+    pub fn read_noise(&self) -> ReadNoise {
+        ReadNoise {
+            set: self.id.name().to_string(),
+            polynomial_size: u64::try_from(self.polynomial_size).unwrap_or(u64::MAX),
+            noise_base: self.noise_base,
+            noise_per_w2: self.noise_per_w2,
+            space_bits: None,
+            scale: 1.0,
+        }
     }
 
     /// Standard deviation of an output accumulator's error when the client decrypts it.

@@ -9,6 +9,7 @@ use super::facts::PlanFacts;
 use super::latency::pbs_per_layer;
 use super::noise::{log2_add, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
+use super::profile::Costs;
 use super::reads::neuron_noise;
 use crate::error::{Error, Result};
 
@@ -23,11 +24,18 @@ pub(super) fn plan_on(
     mode: FheMode,
     rounding: Option<&ParamSet>,
     target: f64,
-    cores: usize,
+    costs: &Costs,
 ) -> FhePlan {
-    let rounding = rounding.filter(|_| mode == FheMode::Exact);
+    // The sets with the cost source's latency figures (their noise figures are the built-in
+    // ones).
+    let set = &costs.set(set);
+    let rounding = rounding
+        .filter(|_| mode == FheMode::Exact)
+        .map(|e| costs.set(e));
+    let rounding = rounding.as_ref();
     let extract = rounding.is_some();
     let other = rounding.filter(|e| e.id != set.id);
+    let cores = costs.cores.max(1);
     let neurons: Vec<NeuronNoise> = facts
         .dots
         .iter()
@@ -61,7 +69,6 @@ pub(super) fn plan_on(
             .map(|n| n.log2_p_misread.exp2())
             .sum()
     };
-    let cores = cores.max(1);
     FhePlan {
         parameter_set: set.id,
         precision_bits: set.precision(),
@@ -97,7 +104,7 @@ pub(super) fn plan_on(
         neurons,
         family: set.family(),
         candidates: Vec::new(),
-        costs: super::measured::source(),
+        costs: costs.source(),
     }
 }
 
@@ -206,7 +213,7 @@ pub(super) fn plan_with(
     set: &ParamSet,
     mode: FheMode,
     target_log2_p_fail: f64,
-    cores: usize,
+    costs: &Costs,
     extractions: Extractions,
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
@@ -225,7 +232,7 @@ pub(super) fn plan_with(
     };
     let mut last = None;
     for p in widths {
-        let plan = plan_on(facts, set, p, mode, None, target, cores);
+        let plan = plan_on(facts, set, p, mode, None, target, costs);
         if plan.worst_log2_p_fail <= target {
             return Ok(plan);
         }
@@ -240,7 +247,7 @@ pub(super) fn plan_with(
         for p in needed..=top {
             let best = ext_sets
                 .iter()
-                .map(|e| plan_on(facts, set, p, mode, Some(e), target, cores))
+                .map(|e| plan_on(facts, set, p, mode, Some(e), target, costs))
                 .filter(|plan| plan.worst_log2_p_fail <= target)
                 .min_by(|a, b| a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample));
             if let Some(plan) = best {

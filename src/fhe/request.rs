@@ -8,6 +8,7 @@ use super::extract::Extractions;
 use super::facts::PlanFacts;
 use super::one_set::{extraction_choices, plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
+use super::profile::{CostProfile, Costs};
 use crate::error::{Error, Result};
 
 /// The read-noise guard (standard deviation of a read, in accumulator units) of a choice made
@@ -31,8 +32,14 @@ pub struct PlanRequest {
     /// The failure target per bootstrap, log2 (as `mode` counts failures): in
     /// `[LOG2_P_FLOOR, LOOSEST_TARGET_LOG2]` (2^-20 at most), e.g. -40.
     pub target_log2_p_fail: f64,
-    /// Cores the latency figures (and so the choice) assume; at least 1.
+    /// Cores the latency figures (and so the choice) assume; at least 1. Give a stated figure
+    /// (the profile's with [`profile`](Self::profile), else
+    /// [`builtin_cores`](super::builtin_cores)), not the running machine's, so that plans and
+    /// reports are the same on any machine.
     pub cores: usize,
+    /// The machine's measured costs ([`CostProfile`], `sqnn calibrate`) in place of the
+    /// built-in latency figures; `None`: the built-in figures.
+    pub profile: Option<CostProfile>,
     /// Plan on this set instead of choosing one (errors if the circuit does not fit it at the
     /// target).
     pub set: Option<ParamSetId>,
@@ -66,6 +73,7 @@ impl Default for PlanRequest {
             mode: FheMode::Exact,
             target_log2_p_fail: -40.0,
             cores: 1,
+            profile: None,
             set: None,
             space_bits: None,
             exact_rounding: false,
@@ -95,6 +103,14 @@ impl PlanRequest {
     /// With this many cores.
     pub fn cores(self, cores: usize) -> PlanRequest {
         PlanRequest { cores, ..self }
+    }
+    /// With this machine's cost profile, and its core count.
+    pub fn profile(self, profile: CostProfile) -> PlanRequest {
+        PlanRequest {
+            cores: profile.cores,
+            profile: Some(profile),
+            ..self
+        }
     }
     /// On this set (no choice).
     pub fn on(self, set: ParamSetId) -> PlanRequest {
@@ -171,7 +187,11 @@ impl PlanRequest {
 /// holds at the target ([`Error::Backend`], naming the accumulators that are too wide or the
 /// neurons whose Σw² is too large, and what to change).
 pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
-    let (mode, target, cores) = (req.mode, req.target_log2_p_fail, req.cores);
+    let (mode, target) = (req.mode, req.target_log2_p_fail);
+    let costs = &Costs {
+        cores: req.cores.max(1),
+        profile: req.profile.as_ref(),
+    };
     if req.exact_rounding && req.space_bits.is_none() {
         return Err(Error::param(
             "exact_rounding",
@@ -191,10 +211,10 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
                 mode,
                 req.exact_rounding.then_some(ext),
                 target,
-                cores,
+                costs,
             ))
         }
-        (Some(id), None) => plan_with(facts, id.set(), mode, target, cores, req.extractions),
+        (Some(id), None) => plan_with(facts, id.set(), mode, target, costs, req.extractions),
         (None, Some(_)) => Err(Error::param(
             "space_bits",
             "a forced space width needs a forced parameter set",
@@ -203,12 +223,12 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
             let allow = |p: &ParamSet| req.among.as_ref().is_none_or(|ids| ids.contains(&p.id));
             match (mode, &req.calibration, req.max_sigma) {
                 (FheMode::Approximate, Some(cal), s) => {
-                    choose_by_accuracy(facts, target, cores, cal, s, &allow)
+                    choose_by_accuracy(facts, target, costs, cal, s, &allow)
                 }
                 (FheMode::Approximate, None, Some(s)) => {
-                    choose_approximate(facts, target, cores, s, &allow)
+                    choose_approximate(facts, target, costs, s, &allow)
                 }
-                _ => choose_among(facts, target, cores, mode, &allow, req.extractions),
+                _ => choose_among(facts, target, costs, mode, &allow, req.extractions),
             }
         }
     }

@@ -80,6 +80,7 @@ pub mod measure;
 mod params;
 mod rounding;
 mod security;
+mod timing;
 
 pub use backend::{median, TfheBackend, TfheRun};
 pub(crate) use container::sha256_hex;
@@ -94,3 +95,4 @@ pub use keys::{
 };
 pub use params::tfhe_parameters;
 pub use security::has_shipped_security;
+pub use timing::measure_costs;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{logits_accuracy, r2};
 use super::network::{Layer, SparseQuantNeuralNetwork};
+use super::noise::Injector;
 use super::optim::Adam;
 use super::{ActRange, EstimatorParams, InputScaling, PruningMode};
 use crate::data::{check_finite, Standardizer};
@@ -313,6 +314,9 @@ struct Run<'a> {
     net: SparseQuantNeuralNetwork,
     adam: Adam,
     rng: ChaCha8Rng,
+    /// The draws of noise-aware training (its own stream, so that the batch order does not
+    /// depend on whether noise is injected).
+    noise_rng: ChaCha8Rng,
     train: Part,
     val: Part,
     /// Epochs of gradual pruning.
@@ -351,7 +355,11 @@ impl Run<'_> {
             let done = (epoch * n_batches + b) as f64 / (p.epochs * n_batches) as f64;
             self.adam.set_lr(p.lr_schedule.at(p.lr, done));
             let xb = self.train.x.select(Axis(0), chunk);
-            let (out, cache) = self.net.forward_train(&xb);
+            let mut injector = p.read_noise.as_ref().map(|noise| Injector {
+                noise,
+                rng: &mut self.noise_rng,
+            });
+            let (out, cache) = self.net.forward_train(&xb, injector.as_mut());
             let (loss, dout) = self.train.loss(&out, chunk);
             let g = self.net.backward(&cache, dout);
             self.adam.step(&mut self.net, &g);
@@ -426,6 +434,8 @@ fn start_run<'a>(
     let (target_mean, target_std, values) = scale_targets(targets);
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     rng.set_stream(1);
+    let mut noise_rng = ChaCha8Rng::seed_from_u64(p.seed);
+    noise_rng.set_stream(2);
     let (tr, va) = validation_split(x.nrows(), labels, p.validation_fraction, &mut rng);
     let train = Part::select(&xs, &tr, labels, &values);
     let val = Part::select(&xs, &va, labels, &values);
@@ -449,6 +459,7 @@ fn start_run<'a>(
         net,
         adam,
         rng,
+        noise_rng,
         train,
         val,
         warm,

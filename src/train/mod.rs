@@ -74,7 +74,8 @@
 //! # Code map
 //! `config` (module config, pruning modes, validation) · `params` (hyper-parameters,
 //! presets) · [`quantize`] (the quantized model handed to `lower`) · `quantizers` (range
-//! observers, fake quantization) · `network` (forward / backward) · `pruning` · `optim` (Adam,
+//! observers, fake quantization) · `network` (forward / backward) · `noise` (noise-aware
+//! training's read noise) · `pruning` · `optim` (Adam,
 //! learning-rate schedule) · `fit` (the fitting loop, losses) · `metrics` · `export` (to
 //! [`QuantizedMlp`]) · `estimator` · `model_file`.
 
@@ -85,6 +86,7 @@ mod fit;
 mod metrics;
 mod model_file;
 mod network;
+mod noise;
 mod optim;
 mod params;
 mod pruning;
@@ -104,5 +106,6 @@ pub use fit::{FitReport, Targets};
 pub use metrics::{accuracy, argmax, r2};
 pub use model_file::{MAX_MODEL_BYTES, MODEL_FORMAT, MODEL_VERSION};
 pub use network::SparseQuantNeuralNetwork;
+pub use noise::ReadNoise;
 pub use optim::LrSchedule;
 pub use params::{EstimatorParams, InputScaling};

@@ -7,6 +7,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::noise::{inject, Injector};
 use super::quantizers::{
     act_quantizer, batch_range, fake_quant, pow2_ceil, weight_range, RangeObserver,
 };
@@ -355,12 +356,21 @@ impl SparseQuantNeuralNetwork {
             self.cfg.input_dim,
             "calibrate: wrong column count"
         );
-        let _ = self.forward_train(x);
+        let _ = self.forward_train(x, None);
     }
 
-    /// Training forward pass: updates the running statistics, then fake-quantizes.
-    pub(super) fn forward_train(&mut self, x: &Array2<f64>) -> (Array2<f64>, Cache) {
+    /// Training forward pass: updates the running statistics, then fake-quantizes. With an
+    /// [`Injector`] (noise-aware training), every hidden neuron's accumulator is moved by a
+    /// seeded read error before its activation ([`super::noise`]); gradients pass it straight
+    /// through.
+    pub(super) fn forward_train(
+        &mut self,
+        x: &Array2<f64>,
+        noise: Option<&mut Injector>,
+    ) -> (Array2<f64>, Cache) {
         let n = self.layers.len();
+        let plan = noise.as_ref().and_then(|inj| self.noise_plan(inj.noise));
+        let mut noise = noise;
         let mut cache = Cache {
             xq: Vec::with_capacity(n),
             pass: Vec::with_capacity(n),
@@ -392,6 +402,14 @@ impl SparseQuantNeuralNetwork {
             let wq = self.fake_weights(l);
             let mut z = xq.dot(&wq.t());
             z += &self.layers[l].b;
+            if let (Some(plan), Some(inj)) = (&plan, noise.as_deref_mut()) {
+                if let Some(rows) = plan.layers.get(l) {
+                    let scale: Vec<f64> =
+                        self.weight_scales(l).iter().map(|s| s * q.scale).collect();
+                    let bias = self.layers[l].b.as_slice().expect("contiguous");
+                    inject(&mut z, bias, &scale, rows, inj.rng);
+                }
+            }
             a = if l + 1 == n {
                 z.clone()
             } else {
@@ -469,7 +487,7 @@ pub(super) mod tests {
         let c = cfg(3, 2, 2);
         let mut net = SparseQuantNeuralNetwork::new(c, 3).unwrap();
         let x = Array2::from_shape_fn((5, 3), |(i, j)| (i as f64 - 2.0) * 0.3 + j as f64 * 0.1);
-        let (out, cache) = net.forward_train(&x);
+        let (out, cache) = net.forward_train(&x, None);
         let g = net.backward(&cache, Array2::ones(out.raw_dim()));
         assert_eq!(g.dw[0].dim(), (6, 3));
         assert_eq!(g.dw[1].dim(), (2, 6));

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{validate_act_range, validate_shared};
-use super::{ActRange, LrSchedule, ModuleConfig, PruningMode};
+use super::{ActRange, LrSchedule, ModuleConfig, PruningMode, ReadNoise};
 use crate::error::{Error, Result};
 use crate::train::quantize::Activation;
 
@@ -91,6 +91,12 @@ pub struct EstimatorParams {
     pub input_scaling: InputScaling,
     /// Decoupled (AdamW) weight decay of the weights (not biases or steps); 0 = Adam.
     pub weight_decay: f64,
+    /// Noise-aware training: during training, every hidden neuron's accumulator is moved by
+    /// the read error this TFHE parameter set's bootstrap would make ([`ReadNoise`], seeded by
+    /// `seed`); `None` (the default): exact reads. `crate::fhe`'s `ParamSetId::read_noise`
+    /// gives the numbers of a set.
+    #[serde(default)]
+    pub read_noise: Option<ReadNoise>,
 }
 
 /// The per-feature affine map applied to raw features before the first layer's (per-tensor)
@@ -133,6 +139,7 @@ impl Default for EstimatorParams {
             sparse_init: true,
             input_scaling: InputScaling::MinMax,
             weight_decay: 0.1,
+            read_noise: None,
         }
     }
 }
@@ -211,6 +218,7 @@ impl EstimatorParams {
             sparse_init: false,
             input_scaling: InputScaling::Standardize,
             weight_decay: 0.0,
+            read_noise: None,
         }
     }
 
@@ -292,6 +300,9 @@ impl EstimatorParams {
                     self.weight_decay
                 ),
             ));
+        }
+        if let Some(noise) = &self.read_noise {
+            noise.validate()?;
         }
         if !(0.0..1.0).contains(&self.prune_warmup) {
             return Err(Error::param(

@@ -107,8 +107,11 @@ impl FheArgs {
         }
         Ok(())
     }
-    /// The plan these flags ask for, on this machine's cores; in approximate mode chosen by
-    /// the accuracy kept on `calibration`'s rows when given (else by the read-noise guard).
+    /// The plan these flags ask for, with this machine's cost profile when `sqnn calibrate`
+    /// wrote one (on its cores), else the built-in figures (on theirs): never the running
+    /// machine's core count, so reports are the same on any machine. In approximate mode
+    /// chosen by the accuracy kept on `calibration`'s rows when given (else by the read-noise
+    /// guard).
     pub fn plan(
         &self,
         an: &sqnn::analyze::Analyzed,
@@ -133,17 +136,40 @@ impl FheArgs {
             "table-set" => fhe::Extractions::TableSet,
             name => fhe::Extractions::On(name.parse::<ParamSetId>()?),
         };
+        let base = PlanRequest::new(self.mode).target(self.p_error);
+        let base = match cost_profile() {
+            Some(p) => base.profile(p),
+            None => base.cores(fhe::builtin_cores()),
+        };
         let req = PlanRequest {
             set,
             max_sigma,
             calibration,
             extractions,
-            ..PlanRequest::new(self.mode)
-                .target(self.p_error)
-                .cores(rayon::current_num_threads())
+            ..base
         };
         fhe::plan(&PlanFacts::new(an), &req)
     }
+}
+
+/// This machine's cost profile, if `sqnn calibrate` wrote one (read once). A profile that
+/// cannot be used (damaged, or from another sqnn version) is set aside with a note on standard
+/// error: plans then use the built-in figures.
+pub fn cost_profile() -> Option<sqnn::fhe::CostProfile> {
+    static PROFILE: std::sync::OnceLock<Option<sqnn::fhe::CostProfile>> =
+        std::sync::OnceLock::new();
+    PROFILE
+        .get_or_init(|| match sqnn::fhe::CostProfile::load_default() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "note: {e}; until then, plans use the built-in cost figures of {}",
+                    sqnn::fhe::builtin_date()
+                );
+                None
+            }
+        })
+        .clone()
 }
 
 /// The read-noise guard (accumulator units) of a choice without calibration rows.

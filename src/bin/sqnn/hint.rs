@@ -39,6 +39,7 @@ const FLAGS: &[&str] = &[
     "out",
     "out_dir",
     "svg",
+    "noise_scale",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).
@@ -63,6 +64,11 @@ pub fn hints(e: &Error) -> Vec<String> {
         } => out.push(
             "pass the token the server printed (or one of its --tokens file) as --token or \
              in SQNN_TOKEN"
+                .to_string(),
+        ),
+        Error::InvalidParameter { name, .. } if *name == "read_noise" => out.push(
+            "on the command line, `read_noise` is --noise-aware SET|auto (a set of \
+             `sqnn::fhe::ParamSetId::ALL`, as --parameters)"
                 .to_string(),
         ),
         _ => {}

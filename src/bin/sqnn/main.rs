@@ -24,6 +24,7 @@ macro_rules! eprintln {
 }
 
 mod args;
+mod calibrate;
 mod check;
 mod demo;
 mod deploy;
@@ -57,6 +58,9 @@ enum Cmd {
     Keygen(encrypted::KeygenArgs),
     /// Run a circuit on a data set's test split, in clear or under TFHE.
     Run(run::RunArgs),
+    /// Time one bootstrap of every parameter set on this machine and save the cost profile
+    /// that plans then use.
+    Calibrate(calibrate::CalibrateArgs),
     /// Train, compile, check and run a few encrypted samples of the default data set.
     Demo(demo::DemoArgs),
     /// Serve circuits over HTTP: evaluate encrypted samples with uploaded evaluation keys.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::Check(a) => check::check(&a),
         Cmd::Keygen(a) => encrypted::keygen(&a),
         Cmd::Run(a) => run::run(&a),
+        Cmd::Calibrate(a) => calibrate::calibrate(&a),
         Cmd::Demo(a) => demo::demo(&a),
         Cmd::Serve(a) => deploy::serve(&a),
         Cmd::Client(c) => deploy::client(&c),

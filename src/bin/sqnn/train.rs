@@ -7,6 +7,8 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use sqnn::analyze::analyze;
+use sqnn::data::Dataset;
+use sqnn::fhe::{FheMode, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
 use sqnn::train::{ActRange, EstimatorParams, InputScaling, Model, PruningMode};
@@ -100,6 +102,17 @@ pub struct TrainArgs {
     /// --validation-fraction > 0, otherwise one run).
     #[arg(long)]
     pub restarts: Option<usize>,
+    /// Noise-aware training: add to every hidden neuron's accumulator, during training, the
+    /// read error of this TFHE parameter set's approximate bootstrap (a `tfhe` constant name,
+    /// as `--parameters`), or `auto`: the set the planner takes by latency and failure target
+    /// alone for the model trained without noise (one extra training), the bootstrap you pay
+    /// for.
+    #[arg(long)]
+    pub noise_aware: Option<String>,
+    /// With --noise-aware: multiply the injected noise's standard deviation by this (1: the
+    /// predicted noise).
+    #[arg(long)]
+    pub noise_scale: Option<f64>,
     /// Print one JSON object as the last line of standard output.
     #[arg(long)]
     pub json: bool,
@@ -138,6 +151,8 @@ impl TrainArgs {
             validation_fraction: None,
             restarts: None,
             act_range: None,
+            noise_aware: None,
+            noise_scale: None,
             json: false,
             quiet: false,
             split: SplitArgs {
@@ -182,6 +197,31 @@ impl TrainArgs {
             restarts <- restarts,
             act_range <- act_range,
         );
+        if let Some(name) = self.noise_aware.as_deref().filter(|n| *n != "auto") {
+            let set = name.parse::<ParamSetId>().map_err(|_| {
+                let names: Vec<&str> = ParamSetId::ALL.iter().map(|id| id.name()).collect();
+                sqnn::Error::param(
+                    "read_noise",
+                    format!(
+                        "{name:?} is not a parameter set: use auto or one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            p.read_noise = Some(set.set().read_noise());
+        }
+        if let Some(scale) = self.noise_scale {
+            match &mut p.read_noise {
+                Some(n) => n.scale = scale,
+                None if self.noise_aware.is_none() => {
+                    return Err(sqnn::Error::param(
+                        "noise_scale",
+                        "scales the noise of noise-aware training: give --noise-aware SET|auto too",
+                    ))
+                }
+                None => {}
+            }
+        }
         p.validate()?;
         Ok(p)
     }
@@ -205,7 +245,7 @@ fn weight_counts(model: &Model) -> (usize, usize) {
 
 /// Trains, prints metrics, saves the model. Returns the model.
 pub fn train(a: &TrainArgs) -> Result<Model> {
-    let params = a.params()?;
+    let mut params = a.params()?;
     let split_file = match a.split.spec() {
         sqnn::data::SplitSpec::File(p) => Some(p),
         _ => None,
@@ -237,6 +277,15 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     }
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
+    if a.noise_aware.as_deref() == Some("auto") {
+        let set = auto_noise_set(&params, &train, &ds.name, progress)?;
+        let mut noise = set.set().read_noise();
+        noise.scale = a.noise_scale.unwrap_or(1.0);
+        params.read_noise = Some(noise);
+        if !a.json {
+            println!("noise-aware: the planner takes {set} for the model trained without noise");
+        }
+    }
     let (model, fit) = Model::fit(params.clone(), &train, progress)?;
     model.save(&a.out)?;
     let (n_params, nonzero) = weight_counts(&model);
@@ -254,6 +303,7 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
         "n_accum_bits": report.n_accum_bits,
         "neurons_over_budget": report.neurons_over_budget.len(),
         "pbs_count": report.pbs_count,
+        "noise_aware": params.read_noise.as_ref().map(|n| n.set.clone()),
         "model": a.out.display().to_string(),
     });
     match &model {
@@ -302,6 +352,30 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
         println!("wrote {}", a.out.display());
     }
     Ok(model)
+}
+
+/// `--noise-aware auto`: the set the planner takes by latency and failure target alone
+/// (approximate reads, 2^-40, this machine's cost profile or the built-in figures) for the model `params` trains without
+/// noise on `train`.
+fn auto_noise_set(
+    params: &EstimatorParams,
+    train: &Dataset,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<ParamSetId> {
+    let plain = EstimatorParams {
+        read_noise: None,
+        ..params.clone()
+    };
+    let (model, _) = Model::fit(plain, train, progress)?;
+    let graph = sqnn::lower::lower(model.quantized(), name, model.params().pruning)?;
+    let an = analyze(graph)?;
+    let base = PlanRequest::new(FheMode::Approximate);
+    let req = match crate::args::cost_profile() {
+        Some(p) => base.profile(p),
+        None => base.cores(sqnn::fhe::builtin_cores()),
+    };
+    Ok(sqnn::fhe::plan(&PlanFacts::new(&an), &req)?.parameter_set)
 }
 
 /// Parses `--act-range` ([`ActRange`]'s `FromStr`).

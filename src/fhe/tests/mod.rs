@@ -4,6 +4,8 @@ use crate::error::{Error, Result};
 
 /// The catalogue, noise and encoding maths.
 mod model;
+/// The cost source: built-in figures or a machine's profile.
+mod profile;
 
 fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool) -> DotFacts {
     let count = 1i64 << range_bits;

@@ -327,3 +327,36 @@ fn set_ids_read_and_write_their_tfhe_names() {
     assert!(serde_json::from_str::<ParamSetId>("\"NOPE\"").is_err());
     assert_eq!(catalogue().len(), ParamSetId::ALL.len());
 }
+
+#[test]
+fn training_read_noise_matches_the_planner() {
+    // Noise-aware training's formula (train holds it as plain numbers) against the planner's
+    // own read noise for a table's read, on every selectable set.
+    for set in catalogue().iter().filter(|s| s.selectable) {
+        let noise = set.read_noise();
+        noise.validate().unwrap();
+        for (p, w2) in [(8u32, 0u64), (9, 198), (10, 5000), (12, 40)] {
+            let n = DotFacts {
+                node: 1,
+                layer: 0,
+                neuron: 0,
+                lo: 0,
+                hi: 255,
+                range_bits: 8,
+                sum_w2: w2,
+                table_len: 256,
+                table_bits: 8,
+                round_bits: p.saturating_sub(set.max_space_bits()),
+                table_offset: 0,
+            };
+            let planner = super::super::reads::neuron_noise(set, p, FheMode::Approximate, None, &n);
+            let trained = noise.sigma_units(w2, p);
+            assert!(
+                (trained - planner.sigma_units).abs() <= 1e-12 * planner.sigma_units,
+                "{}: {trained} vs {}",
+                set.id.name(),
+                planner.sigma_units
+            );
+        }
+    }
+}
