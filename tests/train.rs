@@ -459,6 +459,60 @@ fn noise_aware_training_is_seeded_and_zero_noise_is_plain_training() {
 }
 
 #[test]
+fn idle_neuron_removal_cuts_tables_and_keeps_the_training_score() {
+    let (tr, _) = split("iris", true);
+    let fit = |remove: Option<f64>| {
+        let mut c = NeuralNetClassifier::new(EstimatorParams {
+            remove_neurons: remove,
+            epochs: 60,
+            ..Default::default()
+        })
+        .unwrap();
+        let report = c.fit_dataset(&tr).unwrap();
+        (c, report)
+    };
+    let tables = |c: &NeuralNetClassifier| {
+        let g = lower(c.quantized().unwrap(), "iris", PruningMode::PerNeuron).unwrap();
+        g.pbs_count()
+    };
+    let (plain, plain_report) = fit(None);
+    let (pruned, report) = fit(Some(0.0));
+    assert_eq!(plain_report.neurons_removed, 0);
+    assert!(report.neurons_removed > 0, "{report:?}");
+    // Every removed neuron is dead in the module and absent from the circuit: the hidden
+    // neurons left each have one table, and there are fewer of them.
+    let module = pruned.module().unwrap();
+    let dead: usize = (0..module.n_layers() - 1)
+        .map(|l| module.alive_neurons(l).iter().filter(|a| !**a).count())
+        .sum();
+    assert_eq!(dead, report.neurons_removed);
+    let q = pruned.quantized().unwrap();
+    let hidden: usize = q.layers[..q.layers.len() - 1]
+        .iter()
+        .map(|l| l.out_dim())
+        .sum();
+    assert_eq!(tables(&pruned), hidden);
+    assert!(tables(&pruned) < tables(&plain));
+    // Halfway through training, the training rows' accuracy was kept; after fine-tuning it
+    // is still at least the plain model's minus a row or two.
+    let acc = |c: &NeuralNetClassifier| {
+        let pred = c.predict(&tr.x).unwrap();
+        let hits = pred.iter().zip(&tr.y).filter(|(p, y)| **p as f64 == **y);
+        hits.count() as f64 / tr.n_samples() as f64
+    };
+    assert!(acc(&pruned) >= acc(&plain) - 2.0 / tr.n_samples() as f64);
+    // Deterministic.
+    assert_eq!(fit(Some(0.0)).0.quantized(), pruned.quantized());
+    expect_param(
+        NeuralNetClassifier::new(EstimatorParams {
+            remove_neurons: Some(1.5),
+            ..Default::default()
+        }),
+        "remove_neurons",
+    );
+}
+
+#[test]
 fn save_load_round_trip_and_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let (c, te) = fit_clf("iris", false, quick(2, 2, 6));

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{logits_accuracy, r2};
 use super::network::{Layer, SparseQuantNeuralNetwork};
+use super::neurons::Judge;
 use super::noise::Injector;
 use super::optim::Adam;
 use super::{ActRange, EstimatorParams, InputScaling, PruningMode};
@@ -48,6 +49,9 @@ pub struct FitReport {
     pub n_val: usize,
     /// Which of the `restarts` trainings was kept (0-based; its seed is `seed + restart`).
     pub restart: usize,
+    /// Hidden neurons removed by [`EstimatorParams::remove_neurons`].
+    #[serde(default)]
+    pub neurons_removed: usize,
     /// Wall-clock training time in seconds.
     pub seconds: f64,
 }
@@ -321,6 +325,8 @@ struct Run<'a> {
     val: Part,
     /// Epochs of gradual pruning.
     warm: usize,
+    /// The epoch at whose start idle neurons are removed, if asked.
+    removal: Option<usize>,
     /// The shuffled order of the training rows.
     order: Vec<usize>,
     report: FitReport,
@@ -341,6 +347,23 @@ impl Run<'_> {
         }
         if epoch == 1 && self.p.act_range == ActRange::Learned {
             self.net.init_learned_steps();
+        }
+        if let (Some(at), Some(tolerance)) = (self.removal, self.p.remove_neurons) {
+            if epoch == at {
+                let part = if self.val.len() > 0 {
+                    &self.val
+                } else {
+                    &self.train
+                };
+                let judge = Judge {
+                    x: &part.x,
+                    labels: &part.labels,
+                    values: &part.values,
+                    noise: self.p.read_noise.as_ref(),
+                    seed: self.p.seed,
+                };
+                self.report.neurons_removed += self.net.remove_idle_neurons(&judge, tolerance);
+            }
         }
     }
 
@@ -395,7 +418,7 @@ impl Run<'_> {
     /// Keeps the network of `epoch` if it is the best so far among the epochs trained with
     /// the final masks (always the latest one without validation).
     fn keep_if_best(&mut self, epoch: usize, key: f64, tie: f64) {
-        if epoch < self.warm {
+        if epoch < self.warm.max(self.removal.unwrap_or(0)) {
             return;
         }
         let better = match &self.best {
@@ -452,6 +475,7 @@ fn start_run<'a>(
         n_train: tr.len(),
         n_val: va.len(),
         restart: 0,
+        neurons_removed: 0,
         seconds: 0.0,
     };
     let run = Run {
@@ -463,6 +487,10 @@ fn start_run<'a>(
         train,
         val,
         warm,
+        removal: p.remove_neurons.map(|_| {
+            let at = (super::REMOVE_NEURONS_AT * p.epochs as f64).round() as usize;
+            at.max(warm).max(1)
+        }),
         order: (0..tr.len()).collect(),
         report,
         best: None,

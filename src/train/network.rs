@@ -327,8 +327,15 @@ impl SparseQuantNeuralNetwork {
             self.cfg.input_dim,
             x.ncols()
         );
+        self.forward_all(x).pop().unwrap_or_else(|| x.to_owned())
+    }
+
+    /// [`forward`](Self::forward), keeping every layer's output (hidden activations, then the
+    /// outputs).
+    pub(super) fn forward_all(&self, x: &Array2<f64>) -> Vec<Array2<f64>> {
         let n = self.layers.len();
         let mut a = x.to_owned();
+        let mut outs = Vec::with_capacity(n);
         for (l, layer) in self.layers.iter().enumerate() {
             let q = self.quantizer_for(l, &a);
             let (xq, _) = fake_quant(&a, &q, false);
@@ -340,8 +347,9 @@ impl SparseQuantNeuralNetwork {
                 let act = self.cfg.activation_function;
                 z.mapv(|v| act.apply(v))
             };
+            outs.push(a.clone());
         }
-        a
+        outs
     }
 
     /// Runs `x` through the network only to update the input quantizers' running statistics

@@ -97,6 +97,14 @@ pub struct EstimatorParams {
     /// gives the numbers of a set.
     #[serde(default)]
     pub read_noise: Option<ReadNoise>,
+    /// Removal of hidden neurons that do not pay for their bootstrap: `Some(t)` tries, at
+    /// [`REMOVE_NEURONS_AT`](super::REMOVE_NEURONS_AT) of the epochs, every hidden neuron
+    /// that costs a table out of the network (least salient first) and leaves it out when the
+    /// score on the validation rows (the training rows without validation) stays within `t`
+    /// of the score with all of them (accuracy share, or R²); the remaining epochs fine-tune
+    /// the rest. Removed neurons have no table in the circuit. `None` (the default): off.
+    #[serde(default)]
+    pub remove_neurons: Option<f64>,
 }
 
 /// The per-feature affine map applied to raw features before the first layer's (per-tensor)
@@ -140,6 +148,7 @@ impl Default for EstimatorParams {
             input_scaling: InputScaling::MinMax,
             weight_decay: 0.1,
             read_noise: None,
+            remove_neurons: None,
         }
     }
 }
@@ -219,6 +228,7 @@ impl EstimatorParams {
             input_scaling: InputScaling::Standardize,
             weight_decay: 0.0,
             read_noise: None,
+            remove_neurons: None,
         }
     }
 
@@ -303,6 +313,17 @@ impl EstimatorParams {
         }
         if let Some(noise) = &self.read_noise {
             noise.validate()?;
+        }
+        if let Some(t) = self.remove_neurons {
+            if !(0.0..1.0).contains(&t) {
+                return Err(Error::param(
+                    "remove_neurons",
+                    format!(
+                        "tolerance {t} must be in [0, 1): the score (accuracy or R²) a removal \
+                         may cost, e.g. 0 to keep it"
+                    ),
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.prune_warmup) {
             return Err(Error::param(

@@ -40,6 +40,7 @@ const FLAGS: &[&str] = &[
     "out_dir",
     "svg",
     "noise_scale",
+    "remove_neurons",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).
