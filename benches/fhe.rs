@@ -95,6 +95,7 @@ fn synthetic(
         client: ClientSpec::identity(nf, n_out),
         nodes: vec![],
         outputs: vec![],
+        plan: None,
     };
     let mut facts: Vec<NodeFact> = vec![];
     let push = |g: &mut IntGraph, facts: &mut Vec<NodeFact>, node: Node| -> NodeId {

@@ -311,6 +311,7 @@ pub fn witness_circuit(an: &Analyzed, dot: NodeId) -> Result<(IntGraph, Vec<i64>
         client: crate::ir::ClientSpec::identity(n, 1),
         outputs: vec![terms.len()],
         nodes,
+        plan: None,
     };
     Ok((sub, f.witness_lo.clone(), f.witness_hi.clone()))
 }

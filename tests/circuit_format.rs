@@ -211,8 +211,8 @@ fn structural_tampering_is_rejected_with_a_clear_error() {
 #[test]
 fn header_and_checksum_errors_say_what_to_do() {
     let text = sample().to_json().unwrap();
-    let e = load(&text.replace("\"version\": 1", "\"version\": 2")).unwrap_err();
-    assert!(e.contains("version 2") && e.contains("recompile"), "{e}");
+    let e = load(&text.replace("\"version\": 2", "\"version\": 3")).unwrap_err();
+    assert!(e.contains("version 3") && e.contains("recompile"), "{e}");
     let e = load(&text.replace("sqnn-circuit", "other")).unwrap_err();
     assert!(e.contains("not an sqnn circuit"), "{e}");
     let e = load(&text[..text.len() / 2]).unwrap_err();
@@ -238,4 +238,68 @@ fn header_and_checksum_errors_say_what_to_do() {
     let huge = text.replacen("\"table\":[[", "\"table\":[[0,18446744073709551615],[", 1);
     let e = load(&huge).unwrap_err();
     assert!(e.contains("table") || e.contains("malformed"), "{e}");
+}
+
+/// Version 2 records the plan (covered by the checksum); version 1 files, written before plans
+/// were recorded, still load, with no plan and the same digest.
+#[test]
+fn the_recorded_plan_round_trips_and_version_1_files_still_load() {
+    use sqnn::fhe::{self, FheMode, PlanFacts, PlanRequest};
+    let g = sample();
+    let digest = g.digest().unwrap();
+    // A version 1 file: the same text under the old version number.
+    let v1 = g
+        .to_json()
+        .unwrap()
+        .replace("\"version\": 2", "\"version\": 1");
+    let old = IntGraph::from_json(&v1).unwrap();
+    assert_eq!(
+        (old.plan.clone(), old.digest().unwrap()),
+        (None, digest.clone())
+    );
+    // Record the plan the guard chooses, and read it back.
+    let an = analyze(g.clone()).unwrap();
+    let facts = PlanFacts::new(&an);
+    let req = PlanRequest::new(FheMode::Approximate).cores(2);
+    let chosen = fhe::plan(&facts, &req.clone().max_sigma(2.0)).unwrap();
+    let mut with = g.clone();
+    with.plan = Some(chosen.record());
+    let text = with.to_json().unwrap();
+    assert!(text.contains("\"plan\": {"), "{text}");
+    let back = IntGraph::from_json(&text).unwrap();
+    assert_eq!(back, with);
+    assert_ne!(
+        back.digest().unwrap(),
+        digest,
+        "the checksum covers the plan"
+    );
+    let again = fhe::recorded_plan(&facts, back.plan.as_ref().unwrap(), &req).unwrap();
+    assert_eq!(
+        (again.parameter_set, again.mode, again.space_bits),
+        (chosen.parameter_set, chosen.mode, chosen.space_bits)
+    );
+    assert_eq!(
+        again.recorded.as_deref(),
+        Some(chosen.describe_choice().as_str())
+    );
+    // Edited by hand, checksum left: refused.
+    let set = chosen.parameter_set.name();
+    let edited = text.replace(set, "V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128");
+    assert!(load(&edited).unwrap_err().contains("checksum"));
+    // A set this build does not know, checksum recomputed: an error naming it.
+    let mut unknown = with.clone();
+    unknown.plan.as_mut().unwrap().parameter_set = "V9_PARAM_FUTURE".into();
+    let unknown = IntGraph::from_json(&unknown.to_json().unwrap()).unwrap();
+    let e = fhe::recorded_plan(&facts, unknown.plan.as_ref().unwrap(), &req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("V9_PARAM_FUTURE") && e.contains("recompile"),
+        "{e}"
+    );
+    // Numbers that are not finite are refused on load.
+    let mut nan = with.clone();
+    nan.plan.as_mut().unwrap().cores = 0;
+    let e = load(&nan.to_json().unwrap()).unwrap_err();
+    assert!(e.contains("recorded plan"), "{e}");
 }

@@ -523,3 +523,77 @@ fn calibrate_writes_the_profile_that_plans_use() {
     assert!(text.contains("costs        built-in figures of "), "{text}");
     assert!(err.contains("not a readable cost profile"), "{err}");
 }
+
+/// `compile` records the plan; `check`, `run` and `keygen` use it unless a flag asks for a new
+/// choice (and then say so); a circuit of format version 1 (no plan) is planned when it runs,
+/// with a note.
+#[test]
+fn the_recorded_plan_is_used_unless_flags_ask_otherwise() {
+    let iris = circuits().join("iris.circuit.json");
+    let graph = sqnn::ir::IntGraph::load(&iris).unwrap();
+    let record = graph
+        .plan
+        .clone()
+        .expect("the committed circuit records its plan");
+    let simulate = |circuit: &Path, extra: &[&str]| {
+        let out = sqnn()
+            .arg("run")
+            .arg(circuit)
+            .args(["--data", "iris", "--backend", "simulate", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            last_json(&out.stdout),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (j, err) = simulate(&iris, &[]);
+    assert_eq!(j["parameters"], record.parameter_set.as_str());
+    assert!(err.is_empty(), "{err}");
+    let check = sqnn().arg("check").arg(&iris).output().unwrap();
+    let text = String::from_utf8(check.stdout).unwrap();
+    assert!(
+        text.contains("recorded     the plan chosen at compile time"),
+        "{text}"
+    );
+    // A flag of the choice: a new plan, said on standard error.
+    let (j, err) = simulate(&iris, &["--tolerance", "0.5"]);
+    assert!(
+        err.contains("planning anew because of --tolerance"),
+        "{err}"
+    );
+    assert!(j["parameters"].is_string());
+    // Version 1, no plan: planned now, with a note.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.circuit.json");
+    let v1 = sqnn::ir::IntGraph {
+        plan: None,
+        ..graph
+    }
+    .to_json()
+    .unwrap()
+    .replace("\"version\": 2", "\"version\": 1");
+    std::fs::write(&old, v1).unwrap();
+    let (j, err) = simulate(&old, &[]);
+    assert!(err.contains("records no plan"), "{err}");
+    assert_eq!(j["parameters"], record.parameter_set.as_str());
+    // compile records the plan it prints.
+    let (model, _) = train(dir.path(), "iris", &[]);
+    let fresh = dir.path().join("fresh.circuit.json");
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&fresh)
+        .assert()
+        .success();
+    let g = sqnn::ir::IntGraph::load(&fresh).unwrap();
+    let r = g.plan.expect("compile records a plan");
+    assert!(
+        r.chosen_by.contains("training split of iris"),
+        "{}",
+        r.chosen_by
+    );
+}

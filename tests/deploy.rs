@@ -734,3 +734,39 @@ fn sigterm_drains_the_requests_in_flight() {
     s.stop();
     assert_eq!(request.join().unwrap(), Ok(200));
 }
+
+/// The server's listing shows each circuit's default plan: the one recorded at compile time,
+/// or (a circuit that records none) the choice `sqnn keygen` makes without data.
+#[test]
+fn the_listing_shows_the_recorded_plan() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits");
+    let dir = tempfile::tempdir().unwrap();
+    let graph = IntGraph::load(&committed.join("iris.circuit.json")).unwrap();
+    let record = graph
+        .plan
+        .clone()
+        .expect("the committed circuit records its plan");
+    std::fs::copy(
+        committed.join("iris.circuit.json"),
+        dir.path().join("iris.circuit.json"),
+    )
+    .unwrap();
+    let old = IntGraph {
+        plan: None,
+        ..graph
+    };
+    old.save(&dir.path().join("old.circuit.json")).unwrap();
+    let served = sqnn::deploy::server::load_circuits(dir.path()).unwrap();
+    let iris = &served["iris"].info;
+    assert_eq!(iris.parameter_set, record.parameter_set);
+    assert_eq!(iris.mode, record.mode);
+    assert!(iris.predicted_ms_per_sample > 0.0);
+    assert!(
+        iris.plan.starts_with("recorded in the circuit"),
+        "{}",
+        iris.plan
+    );
+    let old = &served["old"].info;
+    assert!(old.plan.contains("records none"), "{}", old.plan);
+    assert_eq!(old.mode, "approximate");
+}

@@ -70,6 +70,7 @@ fn one_table() -> IntGraph {
             },
         ],
         outputs: vec![3],
+        plan: None,
     }
 }
 

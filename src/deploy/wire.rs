@@ -180,6 +180,16 @@ pub struct CircuitInfo {
     pub bootstraps: usize,
     /// The parameter set of the default plan (keys of another 128-bit set are accepted too).
     pub parameter_set: String,
+    /// The default plan's read mode (`exact` or `approximate`; empty from older servers).
+    #[serde(default)]
+    pub mode: String,
+    /// The default plan's predicted latency per sample (ms, on the cores of its cost figures).
+    #[serde(default)]
+    pub predicted_ms_per_sample: f64,
+    /// Where the default plan comes from: the one recorded in the circuit at compile time (and
+    /// how it was chosen), or one chosen at start-up when the circuit records none.
+    #[serde(default)]
+    pub plan: String,
 }
 
 /// The answer of `POST /v1/keys` and `GET /v1/keys/ID`.

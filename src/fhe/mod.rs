@@ -63,5 +63,5 @@ pub use profile::{
 };
 pub use reads::{read_sigma_units, sigma_units_by_node};
 pub use render::render_plan;
-pub use request::{plan, PlanRequest, FALLBACK_MAX_SIGMA};
+pub use request::{plan, recorded_plan, PlanRequest, FALLBACK_MAX_SIGMA};
 pub use variants::{Decomposition, NoiseValidation, KURTOSIS_SIGMAS, VARIANCE_TOLERANCE};

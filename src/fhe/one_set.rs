@@ -86,6 +86,7 @@ pub(super) fn plan_on(
         family: set.family(),
         candidates: Vec::new(),
         costs: costs.source(),
+        recorded: None,
     }
 }
 

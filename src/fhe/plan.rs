@@ -154,6 +154,10 @@ pub struct FhePlan {
     /// plans written before it was recorded).
     #[serde(default)]
     pub costs: String,
+    /// How the plan was chosen when it is the one recorded in the circuit at compile time
+    /// ([`recorded_plan`](super::recorded_plan)); `None` for a plan made now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
 }
 
 /// One parameter set the choice considered.
@@ -185,5 +189,43 @@ impl FhePlan {
     /// The plan's parameter set.
     pub fn set(&self) -> &'static ParamSet {
         self.parameter_set.set()
+    }
+
+    /// How the set was chosen, in one sentence: by accuracy (with the simulated agreement), by
+    /// predicted latency (with the reason the chosen candidate gave), or on a given set.
+    pub fn describe_choice(&self) -> String {
+        if let Some(r) = &self.recorded {
+            return r.clone();
+        }
+        let Some(c) = self
+            .candidates
+            .iter()
+            .find(|c| c.parameter_set == self.parameter_set)
+        else {
+            return "on a given parameter set (no choice)".into();
+        };
+        match &c.simulated {
+            Some(s) => format!(
+                "by accuracy, reads simulated on {} calibration rows × {} noise seeds: {} ({})",
+                s.rows,
+                s.seeds,
+                s.describe(),
+                c.note
+            ),
+            None => format!("by predicted latency ({})", c.note),
+        }
+    }
+
+    /// The plan as the circuit file records it ([`crate::ir::PlanRecord`]).
+    pub fn record(&self) -> crate::ir::PlanRecord {
+        crate::ir::PlanRecord {
+            parameter_set: self.parameter_set.name().into(),
+            mode: self.mode.name().into(),
+            target_log2_p_fail: self.target_log2_p_fail,
+            latency_ms_per_sample: self.latency_ms_per_sample,
+            cores: self.cores,
+            costs: self.costs.clone(),
+            chosen_by: self.describe_choice(),
+        }
     }
 }

@@ -62,6 +62,11 @@ pub fn render_plan(plan: &FhePlan) -> String {
     if !plan.costs.is_empty() {
         s.push_str(&format!("  costs        {}\n", plan.costs));
     }
+    if let Some(how) = &plan.recorded {
+        s.push_str(&format!(
+            "  recorded     the plan chosen at compile time and recorded in the circuit: {how}\n"
+        ));
+    }
     noise_lines(plan, &mut s);
     s.push_str(&format!(
         "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",

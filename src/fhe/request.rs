@@ -9,6 +9,7 @@ use super::one_set::{plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
 use super::profile::{CostProfile, Costs};
 use crate::error::{Error, Result};
+use crate::ir::PlanRecord;
 
 /// The read-noise guard (standard deviation of a read, in accumulator units) of a choice made
 /// without calibration rows: what `sqnn keygen` and the server assume when no data is given.
@@ -212,4 +213,42 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
             }
         }
     }
+}
+
+/// The plan recorded in a circuit at compile time ([`PlanRecord`]), planned again on its set,
+/// mode and failure target (the same deterministic, checked plan as [`plan`] with that set
+/// forced) with `req`'s costs and cores; the rest of `req` is ignored. The plan's
+/// [`recorded`](FhePlan::recorded) says how the set was chosen.
+///
+/// Errors: the record names a set or mode this build does not know ([`Error::Circuit`]), or the
+/// circuit no longer fits the set at the target.
+pub fn recorded_plan(facts: &PlanFacts, record: &PlanRecord, req: &PlanRequest) -> Result<FhePlan> {
+    let unknown = |what: &str, name: &str| {
+        Error::Circuit(format!(
+            "the recorded plan names the {what} {:?}, which this sqnn does not know: recompile \
+             the model, or plan anew (give a parameter flag)",
+            crate::fsio::bounded(name, 100)
+        ))
+    };
+    let set: ParamSetId = record
+        .parameter_set
+        .parse()
+        .map_err(|_| unknown("parameter set", &record.parameter_set))?;
+    let mode: FheMode = record
+        .mode
+        .parse()
+        .map_err(|_| unknown("read mode", &record.mode))?;
+    let again = PlanRequest {
+        mode,
+        target_log2_p_fail: record.target_log2_p_fail,
+        cores: req.cores,
+        profile: req.profile.clone(),
+        set: Some(set),
+        ..PlanRequest::default()
+    };
+    let p = plan(facts, &again)?;
+    Ok(FhePlan {
+        recorded: Some(record.chosen_by.clone()),
+        ..p
+    })
 }

@@ -1,14 +1,14 @@
 //! The circuit file format: versioned header, checksum, run-length encoded tables, load and
 //! save, and the structural validation every loaded graph passes.
 //!
-//! # File format (`circuits/*.circuit.json`, version 1)
+//! # File format (`circuits/*.circuit.json`, version 2)
 //! ```text
 //! {
 //!   "format": "sqnn-circuit",
-//!   "version": 1,
+//!   "version": 2,
 //!   "sha256": "<hex digest of the compact JSON of `circuit`>",
 //!   "circuit": {
-//!     "name": "iris", "meta": {...}, "client": {...}, "outputs": [..],
+//!     "name": "iris", "meta": {...}, "client": {...}, "outputs": [..], "plan": {...},
 //!     "nodes": [
 //!       {"op":"input","layer":0,"feature":0,"lo":-2,"hi":1},
 //!       {"op":"dot","layer":0,"terms":[[0,1],[3,-2]],"constant":0},
@@ -31,6 +31,9 @@
 //!   or compiled before they were recorded) still load, and their data is taken by position.
 //! * `outputs`: the last layer's `dot` nodes, in output order; the client dequantizes
 //!   `client.output_scale[k] * acc + client.output_bias[k]`.
+//! * `plan` (optional, version 2): the TFHE plan `sqnn compile` chose ([`PlanRecord`]); the
+//!   checksum covers it. Version 1 files (written before plans were recorded) still load, with
+//!   no plan: the commands that need one plan when they run, and say so.
 //!
 //! Loading ([`IntGraph::from_json`]) checks the format name and version first, then the checksum
 //! (a file edited by hand must be recompiled), then every structural rule above, with checked
@@ -42,12 +45,16 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::fsio::bounded;
 use crate::ir::graph::{signed_range, ClientSpec, IntGraph, Node, NodeId, Op};
+#[cfg(doc)]
+use crate::ir::PlanRecord;
 use crate::task::Task;
 
 /// The format name in every circuit file.
 pub const FORMAT: &str = "sqnn-circuit";
-/// The circuit format version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// The circuit format version this build writes (version 2 added the recorded plan).
+pub const VERSION: u32 = 2;
+/// The oldest circuit format version this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 /// Largest table a circuit may hold (entries), so that a hostile file cannot exhaust memory.
 pub const MAX_TABLE_LEN: usize = 1 << 24;
 /// Largest number of nodes a circuit may hold.
@@ -97,6 +104,9 @@ impl IntGraph {
         s.push_str(&format!("    \"meta\": {},\n", compact(&self.meta)?));
         s.push_str(&format!("    \"client\": {},\n", compact(&self.client)?));
         s.push_str(&format!("    \"outputs\": {},\n", compact(&self.outputs)?));
+        if let Some(plan) = &self.plan {
+            s.push_str(&format!("    \"plan\": {},\n", compact(plan)?));
+        }
         s.push_str("    \"nodes\": [\n");
         for (i, n) in self.nodes.iter().enumerate() {
             let sep = if i + 1 == self.nodes.len() { "" } else { "," };
@@ -121,10 +131,11 @@ impl IntGraph {
                 bounded(&header.format, 64)
             )));
         }
-        if header.version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&header.version) {
             return Err(Error::Circuit(format!(
-                "format version {} is not supported by this build (it reads version {VERSION}): \
-                 recompile the model with this sqnn, or use the sqnn that wrote it",
+                "format version {} is not supported by this build (it reads versions \
+                 {OLDEST_VERSION} to {VERSION}): recompile the model with this sqnn, or use the \
+                 sqnn that wrote it",
                 header.version
             )));
         }
@@ -171,6 +182,9 @@ impl IntGraph {
     /// proved intervals and are checked by [`crate::analyze::analyze`]). The checks run in this
     /// order and the first broken rule is the error.
     pub fn validate(&self) -> Result<()> {
+        if let Some(plan) = &self.plan {
+            plan.validate()?;
+        }
         check_bit_widths(self)?;
         check_client(&self.client)?;
         check_node_count(self)?;

@@ -129,6 +129,10 @@ pub struct IntGraph {
     pub nodes: Vec<Node>,
     /// Output accumulators (last layer's `Dot` nodes), in output order.
     pub outputs: Vec<NodeId>,
+    /// The TFHE plan chosen at compile time (absent in circuits compiled before plans were
+    /// recorded, and in circuits built by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::ir::meta::PlanRecord>,
 }
 
 /// Smallest `[lo, hi]` a signed `bits`-bit integer holds.

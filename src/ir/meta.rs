@@ -165,3 +165,60 @@ impl<'de> Deserialize<'de> for RoundingSummary {
         text.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// The TFHE plan `sqnn compile` chose for the circuit, recorded in its file (format version
+/// 2): what keys, runs and the server use unless told otherwise. It names the choice (set,
+/// read mode, failure target); [`crate::fhe::recorded_plan`] plans on that set again (a
+/// deterministic, checked plan), with the costs of wherever it runs. The rest says how it was
+/// chosen and what it was predicted to cost, for people. Names are `tfhe` constant names and
+/// mode names, parsed by [`crate::fhe`] (a name this build does not know is an error there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRecord {
+    /// The parameter set (`tfhe::shortint::parameters` constant name).
+    pub parameter_set: String,
+    /// How tables read their accumulators: `exact` or `approximate`.
+    pub mode: String,
+    /// Failure target per bootstrap, log2.
+    pub target_log2_p_fail: f64,
+    /// Predicted latency per sample when it was chosen (ms), on `cores` cores.
+    pub latency_ms_per_sample: f64,
+    /// Cores that prediction assumed.
+    pub cores: usize,
+    /// The cost figures it used, and from when.
+    pub costs: String,
+    /// How it was chosen: by accuracy on calibration rows (with the simulated agreement), or by
+    /// the read-noise guard, or forced.
+    pub chosen_by: String,
+}
+
+impl PlanRecord {
+    /// The longest text field a file may hold.
+    pub const MAX_TEXT: usize = 4096;
+
+    /// Finite numbers, at least one core, and bounded text (the names are parsed where they
+    /// are used).
+    pub fn validate(&self) -> crate::error::Result<()> {
+        let texts = [
+            &self.parameter_set,
+            &self.mode,
+            &self.costs,
+            &self.chosen_by,
+        ];
+        let ok = self.target_log2_p_fail.is_finite()
+            && self.latency_ms_per_sample.is_finite()
+            && self.latency_ms_per_sample >= 0.0
+            && self.cores >= 1
+            && texts.iter().all(|t| t.len() <= Self::MAX_TEXT)
+            && !self.parameter_set.is_empty();
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::error::Error::Circuit(
+                "the recorded plan is malformed (a number that is not finite, no cores, or a \
+                 name too long): recompile the model into a fresh circuit"
+                    .into(),
+            ))
+        }
+    }
+}

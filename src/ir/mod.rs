@@ -9,6 +9,8 @@ pub mod graph;
 pub mod meta;
 
 pub use facts::{transfer, Interval, NodeFact};
-pub use format::{FORMAT, MAX_BITS, MAX_CIRCUIT_BYTES, MAX_NODES, MAX_TABLE_LEN, VERSION};
+pub use format::{
+    FORMAT, MAX_BITS, MAX_CIRCUIT_BYTES, MAX_NODES, MAX_TABLE_LEN, OLDEST_VERSION, VERSION,
+};
 pub use graph::*;
-pub use meta::{Meta, RoundingSummary};
+pub use meta::{Meta, PlanRecord, RoundingSummary};

@@ -128,6 +128,7 @@ fn empty_graph(
         },
         nodes: Vec::new(),
         outputs: Vec::new(),
+        plan: None,
     }
 }
 

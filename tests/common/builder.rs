@@ -27,6 +27,7 @@ impl Builder {
                 client: ClientSpec::identity(0, 0),
                 nodes: vec![],
                 outputs: vec![],
+                plan: None,
             },
             facts: vec![],
         }

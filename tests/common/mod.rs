@@ -31,6 +31,7 @@ pub fn random_graph(seed: u64, nf: usize, layers: usize, width: usize, n_out: us
         client: ClientSpec::identity(nf, n_out),
         nodes: Vec::new(),
         outputs: Vec::new(),
+        plan: None,
     };
     let mut facts: Vec<NodeFact> = Vec::new();
     let span = 1i64 << a_bits;

@@ -119,16 +119,11 @@ impl FheArgs {
             (None, None) => Some(FALLBACK_MAX_SIGMA),
             (Some(_), None) => None,
         };
-        let base = PlanRequest::new(self.mode).target(self.p_error);
-        let base = match cost_profile() {
-            Some(p) => base.profile(p),
-            None => base.cores(fhe::builtin_cores()),
-        };
         let req = PlanRequest {
             set,
             max_sigma,
             calibration,
-            ..base
+            ..self.cost_request()
         };
         fhe::plan(&PlanFacts::new(an), &req)
     }
@@ -152,6 +147,82 @@ pub fn cost_profile() -> Option<sqnn::fhe::CostProfile> {
             }
         })
         .clone()
+}
+
+impl Default for FheArgs {
+    /// The flags' defaults, none given.
+    fn default() -> FheArgs {
+        FheArgs {
+            mode: sqnn::fhe::FheMode::Approximate,
+            p_error: -40.0,
+            tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
+            max_sigma: None,
+            parameters: None,
+            given: Vec::new(),
+        }
+    }
+}
+
+/// Where calibration rows come from: a data set and its split (the training rows are used).
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a Dataset,
+    pub split: &'a Split,
+}
+
+impl FheArgs {
+    /// The plan of `an`: the one its circuit records (`sqnn compile` chose it), unless a flag of
+    /// this group was given or `asks` names another request for a new choice (e.g.
+    /// `--data`); then, or when the circuit records none, a new plan (chosen by accuracy on
+    /// `rows`' training rows when given), with a note on standard error saying why.
+    pub fn plan_for(
+        &self,
+        an: &sqnn::analyze::Analyzed,
+        asks: Option<&str>,
+        rows: Option<Rows>,
+    ) -> Result<sqnn::fhe::FhePlan> {
+        let mut why: Vec<String> = self
+            .given
+            .iter()
+            .map(|id| format!("--{}", id.replace('_', "-")))
+            .collect();
+        why.extend(asks.map(str::to_string));
+        let name = &an.graph().name;
+        match &an.graph().plan {
+            Some(r) if why.is_empty() => {
+                return sqnn::fhe::recorded_plan(
+                    &sqnn::fhe::PlanFacts::new(an),
+                    r,
+                    &self.cost_request(),
+                );
+            }
+            Some(r) => eprintln!(
+                "note: planning anew because of {} (circuit {name} records {}, {} reads)",
+                why.join(", "),
+                r.parameter_set,
+                r.mode
+            ),
+            None => eprintln!(
+                "note: circuit {name} records no plan (compiled before plans were recorded, or \
+                 built by hand): planning now; recompiling the model records one"
+            ),
+        }
+        let calibration = match rows {
+            Some(r) => Some(calibration(an, r.data, r.split)?),
+            None => None,
+        };
+        self.plan(an, calibration)
+    }
+
+    /// The request's costs: this machine's profile if there is one, else the built-in
+    /// figures' cores.
+    fn cost_request(&self) -> sqnn::fhe::PlanRequest {
+        let base = sqnn::fhe::PlanRequest::new(self.mode).target(self.p_error);
+        match cost_profile() {
+            Some(p) => base.profile(p),
+            None => base.cores(sqnn::fhe::builtin_cores()),
+        }
+    }
 }
 
 /// The read-noise guard (accumulator units) of a choice without calibration rows.

@@ -11,11 +11,12 @@ use sqnn::fsio::check_output;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Result};
 
-use crate::args::{load_split_for, FheArgs, SplitArgs};
+use crate::args::{load_split_for, FheArgs, Rows, SplitArgs};
 
 #[derive(Args)]
 pub struct CompileArgs {
-    /// The model file written by `sqnn train`.
+    /// The model file written by `sqnn train` (or a circuit file: its plan is chosen and
+    /// recorded again, the circuit unchanged).
     pub model: PathBuf,
     /// Where to write the circuit.
     #[arg(long)]
@@ -31,6 +32,15 @@ pub struct CompileArgs {
     /// Widest table index, bits: wider accumulators drop at least the extra low bits.
     #[arg(long, default_value_t = sqnn::lower::Rounding::DEFAULT.max_table_bits)]
     pub max_table_bits: u32,
+    /// The data set whose training rows choose the TFHE plan recorded in the circuit, by the
+    /// accuracy its reads keep (default: the data set the model was trained on, or a
+    /// circuit's name; the test rows are never used). Give the split flags training used.
+    #[arg(long)]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub fhe: FheArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
 }
 
 #[derive(Args)]
@@ -55,22 +65,93 @@ pub struct CheckArgs {
 
 pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
     check_output(&a.out, "out", &[&a.model])?;
-    let model = sqnn::train::Model::load(&a.model)?;
-    let name = a
-        .name
-        .clone()
-        .unwrap_or_else(|| model.data_name().to_string());
-    let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
-    let graph = sqnn::lower::lower_model(&model, &name, rounding)?;
-    graph.save(&a.out)?;
-    let an = analyze(graph)?;
+    // A model is lowered; a circuit (compiled before) is planned again as it is.
+    let (mut graph, trained_on) = match sqnn::train::Model::load(&a.model) {
+        Ok(model) => {
+            let name = a
+                .name
+                .clone()
+                .unwrap_or_else(|| model.data_name().to_string());
+            let rounding = sqnn::lower::Rounding::new(a.round_tolerance, a.max_table_bits)?;
+            let graph = sqnn::lower::lower_model(&model, &name, rounding)?;
+            (graph, model.data_name().to_string())
+        }
+        Err(not_a_model) => match IntGraph::load(&a.model) {
+            Ok(mut graph) => {
+                if let Some(name) = &a.name {
+                    graph.name = name.clone();
+                }
+                let data = graph.name.clone();
+                (graph, data)
+            }
+            Err(_) => return Err(not_a_model),
+        },
+    };
+    let an = analyze(graph.clone())?;
     print!("{}", report::render_text(an.report()));
+    if an.report().ok {
+        match compile_plan(a, &an, &trained_on) {
+            Ok((plan, chosen_by)) => {
+                print!("{}", sqnn::fhe::render_plan(&plan));
+                graph.plan = Some(sqnn::ir::PlanRecord {
+                    chosen_by,
+                    ..plan.record()
+                });
+            }
+            Err(e) => {
+                println!("TFHE: {e}");
+                for h in crate::hint::hints(&e) {
+                    println!("hint: {h}");
+                }
+                println!("(no plan recorded: keygen and run plan when they run)");
+            }
+        }
+    }
+    graph.save(&a.out)?;
     println!("wrote {}", a.out.display());
     Ok(if an.report().ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The plan `compile` records, and how it was chosen: by accuracy on the training rows of
+/// `--data` (default: the model's data set, `trained_on`); without them (the model's data set
+/// cannot be loaded here), by the read-noise guard, said on standard error.
+fn compile_plan(
+    a: &CompileArgs,
+    an: &Analyzed,
+    trained_on: &str,
+) -> Result<(sqnn::fhe::FhePlan, String)> {
+    let data = a.data.as_deref().unwrap_or(trained_on);
+    let loaded = load_split_for(data, &a.split, &an.graph().schema());
+    let (cal, how) = match loaded {
+        Ok((ds, sp)) => (
+            Some(crate::args::calibration(an, &ds, &sp)?),
+            format!(
+                "calibration rows: the training split of {}, tolerance {}",
+                ds.name, a.fhe.tolerance
+            ),
+        ),
+        Err(e) if a.data.is_none() => {
+            eprintln!(
+                "note: the model's data set {data:?} cannot be loaded here ({e}): the plan is \
+                 chosen without calibration rows (give --data to choose it by accuracy)"
+            );
+            (
+                None,
+                format!(
+                    "no calibration rows: read-noise guard of {} units",
+                    a.fhe.max_sigma.unwrap_or(crate::args::FALLBACK_MAX_SIGMA)
+                ),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let plan = a.fhe.plan(an, cal)?;
+    let chosen_by = format!("{} [{how}]", plan.describe_choice());
+    Ok((plan, chosen_by))
 }
 
 pub fn check(a: &CheckArgs) -> Result<ExitCode> {
@@ -88,15 +169,19 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         println!("{}", report::render_json(r));
     } else {
         print!("{}", report::render_text(r));
-        // With a data set, the plan is chosen by the accuracy kept on its training rows.
-        let cal = match &a.calibrate {
-            Some(data) if r.ok => {
-                let (ds, sp) = load_split_for(data, &a.split, &an.graph().schema())?;
-                Some(crate::args::calibration(&an, &ds, &sp)?)
-            }
+        // With a data set, the plan is chosen anew by the accuracy kept on its training rows;
+        // else it is the circuit's recorded plan.
+        let rows = match &a.calibrate {
+            Some(data) if r.ok => Some(load_split_for(data, &a.split, &an.graph().schema())?),
             _ => None,
         };
-        print_fhe_plan(&an, &a.fhe, cal);
+        let rows = rows.as_ref().map(|(data, split)| Rows { data, split });
+        print_fhe_plan(
+            &an,
+            &a.fhe,
+            a.calibrate.as_ref().map(|_| "--calibrate"),
+            rows,
+        );
     }
     if let Some(data) = &a.calibrate {
         calibrate(&an, data, &a.split, a.json)?;
@@ -164,11 +249,11 @@ pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Re
     Ok(())
 }
 
-pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs, cal: Option<sqnn::fhe::Calibration>) {
+pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs, asks: Option<&str>, rows: Option<Rows>) {
     if !an.report().ok {
         return;
     }
-    match fhe.plan(an, cal) {
+    match fhe.plan_for(an, asks, rows) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
         Err(e) => {
             println!("TFHE: {e}");

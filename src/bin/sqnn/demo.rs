@@ -44,25 +44,6 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let targs = train::TrainArgs::defaults_for(&a.data, &model);
     train::train(&targs)?;
     println!("\n== 2/4 compile and check");
-    let code = compile(&CompileArgs {
-        model: model.clone(),
-        out: circuit.clone(),
-        name: None,
-        round_tolerance: sqnn::lower::Rounding::DEFAULT.tolerance,
-        max_table_bits: sqnn::lower::Rounding::DEFAULT.max_table_bits,
-    })?;
-    if code != ExitCode::SUCCESS {
-        return Ok(code);
-    }
-    let fhe = FheArgs {
-        mode: sqnn::fhe::FheMode::Approximate,
-        p_error: -40.0,
-        tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
-        max_sigma: None,
-        parameters: None,
-        given: Vec::new(),
-    };
-    println!("\n== 3/4 clear backend on the test split");
     let split = SplitArgs {
         test_size: None,
         seed: None,
@@ -70,6 +51,21 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
         target: None,
         task: None,
     };
+    let code = compile(&CompileArgs {
+        model: model.clone(),
+        out: circuit.clone(),
+        name: None,
+        round_tolerance: sqnn::lower::Rounding::DEFAULT.tolerance,
+        max_table_bits: sqnn::lower::Rounding::DEFAULT.max_table_bits,
+        data: None,
+        fhe: FheArgs::default(),
+        split: split.clone(),
+    })?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    let fhe = FheArgs::default();
+    println!("\n== 3/4 clear backend on the test split");
     run(&RunArgs {
         circuit: circuit.clone(),
         data: a.data.clone(),

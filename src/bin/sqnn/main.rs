@@ -73,8 +73,12 @@ enum Cmd {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let (Cmd::Run(a), Some(("run", sub))) = (&mut cli.cmd, matches.subcommand()) {
-        a.fhe.note_given(sub);
+    // Which TFHE flags were given: they ask for a new plan instead of the recorded one.
+    match (&mut cli.cmd, matches.subcommand()) {
+        (Cmd::Run(a), Some((_, sub))) => a.fhe.note_given(sub),
+        (Cmd::Check(a), Some((_, sub))) => a.fhe.note_given(sub),
+        (Cmd::Keygen(a), Some((_, sub))) => a.fhe.note_given(sub),
+        _ => {}
     }
     let result = match cli.cmd {
         Cmd::Train(a) => train::train(&a).map(|_| ExitCode::SUCCESS),

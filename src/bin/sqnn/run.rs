@@ -13,7 +13,7 @@ use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
 
-use crate::args::{load_split_for, BackendKind, FheArgs, SplitArgs};
+use crate::args::{load_split_for, BackendKind, FheArgs, Rows, SplitArgs};
 use crate::encrypted;
 
 #[derive(Args)]
@@ -96,16 +96,20 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackendKind::Simulate => {
-            let cal = crate::args::calibration(&an, &ds, &split)?;
-            simulate(&an, &inputs, &test.y, a, &ds.name, cal)
+            let rows = Rows {
+                data: &ds,
+                split: &split,
+            };
+            simulate(&an, &inputs, &test.y, a, &ds.name, rows)
         }
         BackendKind::Tfhe => {
-            // Loaded keys fix the plan; fresh ones are planned on the training rows.
-            let cal = match a.keys {
-                Some(_) => None,
-                None => Some(crate::args::calibration(&an, &ds, &split)?),
+            // Loaded keys fix the plan; fresh ones use the circuit's recorded plan, or are
+            // planned on the training rows.
+            let rows = Rows {
+                data: &ds,
+                split: &split,
             };
-            encrypted::run(an, &inputs, &test.y, a, cal)
+            encrypted::run(an, &inputs, &test.y, a, rows)
         }
     }
 }
@@ -117,7 +121,7 @@ pub fn simulate(
     y: &[f64],
     a: &RunArgs,
     data: &str,
-    calibration: sqnn::fhe::Calibration,
+    rows: Rows,
 ) -> Result<ExitCode> {
     if !an.report().ok {
         return Err(Error::Backend(format!(
@@ -125,7 +129,7 @@ pub fn simulate(
             report::render_text(an.report())
         )));
     }
-    let plan = a.fhe.plan(an, Some(calibration))?;
+    let plan = a.fhe.plan_for(an, None, Some(rows))?;
     let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
     let exact = ClearBackend::default().evaluate(an, inputs)?;
     let t = Instant::now();

@@ -117,10 +117,7 @@ fn load_circuit(path: &Path, name: &str) -> Result<ServedCircuit> {
     let graph = IntGraph::load(path)?;
     let file = graph.to_json()?.into_bytes();
     let an = analyze(graph)?;
-    let plan = fhe::plan(
-        &PlanFacts::new(&an),
-        &PlanRequest::new(FheMode::Approximate),
-    );
+    let plan = default_plan(&an);
     let checked = an.check().map_err(|failed| {
         Error::Circuit(format!(
             "{}: fails the accumulator check ({} neurons over budget), so it cannot be served",
@@ -135,13 +132,42 @@ fn load_circuit(path: &Path, name: &str) -> Result<ServedCircuit> {
         features: g.input_nodes().len(),
         outputs: g.outputs.len(),
         bootstraps: checked.report().pbs_count,
-        parameter_set: plan.map_or_else(|_| "none".into(), |p| p.parameter_set.to_string()),
+        parameter_set: plan
+            .as_ref()
+            .map_or_else(|_| "none".into(), |p| p.parameter_set.to_string()),
+        mode: plan
+            .as_ref()
+            .map_or_else(|_| String::new(), |p| p.mode.to_string()),
+        predicted_ms_per_sample: plan.as_ref().map_or(0.0, |p| p.latency_ms_per_sample),
+        plan: match &plan {
+            Ok(p) => match &p.recorded {
+                Some(how) => format!("recorded in the circuit at compile time: {how}"),
+                None => format!(
+                    "the circuit records none; chosen at start-up by predicted latency with the \
+                     read-noise guard of {} units (as `sqnn keygen` without --data)",
+                    fhe::FALLBACK_MAX_SIGMA
+                ),
+            },
+            Err(e) => format!("no plan: {e}"),
+        },
     };
     Ok(ServedCircuit {
         info,
         checked,
         file,
     })
+}
+
+/// A served circuit's default plan: the one it records (compile time), else the choice `sqnn
+/// keygen` makes without data (approximate reads, the read-noise guard), on the built-in cost
+/// figures' cores (the server's listing is the same on any machine).
+fn default_plan(an: &crate::analyze::Analyzed) -> Result<fhe::FhePlan> {
+    let facts = PlanFacts::new(an);
+    let costs = PlanRequest::new(FheMode::Approximate).cores(fhe::builtin_cores());
+    match &an.graph().plan {
+        Some(r) => fhe::recorded_plan(&facts, r, &costs),
+        None => fhe::plan(&facts, &costs.max_sigma(fhe::FALLBACK_MAX_SIGMA)),
+    }
 }
 
 /// Everything the handlers share.

@@ -67,8 +67,15 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
         drop(out);
         for c in state.circuits() {
             eprintln!(
-                "serving {} ({} features, {} bootstraps per sample, default set {})",
-                c.name, c.features, c.bootstraps, c.parameter_set
+                "serving {} ({} features, {} bootstraps per sample, default set {}, {} reads, \
+                 {:.0} ms per sample predicted; plan {})",
+                c.name,
+                c.features,
+                c.bootstraps,
+                c.parameter_set,
+                c.mode,
+                c.predicted_ms_per_sample,
+                c.plan
             );
         }
         if !bound.ip().is_loopback() {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use sqnn::Result;
 
-use crate::args::{load_split_for, FheArgs, SplitArgs};
+use crate::args::{load_split_for, FheArgs, Rows, SplitArgs};
 
 pub use imp::run;
 
@@ -34,15 +34,15 @@ pub struct KeygenArgs {
 }
 
 pub fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
-    let calibration = match &a.data {
+    let rows = match &a.data {
         Some(data) => {
-            let an = sqnn::analyze::analyze(sqnn::ir::IntGraph::load(&a.circuit)?)?;
-            let (ds, split) = load_split_for(data, &a.split, &an.graph().schema())?;
-            Some(crate::args::calibration(&an, &ds, &split)?)
+            let graph = sqnn::ir::IntGraph::load(&a.circuit)?;
+            Some(load_split_for(data, &a.split, &graph.schema())?)
         }
         None => None,
     };
-    imp::keygen(&a.circuit, &a.out_dir, &a.fhe, calibration)
+    let rows = rows.as_ref().map(|(data, split)| Rows { data, split });
+    imp::keygen(&a.circuit, &a.out_dir, &a.fhe, rows)
 }
 
 #[cfg(not(feature = "tfhe-backend"))]
@@ -54,7 +54,7 @@ mod imp {
     use sqnn::analyze::Analyzed;
     use sqnn::{Error, Result};
 
-    use crate::args::FheArgs;
+    use crate::args::{FheArgs, Rows};
     use crate::run::RunArgs;
 
     fn disabled() -> Error {
@@ -65,22 +65,11 @@ mod imp {
         )
     }
 
-    pub fn keygen(
-        _: &Path,
-        _: &Path,
-        _: &FheArgs,
-        _: Option<sqnn::fhe::Calibration>,
-    ) -> Result<ExitCode> {
+    pub fn keygen(_: &Path, _: &Path, _: &FheArgs, _: Option<Rows>) -> Result<ExitCode> {
         Err(disabled())
     }
 
-    pub fn run(
-        _: Analyzed,
-        _: &[Vec<i64>],
-        _: &[f64],
-        _: &RunArgs,
-        _: Option<sqnn::fhe::Calibration>,
-    ) -> Result<ExitCode> {
+    pub fn run(_: Analyzed, _: &[Vec<i64>], _: &[f64], _: &RunArgs, _: Rows) -> Result<ExitCode> {
         Err(disabled())
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
 use sqnn::execute::ClearBackend;
-use sqnn::fhe::{render_plan, Calibration, FheMode};
+use sqnn::fhe::{render_plan, FheMode};
 use sqnn::ir::IntGraph;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::report::render_text;
@@ -16,7 +16,7 @@ use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::tfhe::{CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{Error, Result};
 
-use crate::args::FheArgs;
+use crate::args::{FheArgs, Rows};
 use crate::progress::Bar;
 use crate::run::{metric, RunArgs};
 
@@ -35,10 +35,11 @@ pub fn keygen(
     circuit: &Path,
     out_dir: &Path,
     fhe: &FheArgs,
-    calibration: Option<Calibration>,
+    rows: Option<Rows>,
 ) -> Result<ExitCode> {
     let checked = checked(analyze(IntGraph::load(circuit)?)?)?;
-    let plan = fhe.plan(checked.analyzed(), calibration)?;
+    let asks = rows.map(|_| "--data");
+    let plan = fhe.plan_for(checked.analyzed(), asks, rows)?;
     // The key files' places are checked before the keys are generated.
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     for file in [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE] {
@@ -64,7 +65,7 @@ pub fn run(
     inputs: &[Vec<i64>],
     y: &[f64],
     a: &RunArgs,
-    calibration: Option<Calibration>,
+    rows: Rows,
 ) -> Result<ExitCode> {
     let clear = ClearBackend::default().evaluate(&an, inputs)?;
     let checked = checked(an)?;
@@ -80,7 +81,7 @@ pub fn run(
             (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0), mode)
         }
         None => {
-            let plan = a.fhe.plan(checked.analyzed(), calibration)?;
+            let plan = a.fhe.plan_for(checked.analyzed(), None, Some(rows))?;
             if !a.json {
                 print!("{}", render_plan(&plan));
             }
