@@ -54,7 +54,11 @@
 //!    keeping the largest `|w|` among the still active weights. (Measured: neither at 2/2/6
 //!    nor at 4/4/10 bits was the gradual schedule more accurate, so it is not the default.)
 //!    Structured pruning (`n_prune_neurons_percentage`) removes the hidden neurons with the
-//!    smallest L2 norm when the final masks are chosen.
+//!    smallest L2 norm when the final masks are chosen; `remove_neurons` instead removes,
+//!    halfway through training, the hidden neurons whose removal keeps the validation (or
+//!    training) score within a tolerance, and the rest fine-tune. With `read_noise`
+//!    (noise-aware training) every hidden accumulator is moved during training by the read
+//!    error a TFHE parameter set's bootstrap would make, before its activation.
 //!    [`PruningMode::AccumulatorAware`] instead keeps, per row, the largest `|w|` while the
 //!    proved interval `span * sum |w_int|` fits `2^n_accum_bits - 1`, on the initial weights
 //!    and again on the integers after every epoch.
@@ -75,7 +79,7 @@
 //! `config` (module config, pruning modes, validation) · `params` (hyper-parameters,
 //! presets) · [`quantize`] (the quantized model handed to `lower`) · `quantizers` (range
 //! observers, fake quantization) · `network` (forward / backward) · `noise` (noise-aware
-//! training's read noise) · `pruning` · `optim` (Adam,
+//! training's read noise) · `neurons` (idle-neuron removal) · `pruning` · `optim` (Adam,
 //! learning-rate schedule) · `fit` (the fitting loop, losses) · `metrics` · `export` (to
 //! [`QuantizedMlp`]) · `estimator` · `model_file`.
 

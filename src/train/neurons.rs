@@ -12,7 +12,7 @@ use ndarray::Array2;
 /// neurons: half, so that the rest fine-tune with the learning rate's second half.
 pub const REMOVE_NEURONS_AT: f64 = 0.5;
 
-use super::metrics::{logits_accuracy, r2};
+use super::metrics::{argmax, logits_accuracy, r2};
 use super::network::SparseQuantNeuralNetwork;
 use super::noise::{Injector, ReadNoise};
 use rand::SeedableRng;
@@ -44,12 +44,21 @@ impl Judge<'_> {
         }
     }
 
-    /// Accuracy (classes) or R² (regression) of the network on the rows.
-    fn score(&self, net: &SparseQuantNeuralNetwork) -> f64 {
+    /// Accuracy (classes) or R² (regression) of the network on the rows, and with read noise
+    /// the mean of the same under that noise and the share of rows whose noisy prediction is
+    /// the clear one (1 without noise; for regression, the noisy R²).
+    fn score(&self, net: &SparseQuantNeuralNetwork) -> Score {
+        let clear = net.forward(self.x);
+        let metric = self.metric(&clear);
         let Some(noise) = self.noise else {
-            return self.metric(&net.forward(self.x));
+            return Score {
+                clear: metric,
+                noisy: metric,
+                agreement: 1.0,
+            };
         };
-        let mut total = 0.0;
+        let clear_pred: Vec<usize> = clear.rows().into_iter().map(argmax).collect();
+        let (mut noisy, mut agreement) = (0.0, 0.0);
         for pass in 0..NOISY_PASSES {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             rng.set_stream(3 + pass);
@@ -59,9 +68,43 @@ impl Judge<'_> {
                 rng: &mut rng,
             };
             let (z, _) = copy.forward_train(self.x, Some(&mut inj));
-            total += self.metric(&z);
+            noisy += self.metric(&z);
+            agreement += if self.labels.is_empty() {
+                self.metric(&z)
+            } else {
+                let same = z
+                    .rows()
+                    .into_iter()
+                    .zip(&clear_pred)
+                    .filter(|(r, &c)| argmax(*r) == c)
+                    .count();
+                same as f64 / clear_pred.len().max(1) as f64
+            };
         }
-        total / NOISY_PASSES as f64
+        let k = NOISY_PASSES as f64;
+        Score {
+            clear: metric,
+            noisy: noisy / k,
+            agreement: agreement / k,
+        }
+    }
+}
+
+/// What a judge measures: the clear score, the noisy score and the noisy predictions'
+/// agreement with the clear ones (both equal to the clear score and 1 without noise).
+#[derive(Clone, Copy, Debug)]
+struct Score {
+    clear: f64,
+    noisy: f64,
+    agreement: f64,
+}
+
+impl Score {
+    /// Whether `self` is within `tolerance` of `base` on every count.
+    fn holds(&self, base: &Score, tolerance: f64) -> bool {
+        self.clear >= base.clear - tolerance
+            && self.noisy >= base.noisy - tolerance
+            && self.agreement >= base.agreement - tolerance
     }
 }
 
@@ -120,8 +163,9 @@ impl SparseQuantNeuralNetwork {
         a * out
     }
 
-    /// Removes every costly hidden neuron whose removal keeps the judge's score at least the
-    /// score with all neurons minus `tolerance`, trying the least salient first (each trial is
+    /// Removes every costly hidden neuron whose removal keeps the judge's scores (clear; with
+    /// read noise also noisy, and the noisy predictions' agreement with the clear ones) at
+    /// least those with all neurons minus `tolerance`, trying the least salient first (each trial is
     /// one forward pass over the judge's rows). Returns how many were removed.
     pub(super) fn remove_idle_neurons(&mut self, judge: &Judge, tolerance: f64) -> usize {
         let base = judge.score(self);
@@ -140,7 +184,7 @@ impl SparseQuantNeuralNetwork {
             }
             let saved = (self.layers[l].clone(), self.layers[l + 1].clone());
             self.kill_neuron(l, j);
-            if judge.score(self) >= base - tolerance {
+            if judge.score(self).holds(&base, tolerance) {
                 removed += 1;
             } else {
                 self.layers[l] = saved.0;

@@ -29,6 +29,7 @@ const FLAGS: &[&str] = &[
     "p_error",
     "max_sigma",
     "parameters",
+    "extractions",
     "mode",
     "target",
     "task",
