@@ -9,6 +9,12 @@
 //!   sizes and a reload of each set, and the 4-bit test circuit against its floor;
 //! * `variant-cost`: each decomposition variant's bootstrap against its shipped set's,
 //!   interleaved on one pinned core (the ratio holds under load when absolute times do not);
+//! * `bootstrap-parts`: where a bootstrap's time goes, per set (`SQNN_SETS`, default the 2-bit
+//!   and 4-bit sets and the 4-bit variant): keyswitch alone and keyswitch + bootstrap on one
+//!   pinned thread, and the time per bootstrap with one thread per core running at once;
+//! * `exact-before-after DATA=CIRCUIT ...`: exact mode with every bootstrap on the table set
+//!   against the planner's choice (extractions on a cheaper set), samples alternated in one
+//!   process so both see the same load; per plan the median, the prediction, agreement with clear;
 //! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
 //!   approximate mode on the 4-bit set, against the floor, stage by stage;
 //! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
@@ -37,7 +43,7 @@ use common::builder::{all_inputs, Builder};
 use common::tfhe::*;
 
 const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
-                     [noise|latency|variant-cost|iris-shape|committed-iris]";
+                     [noise|latency|variant-cost|bootstrap-parts|exact-before-after|iris-shape|committed-iris]";
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         "iris-shape" => iris_shape_latency(),
         "committed-iris" => committed_iris(),
         "variant-cost" => variant_cost(),
+        "bootstrap-parts" => bootstrap_parts(),
+        "exact-before-after" => exact_before_after(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -205,6 +213,158 @@ fn variant_cost() {
             base.pbs_ms_1_thread,
             base.pbs_ms_1_thread * ratio
         );
+    }
+}
+
+/// Where a bootstrap's time goes: keyswitch alone, keyswitch + bootstrap on one pinned thread,
+/// and with every core busy (one thread each, the way a layer of tables runs), median of 40.
+///
+/// `SQNN_SETS=2,4,4p2b15 cargo run --release --features calibration --example calibrate --
+/// bootstrap-parts`
+fn bootstrap_parts() {
+    use std::time::Instant;
+    use tfhe::core_crypto::prelude::{keyswitch_lwe_ciphertext, LweCiphertext};
+    use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
+    if std::env::var("SQNN_SETS").is_err() {
+        std::env::set_var("SQNN_SETS", "2,4,4p2b15");
+    }
+    let cores = rayon::current_num_threads();
+    for s in sets_from_env() {
+        let (cks, sks) = raw_keys(s);
+        let lut = sks.generate_lookup_table(|x| x);
+        let AtomicPatternServerKey::Standard(ap) = &sks.atomic_pattern else {
+            continue;
+        };
+        let ksk = &ap.key_switching_key;
+        let (ks, total) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    assert!(pin_this_thread_to_one_core(), "taskset failed");
+                    let ct = cks.unchecked_encrypt(1);
+                    let mut out =
+                        LweCiphertext::new(0u64, ksk.output_lwe_size(), ksk.ciphertext_modulus());
+                    one_bootstrap(&cks, &sks, &lut);
+                    let (mut ks, mut total) = (vec![], vec![]);
+                    for _ in 0..40 {
+                        let t = Instant::now();
+                        keyswitch_lwe_ciphertext(ksk, &ct.ct, &mut out);
+                        ks.push(t.elapsed().as_secs_f64() * 1e3);
+                        let t = Instant::now();
+                        one_bootstrap(&cks, &sks, &lut);
+                        total.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    (sqnn::tfhe::median(&ks), sqnn::tfhe::median(&total))
+                })
+                .join()
+                .unwrap()
+        });
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| {
+                    for _ in 0..40 {
+                        one_bootstrap(&cks, &sks, &lut);
+                    }
+                });
+            }
+        });
+        let busy = t.elapsed().as_secs_f64() * 1e3 / 40.0;
+        println!(
+            "BOOTSTRAP-PARTS {}: one thread: keyswitch {ks:.2} ms, keyswitch + bootstrap \
+             {total:.1} ms ({:.0} % keyswitch); {cores} threads at once: {busy:.1} ms per \
+             bootstrap per thread ({:.2}x one thread); catalogue {:.1} ms",
+            s.name,
+            100.0 * ks / total,
+            busy / total,
+            s.pbs_ms_1_thread
+        );
+    }
+}
+
+/// Exact mode before and after the extraction set, in one run: for each `DATA=CIRCUIT`
+/// argument (a built-in data set and an exact-rounding circuit compiled from its model), keys
+/// for the plan with every bootstrap on the table set (`--extractions table-set`) and for the
+/// planner's choice; then each of the test rows (`SQNN_SAMPLES`, default all) through both, one
+/// after the other, so that both see the same load. Prints, per plan, the median evaluation
+/// time, the prediction, the measured / predicted ratio, the stage profile of the first sample
+/// and the agreement with the clear backend.
+///
+/// `cargo run --release --features calibration --example calibrate -- exact-before-after
+/// iris=iris.exact.circuit.json breast_cancer=bc.exact.circuit.json`
+fn exact_before_after() {
+    use sqnn::data::{Dataset, SplitSpec};
+    let limit: usize = std::env::var("SQNN_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    for arg in std::env::args().skip(2) {
+        let (data, path) = arg.split_once('=').expect("DATA=CIRCUIT");
+        let c = CheckedGraph::new(IntGraph::load(Path::new(path)).unwrap())
+            .unwrap()
+            .expect("the circuit passes its check");
+        let ds = Dataset::load(data, None, None).unwrap();
+        let split = SplitSpec::Auto.split(&ds).unwrap();
+        let test = ds.subset(&split.test);
+        let mut inputs = c.graph().quantize_inputs(&test.x).unwrap();
+        inputs.truncate(limit);
+        let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+        let facts = fhe::PlanFacts::from(&c);
+        let plans: Vec<fhe::FhePlan> = [fhe::Extractions::TableSet, fhe::Extractions::Cheapest]
+            .into_iter()
+            .map(|e| {
+                let req = fhe::PlanRequest::new(fhe::FheMode::Exact)
+                    .cores(fhe::builtin_cores())
+                    .extractions(e);
+                fhe::plan(&facts, &req).unwrap()
+            })
+            .collect();
+        let backends: Vec<TfheBackend> = plans
+            .iter()
+            .map(|p| TfheBackend::generate(&c, p).unwrap())
+            .collect();
+        let prepared: Vec<_> = backends
+            .iter()
+            .map(|b| b.server().prepare(&c).unwrap())
+            .collect();
+        let mut times = vec![vec![]; plans.len()];
+        let mut agree = vec![0usize; plans.len()];
+        for (x, want) in inputs.iter().zip(&clear) {
+            for (i, b) in backends.iter().enumerate() {
+                let enc = b.client().encrypt(&c, x).unwrap();
+                let t = std::time::Instant::now();
+                let out = b
+                    .server()
+                    .evaluate_prepared(&c, &prepared[i], &enc, &NoProgress)
+                    .unwrap();
+                times[i].push(t.elapsed().as_secs_f64() * 1e3);
+                agree[i] += usize::from(&b.client().decrypt(&c, &out).unwrap() == want);
+            }
+        }
+        for (i, p) in plans.iter().enumerate() {
+            let med = sqnn::tfhe::median(&times[i]);
+            println!(
+                "EXACT {data} {}: tables on {}, extractions on {}: {} bootstraps, median {med:.0} \
+                 ms per sample over {} samples, predicted {:.0} ms ({:.2}x), {}/{} bit-identical",
+                ["before", "after"][i],
+                p.parameter_set,
+                p.extraction_set().name,
+                p.pbs_count,
+                times[i].len(),
+                p.latency_ms_per_sample,
+                med / p.latency_ms_per_sample,
+                agree[i],
+                inputs.len()
+            );
+            print_stage_profile(
+                &backends[i],
+                &c,
+                &prepared[i],
+                &inputs,
+                fhe::builtin_cores(),
+            );
+        }
+        let (b, a) = (sqnn::tfhe::median(&times[0]), sqnn::tfhe::median(&times[1]));
+        println!("EXACT {data}: before / after {:.2}x", b / a);
     }
 }
 

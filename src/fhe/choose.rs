@@ -4,6 +4,7 @@
 use super::accuracy::{Calibration, Simulated};
 use super::catalogue::{catalogue, ParamSet};
 use super::encoding::{approximate_top, needed_bits};
+use super::extract::Extractions;
 use super::facts::{DotFacts, PlanFacts};
 use super::latency::pbs_per_layer;
 use super::noise::misread_log2;
@@ -27,11 +28,12 @@ pub(super) fn choose_among(
     costs: &Costs,
     mode: FheMode,
     allow: &dyn Fn(&ParamSet) -> bool,
+    extractions: Extractions,
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
     let needed = needed_bits(facts);
-    let (plans, mut candidates) = ranked_plans(facts, mode, target, costs, allow);
+    let (plans, mut candidates) = ranked_plans(facts, mode, target, costs, allow, extractions);
     if let Some(i) = pick(&plans, &mut candidates, |_| Ok(())) {
         return Ok(FhePlan {
             candidates,
@@ -63,7 +65,7 @@ pub(super) fn choose_among(
                 FheMode::Approximate => approximate_top(s, facts),
             };
             (needed..=top)
-                .map(|p| plan_on(facts, s, p, mode, false, target, costs))
+                .map(|p| plan_on(facts, s, p, mode, None, target, costs))
                 .min_by(|a, b| a.worst_log2_p_fail.total_cmp(&b.worst_log2_p_fail))
                 .expect("non-empty")
         })
@@ -81,6 +83,7 @@ fn ranked_plans(
     target: f64,
     costs: &Costs,
     allow: &dyn Fn(&ParamSet) -> bool,
+    extractions: Extractions,
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
     let layers = pbs_per_layer(facts);
     let needed = needed_bits(facts);
@@ -88,13 +91,16 @@ fn ranked_plans(
         .iter()
         .filter(|p| p.selectable && allow(p))
         .map(|s| {
-            let plan = plan_with(facts, s, mode, target, costs).ok();
+            let plan = plan_with(facts, s, mode, target, costs, extractions).ok();
             let top = match mode {
                 FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
                 FheMode::Approximate => approximate_top(s, facts),
             };
             let note = match &plan {
-                Some(_) => format!("meets 2^{target}"),
+                Some(p) => match p.extraction_parameter_set {
+                    Some(e) => format!("meets 2^{target}, extractions on {e}"),
+                    None => format!("meets 2^{target}"),
+                },
                 None if needed > top => match mode {
                     FheMode::Exact => format!("reads at most {top} bits exactly"),
                     FheMode::Approximate => format!("reads at most {top} bits"),
@@ -111,6 +117,7 @@ fn ranked_plans(
                 ),
                 server_key_bytes: s.server_key_bytes,
                 space_bits: plan.as_ref().map(|p| p.space_bits),
+                extraction_parameter_set: plan.as_ref().and_then(|p| p.extraction_parameter_set),
                 worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
                 note,
                 simulated: None,
@@ -239,6 +246,7 @@ pub(super) fn choose_approximate(
         target_log2_p_fail,
         costs,
         allow,
+        Extractions::TableSet,
     );
     let guard = |p: &FhePlan| {
         if p.worst_sigma_units > max_sigma_units {
@@ -272,6 +280,7 @@ pub(super) fn choose_approximate(
             costs,
             FheMode::Approximate,
             allow,
+            Extractions::TableSet,
         ),
     }
 }
@@ -303,6 +312,7 @@ pub(super) fn choose_by_accuracy(
         target_log2_p_fail,
         costs,
         allow,
+        Extractions::TableSet,
     );
     let mut sims: Vec<Option<Simulated>> = vec![None; plans.len()];
     let mut failure = None;
@@ -360,6 +370,7 @@ pub(super) fn choose_by_accuracy(
                     costs,
                     FheMode::Approximate,
                     allow,
+                    Extractions::TableSet,
                 );
             };
             let why = candidates[i].note.clone();

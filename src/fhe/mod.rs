@@ -14,7 +14,8 @@
 //! the dated data file `src/fhe/measured.json`.
 //!
 //! Files: `accuracy` (the choice by simulated accuracy on calibration rows), `catalogue` (the
-//! sets), `variants` (decomposition variants of shipped sets and their validation), `formulas`
+//! sets), `variants` (decomposition variants of shipped sets and their validation), `extract`
+//! (a cheaper set for exact rounding's extractions), `formulas`
 //! (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
 //! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
 //! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `profile` (the
@@ -26,6 +27,7 @@ mod accuracy;
 mod catalogue;
 mod choose;
 mod encoding;
+mod extract;
 mod facts;
 mod formulas;
 mod latency;
@@ -48,6 +50,7 @@ pub use encoding::{
     aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
     MAX_EXTRA_READ_BITS,
 };
+pub use extract::{chains_ms, extraction_pairs, extraction_sets, Extractions};
 pub use facts::{DotFacts, PlanFacts};
 pub use formulas::{bootstrap_variance, keyswitch_variance, modulus_switch_variance};
 pub use latency::pbs_per_layer;

@@ -4,6 +4,7 @@
 use super::catalogue::ParamSet;
 use super::choose::{too_noisy, too_wide};
 use super::encoding::{approximate_top, needed_bits};
+use super::extract::{extraction_sets, rounding_circuit_ms, Extractions};
 use super::facts::PlanFacts;
 use super::latency::pbs_per_layer;
 use super::noise::{log2_add, LOG2_P_FLOOR};
@@ -13,30 +14,47 @@ use super::reads::neuron_noise;
 use crate::error::{Error, Result};
 
 /// The plan of `facts` on `set` with a `space_bits`-bit space, its errors counted as `mode`
-/// counts them, with [exact rounding](FhePlan::exact_rounding) when `exact_rounding` (exact
-/// mode only). No checks: the plan may miss the target or not fit the set.
+/// counts them, with [exact rounding](FhePlan::exact_rounding) when `rounding` names the set
+/// its extractions run on (`set` itself or one of [`extraction_sets`](super::extraction_sets);
+/// exact mode only). No checks: the plan may miss the target or not fit the set.
 pub(super) fn plan_on(
     facts: &PlanFacts,
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
-    exact_rounding: bool,
+    rounding: Option<&ParamSet>,
     target: f64,
     costs: &Costs,
 ) -> FhePlan {
-    // The set with the cost source's latency figures (its noise figures are the built-in ones).
+    // The sets with the cost source's latency figures (their noise figures are the built-in
+    // ones).
     let set = &costs.set(set);
-    let extract = exact_rounding && mode == FheMode::Exact;
+    let rounding = rounding
+        .filter(|_| mode == FheMode::Exact)
+        .map(|e| costs.set(e));
+    let rounding = rounding.as_ref();
+    let extract = rounding.is_some();
+    let other = rounding.filter(|e| e.id != set.id);
+    let cores = costs.cores.max(1);
     let neurons: Vec<NeuronNoise> = facts
         .dots
         .iter()
-        .map(|n| neuron_noise(set, space_bits, mode, extract, n))
+        .map(|n| neuron_noise(set, space_bits, mode, rounding, n))
         .collect();
-    let pbs_count = facts.pbs_count
-        + neurons
-            .iter()
-            .map(|n| n.extractions as usize)
-            .sum::<usize>();
+    let extractions: usize = neurons.iter().map(|n| n.extractions as usize).sum();
+    // Exact rounding on classic sets: chains of extractions and a read per table; otherwise
+    // layers of independent bootstraps.
+    let (latency, latency_1_core) = match rounding.filter(|_| set.grouping_factor == 1) {
+        Some(e) => (
+            rounding_circuit_ms(set, e, facts, &neurons, cores),
+            facts.pbs_count as f64 * set.pbs_ms_1_thread + extractions as f64 * e.pbs_ms_1_thread,
+        ),
+        None => (
+            set.circuit_ms(&layers_with_extractions(facts, &neurons), cores),
+            (facts.pbs_count + extractions) as f64 * set.pbs_ms_1_thread,
+        ),
+    };
+    let pbs_count = facts.pbs_count + extractions;
     let worst = neurons
         .iter()
         .max_by(|a, b| a.log2_p_fail.total_cmp(&b.log2_p_fail))
@@ -51,7 +69,6 @@ pub(super) fn plan_on(
             .map(|n| n.log2_p_misread.exp2())
             .sum()
     };
-    let cores = costs.cores.max(1);
     FhePlan {
         parameter_set: set.id,
         precision_bits: set.precision(),
@@ -72,15 +89,17 @@ pub(super) fn plan_on(
             .map(|n| n.sigma_units)
             .fold(0.0, f64::max),
         exact_rounding: extract,
+        extraction_parameter_set: other.map(|e| e.id),
         pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
-        latency_ms_per_sample: set.circuit_ms(&layers_with_extractions(facts, &neurons), cores),
-        latency_ms_per_sample_1_core: pbs_count as f64 * set.pbs_ms_1_thread,
-        server_key_bytes: set.server_key_bytes,
-        compressed_server_key_bytes: set.compressed_server_key_bytes,
-        client_key_bytes: set.client_key_bytes,
-        keygen_seconds: set.keygen_seconds,
+        latency_ms_per_sample: latency,
+        latency_ms_per_sample_1_core: latency_1_core,
+        server_key_bytes: set.server_key_bytes + other.map_or(0, |e| e.server_key_bytes),
+        compressed_server_key_bytes: set.compressed_server_key_bytes
+            + other.map_or(0, |e| e.compressed_server_key_bytes),
+        client_key_bytes: set.client_key_bytes + other.map_or(0, |e| 8 * e.lwe_dimension as u64),
+        keygen_seconds: set.keygen_seconds + other.map_or(0.0, |e| e.keygen_seconds),
         max_sum_w2: max_sum_w2(set, space_bits, mode, &neurons, target),
         neurons,
         family: set.family(),
@@ -124,6 +143,46 @@ fn layers_with_extractions(facts: &PlanFacts, neurons: &[NeuronNoise]) -> Vec<us
     layers
 }
 
+/// The sets exact rounding on `set` may run its extractions on, as `extractions` asks: `set`
+/// first.
+pub(super) fn extraction_choices(
+    set: &ParamSet,
+    extractions: Extractions,
+) -> Result<Vec<&'static ParamSet>> {
+    let own = set.id.set();
+    Ok(match extractions {
+        Extractions::TableSet => vec![own],
+        Extractions::Cheapest => std::iter::once(own).chain(extraction_sets(set)).collect(),
+        Extractions::On(id) if id == set.id => vec![own],
+        Extractions::On(id) => {
+            let e = id.set();
+            if !e.shares_glwe_key_with(set) {
+                return Err(Error::param(
+                    "extractions",
+                    format!(
+                        "{id} cannot run the extractions of tables read on {}: the two sets \
+                         must both be classic, of one failure family, with the same GLWE key \
+                         size k·N and GLWE noise (one key serves both); use one of {}",
+                        set.name,
+                        extraction_names(set)
+                    ),
+                ));
+            }
+            vec![e]
+        }
+    })
+}
+
+/// The sets that may run `set`'s extractions, by name (for messages).
+fn extraction_names(set: &ParamSet) -> String {
+    let names: Vec<&str> = extraction_sets(set).iter().map(|e| e.name).collect();
+    if names.is_empty() {
+        "none (only the table set itself)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// The loosest failure target per bootstrap a plan may have (log2): a looser one would make
 /// failures a matter of course, not of bad luck.
 pub const LOOSEST_TARGET_LOG2: f64 = -20.0;
@@ -156,6 +215,7 @@ pub(super) fn plan_with(
     mode: FheMode,
     target_log2_p_fail: f64,
     costs: &Costs,
+    extractions: Extractions,
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
@@ -173,7 +233,7 @@ pub(super) fn plan_with(
     };
     let mut last = None;
     for p in widths {
-        let plan = plan_on(facts, set, p, mode, false, target, costs);
+        let plan = plan_on(facts, set, p, mode, None, target, costs);
         if plan.worst_log2_p_fail <= target {
             return Ok(plan);
         }
@@ -182,10 +242,16 @@ pub(super) fn plan_with(
     // Exact reads of the whole accumulator miss the target: clear the dropped bits first.
     let rounds = facts.dropped_bits.is_some_and(|(_, most)| most > 0);
     if mode == FheMode::Exact && rounds {
-        // The narrowest space that holds the aligned encoding and meets the target.
+        // The narrowest space that holds the aligned encoding and meets the target, with the
+        // extractions on the cheapest set that meets it there.
+        let ext_sets = extraction_choices(set, extractions)?;
         for p in needed..=top {
-            let plan = plan_on(facts, set, p, mode, true, target, costs);
-            if plan.worst_log2_p_fail <= target {
+            let best = ext_sets
+                .iter()
+                .map(|e| plan_on(facts, set, p, mode, Some(e), target, costs))
+                .filter(|plan| plan.worst_log2_p_fail <= target)
+                .min_by(|a, b| a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample));
+            if let Some(plan) = best {
                 return Ok(plan);
             }
         }

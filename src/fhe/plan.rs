@@ -121,6 +121,11 @@ pub struct FhePlan {
     /// [`crate::tfhe`]). Bit-identical to the clear backend; costs `round_bits` extra
     /// bootstraps per table.
     pub exact_rounding: bool,
+    /// Exact rounding: the set the extractions run on when it is not the table set
+    /// ([`extraction_sets`](super::extraction_sets)): one shared GLWE key, a keyswitching and
+    /// a bootstrapping key per set. `None`: every bootstrap on [`parameter_set`](Self::parameter_set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction_parameter_set: Option<ParamSetId>,
     /// Bootstraps per sample (extractions included).
     pub pbs_count: usize,
     /// Cores the latency figures assume.
@@ -175,6 +180,9 @@ pub struct Candidate {
     pub server_key_bytes: u64,
     /// The space its plan would use, when it holds the circuit at the target.
     pub space_bits: Option<u32>,
+    /// Exact rounding: the set its plan runs the extractions on, when not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction_parameter_set: Option<ParamSetId>,
     /// Its plan's worst failure (log2), when it holds the circuit at the target.
     pub worst_log2_p_fail: Option<f64>,
     /// Why it qualifies or not, e.g. `meets 2^-40` or `reads at most 5 bits exactly`.
@@ -186,9 +194,18 @@ pub struct Candidate {
 }
 
 impl FhePlan {
-    /// The plan's parameter set.
+    /// The plan's parameter set (its tables' reads, and every bootstrap of a plan without an
+    /// [`extraction_parameter_set`](Self::extraction_parameter_set)).
     pub fn set(&self) -> &'static ParamSet {
         self.parameter_set.set()
+    }
+
+    /// The set exact rounding's extractions run on: the
+    /// [`extraction_parameter_set`](Self::extraction_parameter_set), else the table set.
+    pub fn extraction_set(&self) -> &'static ParamSet {
+        self.extraction_parameter_set
+            .unwrap_or(self.parameter_set)
+            .set()
     }
 
     /// How the set was chosen, in one sentence: by accuracy (with the simulated agreement), by

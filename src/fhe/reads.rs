@@ -3,21 +3,27 @@
 
 use super::catalogue::ParamSet;
 use super::encoding::{aligned_margins, margins, read_align_bits, rounding_scale};
+use super::extract::rescale_variance;
 use super::facts::{DotFacts, PlanFacts};
 use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
 use crate::ir::{IntGraph, NodeId, Op};
 
+/// One dot's predicted errors on `set` in a `space_bits`-bit space; `extract`: exact rounding,
+/// its extractions on this set (the table set itself, or one of
+/// [`extraction_sets`](super::extraction_sets)).
 pub(super) fn neuron_noise(
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
-    extract: bool,
+    extract: Option<&ParamSet>,
     n: &DotFacts,
 ) -> NeuronNoise {
     let bootstrap = n.table_len > 0;
-    if extract && bootstrap && n.round_bits > 0 && mode == FheMode::Exact {
-        return extraction_noise(set, space_bits, n);
+    if let Some(ext) = extract {
+        if bootstrap && n.round_bits > 0 && mode == FheMode::Exact {
+            return extraction_noise(set, ext, space_bits, n);
+        }
     }
     let std = if bootstrap {
         set.bootstrap_std(n.sum_w2)
@@ -81,15 +87,20 @@ pub(super) fn neuron_noise(
 /// reads the cleared value rescaled by `2^s` ([`rounding_scale`]): buckets `2^(r+s)` values
 /// apart, tolerance `2^(r+s-1)·box`, noise `a + b_set·(Σw² + r)·4^s` (the rescaling multiplies
 /// the cleared value's noise, not the read's own). Failure = any of these misreads.
-fn extraction_noise(set: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNoise {
+///
+/// With the extractions on another set `ext` ([`super::extract`]): extraction `b` reads in
+/// `ext`'s positions (its `a`, a quarter of its torus, `N_ext / 2`), and each extraction output
+/// adds `ext`'s `b` (converted to the table set's positions) instead of the table set's.
+fn extraction_noise(set: &ParamSet, ext: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNoise {
     let r = n.round_bits;
     let bx = set.box_positions(space_bits);
-    let quarter = set.polynomial_size as f64 / 2.0;
+    let quarter = ext.polynomial_size as f64 / 2.0;
+    let out_var = rescale_variance(ext.noise_per_w2, ext, set);
     let mut fail = f64::NEG_INFINITY;
     for b in 0..r {
-        let dot_var = set.noise_per_w2 * (n.sum_w2 + u64::from(b)) as f64;
+        let dot_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(b);
         let amp = 4f64.powi(space_bits.saturating_sub(b) as i32);
-        let std = (set.noise_base + dot_var * amp).sqrt();
+        let std = (ext.noise_base + rescale_variance(dot_var * amp, set, ext)).sqrt();
         fail = log2_add(fail, log2_erfc_ratio(quarter, std).max(LOG2_P_FLOOR));
     }
     // The cleared bits must be the index's: the margin below is aligned to the table's phase
@@ -97,7 +108,7 @@ fn extraction_noise(set: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNois
     let phase = n.lo.wrapping_add(n.table_offset);
     let aligned = aligned_margins(n.lo, n.hi, space_bits, r, phase);
     let scale = rounding_scale(n.lo, n.hi, space_bits, r, phase).map_or(0, |(_, s, _)| s);
-    let cleared_var = set.noise_per_w2 * (n.sum_w2 + u64::from(r)) as f64;
+    let cleared_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(r);
     let std = (set.noise_base + cleared_var * 4f64.powi(scale as i32)).sqrt();
     let tol = 2f64.powi((r + scale) as i32 - 1) * bx;
     let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
@@ -133,7 +144,8 @@ pub fn read_sigma_units(plan: &FhePlan, facts: &PlanFacts) -> Vec<(NodeId, f64)>
         .dots
         .iter()
         .map(|n| {
-            let s = neuron_noise(set, plan.space_bits, plan.mode, plan.exact_rounding, n);
+            let ext = plan.exact_rounding.then(|| plan.extraction_set());
+            let s = neuron_noise(set, plan.space_bits, plan.mode, ext, n);
             (n.node, s.sigma_units)
         })
         .collect()

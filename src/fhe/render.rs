@@ -52,9 +52,15 @@ pub fn render_plan(plan: &FhePlan) -> String {
         plan.pbs_count,
         ms(plan.pbs_ms_1_thread)
     ));
+    let how = if plan.exact_rounding && plan.set().grouping_factor == 1 {
+        "each table's extractions and read one chain, the chains longest first on the core \
+         free first"
+    } else {
+        "the larger of bootstraps × latency ÷ cores and one bootstrap's critical path"
+    };
     s.push_str(&format!(
-        "  latency      {} per sample on {} core(s) (predicted: layer by layer, the larger of \
-         bootstraps × latency ÷ cores and one bootstrap's critical path), {} on one core\n",
+        "  latency      {} per sample on {} core(s) (predicted: layer by layer, {how}), {} on \
+         one core\n",
         ms(plan.latency_ms_per_sample),
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
@@ -116,6 +122,27 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
             "  rounding     exact: {tables} tables clear their dropped bits first ({extra} 1-bit \
              bootstraps), then read bit-exactly\n"
         ));
+        if let Some(e) = plan.extraction_parameter_set {
+            let (e, t) = (e.set(), plan.set());
+            let small = if e.shares_lwe_key_with(t) {
+                "the same small LWE key"
+            } else {
+                "its own small LWE key"
+            };
+            s.push_str(&format!(
+                "  extractions  on {} ({}, {} each on one thread; k = {}, N = {}, n = {}): one \
+                 {}-bit GLWE key shared with the table set, {small}, a keyswitching and a \
+                 bootstrapping key per set; the table reads stay on {}\n",
+                e.name,
+                e.family(),
+                ms(e.pbs_ms_1_thread),
+                e.glwe_dimension,
+                e.polynomial_size,
+                e.lwe_dimension,
+                t.glwe_dimension * t.polynomial_size,
+                t.name
+            ));
+        }
     } else {
         s.push_str(&format!(
             "  noise budget Σw² <= {} per hidden neuron at the target\n",

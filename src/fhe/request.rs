@@ -4,8 +4,9 @@
 use super::accuracy::Calibration;
 use super::catalogue::{ParamSet, ParamSetId};
 use super::choose::{choose_among, choose_approximate, choose_by_accuracy};
+use super::extract::Extractions;
 use super::facts::PlanFacts;
-use super::one_set::{plan_on, plan_with};
+use super::one_set::{extraction_choices, plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
 use super::profile::{CostProfile, Costs};
 use crate::error::{Error, Result};
@@ -58,6 +59,11 @@ pub struct PlanRequest {
     pub calibration: Option<Calibration>,
     /// The choice considers only these sets (default: every selectable set of the catalogue).
     pub among: Option<Vec<ParamSetId>>,
+    /// Exact rounding: where its extractions run (default: the cheapest set that meets the
+    /// target, the table set or one of [`extraction_sets`](super::extraction_sets)). With a
+    /// forced `space_bits`, [`Extractions::On`] puts them on that set (unchecked); otherwise
+    /// they run on the table set.
+    pub extractions: Extractions,
 }
 
 impl Default for PlanRequest {
@@ -75,6 +81,7 @@ impl Default for PlanRequest {
             max_sigma: None,
             calibration: None,
             among: None,
+            extractions: Extractions::Cheapest,
         }
     }
 }
@@ -141,6 +148,13 @@ impl PlanRequest {
             ..self
         }
     }
+    /// With exact rounding's extractions placed so.
+    pub fn extractions(self, extractions: Extractions) -> PlanRequest {
+        PlanRequest {
+            extractions,
+            ..self
+        }
+    }
     /// Choosing among these sets only.
     pub fn among(self, sets: impl IntoIterator<Item = ParamSetId>) -> PlanRequest {
         PlanRequest {
@@ -186,16 +200,22 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
         ));
     }
     match (req.set, req.space_bits) {
-        (Some(id), Some(p)) => Ok(plan_on(
-            facts,
-            id.set(),
-            p,
-            mode,
-            req.exact_rounding,
-            target,
-            costs,
-        )),
-        (Some(id), None) => plan_with(facts, id.set(), mode, target, costs),
+        (Some(id), Some(p)) => {
+            let ext = match req.extractions {
+                Extractions::On(e) => extraction_choices(id.set(), Extractions::On(e))?[0],
+                _ => id.set(),
+            };
+            Ok(plan_on(
+                facts,
+                id.set(),
+                p,
+                mode,
+                req.exact_rounding.then_some(ext),
+                target,
+                costs,
+            ))
+        }
+        (Some(id), None) => plan_with(facts, id.set(), mode, target, costs, req.extractions),
         (None, Some(_)) => Err(Error::param(
             "space_bits",
             "a forced space width needs a forced parameter set",
@@ -209,7 +229,7 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
                 (FheMode::Approximate, None, Some(s)) => {
                     choose_approximate(facts, target, costs, s, &allow)
                 }
-                _ => choose_among(facts, target, costs, mode, &allow),
+                _ => choose_among(facts, target, costs, mode, &allow, req.extractions),
             }
         }
     }

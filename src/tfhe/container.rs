@@ -58,6 +58,14 @@ pub(super) struct FileHeader {
     /// parameters were stored (the set's name then stands for them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) parameters: Option<StoredParameters>,
+    /// Keys whose exact rounding runs its extractions on another set than the tables'
+    /// ([`crate::fhe::FhePlan::extraction_parameter_set`]): that set's name. Absent: one set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) extraction_set: Option<String>,
+    /// That set's full parameters, checked like [`parameters`](Self::parameters) (required
+    /// with `extraction_set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) extraction_parameters: Option<StoredParameters>,
 }
 
 impl FileHeader {
@@ -83,7 +91,48 @@ impl FileHeader {
             exact_rounding: false,
             key_pair: key_pair.map(str::to_string),
             parameters: StoredParameters::of_set(set).ok(),
+            extraction_set: None,
+            extraction_parameters: None,
         }
+    }
+
+    /// With the extraction set `ext` (when there is one), named and with its parameters.
+    pub(super) fn with_extraction(self, ext: Option<&ParamSet>) -> FileHeader {
+        FileHeader {
+            extraction_set: ext.map(|e| e.name.to_string()),
+            extraction_parameters: ext.and_then(|e| StoredParameters::of_set(e).ok()),
+            ..self
+        }
+    }
+
+    /// The extraction set the header names, checked: in the catalogue, able to share the table
+    /// set's GLWE key, and with stored parameters whose security-defining fields are a shipped
+    /// set's and every other field the catalogue's.
+    pub(super) fn extraction(
+        &self,
+        set: &ParamSet,
+        label: &str,
+    ) -> Result<Option<&'static ParamSet>> {
+        let Some(name) = &self.extraction_set else {
+            return Ok(None);
+        };
+        let ext = lookup_set(name)?;
+        if ext.id == set.id || !ext.shares_glwe_key_with(set) {
+            return Err(Error::Keys(format!(
+                "{label}: its extractions run on {}, which cannot share a key with {}: the file \
+                 was altered or written by another program: generate keys for this circuit again",
+                ext.name, set.name
+            )));
+        }
+        let Some(p) = &self.extraction_parameters else {
+            return Err(Error::Keys(format!(
+                "{label}: the parameters of its extraction set {} are missing: the file was \
+                 altered: generate keys for this circuit again",
+                ext.name
+            )));
+        };
+        check_stored(p, ext, label)?;
+        Ok(Some(ext))
     }
 
     pub(super) fn space_bits(&self, set: &ParamSet) -> u32 {
@@ -298,7 +347,8 @@ fn read_container<R: Read, S: Source + ?Sized>(
     if let Some(p) = &header.parameters {
         check_stored(p, set, &label)?;
     }
-    let limit = max_payload(set);
+    let limit =
+        max_payload(set).saturating_add(header.extraction(set, &label)?.map_or(0, &max_payload));
     if header.payload_bytes > limit || header.items > MAX_ITEMS {
         return Err(corrupt(format!(
             "it claims {} bytes in {} items, more than a {what} of {} can hold ({limit} bytes)",

@@ -150,16 +150,17 @@ impl ServerKey {
     }
 
     /// Exact rounding: one 1-bit test vector per bit up to the most any table drops (see
-    /// [`PreparedCircuit`]); none without exact rounding.
+    /// [`PreparedCircuit`]), on the set the extractions run on; none without exact rounding.
     fn extraction_tables(&self, circuit: &Circuit, layout: &Layout) -> Vec<LookupTableOwned> {
         if !self.exact_rounding {
             return Vec::new();
         }
+        let (_, set) = self.extraction_key();
         (0..circuit.max_round_bits)
             .map(|b| LookupTableOwned {
                 acc: generate_programmable_bootstrap_glwe_lut(
-                    PolynomialSize(self.set.polynomial_size),
-                    GlweSize(self.set.glwe_dimension + 1),
+                    PolynomialSize(set.polynomial_size),
+                    GlweSize(set.glwe_dimension + 1),
                     1,
                     CiphertextModulus::new_native(),
                     extraction_constant(layout.delta, b),

@@ -156,6 +156,9 @@ pub struct KeyManifest {
     /// it was recorded): in exact mode every output must equal the clear backend's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<FheMode>,
+    /// Exact rounding on two sets: the set its extractions run on (absent: one set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction_set: Option<String>,
 }
 
 pub(super) fn client_key_limit(set: &ParamSet) -> u64 {
@@ -204,6 +207,7 @@ pub fn save_keys(
         keygen_seconds: client.keygen_seconds,
         key_pair: client.key_pair.clone(),
         mode: Some(mode),
+        extraction_set: client.extraction_set().map(str::to_string),
     };
     let mpath = dir.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(&manifest)

@@ -29,6 +29,7 @@ use super::container::{
     decode, encode, read_bytes, read_file, ser, write_bytes, FileHeader, Source, KIND_CLIENT,
     KIND_SERVER,
 };
+use super::extract::{extraction_client_key, ExtractServerKey};
 use super::files::{client_key_limit, server_key_limit};
 use super::keys::{ClientKey, ServerKey};
 use super::layout::Circuit;
@@ -56,6 +57,16 @@ impl ClientKey {
         let mut payload = Vec::new();
         ser(&glwe, &mut payload)?;
         ser(&lwe, &mut payload)?;
+        // Two sets: the extraction set's small LWE key (its GLWE key is the same bits).
+        if let Some(e) = &self.extract {
+            let AtomicPatternClientKey::Standard(ap) = &e.key.atomic_pattern else {
+                return Err(Error::Keys(
+                    "only standard atomic-pattern keys are supported".into(),
+                ));
+            };
+            ser(&ap.clone().into_raw_parts().1, &mut payload)?;
+        }
+        let ext = self.extract.as_ref().map(|e| e.set);
         encode(
             FileHeader {
                 max_degree: None,
@@ -64,10 +75,11 @@ impl ClientKey {
                     KIND_CLIENT,
                     &self.digest,
                     self.set,
-                    2,
+                    2 + u64::from(ext.is_some()),
                     self.space_bits,
                     self.key_pair.as_deref(),
                 )
+                .with_extraction(ext)
             },
             &payload,
         )
@@ -80,23 +92,37 @@ impl ClientKey {
         let space_bits = header.space_bits(set);
         Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
+        let ext = header.extraction(set, &path.display().to_string())?;
         let limit = client_key_limit(set);
-        let key = decode(path, "client key", || {
+        let (key, small) = decode(path, "client key", || {
             let mut r: &[u8] = &payload;
             let glwe: GlweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
             let lwe: LweSecretKeyOwned<u64> = safe_deserialize(&mut r, limit)?;
+            let small: Option<LweSecretKeyOwned<u64>> = match ext {
+                Some(_) => Some(safe_deserialize(&mut r, limit)?),
+                None => None,
+            };
             if !r.is_empty()
                 || glwe.glwe_dimension().0 != set.glwe_dimension
                 || glwe.polynomial_size().0 != set.polynomial_size
                 || lwe.lwe_dimension().0 != set.lwe_dimension
+                || small
+                    .as_ref()
+                    .zip(ext)
+                    .is_some_and(|(s, e)| s.lwe_dimension().0 != e.lwe_dimension)
             {
                 return Err(format!("key dimensions do not match {}", set.name));
             }
             let ap = StandardAtomicPatternClientKey::from_raw_parts(glwe, lwe, params, None);
-            Ok(::tfhe::shortint::ClientKey {
+            let key = ::tfhe::shortint::ClientKey {
                 atomic_pattern: AtomicPatternClientKey::Standard(ap),
-            })
+            };
+            Ok((key, small))
         })?;
+        let extract = match ext {
+            Some(e) => Some(extraction_client_key(&key, set, e, small)?),
+            None => None,
+        };
         Ok(ClientKey {
             key,
             digest,
@@ -105,6 +131,7 @@ impl ClientKey {
             exact_rounding: header.exact_rounding,
             keygen_seconds: None,
             key_pair: header.key_pair,
+            extract,
         })
     }
 }
@@ -131,10 +158,27 @@ impl ServerKey {
                     .into(),
             ));
         };
-        let (ksk_chunk, bsk_chunk) = self.seeded_parts(c)?;
+        let (ksk_chunk, bsk_chunk) = seeded_parts(c, self.set)?;
         let mut payload = Vec::new();
         ser(&ksk_chunk, &mut payload)?;
         ser(&bsk_chunk, &mut payload)?;
+        // Two sets: the extraction set's keyswitching and bootstrapping keys follow.
+        let ext = match &self.extract {
+            Some(e) => {
+                let Some(ec) = &e.compressed else {
+                    return Err(Error::Keys(
+                        "this server key was loaded from a file: copy that file instead of \
+                         saving it again"
+                            .into(),
+                    ));
+                };
+                let (ksk, bsk) = seeded_parts(ec, e.set)?;
+                ser(&ksk, &mut payload)?;
+                ser(&bsk, &mut payload)?;
+                Some(e.set)
+            }
+            None => None,
+        };
         let header = FileHeader {
             max_degree: Some(c.max_degree.get()),
             exact_rounding: self.exact_rounding,
@@ -142,17 +186,20 @@ impl ServerKey {
                 KIND_SERVER,
                 &self.digest,
                 self.set,
-                2,
+                2 + 2 * u64::from(ext.is_some()),
                 self.space_bits,
                 self.key_pair.as_deref(),
             )
+            .with_extraction(ext)
         };
         Ok((header, payload))
     }
+}
 
-    /// The compressed key's seeded keyswitching and bootstrapping keys, as the chunks that
-    /// `tfhe` can safe-serialize.
-    fn seeded_parts(&self, c: &CompressedServerKey) -> Result<(KskChunk, BskChunk)> {
+/// The compressed key's seeded keyswitching and bootstrapping keys, as the chunks that `tfhe`
+/// can safe-serialize.
+fn seeded_parts(c: &CompressedServerKey, set: &ParamSet) -> Result<(KskChunk, BskChunk)> {
+    {
         let CompressedAtomicPatternServerKey::Standard(ap) = &c.compressed_ap_server_key else {
             return Err(Error::Keys(
                 "only standard atomic-pattern keys are supported".into(),
@@ -162,31 +209,33 @@ impl ServerKey {
         if order != PBSOrder::KeyswitchBootstrap {
             return Err(Error::Keys(format!(
                 "{}: only keyswitch-then-bootstrap sets are supported",
-                self.set.name
+                set.name
             )));
         }
-        let bsk_chunk = self.bootstrapping_key_chunk(bsk)?;
+        let bsk_chunk = bootstrapping_key_chunk(bsk, set)?;
         Ok((keyswitching_key_chunk(ksk), bsk_chunk))
     }
+}
 
-    /// Both kinds of bootstrapping key are a list of seeded GGSW ciphertexts of the same shape
-    /// (a multi-bit key holds `n / g · 2^g` of them, a classic one `n`): both are stored as a
-    /// seeded bootstrap-key chunk, after a check that the key is of the set's kind.
-    fn bootstrapping_key_chunk(
-        &self,
-        bsk: ShortintCompressedBootstrappingKey<u64>,
-    ) -> Result<BskChunk> {
+/// Both kinds of bootstrapping key are a list of seeded GGSW ciphertexts of the same shape (a
+/// multi-bit key holds `n / g · 2^g` of them, a classic one `n`): both are stored as a seeded
+/// bootstrap-key chunk, after a check that the key is of the set's kind.
+fn bootstrapping_key_chunk(
+    bsk: ShortintCompressedBootstrappingKey<u64>,
+    set: &ParamSet,
+) -> Result<BskChunk> {
+    {
         let chunk = match bsk {
             ShortintCompressedBootstrappingKey::Classic {
                 bsk,
                 modulus_switch_noise_reduction_key,
             } => {
-                if !has_modulus_switch(self.set, &modulus_switch_noise_reduction_key)
-                    || self.set.grouping_factor != 1
+                if !has_modulus_switch(set, &modulus_switch_noise_reduction_key)
+                    || set.grouping_factor != 1
                 {
                     return Err(Error::Keys(format!(
                         "{}: the bootstrapping key does not have the set's modulus switch",
-                        self.set.name
+                        set.name
                     )));
                 }
                 let (glwe_size, poly, base, level, seed, modulus) = (
@@ -208,12 +257,12 @@ impl ServerKey {
                 )
             }
             ShortintCompressedBootstrappingKey::MultiBit { seeded_bsk, .. } => {
-                if seeded_bsk.grouping_factor().0 != self.set.grouping_factor {
+                if seeded_bsk.grouping_factor().0 != set.grouping_factor {
                     return Err(Error::Keys(format!(
                         "{}: the bootstrapping key has grouping factor {}, the set {}",
-                        self.set.name,
+                        set.name,
                         seeded_bsk.grouping_factor().0,
-                        self.set.grouping_factor
+                        set.grouping_factor
                     )));
                 }
                 let (glwe_size, poly, base, level, seed, modulus) = (
@@ -235,10 +284,12 @@ impl ServerKey {
                 )
             }
         };
-        debug_assert_eq!(chunk.chunk_size(), ChunkSize(ggsw_count(self.set)));
+        debug_assert_eq!(chunk.chunk_size(), ChunkSize(ggsw_count(set)));
         Ok(chunk)
     }
+}
 
+impl ServerKey {
     /// Reads a server key written by [`ServerKey::save`] for circuit `checked`, and expands it.
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ServerKey> {
         let digest = checked.graph().digest()?;
@@ -266,14 +317,40 @@ impl ServerKey {
         let space_bits = header.space_bits(set);
         Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
+        let ext = header.extraction(set, &source.label())?;
         let max_degree = header.max_degree.unwrap_or(0);
-        let compressed = decode(source, "server key", || {
-            let (ksk, bsk) = read_seeded_parts(payload, set)?;
+        let (compressed, ext_compressed) = decode(source, "server key", || {
+            let mut r: &[u8] = payload;
+            let (ksk, bsk) = read_seeded_parts(&mut r, set)?;
             check_server_key(set, &params, &ksk, &bsk, max_degree)?;
-            Ok(compressed_server_key(set, params, ksk, bsk, max_degree))
+            let key = compressed_server_key(set, params, ksk, bsk, max_degree);
+            // Two sets: the extraction set's keys, with its own (default) max degree.
+            let ext_key = match ext {
+                Some(e) => {
+                    let p = tfhe_parameters(e).map_err(|err| err.to_string())?;
+                    let (ksk, bsk) = read_seeded_parts(&mut r, e)?;
+                    let degree = e.message_space() - 1;
+                    check_server_key(e, &p, &ksk, &bsk, degree)?;
+                    Some((e, compressed_server_key(e, p, ksk, bsk, degree)))
+                }
+                None => None,
+            };
+            if !r.is_empty() {
+                return Err(format!("{} trailing bytes", r.len()));
+            }
+            Ok((key, ext_key))
         })?;
         let key = decode(source, "server key", || Ok(compressed.decompress()))?;
+        let extract = match ext_compressed {
+            Some((e, c)) => Some(ExtractServerKey {
+                set: e,
+                key: Arc::new(decode(source, "server key", || Ok(c.decompress()))?),
+                compressed: None,
+            }),
+            None => None,
+        };
         Ok(ServerKey {
+            extract,
             key: Arc::new(key),
             compressed: None,
             digest,
@@ -329,15 +406,11 @@ fn keyswitching_key_chunk(ksk: SeededLweKeyswitchKeyOwned<u64>) -> KskChunk {
     )
 }
 
-/// Deserializes the two chunks of a server key's payload (nothing may follow them).
-fn read_seeded_parts(payload: &[u8], set: &ParamSet) -> Result<(KskChunk, BskChunk), String> {
+/// Deserializes the next two chunks of a server key's payload (one set's keys).
+fn read_seeded_parts(r: &mut &[u8], set: &ParamSet) -> Result<(KskChunk, BskChunk), String> {
     let limit = server_key_limit(set);
-    let mut r: &[u8] = payload;
-    let ksk: KskChunk = safe_deserialize(&mut r, limit)?;
-    let bsk: BskChunk = safe_deserialize(&mut r, limit)?;
-    if !r.is_empty() {
-        return Err(format!("{} trailing bytes", r.len()));
-    }
+    let ksk: KskChunk = safe_deserialize(&mut *r, limit)?;
+    let bsk: BskChunk = safe_deserialize(&mut *r, limit)?;
     Ok((ksk, bsk))
 }
 

@@ -9,6 +9,9 @@ use std::time::Instant;
 use ::tfhe::core_crypto::prelude::{lwe_ciphertext_plaintext_add_assign, Plaintext};
 use ::tfhe::shortint::{Ciphertext, CompressedServerKey};
 
+use super::extract::{
+    check_plan_extraction, extraction_client_key, ExtractClientKey, ExtractServerKey,
+};
 use super::layout::{plan_space, Circuit, Layout};
 use super::params::tfhe_parameters;
 use crate::analyze::CheckedGraph;
@@ -43,6 +46,8 @@ pub struct ClientKey {
     pub(super) keygen_seconds: Option<f64>,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
+    /// Exact rounding on two sets: the extraction set's key, on the same GLWE key bits.
+    pub(super) extract: Option<ExtractClientKey>,
 }
 
 impl std::fmt::Debug for ClientKey {
@@ -52,6 +57,7 @@ impl std::fmt::Debug for ClientKey {
             .field("parameter_set", &self.set.name)
             .field("space_bits", &self.space_bits)
             .field("exact_rounding", &self.exact_rounding)
+            .field("extraction_set", &self.extract.as_ref().map(|e| e.set.name))
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +78,8 @@ pub struct ServerKey {
     pub(super) exact_rounding: bool,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
+    /// Exact rounding on two sets: the extraction set's keys.
+    pub(super) extract: Option<ExtractServerKey>,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -81,6 +89,7 @@ impl std::fmt::Debug for ServerKey {
             .field("parameter_set", &self.set.name)
             .field("space_bits", &self.space_bits)
             .field("exact_rounding", &self.exact_rounding)
+            .field("extraction_set", &self.extract.as_ref().map(|e| e.set.name))
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +202,21 @@ impl ClientKey {
         let compressed = CompressedServerKey::new(&key);
         progress.message("decompressing the server key");
         let server = compressed.decompress();
+        let (extract, extract_server) = match plan.extraction_parameter_set {
+            Some(e) => {
+                let e = e.set();
+                progress.message(&format!("generating the extraction keys ({})", e.name));
+                let ck = extraction_client_key(&key, set, e, None)?;
+                let compressed = CompressedServerKey::new(&ck.key);
+                let sk = ExtractServerKey {
+                    set: e,
+                    key: Arc::new(compressed.decompress()),
+                    compressed: Some(Arc::new(compressed)),
+                };
+                (Some(ck), Some(sk))
+            }
+            None => (None, None),
+        };
         progress.finish();
         let secs = t0.elapsed().as_secs_f64();
         let pair = new_key_pair_id();
@@ -205,6 +229,7 @@ impl ClientKey {
                 exact_rounding: plan.exact_rounding,
                 keygen_seconds: Some(secs),
                 key_pair: Some(pair.clone()),
+                extract,
             },
             ServerKey {
                 key: Arc::new(server),
@@ -214,8 +239,14 @@ impl ClientKey {
                 space_bits,
                 exact_rounding: plan.exact_rounding,
                 key_pair: Some(pair),
+                extract: extract_server,
             },
         ))
+    }
+
+    /// The extraction set's name, when exact rounding runs its extractions on another set.
+    pub fn extraction_set(&self) -> Option<&'static str> {
+        self.extract.as_ref().map(|e| e.set.name)
     }
 
     /// The parameter set's `tfhe` name.
@@ -261,7 +292,8 @@ impl ClientKey {
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ClientKey> {
         let encoding = (self.space_bits, self.exact_rounding);
-        let (digest, space_bits, exact_rounding) = bind(self.set, checked, encoding, plan)?;
+        let sets = (self.set, self.extract.as_ref().map(|e| e.set));
+        let (digest, space_bits, exact_rounding) = bind(sets, checked, encoding, plan)?;
         Ok(ClientKey {
             digest,
             space_bits,
@@ -368,13 +400,14 @@ impl ClientKey {
 /// (`space_bits`, exact rounding), or `plan`'s (whose parameter set must be the key's), checked
 /// against the circuit.
 fn bind(
-    set: &ParamSet,
+    (set, ext): (&ParamSet, Option<&ParamSet>),
     checked: &CheckedGraph,
     encoding: (u32, bool),
     plan: Option<&FhePlan>,
 ) -> Result<(String, u32, bool)> {
     if let Some(plan) = plan {
         check_plan_set(set, plan)?;
+        check_plan_extraction(ext, plan)?;
     }
     let c = Circuit::new(checked)?;
     let (space_bits, exact_rounding) = match plan {
@@ -403,6 +436,7 @@ pub(super) fn check_generated_together(client: &ClientKey, server: &ServerKey) -
         || client.space_bits != server.space_bits
         || client.exact_rounding != server.exact_rounding
         || client.key_pair != server.key_pair
+        || client.extract.as_ref().map(|e| e.set.id) != server.extract.as_ref().map(|e| e.set.id)
     {
         return Err(Error::Keys(
             "the client and server keys were not generated together: generate keys for this \
@@ -436,6 +470,19 @@ pub(super) fn check_pair(what: &str, have: Option<&str>, key: Option<&str>) -> R
 }
 
 impl ServerKey {
+    /// The extraction set's name, when exact rounding runs its extractions on another set.
+    pub fn extraction_set(&self) -> Option<&'static str> {
+        self.extract.as_ref().map(|e| e.set.name)
+    }
+
+    /// The key exact rounding's extractions bootstrap with, and its set.
+    pub(super) fn extraction_key(&self) -> (&::tfhe::shortint::ServerKey, &'static ParamSet) {
+        match &self.extract {
+            Some(e) => (&e.key, e.set),
+            None => (&self.key, self.set),
+        }
+    }
+
     /// The parameter set (its sizes tell what the key costs in memory).
     pub fn set(&self) -> &'static ParamSet {
         self.set
@@ -475,7 +522,8 @@ impl ServerKey {
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ServerKey> {
         let encoding = (self.space_bits, self.exact_rounding);
-        let (digest, space_bits, exact_rounding) = bind(self.set, checked, encoding, plan)?;
+        let sets = (self.set, self.extract.as_ref().map(|e| e.set));
+        let (digest, space_bits, exact_rounding) = bind(sets, checked, encoding, plan)?;
         Ok(ServerKey {
             digest,
             space_bits,

@@ -70,6 +70,7 @@
 mod backend;
 mod container;
 mod eval;
+mod extract;
 mod files;
 mod key_files;
 mod keys;

@@ -7,7 +7,9 @@
 //! `2^(P - b)`, which puts it on the padding bit: the bootstrap of a constant test vector then
 //! returns `+c_b` (bit clear, phase near 0) or `-c_b` (bit set, phase near half the torus),
 //! tolerating noise up to a quarter of the torus. `x + out - c_b` subtracts `2^b` exactly when
-//! the bit is set. The margins are aligned so that the cleared bits are the table index's
+//! the bit is set. These bootstraps may run on a cheaper set than the table's read
+//! ([`crate::fhe::extraction_sets`]): its output is under the same `k·N`-bit key, so the sum is
+//! a ciphertext of the table set again. The margins are aligned so that the cleared bits are the table index's
 //! ([`fhe::aligned_margins`]): the cleared value is `c + j·2^r` for the table's bucket `j`.
 //!
 //! # The rescaled read
@@ -147,13 +149,12 @@ impl ServerKey {
     ) -> Ciphertext {
         let delta = prepared.layout.delta;
         let p = prepared.layout.space_bits;
+        let (extract, _) = self.extraction_key();
         let mut x = src.clone();
         for b in 0..r {
             let mut y = x.clone();
             lwe_ciphertext_cleartext_mul_assign(&mut y.ct, Cleartext(1u64 << (p - b)));
-            let out = self
-                .key
-                .apply_lookup_table(&y, &prepared.extract[b as usize]);
+            let out = extract.apply_lookup_table(&y, &prepared.extract[b as usize]);
             lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
             lwe_ciphertext_plaintext_add_assign(
                 &mut x.ct,

@@ -12,6 +12,7 @@ mod common;
 
 mod approximate;
 mod equivalence;
+mod extract;
 mod files;
 mod rounding;
 mod simulated;

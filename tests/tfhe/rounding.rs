@@ -174,8 +174,13 @@ fn exact_rounding_clears_dropped_bits_and_matches_clear() {
         "{}",
         whole.worst_log2_p_fail
     );
-    let plan = plan_on_set(&c, set4, fhe::FheMode::Exact, -40.0, 2).unwrap();
+    let req = fhe::PlanRequest::new(fhe::FheMode::Exact)
+        .on(set4.id)
+        .cores(2)
+        .extractions(fhe::Extractions::TableSet);
+    let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     assert!(plan.exact_rounding);
+    assert_eq!(plan.extraction_parameter_set, None);
     assert_eq!((plan.space_bits, plan.pbs_count), (7, 12));
     assert!(plan.worst_log2_p_fail <= -40.0);
     assert!(plan

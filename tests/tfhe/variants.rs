@@ -154,12 +154,18 @@ fn circuit_for(set: &ParamSet) -> sqnn::analyze::CheckedGraph {
     b.finish(&[o0, o1])
 }
 
-/// Every variant the planner may choose, encrypted == clear (exact mode, its own keys).
+/// Every variant the planner may choose, encrypted == clear (exact mode, every bootstrap on
+/// the variant; extractions on another set: `extract.rs`).
 #[test]
 fn encrypted_equals_clear_on_every_selectable_variant() {
     for set in variants().into_iter().filter(|s| s.selectable) {
         let c = circuit_for(set);
-        let plan = plan_on_set(&c, set, FheMode::Exact, -40.0, 2).unwrap();
+        let req = fhe::PlanRequest::new(FheMode::Exact)
+            .on(set.id)
+            .cores(2)
+            .extractions(fhe::Extractions::TableSet);
+        let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
+        assert_eq!(plan.extraction_parameter_set, None);
         assert_eq!(plan.parameter_set, set.id);
         let b = TfheBackend::generate(&c, &plan).unwrap();
         let mut inputs = all_inputs(&c);

@@ -33,6 +33,11 @@ pub struct FheArgs {
     /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
+    /// Exact rounding: where the 1-bit bootstraps that clear a table's dropped bits run:
+    /// `auto` (the cheapest set that meets the target: the table set, or a smaller set sharing
+    /// its GLWE key), `table-set` (every bootstrap on one set), or a parameter set's name.
+    #[arg(long, default_value = "auto")]
+    pub extractions: String,
     /// The flags of this group given on the command line (not defaulted), by id: keys loaded
     /// from a directory fix what they would choose, so those flags are refused there.
     #[arg(skip)]
@@ -41,7 +46,14 @@ pub struct FheArgs {
 
 impl FheArgs {
     /// The flag ids of this group.
-    const IDS: [&'static str; 5] = ["mode", "p_error", "tolerance", "max_sigma", "parameters"];
+    const IDS: [&'static str; 6] = [
+        "mode",
+        "p_error",
+        "tolerance",
+        "max_sigma",
+        "parameters",
+        "extractions",
+    ];
 
     /// Records which of this group's flags `matches` (a subcommand's) got from the command
     /// line.
@@ -119,10 +131,16 @@ impl FheArgs {
             (None, None) => Some(FALLBACK_MAX_SIGMA),
             (Some(_), None) => None,
         };
+        let extractions = match self.extractions.as_str() {
+            "auto" => fhe::Extractions::Cheapest,
+            "table-set" => fhe::Extractions::TableSet,
+            name => fhe::Extractions::On(name.parse::<ParamSetId>()?),
+        };
         let req = PlanRequest {
             set,
             max_sigma,
             calibration,
+            extractions,
             ..self.cost_request()
         };
         fhe::plan(&PlanFacts::new(an), &req)
@@ -158,6 +176,7 @@ impl Default for FheArgs {
             tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
             max_sigma: None,
             parameters: None,
+            extractions: "auto".into(),
             given: Vec::new(),
         }
     }

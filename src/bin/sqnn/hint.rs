@@ -29,6 +29,7 @@ const FLAGS: &[&str] = &[
     "p_error",
     "max_sigma",
     "parameters",
+    "extractions",
     "mode",
     "target",
     "task",
@@ -40,6 +41,11 @@ const FLAGS: &[&str] = &[
     "svg",
     "noise_scale",
     "remove_neurons",
+    "tolerance",
+    "folds",
+    "noise_seeds",
+    "max_candidates",
+    "budget",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).

@@ -349,8 +349,7 @@ fn training_read_noise_matches_the_planner() {
                 round_bits: p.saturating_sub(set.max_space_bits()),
                 table_offset: 0,
             };
-            let planner =
-                super::super::reads::neuron_noise(set, p, FheMode::Approximate, false, &n);
+            let planner = super::super::reads::neuron_noise(set, p, FheMode::Approximate, None, &n);
             let trained = noise.sigma_units(w2, p);
             assert!(
                 (trained - planner.sigma_units).abs() <= 1e-12 * planner.sigma_units,

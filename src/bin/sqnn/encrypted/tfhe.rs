@@ -127,6 +127,7 @@ pub fn run(
                 "pbs_count": run.pbs_count,
                 "keygen_seconds": keygen_s,
                 "parameters": plan_name,
+                "extraction_parameters": backend.server().extraction_set(),
                 "mode": mode.to_string(),
                 "backend": "tfhe",
             })
