@@ -4,7 +4,7 @@
 //! The pipeline, one module per stage in data-flow order (see `ARCHITECTURE.md`); a module
 //! imports only the foundation (`cast`, `error`, `fsio`, `task`, `progress`) and the stages before it:
 //! [`data`] → [`train`] → [`ir`] → [`lower`](mod@lower) → [`analyze`](mod@analyze) → [`report`] → [`execute`] →
-//! [`fhe`] → `tfhe` (feature `tfhe-backend`) → `deploy` (feature `deploy`: the HTTP service and its
+//! [`fhe`] → [`tune`] → `tfhe` (feature `tfhe-backend`) → `deploy` (feature `deploy`: the HTTP service and its
 //! client).
 //!
 //! The nouns a user needs are re-exported here; `examples/pipeline.rs` runs the whole pipeline
@@ -47,6 +47,7 @@ pub mod execute;
 pub mod fhe;
 #[cfg(feature = "tfhe-backend")]
 pub mod tfhe;
+pub mod tune;
 
 #[cfg(feature = "deploy")]
 pub mod deploy;

@@ -16,7 +16,7 @@ const FOUNDATION: &[&str] = &["cast", "error", "fsio", "progress", "task"];
 
 /// The stages in data-flow order: each may import the foundation and the stages before it.
 const PIPELINE: &[&str] = &[
-    "data", "train", "ir", "lower", "analyze", "report", "execute", "fhe", "tfhe", "deploy",
+    "data", "train", "ir", "lower", "analyze", "report", "execute", "fhe", "tune", "tfhe", "deploy",
 ];
 
 /// The longest source file allowed.

@@ -312,6 +312,10 @@ fn init_pruning(net: &mut SparseQuantNeuralNetwork, p: &EstimatorParams) -> usiz
     warm
 }
 
+/// The most rows idle-neuron removal judges on (evenly spaced over the validation or training
+/// rows): every trial is a forward pass over them.
+const JUDGE_ROWS: usize = 1000;
+
 /// The state of one training run between epochs.
 struct Run<'a> {
     p: &'a EstimatorParams,
@@ -355,10 +359,21 @@ impl Run<'_> {
                 } else {
                     &self.train
                 };
+                // Every trial is a forward pass: at most JUDGE_ROWS rows, evenly spaced.
+                let step = part.len().div_ceil(JUDGE_ROWS).max(1);
+                let rows: Vec<usize> = (0..part.len()).step_by(step).collect();
+                let x = part.x.select(Axis(0), &rows);
+                let pick = |v: &[usize]| rows.iter().filter_map(|&i| v.get(i).copied()).collect();
+                let labels: Vec<usize> = pick(&part.labels);
+                let values: Vec<f64> = rows
+                    .iter()
+                    .filter_map(|&i| part.values.get(i))
+                    .copied()
+                    .collect();
                 let judge = Judge {
-                    x: &part.x,
-                    labels: &part.labels,
-                    values: &part.values,
+                    x: &x,
+                    labels: &labels,
+                    values: &values,
                     noise: self.p.read_noise.as_ref(),
                     seed: self.p.seed,
                 };

@@ -41,6 +41,11 @@ const FLAGS: &[&str] = &[
     "svg",
     "noise_scale",
     "remove_neurons",
+    "tolerance",
+    "folds",
+    "noise_seeds",
+    "max_candidates",
+    "budget",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).

@@ -1,4 +1,4 @@
-//! The `sqnn` command line: train, compile, check, keygen, run, demo, serve, client.
+//! The `sqnn` command line: train, tune, compile, check, keygen, run, demo, serve, client.
 //!
 //! Exit codes: 0 success, 1 the accumulator check failed (a full report is printed), 2 an error
 //! (bad input, with a message naming the problem and the fix).
@@ -34,6 +34,7 @@ mod out;
 mod progress;
 mod run;
 mod train;
+mod tune;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +62,9 @@ enum Cmd {
     /// Time one bootstrap of every parameter set on this machine and save the cost profile
     /// that plans then use.
     Calibrate(calibrate::CalibrateArgs),
+    /// Search training settings and parameter sets for the accuracy-versus-latency front;
+    /// write its recommended model.
+    Tune(Box<tune::TuneArgs>),
     /// Train, compile, check and run a few encrypted samples of the default data set.
     Demo(demo::DemoArgs),
     /// Serve circuits over HTTP: evaluate encrypted samples with uploaded evaluation keys.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Cmd::Keygen(a) => encrypted::keygen(&a),
         Cmd::Run(a) => run::run(&a),
         Cmd::Calibrate(a) => calibrate::calibrate(&a),
+        Cmd::Tune(a) => tune::tune(&a),
         Cmd::Demo(a) => demo::demo(&a),
         Cmd::Serve(a) => deploy::serve(&a),
         Cmd::Client(c) => deploy::client(&c),

@@ -396,9 +396,11 @@ async fn evaluate(
 ) -> Result<Response, ApiError> {
     let st = st.0;
     let tenant = tenant(&st, &headers)?;
-    let circuit = circuit(&st, &name)?;
     let limit = st.config.max_batch_bytes;
+    // Read the body (bounded) before answering for the circuit: a client still sending when the
+    // answer comes would see a reset connection instead of the message.
     let bytes = read_body(&headers, raw, limit, "batch of encrypted samples").await?;
+    let circuit = circuit(&st, &name)?;
     let batch =
         Batch::from_bytes(&bytes, BatchKind::Inputs, st.config.max_samples).map_err(|e| {
             let too_many = matches!(

@@ -1,0 +1,348 @@
+//! `sqnn tune`: the accuracy-versus-latency front of a data set, its recommended model.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+
+use sqnn::fhe::ParamSetId;
+use sqnn::progress::{NoProgress, Progress};
+use sqnn::tune::{self, Assessment, Folds, Point, Refit, TuneReport, TuneRequest};
+use sqnn::{Dataset, Error, Result};
+
+use crate::args::{load_split, SplitArgs};
+use crate::progress::Bar;
+
+/// `sqnn tune` arguments.
+#[derive(Args)]
+pub struct TuneArgs {
+    /// Built-in data set (iris, breast_cancer, diabetes, mnist) or a CSV file with a header row.
+    #[arg(long)]
+    pub data: String,
+    /// Wall-clock budget of the search, seconds (checked between candidates; the refit of the
+    /// front and the test scores come after it).
+    #[arg(long, default_value_t = 300.0)]
+    pub budget: f64,
+    /// Judge at most this many candidates.
+    #[arg(long)]
+    pub max_candidates: Option<usize>,
+    /// Write the recommended model here (for `sqnn compile`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Draw the front as an SVG picture here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// The recommended point is the fastest whose validation accuracy (or R²) is at most this
+    /// much below the best.
+    #[arg(long, default_value_t = TuneRequest::DEFAULT_TOLERANCE)]
+    pub tolerance: f64,
+    /// Validation folds held out in turn, of 5 cut from the training rows (5: cross-validation,
+    /// 1: one hold-out fifth; default 5 up to 2,000 training rows, else 1).
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Cuts of the training rows into folds, each with its own training seed (default 3 up to
+    /// 300 training rows, else 1).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Noise seeds of the simulated reads per point.
+    #[arg(long, default_value_t = TuneRequest::DEFAULT_NOISE_SEEDS)]
+    pub noise_seeds: u64,
+    /// Only these parameter sets (comma-separated `tfhe` constant names; default: every
+    /// selectable 2^-128 set).
+    #[arg(long, value_delimiter = ',')]
+    pub parameters: Vec<String>,
+    /// Target probability per bootstrap of a read past a table's margin, as log2.
+    #[arg(long, default_value_t = -40.0, allow_negative_numbers = true)]
+    pub p_error: f64,
+    /// Training epochs of every candidate.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of training, of the validation folds and of the order among equally cheap
+    /// candidates.
+    #[arg(long)]
+    pub train_seed: Option<u64>,
+    /// Which front points are trained again on all training rows and scored on the test rows
+    /// (information only, after the choice): the whole front or the recommended point.
+    #[arg(long, value_enum, default_value_t = RefitArg::Front)]
+    pub refit: RefitArg,
+    /// Print one JSON object as the last line of standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub split: SplitArgs,
+}
+
+/// `--refit` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RefitArg {
+    /// Every point of the front.
+    Front,
+    /// The recommended point only.
+    Recommended,
+}
+
+impl TuneArgs {
+    /// The library request these flags ask for on `train`.
+    fn request(&self, train: &Dataset) -> Result<TuneRequest> {
+        let mut req = TuneRequest::new(train);
+        if !(self.budget.is_finite() && self.budget >= 0.0) {
+            return Err(Error::param(
+                "budget",
+                format!("{} is not a number of seconds: give e.g. 300", self.budget),
+            ));
+        }
+        req.budget = Some(Duration::from_secs_f64(self.budget));
+        req.max_candidates = self.max_candidates;
+        req.tolerance = self.tolerance;
+        req.noise_seeds = self.noise_seeds;
+        req.target_log2_p_fail = self.p_error;
+        req.profile = crate::args::cost_profile();
+        if let Some(e) = self.epochs {
+            req.base.epochs = e;
+        }
+        if let Some(s) = self.train_seed {
+            req.base.seed = s;
+            req.folds.seed = s;
+            req.seed = s;
+        }
+        if let Some(used) = self.folds {
+            req.folds = Folds { used, ..req.folds };
+        }
+        if let Some(repeats) = self.repeats {
+            req.folds = Folds {
+                repeats,
+                ..req.folds
+            };
+        }
+        if !self.parameters.is_empty() {
+            req.space.sets = self
+                .parameters
+                .iter()
+                .map(|n| n.trim().parse::<ParamSetId>())
+                .collect::<Result<Vec<_>>>()?;
+        }
+        req.validate()?;
+        req.folds.validate(train.n_samples())?;
+        Ok(req)
+    }
+}
+
+/// A front point with, when refitted, the model trained on all rows and its test score.
+struct Row<'a> {
+    point: &'a Point,
+    index: usize,
+    refit: Option<(Refit, Assessment)>,
+}
+
+pub fn tune(a: &TuneArgs) -> Result<ExitCode> {
+    let data_file = (!Dataset::BUILTIN.contains(&a.data.as_str())).then(|| Path::new(&a.data));
+    let inputs: Vec<&Path> = data_file.into_iter().collect();
+    for (path, name) in [(&a.out, "out"), (&a.svg, "svg")] {
+        if let Some(p) = path {
+            sqnn::fsio::check_output(p, name, &inputs)?;
+        }
+    }
+    let (ds, split) = load_split(&a.data, &a.split)?;
+    let (train, test) = (ds.subset(&split.train), ds.subset(&split.test));
+    let req = a.request(&train)?;
+    let bar = Bar::new();
+    let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
+    let report = tune::tune(&train, &req, progress)?;
+    let t = Instant::now();
+    let rows = refit_front(&report, &req, &train, &test, a.refit, progress)?;
+    let refit_seconds = t.elapsed().as_secs_f64();
+    let rec = rows
+        .iter()
+        .find(|r| r.index == report.recommended)
+        .and_then(|r| r.refit.as_ref());
+    if let (Some(out), Some((refit, _))) = (&a.out, rec) {
+        refit.model.save(out)?;
+    }
+    if let Some(svg) = &a.svg {
+        let picture = tune::render_svg(&report)?;
+        sqnn::fsio::write_atomic(svg, picture.as_bytes(), sqnn::fsio::Secrecy::Public)?;
+    }
+    if a.json {
+        println!("{}", to_json(&report, &rows, a, refit_seconds));
+    } else {
+        print_table(&report, &rows, test.n_samples(), refit_seconds);
+        print_recommendation(&report, rec, a);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the front's points (or the recommended one) again on all training rows and scores
+/// them on the test rows.
+fn refit_front<'a>(
+    report: &'a TuneReport,
+    req: &TuneRequest,
+    train: &Dataset,
+    test: &Dataset,
+    which: RefitArg,
+    progress: &dyn Progress,
+) -> Result<Vec<Row<'a>>> {
+    let chosen = |i: usize| which == RefitArg::Front || i == report.recommended;
+    let n = report.front.iter().filter(|&&i| chosen(i)).count();
+    progress.start("refit on all training rows", n as u64);
+    let mut rows = Vec::new();
+    for &i in &report.front {
+        let point = &report.points[i];
+        let refit = if chosen(i) {
+            progress.message(&point.config.describe());
+            let r = tune::refit(train, req, point)?;
+            let s = tune::assess(&r, test, req.noise_seeds)?;
+            progress.advance(1);
+            Some((r, s))
+        } else {
+            None
+        };
+        rows.push(Row {
+            point,
+            index: i,
+            refit,
+        });
+    }
+    progress.finish();
+    Ok(rows)
+}
+
+fn print_table(r: &TuneReport, rows: &[Row<'_>], n_test: usize, refit_seconds: f64) {
+    let m = if r.metric == "r2" { "R²" } else { "acc" };
+    let folds = r.folds.describe();
+    println!(
+        "{}: {} of {} candidates judged in {:.0} s{} ({} training rows, {folds}, {} noise seeds, \
+         latency on {} cores); Pareto front of {} points, fastest first:",
+        r.data,
+        r.evaluated.len(),
+        r.space_size,
+        r.seconds,
+        if r.stopped_early {
+            ", stopped by the budget"
+        } else {
+            ""
+        },
+        r.rows,
+        r.noise_seeds,
+        r.cores,
+        r.front.len()
+    );
+    println!(
+        "  {:>9} {:>6} {:<28} {:>15} | {:>9} {:>6} {:>15}  candidate",
+        "ms/sample",
+        "PBS",
+        "parameter set",
+        format!("val {m} sim/clr"),
+        "ms (all)",
+        "PBS",
+        format!("test {m} sim/clr"),
+    );
+    for row in rows {
+        let p = row.point;
+        let mark = if row.index == r.recommended { "*" } else { " " };
+        let (ms, pbs, test) = match &row.refit {
+            Some((f, s)) => (
+                format!("{:.1}", f.plan.latency_ms_per_sample),
+                f.plan.pbs_count.to_string(),
+                format!("{:.4}/{:.4}", s.metric, s.clear_metric),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{mark} {:>9.1} {:>6.1} {:<28} {:>15} | {ms:>9} {pbs:>6} {test:>15}  {}",
+            p.latency_ms,
+            p.pbs_count,
+            p.set_label,
+            format!("{:.4}/{:.4}", p.metric, p.clear_metric),
+            p.config.describe()
+        );
+    }
+    println!(
+        "left of |: judged on the validation folds (means over the folds' circuits); right: \
+         trained again on all {} training rows ({refit_seconds:.0} s), scored on the {n_test} \
+         test rows after the choice (information only)",
+        r.rows
+    );
+}
+
+fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &TuneArgs) {
+    let p = r.recommended_point();
+    let m = if r.metric == "r2" { "R²" } else { "accuracy" };
+    println!(
+        "* recommended: the fastest point within {} of the best validation {m} ({:.4}): {} on \
+         {} ({:.4} validation, {:.1} ms per sample predicted)",
+        r.tolerance,
+        r.best_metric(),
+        p.config.describe(),
+        p.set_label,
+        p.metric,
+        p.latency_ms
+    );
+    println!(
+        "  train it: sqnn train --data {} {}",
+        a.data,
+        p.config.train_flags()
+    );
+    if let (Some(out), Some((f, s))) = (&a.out, rec) {
+        println!(
+            "wrote {} ({} bootstraps, {:.1} ms per sample predicted on {}; test {m} {:.4} \
+             simulated, {:.4} clear); compile it on that set with `sqnn compile {} --out C.circuit.json \
+             --parameters {}`, then `sqnn run C.circuit.json --data {} --backend tfhe`",
+            out.display(),
+            f.plan.pbs_count,
+            f.plan.latency_ms_per_sample,
+            p.parameter_set,
+            s.metric,
+            s.clear_metric,
+            out.display(),
+            p.parameter_set,
+            a.data
+        );
+    }
+    if let Some(svg) = &a.svg {
+        println!("picture: {}", svg.display());
+    }
+}
+
+fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -> Value {
+    let front: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut v = json!(row.point);
+            v["recommended"] = json!(row.index == r.recommended);
+            if let Some((f, s)) = &row.refit {
+                v["refit"] = json!({
+                    "pbs_count": f.plan.pbs_count,
+                    "latency_ms": f.plan.latency_ms_per_sample,
+                    "test": s,
+                });
+            }
+            v
+        })
+        .collect();
+    json!({
+        "data": r.data,
+        "metric": r.metric,
+        "rows": r.rows,
+        "folds": r.folds,
+        "noise_seeds": r.noise_seeds,
+        "tolerance": r.tolerance,
+        "cores": r.cores,
+        "candidates": r.evaluated.len(),
+        "space_size": r.space_size,
+        "seconds": r.seconds,
+        "refit_seconds": refit_seconds,
+        "stopped_early": r.stopped_early,
+        "best_metric": r.best_metric(),
+        "report": r,
+        "front": front,
+        "recommended": r.recommended_point(),
+        "train_flags": r.recommended_point().config.train_flags(),
+        "model": a.out.as_ref().map(|p| p.display().to_string()),
+        "svg": a.svg.as_ref().map(|p| p.display().to_string()),
+    })
+}

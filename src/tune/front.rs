@@ -1,0 +1,82 @@
+//! The accuracy-versus-latency Pareto front and the recommended point on it.
+
+use super::judge::Point;
+
+/// Whether `a` dominates `b`: no slower, no less accurate, and better in one of the two.
+pub fn dominates(a: &Point, b: &Point) -> bool {
+    a.latency_ms <= b.latency_ms
+        && a.metric >= b.metric
+        && (a.latency_ms < b.latency_ms || a.metric > b.metric)
+}
+
+/// The indices of the points no other point dominates, fastest first. Of points with equal
+/// latency and score, the first one found stays.
+pub fn pareto_front(points: &[Point]) -> Vec<usize> {
+    let mut front: Vec<usize> = (0..points.len())
+        .filter(|&i| {
+            let p = &points[i];
+            !points.iter().enumerate().any(|(j, q)| {
+                dominates(q, p) || (j < i && q.latency_ms == p.latency_ms && q.metric == p.metric)
+            })
+        })
+        .collect();
+    front.sort_by(|&a, &b| {
+        points[a]
+            .latency_ms
+            .total_cmp(&points[b].latency_ms)
+            .then(a.cmp(&b))
+    });
+    front
+}
+
+/// The recommended point of `front` (indices into `points`, fastest first): the fastest whose
+/// score is within `tolerance` of the best score. `None` for an empty front.
+pub fn recommend(points: &[Point], front: &[usize], tolerance: f64) -> Option<usize> {
+    let best = front
+        .iter()
+        .map(|&i| points[i].metric)
+        .max_by(f64::total_cmp)?;
+    front
+        .iter()
+        .copied()
+        .find(|&i| points[i].metric >= best - tolerance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhe::ParamSetId;
+    use crate::train::EstimatorParams;
+    use crate::tune::Config;
+
+    fn pt(latency_ms: f64, metric: f64) -> Point {
+        Point {
+            config: Config::of(&EstimatorParams::default()),
+            parameter_set: ParamSetId::ClassicMsg2Carry2,
+            set_label: String::new(),
+            metric,
+            clear_metric: metric,
+            agreement: 1.0,
+            latency_ms,
+            pbs_count: 1.0,
+        }
+    }
+
+    #[test]
+    fn front_and_recommendation() {
+        let pts = vec![
+            pt(100.0, 0.90),
+            pt(50.0, 0.95), // dominates the first
+            pt(200.0, 0.97),
+            pt(300.0, 0.96), // dominated by the third
+            pt(50.0, 0.95),  // a tie with the second: not repeated
+            pt(20.0, 0.80),
+        ];
+        let front = pareto_front(&pts);
+        assert_eq!(front, vec![5, 1, 2]);
+        assert_eq!(recommend(&pts, &front, 0.0), Some(2));
+        assert_eq!(recommend(&pts, &front, 0.02), Some(1));
+        assert_eq!(recommend(&pts, &front, 0.5), Some(5));
+        assert_eq!(recommend(&pts, &[], 0.1), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! The search for the accuracy-versus-latency trade-off: candidates of a [`SearchSpace`]
+//! (layers, hidden width, bit widths, accumulator budget, pruning mode) trained on validation
+//! folds carved from the training rows (never the test rows), each judged per parameter set
+//! by its simulated FHE score on the held-out rows and its plan's predicted latency; the
+//! Pareto front of those points and the recommended one, the fastest within a stated
+//! tolerance of the best score.
+//!
+//! [`tune`] runs the search within a wall-clock budget (checked between candidates) or a
+//! number of candidates. The order is deterministic for a given seed and what was evaluated:
+//! the base settings first (snapped into the space), then the untried neighbours of the
+//! recommended point, cheapest to train first, then those of the rest of the front, then the
+//! rest of the space ([`next_candidate`]). [`refit`] trains a point's settings on all the
+//! training rows (what `sqnn tune --out` writes), [`assess`] scores it on other rows (the test
+//! rows, as information after the choice) and [`render_svg`] draws the front.
+//!
+//! ```
+//! use sqnn::tune::{tune, Config, Folds, SearchSpace, TuneRequest};
+//! use sqnn::{Dataset, EstimatorParams, NoProgress, PruningMode, SplitSpec};
+//!
+//! let iris = Dataset::builtin("iris")?;
+//! let train = iris.subset(&SplitSpec::Auto.split(&iris)?.train);
+//! let mut req = TuneRequest::new(&train);
+//! req.base.epochs = 5;
+//! req.max_candidates = Some(2);
+//! req.folds = Folds { k: 3, used: 1, repeats: 1, seed: 1 };
+//! let report = tune(&train, &req, &NoProgress)?;
+//! assert_eq!(report.evaluated.len(), 2);
+//! let best = &report.points[report.recommended];
+//! assert!(report.front.contains(&report.recommended) && best.latency_ms > 0.0);
+//! # Ok::<(), sqnn::Error>(())
+//! ```
+
+mod front;
+mod judge;
+mod space;
+mod svg;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use front::{dominates, pareto_front, recommend};
+pub use judge::{set_label, Folds, Part, Point};
+pub use space::{
+    default_sets, neighbours, next_candidate, Config, SearchSpace, MAX_DEFAULT_WIDTH,
+    REMOVE_NEURONS,
+};
+pub use svg::render_svg;
+
+use crate::analyze::CheckedGraph;
+use crate::data::{Dataset, Task};
+use crate::error::{Error, Result};
+use crate::fhe::{builtin_cores, CostProfile, FhePlan};
+use crate::lower::Rounding;
+use crate::progress::Progress;
+use crate::train::{EstimatorParams, Model};
+
+/// What to search and how to judge it. [`TuneRequest::new`] gives the defaults for a training
+/// split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TuneRequest {
+    /// The training settings every candidate starts from; a candidate overrides its
+    /// [`Config`] fields.
+    pub base: EstimatorParams,
+    /// The candidates and parameter sets.
+    pub space: SearchSpace,
+    /// Stop starting candidates once this much wall-clock time has passed (the one running
+    /// finishes; at least one candidate is always judged). `None`: no time limit.
+    pub budget: Option<Duration>,
+    /// Judge at most this many candidates. `None`: no limit.
+    pub max_candidates: Option<usize>,
+    /// The validation folds (from the training rows).
+    pub folds: Folds,
+    /// Noise seeds of the simulated reads (seeds `1..=noise_seeds`).
+    pub noise_seeds: u64,
+    /// The recommended point is the fastest whose validation score is at most this much below
+    /// the best (accuracy or R², absolute).
+    pub tolerance: f64,
+    /// Failure target per bootstrap (log2) of every plan.
+    pub target_log2_p_fail: f64,
+    /// Cores the predicted latencies assume (with the built-in cost figures; a `profile`
+    /// brings its own).
+    pub cores: usize,
+    /// This machine's measured costs (`sqnn calibrate`) in place of the built-in figures.
+    pub profile: Option<CostProfile>,
+    /// Rounding before tables when lowering (what `sqnn compile` is given).
+    pub rounding: Rounding,
+    /// Seed of the order among equally cheap candidates.
+    pub seed: u64,
+}
+
+impl TuneRequest {
+    /// The default tolerance of the recommended point: one percentage point of accuracy (or
+    /// 0.01 of R²).
+    pub const DEFAULT_TOLERANCE: f64 = 0.01;
+    /// The default number of noise seeds.
+    pub const DEFAULT_NOISE_SEEDS: u64 = 4;
+
+    /// Defaults for the training rows `train`: sqnn's training settings, the space of
+    /// [`SearchSpace::for_features`], [`Folds::auto`], 4 noise seeds, a tolerance of 0.01,
+    /// 2^-40 per bootstrap, the built-in cost figures on their cores, `sqnn compile`'s default
+    /// rounding, no budget.
+    pub fn new(train: &Dataset) -> TuneRequest {
+        TuneRequest {
+            base: EstimatorParams::default(),
+            space: SearchSpace::for_features(train.n_features()),
+            budget: None,
+            max_candidates: None,
+            folds: Folds::auto(train.n_samples(), 42),
+            noise_seeds: Self::DEFAULT_NOISE_SEEDS,
+            tolerance: Self::DEFAULT_TOLERANCE,
+            target_log2_p_fail: -40.0,
+            cores: builtin_cores(),
+            profile: None,
+            rounding: Rounding::DEFAULT,
+            seed: 42,
+        }
+    }
+
+    /// Checks what does not depend on the data.
+    pub fn validate(&self) -> Result<()> {
+        self.base.validate()?;
+        if !(self.tolerance.is_finite() && (0.0..1.0).contains(&self.tolerance)) {
+            return Err(Error::param(
+                "tolerance",
+                format!(
+                    "{} is not a score difference in [0, 1): give e.g. 0.01 for one percentage \
+                     point",
+                    self.tolerance
+                ),
+            ));
+        }
+        if self.noise_seeds == 0 {
+            return Err(Error::param(
+                "noise_seeds",
+                "is 0; simulate at least 1 seed",
+            ));
+        }
+        if self.cores == 0 {
+            return Err(Error::param("cores", "is 0; give at least 1"));
+        }
+        if self.max_candidates == Some(0) {
+            return Err(Error::param(
+                "max_candidates",
+                "is 0; judge at least 1 candidate",
+            ));
+        }
+        let s = &self.space;
+        let empty = [
+            ("n_layers", s.n_layers.is_empty()),
+            ("multipliers", s.multipliers.is_empty()),
+            ("bits", s.bits.is_empty()),
+            ("n_accum_bits", s.n_accum_bits.is_empty()),
+            ("pruning", s.pruning.is_empty()),
+            ("noise_aware", s.noise_aware.is_empty()),
+            ("remove_neurons", s.remove_neurons.is_empty()),
+            ("sets", s.sets.is_empty()),
+        ];
+        if let Some((name, _)) = empty.iter().find(|(_, e)| *e) {
+            return Err(Error::param(
+                name,
+                "the search space has no value on this axis; give at least one",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One candidate as judged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluated {
+    /// Its settings.
+    pub config: Config,
+    /// Training and judging time, all folds (s).
+    pub seconds: f64,
+    /// Points it gave (one per parameter set that holds it).
+    pub points: usize,
+    /// Why it gave none, when it did not.
+    pub skipped: Option<String>,
+}
+
+/// What a search found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneReport {
+    /// The data set's name.
+    pub data: String,
+    /// Training rows the folds were cut from.
+    pub rows: usize,
+    /// `accuracy` or `r2`.
+    pub metric: String,
+    /// The validation folds.
+    pub folds: Folds,
+    /// Noise seeds per point.
+    pub noise_seeds: u64,
+    /// The recommended point's tolerance.
+    pub tolerance: f64,
+    /// Cores the latencies assume.
+    pub cores: usize,
+    /// Every candidate judged, in order.
+    pub evaluated: Vec<Evaluated>,
+    /// Every point (candidate × parameter set).
+    pub points: Vec<Point>,
+    /// The Pareto front: indices into `points`, fastest first.
+    pub front: Vec<usize>,
+    /// The recommended point (an index into `points`, on the front).
+    pub recommended: usize,
+    /// Candidates in the space.
+    pub space_size: usize,
+    /// Wall-clock time of the search (s).
+    pub seconds: f64,
+    /// Whether the budget (time or candidates) ended the search before the space did.
+    pub stopped_early: bool,
+}
+
+impl TuneReport {
+    /// The recommended point.
+    pub fn recommended_point(&self) -> &Point {
+        &self.points[self.recommended]
+    }
+
+    /// The best validation score on the front.
+    pub fn best_metric(&self) -> f64 {
+        self.front
+            .iter()
+            .map(|&i| self.points[i].metric)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+/// Searches `req.space` on the training rows `train` (see the module documentation),
+/// reporting each candidate to `progress`.
+///
+/// Errors: an invalid request ([`Error::InvalidParameter`]), data that cannot be trained on
+/// ([`Error::Input`]), or no candidate judged at all (every one skipped: [`Error::Input`]
+/// with the reasons).
+pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Result<TuneReport> {
+    req.validate()?;
+    let parts = req.folds.parts(train)?;
+    let n_out = match &train.task {
+        Task::Classify { classes } => classes.len(),
+        Task::Regress => 1,
+    };
+    let cost = |c: &Config| c.cost(train.n_features(), n_out);
+    let space_size = req.space.configs().len();
+    let limit = req.max_candidates.unwrap_or(usize::MAX).min(space_size);
+    let start = Instant::now();
+    progress.start("tune", limit as u64);
+    let mut tried = BTreeSet::new();
+    let (mut evaluated, mut points) = (Vec::new(), Vec::<Point>::new());
+    let mut next = Some(req.space.snap(&Config::of(&req.base)));
+    let mut stopped_early = false;
+    while let Some(config) = next {
+        let out_of_time = req.budget.is_some_and(|b| start.elapsed() >= b);
+        if !evaluated.is_empty() && (out_of_time || evaluated.len() >= limit) {
+            stopped_early = true;
+            break;
+        }
+        progress.message(&format!(
+            "{}/{limit}: {} ({:.0} s)",
+            evaluated.len() + 1,
+            config.describe(),
+            start.elapsed().as_secs_f64()
+        ));
+        let t = Instant::now();
+        let judged = judge::judge(&config, train, &parts, req)?;
+        let (n, skipped) = match judged {
+            Ok(p) => {
+                let n = p.len();
+                points.extend(p);
+                (n, None)
+            }
+            Err(reason) => (0, Some(reason)),
+        };
+        evaluated.push(Evaluated {
+            config,
+            seconds: t.elapsed().as_secs_f64(),
+            points: n,
+            skipped,
+        });
+        tried.insert(config);
+        progress.advance(1);
+        let front = pareto_front(&points);
+        let order = front_order(&points, &front, req.tolerance);
+        next = next_candidate(&req.space, &tried, &order, &cost, req.seed);
+    }
+    progress.finish();
+    let front = pareto_front(&points);
+    let Some(recommended) = recommend(&points, &front, req.tolerance) else {
+        let reasons: Vec<String> = evaluated
+            .iter()
+            .filter_map(|e| {
+                e.skipped
+                    .as_ref()
+                    .map(|r| format!("{}: {r}", e.config.describe()))
+            })
+            .collect();
+        return Err(Error::Input(format!(
+            "no candidate could be judged on {}: {}",
+            train.name,
+            reasons.join("; ")
+        )));
+    };
+    Ok(TuneReport {
+        data: train.name.clone(),
+        rows: train.n_samples(),
+        metric: match train.task {
+            Task::Classify { .. } => "accuracy".into(),
+            Task::Regress => "r2".into(),
+        },
+        folds: req.folds,
+        noise_seeds: req.noise_seeds,
+        tolerance: req.tolerance,
+        cores: req.profile.as_ref().map_or(req.cores, |p| p.cores),
+        evaluated,
+        points,
+        front,
+        recommended,
+        space_size,
+        seconds: start.elapsed().as_secs_f64(),
+        stopped_early,
+    })
+}
+
+/// The front's configurations, the recommended one first, then the others fastest first
+/// (each once): the order in which their neighbours are tried.
+fn front_order(points: &[Point], front: &[usize], tolerance: f64) -> Vec<Config> {
+    let rec = recommend(points, front, tolerance);
+    let mut out: Vec<Config> = Vec::new();
+    for i in rec.into_iter().chain(front.iter().copied()) {
+        if !out.contains(&points[i].config) {
+            out.push(points[i].config);
+        }
+    }
+    out
+}
+
+/// A point's settings trained on all the training rows: the model, its checked circuit and
+/// its plan on the point's parameter set.
+#[derive(Clone, Debug)]
+pub struct Refit {
+    /// The trained model (what `sqnn tune --out` writes).
+    pub model: Model,
+    /// Its circuit, lowered with the request's rounding and checked.
+    pub checked: CheckedGraph,
+    /// Its plan on the point's set.
+    pub plan: FhePlan,
+}
+
+/// Trains `point`'s settings (over `req.base`) on every row of `train`, lowers, checks and
+/// plans it on the point's set. Errors: the circuit fails the check or the set no longer
+/// holds it ([`Error::Backend`], rare: the folds' circuits passed).
+pub fn refit(train: &Dataset, req: &TuneRequest, point: &Point) -> Result<Refit> {
+    let (model, checked) = judge::fit_checked(point.config.apply(&req.base), train, req)?;
+    let checked = checked.map_err(|reason| {
+        Error::Backend(format!(
+            "{} trained on all rows {reason}",
+            point.config.describe()
+        ))
+    })?;
+    let plan = judge::plan_on(&checked, point.parameter_set, req).ok_or_else(|| {
+        Error::Backend(format!(
+            "{} trained on all rows no longer fits {} at 2^{}",
+            point.config.describe(),
+            point.parameter_set,
+            req.target_log2_p_fail
+        ))
+    })?;
+    Ok(Refit {
+        model,
+        checked,
+        plan,
+    })
+}
+
+/// A refitted model's score on other rows (the test rows, reported after the choice).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// Rows scored.
+    pub rows: usize,
+    /// Accuracy or R² in clear.
+    pub clear_metric: f64,
+    /// The same with the plan's simulated reads, mean over the noise seeds.
+    pub metric: f64,
+    /// Share of predictions (over the seeds) equal to the clear ones.
+    pub agreement: f64,
+}
+
+/// Scores `refit` on the rows of `data` in clear and with `noise_seeds` seeds of simulated
+/// reads.
+pub fn assess(refit: &Refit, data: &Dataset, noise_seeds: u64) -> Result<Assessment> {
+    let inputs = refit.checked.graph().quantize_inputs(&data.x)?;
+    let (clear, sims) = judge::predictions(&refit.checked, &inputs, &refit.plan, noise_seeds)?;
+    let n = (clear.len() * sims.len()).max(1) as f64;
+    let same = sims
+        .iter()
+        .flat_map(|s| s.iter().zip(&clear))
+        .filter(|(a, b)| a == b)
+        .count();
+    Ok(Assessment {
+        rows: clear.len(),
+        clear_metric: judge::score(&data.task, &clear, &data.y),
+        metric: sims
+            .iter()
+            .map(|s| judge::score(&data.task, s, &data.y))
+            .sum::<f64>()
+            / sims.len().max(1) as f64,
+        agreement: same as f64 / n,
+    })
+}

@@ -1,0 +1,455 @@
+//! The search space: the training settings a candidate varies ([`Config`]), the values each axis
+//! takes ([`SearchSpace`]), and the order in which candidates are tried.
+
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fhe::{catalogue, ParamSetId};
+use crate::train::{EstimatorParams, PruningMode};
+
+/// What one candidate varies over the base training settings: the network's shape, its bit
+/// widths and how it is pruned. Every other setting (epochs, learning rate, seed, ...) is the
+/// base's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Linear layers ([`EstimatorParams::n_layers`]).
+    pub n_layers: usize,
+    /// Hidden width over input features ([`EstimatorParams::n_hidden_neurons_multiplier`]).
+    pub n_hidden_neurons_multiplier: f64,
+    /// Weight bits.
+    pub n_w_bits: u32,
+    /// Activation bits.
+    pub n_a_bits: u32,
+    /// Accumulator budget of every neuron.
+    pub n_accum_bits: u32,
+    /// How weights are pruned to fit the budget.
+    pub pruning: PruningMode,
+    /// Noise-aware training with this set's read noise (`None`: exact reads in training).
+    #[serde(default)]
+    pub noise_aware: Option<ParamSetId>,
+    /// Removal of hidden neurons that do not pay for their bootstrap, with this tolerance
+    /// ([`EstimatorParams::remove_neurons`]; `None`: off).
+    #[serde(default)]
+    pub remove_neurons: Option<f64>,
+}
+
+impl Eq for Config {}
+
+impl Hash for Config {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.n_layers.hash(h);
+        self.n_hidden_neurons_multiplier.to_bits().hash(h);
+        (self.n_w_bits, self.n_a_bits, self.n_accum_bits).hash(h);
+        self.pruning.hash(h);
+        self.noise_aware.hash(h);
+        self.remove_neurons.map(f64::to_bits).hash(h);
+    }
+}
+
+impl Ord for Config {
+    fn cmp(&self, o: &Config) -> std::cmp::Ordering {
+        (
+            self.n_layers,
+            self.n_w_bits,
+            self.n_a_bits,
+            self.n_accum_bits,
+        )
+            .cmp(&(o.n_layers, o.n_w_bits, o.n_a_bits, o.n_accum_bits))
+            .then(
+                self.n_hidden_neurons_multiplier
+                    .total_cmp(&o.n_hidden_neurons_multiplier),
+            )
+            .then(self.pruning.name().cmp(o.pruning.name()))
+            .then(self.noise_aware.cmp(&o.noise_aware))
+            .then(
+                self.remove_neurons
+                    .unwrap_or(-1.0)
+                    .total_cmp(&o.remove_neurons.unwrap_or(-1.0)),
+            )
+    }
+}
+
+impl PartialOrd for Config {
+    fn partial_cmp(&self, o: &Config) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Config {
+    /// The settings of `p` that a candidate varies.
+    pub fn of(p: &EstimatorParams) -> Config {
+        Config {
+            n_layers: p.n_layers,
+            n_hidden_neurons_multiplier: p.n_hidden_neurons_multiplier,
+            n_w_bits: p.n_w_bits,
+            n_a_bits: p.n_a_bits,
+            n_accum_bits: p.n_accum_bits,
+            pruning: p.pruning,
+            noise_aware: p
+                .read_noise
+                .as_ref()
+                .and_then(|n| n.set.parse::<ParamSetId>().ok()),
+            remove_neurons: p.remove_neurons,
+        }
+    }
+
+    /// `base` with this candidate's settings.
+    pub fn apply(&self, base: &EstimatorParams) -> EstimatorParams {
+        EstimatorParams {
+            n_layers: self.n_layers,
+            n_hidden_neurons_multiplier: self.n_hidden_neurons_multiplier,
+            n_w_bits: self.n_w_bits,
+            n_a_bits: self.n_a_bits,
+            n_accum_bits: self.n_accum_bits,
+            pruning: self.pruning,
+            read_noise: self.noise_aware.map(|s| s.set().read_noise()),
+            remove_neurons: self.remove_neurons,
+            ..base.clone()
+        }
+    }
+
+    /// A short description, e.g. `2 layers ×0.5, 3/3/12 bits, accumulator_aware`, then
+    /// `, noise-aware 2-bit` and `, remove neurons 0.01` when on.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} layers ×{}, {}/{}/{} bits, {}",
+            self.n_layers,
+            self.n_hidden_neurons_multiplier,
+            self.n_w_bits,
+            self.n_a_bits,
+            self.n_accum_bits,
+            self.pruning.name()
+        );
+        if let Some(set) = self.noise_aware {
+            s.push_str(&format!(", noise-aware {}", super::set_label(set)));
+        }
+        if let Some(t) = self.remove_neurons {
+            s.push_str(&format!(", remove neurons {t}"));
+        }
+        s
+    }
+
+    /// The `sqnn train` flags that give this candidate on top of the base settings.
+    pub fn train_flags(&self) -> String {
+        let pruning = self.pruning.name().replace('_', "-");
+        let mut s = format!(
+            "--n-layers {} --n-hidden-neurons-multiplier {} --n-w-bits {} --n-a-bits {} \
+             --n-accum-bits {} --pruning {pruning}",
+            self.n_layers,
+            self.n_hidden_neurons_multiplier,
+            self.n_w_bits,
+            self.n_a_bits,
+            self.n_accum_bits
+        );
+        if let Some(set) = self.noise_aware {
+            s.push_str(&format!(" --noise-aware {set}"));
+        }
+        if let Some(t) = self.remove_neurons {
+            s.push_str(&format!(" --remove-neurons {t}"));
+        }
+        s
+    }
+
+    /// A relative training cost: multiply-adds of one forward pass through the dense layers
+    /// (training computes every connection, pruned or not).
+    pub fn cost(&self, n_features: usize, n_outputs: usize) -> f64 {
+        let d = n_features as f64;
+        let h = (d * self.n_hidden_neurons_multiplier).floor().max(1.0);
+        let hidden = self.n_layers.saturating_sub(2) as f64;
+        d * h + hidden * h * h + h * n_outputs.max(1) as f64
+    }
+}
+
+/// The values each axis of the search takes, and the parameter sets each trained candidate is
+/// judged on. Neighbours of a candidate differ in one axis by one step ([`neighbours`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    /// Linear layers, ascending.
+    pub n_layers: Vec<usize>,
+    /// Hidden width multipliers, ascending.
+    pub multipliers: Vec<f64>,
+    /// (weight, activation) bits, ascending.
+    pub bits: Vec<(u32, u32)>,
+    /// Accumulator budgets, ascending.
+    pub n_accum_bits: Vec<u32>,
+    /// Pruning modes.
+    pub pruning: Vec<PruningMode>,
+    /// Noise-aware training: off (`None`) or with a set's read noise.
+    pub noise_aware: Vec<Option<ParamSetId>>,
+    /// Removal of hidden neurons: off (`None`) or with a tolerance, ascending.
+    pub remove_neurons: Vec<Option<f64>>,
+    /// Parameter sets every candidate is planned on (approximate reads).
+    pub sets: Vec<ParamSetId>,
+}
+
+/// The tolerance of neuron removal in [`SearchSpace::for_features`]: a neuron goes when the
+/// score drops by at most one percentage point without it.
+pub const REMOVE_NEURONS: f64 = 0.01;
+
+/// The widest hidden layer [`SearchSpace::for_features`] proposes.
+pub const MAX_DEFAULT_WIDTH: f64 = 800.0;
+
+impl SearchSpace {
+    /// The default space for data with `n_features` features: 2 or 3 layers; hidden widths
+    /// `n_features ×` 0.25 to 8 that give 4 to [`MAX_DEFAULT_WIDTH`] neurons; 3/3 and 4/4 bits;
+    /// 8- to 13-bit accumulators; per-neuron and accumulator-aware pruning; training without
+    /// read noise or with the 2-bit or 4-bit classic set's; without neuron removal or with
+    /// [`REMOVE_NEURONS`]; every selectable 2^-128 parameter set (the family tfhe-rs
+    /// recommends; the planner takes a 2^-64 set only for a clear gain).
+    pub fn for_features(n_features: usize) -> SearchSpace {
+        let d = n_features as f64;
+        let mut multipliers: Vec<f64> = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+            .into_iter()
+            .filter(|m| (4.0..=MAX_DEFAULT_WIDTH).contains(&(d * m).floor()))
+            .collect();
+        if multipliers.is_empty() {
+            multipliers.push(if d * 0.25 > MAX_DEFAULT_WIDTH {
+                0.25
+            } else {
+                8.0
+            });
+        }
+        SearchSpace {
+            n_layers: vec![2, 3],
+            multipliers,
+            bits: vec![(3, 3), (4, 4)],
+            n_accum_bits: (8..=13).collect(),
+            pruning: vec![PruningMode::PerNeuron, PruningMode::AccumulatorAware],
+            noise_aware: vec![
+                None,
+                Some(ParamSetId::ClassicMsg1Carry1),
+                Some(ParamSetId::ClassicMsg2Carry2),
+            ],
+            remove_neurons: vec![None, Some(REMOVE_NEURONS)],
+            sets: default_sets(),
+        }
+    }
+
+    /// Every candidate of the space (`n_layers × multipliers × bits × n_accum_bits × pruning`),
+    /// in [`Config`]'s order.
+    pub fn configs(&self) -> Vec<Config> {
+        let mut out = Vec::new();
+        for &n_layers in &self.n_layers {
+            for &m in &self.multipliers {
+                for &(w, a) in &self.bits {
+                    for &acc in &self.n_accum_bits {
+                        for &pruning in &self.pruning {
+                            for &noise_aware in &self.noise_aware {
+                                for &remove_neurons in &self.remove_neurons {
+                                    out.push(Config {
+                                        n_layers,
+                                        n_hidden_neurons_multiplier: m,
+                                        n_w_bits: w,
+                                        n_a_bits: a,
+                                        n_accum_bits: acc,
+                                        pruning,
+                                        noise_aware,
+                                        remove_neurons,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The candidate of the space nearest `c` on every axis (ties to the lower value).
+    pub fn snap(&self, c: &Config) -> Config {
+        fn nearest<T: Copy>(vals: &[T], d: impl Fn(T) -> f64, fallback: T) -> T {
+            vals.iter()
+                .copied()
+                .min_by(|&a, &b| d(a).total_cmp(&d(b)))
+                .unwrap_or(fallback)
+        }
+        let (w, a) = nearest(
+            &self.bits,
+            |(w, a)| f64::from(w.abs_diff(c.n_w_bits) + a.abs_diff(c.n_a_bits)),
+            (c.n_w_bits, c.n_a_bits),
+        );
+        Config {
+            n_layers: nearest(
+                &self.n_layers,
+                |l| l.abs_diff(c.n_layers) as f64,
+                c.n_layers,
+            ),
+            n_hidden_neurons_multiplier: nearest(
+                &self.multipliers,
+                |m| (m / c.n_hidden_neurons_multiplier).ln().abs(),
+                c.n_hidden_neurons_multiplier,
+            ),
+            n_w_bits: w,
+            n_a_bits: a,
+            n_accum_bits: nearest(
+                &self.n_accum_bits,
+                |b| f64::from(b.abs_diff(c.n_accum_bits)),
+                c.n_accum_bits,
+            ),
+            pruning: if self.pruning.contains(&c.pruning) {
+                c.pruning
+            } else {
+                self.pruning.first().copied().unwrap_or(c.pruning)
+            },
+            noise_aware: if self.noise_aware.contains(&c.noise_aware) {
+                c.noise_aware
+            } else {
+                self.noise_aware.first().copied().unwrap_or(c.noise_aware)
+            },
+            remove_neurons: if self.remove_neurons.contains(&c.remove_neurons) {
+                c.remove_neurons
+            } else {
+                self.remove_neurons
+                    .first()
+                    .copied()
+                    .unwrap_or(c.remove_neurons)
+            },
+        }
+    }
+}
+
+/// Every selectable parameter set of the 2^-128 families.
+pub fn default_sets() -> Vec<ParamSetId> {
+    catalogue()
+        .iter()
+        .filter(|s| s.selectable && s.family().contains("2^-128"))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// The candidates one step from `c` along one axis of `space` (the adjacent value of an
+/// ordered axis, any other pruning mode).
+pub fn neighbours(space: &SearchSpace, c: &Config) -> Vec<Config> {
+    fn steps<T: Copy + PartialEq>(vals: &[T], v: T) -> Vec<T> {
+        match vals.iter().position(|&x| x == v) {
+            Some(i) => [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| vals.get(j).copied())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+    let mut out = Vec::new();
+    for l in steps(&space.n_layers, c.n_layers) {
+        out.push(Config { n_layers: l, ..*c });
+    }
+    for m in steps(&space.multipliers, c.n_hidden_neurons_multiplier) {
+        out.push(Config {
+            n_hidden_neurons_multiplier: m,
+            ..*c
+        });
+    }
+    for (w, a) in steps(&space.bits, (c.n_w_bits, c.n_a_bits)) {
+        out.push(Config {
+            n_w_bits: w,
+            n_a_bits: a,
+            ..*c
+        });
+    }
+    for acc in steps(&space.n_accum_bits, c.n_accum_bits) {
+        out.push(Config {
+            n_accum_bits: acc,
+            ..*c
+        });
+    }
+    for &p in space.pruning.iter().filter(|&&p| p != c.pruning) {
+        out.push(Config { pruning: p, ..*c });
+    }
+    for &n in space.noise_aware.iter().filter(|&&n| n != c.noise_aware) {
+        out.push(Config {
+            noise_aware: n,
+            ..*c
+        });
+    }
+    for r in steps(&space.remove_neurons, c.remove_neurons) {
+        out.push(Config {
+            remove_neurons: r,
+            ..*c
+        });
+    }
+    out
+}
+
+/// The next candidate to try: among the untried neighbours of the front's configurations
+/// (`front`, the recommended one first, then the others by latency), those of the first
+/// configuration that has any, cheapest to train first; once the front has no untried
+/// neighbour, the rest of the space, cheapest first. Ties go by a hash of the candidate
+/// seeded with `seed`, so the order depends only on the seed and on what was evaluated.
+pub fn next_candidate(
+    space: &SearchSpace,
+    tried: &BTreeSet<Config>,
+    front: &[Config],
+    cost: &dyn Fn(&Config) -> f64,
+    seed: u64,
+) -> Option<Config> {
+    let key = |c: &Config| (cost(c), stable_hash(seed, &c.describe()));
+    let cheapest = |cands: Vec<Config>| {
+        cands
+            .into_iter()
+            .filter(|c| !tried.contains(c))
+            .min_by(|a, b| {
+                let (ka, kb) = (key(a), key(b));
+                ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1))
+            })
+    };
+    front
+        .iter()
+        .find_map(|c| cheapest(neighbours(space, c)))
+        .or_else(|| cheapest(space.configs()))
+}
+
+/// FNV-1a of the seed and a text: a hash that does not change between builds or runs.
+fn stable_hash(seed: u64, text: &str) -> u64 {
+    seed.to_le_bytes()
+        .iter()
+        .chain(text.as_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_space_fits_the_features() {
+        let iris = SearchSpace::for_features(4);
+        assert_eq!(iris.multipliers, vec![1.0, 2.0, 4.0, 8.0]);
+        let mnist = SearchSpace::for_features(784);
+        assert_eq!(mnist.multipliers, vec![0.25, 0.5, 1.0]);
+        assert!(!iris.sets.is_empty());
+        assert_eq!(iris.configs().len(), 2 * 4 * 2 * 6 * 2 * 3 * 2);
+        let base = Config::of(&EstimatorParams::default());
+        assert_eq!(iris.snap(&base), base);
+        assert_eq!(mnist.snap(&base).n_hidden_neurons_multiplier, 1.0);
+    }
+
+    #[test]
+    fn neighbours_differ_in_one_axis_by_one_step() {
+        let space = SearchSpace::for_features(4);
+        let base = Config::of(&EstimatorParams::default());
+        let n = neighbours(&space, &base);
+        // layers 2 (3 is the top), multipliers 2 and 8, bits 3/3, accumulators 9 and 11,
+        // pruning, two noise-aware sets, neuron removal.
+        assert_eq!(n.len(), 10, "{n:?}");
+        assert!(n.iter().all(|c| c != &base));
+        let mut tried = BTreeSet::new();
+        tried.insert(base);
+        let cost = |c: &Config| c.cost(4, 3);
+        let next = next_candidate(&space, &tried, &[base], &cost, 1).unwrap();
+        assert!(n.contains(&next));
+        // The cheapest neighbour: 2 layers drop the 16 × 16 hidden product.
+        assert_eq!(next.n_layers, 2);
+        for c in &n {
+            tried.insert(*c);
+        }
+        let after = next_candidate(&space, &tried, &[base], &cost, 1).unwrap();
+        assert!(!tried.contains(&after));
+    }
+}

@@ -1,0 +1,310 @@
+//! The search for the accuracy-versus-latency front: a small, fixed space on iris (the library),
+//! and `sqnn tune` through the real binary (a written model that compiles, clear errors).
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use sqnn::analyze::analyze;
+use sqnn::fhe::ParamSetId;
+use sqnn::lower::lower_model;
+use sqnn::tune::{self, dominates, Folds, SearchSpace, TuneReport, TuneRequest};
+use sqnn::{Dataset, NoProgress, PruningMode, SplitSpec};
+
+/// Iris's training rows and a request over 4 candidates × 2 sets, 3 folds, 20 epochs.
+fn small() -> (Dataset, TuneRequest) {
+    let iris = Dataset::builtin("iris").unwrap();
+    let train = iris.subset(&SplitSpec::Auto.split(&iris).unwrap().train);
+    let mut req = TuneRequest::new(&train);
+    req.base.epochs = 20;
+    req.space = SearchSpace {
+        n_layers: vec![2],
+        multipliers: vec![1.0, 2.0],
+        bits: vec![(3, 3)],
+        n_accum_bits: vec![9, 10],
+        pruning: vec![PruningMode::PerNeuron],
+        noise_aware: vec![None],
+        remove_neurons: vec![None],
+        sets: vec![ParamSetId::ClassicMsg1Carry1, ParamSetId::ClassicMsg2Carry2],
+    };
+    req.folds = Folds {
+        k: 3,
+        used: 3,
+        repeats: 1,
+        seed: 7,
+    };
+    req.noise_seeds = 2;
+    req.cores = 2;
+    (train, req)
+}
+
+fn run(train: &Dataset, req: &TuneRequest) -> TuneReport {
+    tune::tune(train, req, &NoProgress).unwrap()
+}
+
+#[test]
+fn the_front_is_non_dominated_and_the_recommendation_obeys_its_rule() {
+    let (train, req) = small();
+    let r = run(&train, &req);
+    assert_eq!((r.evaluated.len(), r.space_size), (4, 4));
+    assert!(!r.stopped_early);
+    assert!(r.points.len() >= 4, "{} points", r.points.len());
+    // Non-dominated, fastest first, and every other point is dominated by (or ties) a front point.
+    for &i in &r.front {
+        assert!(!r.points.iter().any(|q| dominates(q, &r.points[i])));
+    }
+    assert!(r
+        .front
+        .windows(2)
+        .all(|w| r.points[w[0]].latency_ms <= r.points[w[1]].latency_ms));
+    for (j, p) in r.points.iter().enumerate() {
+        if !r.front.contains(&j) {
+            assert!(r.front.iter().any(|&i| {
+                let f = &r.points[i];
+                dominates(f, p) || (f.latency_ms == p.latency_ms && f.metric == p.metric)
+            }));
+        }
+    }
+    // The fastest point within the tolerance of the best score.
+    let best = r.points.iter().map(|p| p.metric).fold(0.0, f64::max);
+    let rec = r.recommended_point();
+    assert!(r.front.contains(&r.recommended));
+    assert!(rec.metric >= best - req.tolerance);
+    assert!(r.front.iter().all(|&i| {
+        let p = &r.points[i];
+        p.metric < best - req.tolerance || p.latency_ms >= rec.latency_ms
+    }));
+    // Simulated scores and latencies are figures, not placeholders.
+    for p in &r.points {
+        assert!((0.0..=1.0).contains(&p.metric) && (0.0..=1.0).contains(&p.agreement));
+        assert!(p.latency_ms > 0.0 && p.pbs_count >= 1.0);
+    }
+    // The 2-bit set is cheaper per bootstrap than the 4-bit one for the same circuits.
+    let lat = |set| {
+        r.points
+            .iter()
+            .find(|p| p.parameter_set == set && p.config == r.points[0].config)
+            .map(|p| p.latency_ms)
+    };
+    if let (Some(two), Some(four)) = (
+        lat(ParamSetId::ClassicMsg1Carry1),
+        lat(ParamSetId::ClassicMsg2Carry2),
+    ) {
+        assert!(two < four, "{two} vs {four}");
+    }
+}
+
+#[test]
+fn the_same_request_gives_the_same_search() {
+    let (train, mut req) = small();
+    req.max_candidates = Some(3);
+    let (a, b) = (run(&train, &req), run(&train, &req));
+    let configs = |r: &TuneReport| r.evaluated.iter().map(|e| e.config).collect::<Vec<_>>();
+    assert_eq!(configs(&a), configs(&b));
+    assert_eq!(a.points, b.points);
+    assert_eq!(
+        (a.front.clone(), a.recommended),
+        (b.front.clone(), b.recommended)
+    );
+    assert!(a.stopped_early && a.evaluated.len() == 3);
+    // The first candidate is the base settings snapped into the space.
+    assert_eq!(
+        a.evaluated[0].config,
+        req.space.snap(&tune::Config::of(&req.base))
+    );
+}
+
+#[test]
+fn the_picture_has_axes_and_marks_the_recommended_point() {
+    let (train, req) = small();
+    let r = run(&train, &req);
+    let svg = tune::render_svg(&r).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG parses as XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    let has = |s: &str| texts.iter().any(|t| t.contains(s));
+    assert!(
+        has("predicted encrypted latency per sample (ms"),
+        "{texts:?}"
+    );
+    assert!(has("validation accuracy"), "{texts:?}");
+    assert!(has("recommended"), "{texts:?}");
+    assert!(has("Pareto front"), "{texts:?}");
+    // Tick labels on both axes: numbers.
+    assert!(texts.iter().filter(|t| t.parse::<f64>().is_ok()).count() >= 4);
+    // The recommended point's red ring.
+    assert!(doc
+        .descendants()
+        .any(|n| n.has_tag_name("circle") && n.attribute("stroke") == Some("#FF0000")));
+}
+
+#[test]
+fn the_refitted_recommendation_compiles_and_passes_the_check() {
+    let (train, req) = small();
+    let r = run(&train, &req);
+    let refit = tune::refit(&train, &req, r.recommended_point()).unwrap();
+    assert_eq!(
+        refit.plan.parameter_set,
+        r.recommended_point().parameter_set
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuned.model.json");
+    refit.model.save(&path).unwrap();
+    let model = sqnn::Model::load(&path).unwrap();
+    assert_eq!(
+        model.params(),
+        &r.recommended_point().config.apply(&req.base)
+    );
+    let graph = lower_model(&model, "iris", req.rounding).unwrap();
+    let an = analyze(graph).unwrap();
+    assert!(an.report().ok);
+    assert_eq!(an.report().pbs_count, refit.plan.pbs_count);
+    let iris = Dataset::builtin("iris").unwrap();
+    let test = iris.subset(&SplitSpec::Auto.split(&iris).unwrap().test);
+    let s = tune::assess(&refit, &test, 2).unwrap();
+    assert_eq!(s.rows, 38);
+    assert!(s.clear_metric > 0.5, "{s:?}");
+}
+
+#[test]
+fn folds_cover_the_training_rows_once_and_never_more() {
+    let (train, _) = small();
+    let folds = Folds {
+        k: 5,
+        used: 5,
+        repeats: 2,
+        seed: 3,
+    };
+    let parts = folds.parts(&train).unwrap();
+    assert_eq!(parts.len(), 10);
+    for rep in 0..2 {
+        let mut seen = vec![0; train.n_samples()];
+        for p in parts.iter().filter(|p| p.repeat == rep) {
+            assert_eq!(p.train.len() + p.validation.len(), train.n_samples());
+            p.validation.iter().for_each(|&i| seen[i] += 1);
+            // Stratified: each class within one row of a fifth of its rows.
+            let labels = train.labels().unwrap();
+            for c in 0..3 {
+                let all = labels.iter().filter(|&&l| l == c).count() as f64;
+                let held = p.validation.iter().filter(|&&i| labels[i] == c).count() as f64;
+                assert!(
+                    (held - all / 5.0).abs() <= 1.0,
+                    "class {c}: {held} of {all}"
+                );
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1));
+    }
+    assert_ne!(parts[0].validation, parts[5].validation);
+    for bad in [
+        Folds { k: 1, ..folds },
+        Folds { used: 6, ..folds },
+        Folds {
+            repeats: 0,
+            ..folds
+        },
+    ] {
+        assert!(matches!(
+            bad.parts(&train),
+            Err(sqnn::Error::InvalidParameter { name: "folds", .. })
+        ));
+    }
+}
+
+fn sqnn() -> Command {
+    Command::cargo_bin("sqnn").unwrap()
+}
+
+#[test]
+fn sqnn_tune_writes_a_model_that_compiles_and_a_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, svg) = (dir.path().join("m.json"), dir.path().join("front.svg"));
+    let out = sqnn()
+        .args([
+            "tune",
+            "--data",
+            "iris",
+            "--max-candidates",
+            "2",
+            "--epochs",
+            "10",
+        ])
+        .args([
+            "--folds",
+            "1",
+            "--repeats",
+            "1",
+            "--noise-seeds",
+            "1",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(&model)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(v["candidates"], 2);
+    assert_eq!(v["metric"], "accuracy");
+    let front = v["front"].as_array().unwrap();
+    assert!(!front.is_empty());
+    assert_eq!(front.iter().filter(|p| p["recommended"] == true).count(), 1);
+    assert!(front.iter().all(|p| p["refit"]["test"]["rows"] == 38));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let circuit = dir.path().join("c.json");
+    let c = sqnn()
+        .args(["compile"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&circuit)
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
+}
+
+#[test]
+fn sqnn_tune_refuses_bad_flags_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/m.json");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--tolerance".into(), "1.5".into()], "tolerance"),
+        (vec!["--folds".into(), "9".into()], "folds"),
+        (vec!["--repeats".into(), "0".into()], "folds"),
+        (vec!["--noise-seeds".into(), "0".into()], "noise_seeds"),
+        (
+            vec!["--max-candidates".into(), "0".into()],
+            "max_candidates",
+        ),
+        (vec!["--parameters".into(), "NOPE".into()], "NOPE"),
+        (vec!["--budget".into(), "NaN".into()], "budget"),
+        (vec!["--epochs".into(), "0".into()], "epochs"),
+        (
+            vec!["--out".into(), missing.display().to_string()],
+            "no/such/dir",
+        ),
+        (vec!["--refit".into(), "all".into()], "--refit"),
+    ];
+    for (extra, needle) in cases {
+        let out = sqnn()
+            .args(["tune", "--data", "iris"])
+            .args(&extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+    let out = sqnn()
+        .args(["tune", "--data", "nosuchset"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
