@@ -217,24 +217,8 @@ impl SparseQuantNeuralNetwork {
                 .collect();
             let mut order = alive;
             order.sort_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(a.cmp(&b)));
-            let dead: Vec<usize> = order[..remove].to_vec();
-            let layer = &mut self.layers[l];
-            let n = layer.in_dim();
-            for &r in &dead {
-                layer.alive.set(r, false);
-                for j in 0..n {
-                    layer.mask.set(r * n + j, false);
-                    layer.w[[r, j]] = 0.0;
-                }
-                layer.b[r] = 0.0;
-            }
-            let next = &mut self.layers[l + 1];
-            let m = next.in_dim();
-            for r in 0..next.out_dim() {
-                for &j in &dead {
-                    next.mask.set(r * m + j, false);
-                    next.w[[r, j]] = 0.0;
-                }
+            for &r in &order[..remove] {
+                self.kill_neuron(l, r);
             }
         }
     }
