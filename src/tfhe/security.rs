@@ -114,15 +114,8 @@ impl StoredParameters {
 
     /// Each field as `(name, value)`, for comparisons that name the field.
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let json = serde_json::to_value(self).unwrap_or_default();
-        let names = [
-            "lwe_dimension",
-            "glwe_dimension",
-            "polynomial_size",
-            "ciphertext_modulus",
-            "encryption_key_choice",
-            "lwe_noise_distribution",
-            "glwe_noise_distribution",
+        /// The rest, after the security-defining ones.
+        const OTHER_FIELDS: [&str; 10] = [
             "pbs_base_log",
             "pbs_level",
             "ks_base_log",
@@ -134,8 +127,10 @@ impl StoredParameters {
             "max_noise_level",
             "log2_p_fail",
         ];
-        names
+        let json = serde_json::to_value(self).unwrap_or_default();
+        SECURITY_FIELDS
             .into_iter()
+            .chain(OTHER_FIELDS)
             .map(|n| (n, json.get(n).map_or(String::new(), |v| v.to_string())))
             .collect()
     }
