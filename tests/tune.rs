@@ -293,7 +293,10 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
         (vec!["--bits".into(), "3x3".into()], "3x3"),
         (vec!["--noise-aware".into(), "off,NOPE".into()], "NOPE"),
         (vec!["--remove-neurons".into(), "maybe".into()], "maybe"),
-        (vec!["--remove-neurons".into(), "1.5".into()], "remove_neurons"),
+        (
+            vec!["--remove-neurons".into(), "1.5".into()],
+            "remove_neurons",
+        ),
         (vec!["--n-layers".into(), "0".into()], "n_layers"),
         (
             vec!["--n-hidden-neurons-multiplier".into(), "0".into()],
@@ -323,11 +326,28 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
 fn sqnn_tune_searches_the_space_its_flags_give() {
     let out = sqnn()
         .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
-        .args(["--repeats", "1", "--noise-seeds", "1", "--refit", "recommended"])
+        .args([
+            "--repeats",
+            "1",
+            "--noise-seeds",
+            "1",
+            "--refit",
+            "recommended",
+        ])
         .args(["--n-layers", "2", "--n-hidden-neurons-multiplier", "2,1,2"])
-        .args(["--bits", "3/3", "--n-accum-bits", "9", "--pruning", "per-neuron"])
+        .args([
+            "--bits",
+            "3/3",
+            "--n-accum-bits",
+            "9",
+            "--pruning",
+            "per-neuron",
+        ])
         .args(["--noise-aware", "off", "--remove-neurons", "off,0.01"])
-        .args(["--parameters", "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"])
+        .args([
+            "--parameters",
+            "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+        ])
         .arg("--json")
         .output()
         .unwrap();
@@ -342,7 +362,10 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
         let c = &e["config"];
         assert_eq!(c["n_layers"], 2, "{c}");
         assert!([1.0, 2.0].contains(&c["n_hidden_neurons_multiplier"].as_f64().unwrap()));
-        assert_eq!((c["n_w_bits"].clone(), c["n_accum_bits"].clone()), (3.into(), 9.into()));
+        assert_eq!(
+            (c["n_w_bits"].clone(), c["n_accum_bits"].clone()),
+            (3.into(), 9.into())
+        );
         assert_eq!(c["pruning"], "per_neuron", "{c}");
         assert!(c["noise_aware"].is_null(), "{c}");
     }
