@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sqnn::data::Dataset;
 
+mod common;
+
 fn sqnn() -> Command {
     let mut c = Command::cargo_bin("sqnn").unwrap();
     c.env(
@@ -150,14 +152,25 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
 #[test]
 fn a_closed_pipe_ends_quietly_with_the_commands_exit_code() {
     use std::io::BufRead;
-    // The report (117 kB) is larger than a pipe's buffer: the reader leaves after one line.
+    // A circuit of 400 neurons, whose report is larger than a pipe's buffer (64 KiB on Linux by
+    // default): the reader leaves after one line.
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.circuit.json");
+    common::random_graph(3, 64, 2, 400, 4).save(&wide).unwrap();
+    let whole = sqnn()
+        .args(["check", "--json"])
+        .arg(&wide)
+        .output()
+        .unwrap();
+    assert_eq!(whole.status.code(), Some(0));
+    assert!(whole.stdout.len() > 1 << 16, "{} bytes", whole.stdout.len());
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqnn"))
         .env(
             "SQNN_CACHE_DIR",
             concat!(env!("CARGO_TARGET_TMPDIR"), "/no-cost-profile"),
         )
         .arg("check")
-        .arg(circuit("mnist"))
+        .arg(&wide)
         .arg("--json")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

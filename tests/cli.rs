@@ -597,3 +597,50 @@ fn the_recorded_plan_is_used_unless_flags_ask_otherwise() {
         r.chosen_by
     );
 }
+
+#[test]
+fn calibration_seeds_set_how_many_noise_seeds_the_choice_simulates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = train(dir.path(), "iris", &[]);
+    let circuit = dir.path().join("c.circuit.json");
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&circuit)
+        .args(["--calibration-seeds", "40"])
+        .assert()
+        .success();
+    let r = sqnn::ir::IntGraph::load(&circuit)
+        .unwrap()
+        .plan
+        .expect("compile records a plan");
+    assert!(r.chosen_by.contains("× 40 noise seeds"), "{}", r.chosen_by);
+    // A flag of the choice: run plans anew and says why.
+    let out = sqnn()
+        .arg("run")
+        .arg(&circuit)
+        .args(["--data", "iris", "--backend", "simulate"])
+        .args(["--calibration-seeds", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("planning anew because of --calibration-seeds"),
+        "{err}"
+    );
+    // No seed is no estimate: refused before anything is written.
+    let refused = dir.path().join("refused.circuit.json");
+    let out = sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&refused)
+        .args(["--calibration-seeds", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--calibration-seeds"));
+    assert!(!refused.exists());
+}

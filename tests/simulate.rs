@@ -238,3 +238,48 @@ fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
     }
     assert!(cal.clone().tolerance(1.0).is_err());
 }
+
+/// The number of noise seeds the choice simulates: what the estimate pools, refused outside
+/// 1 to `MAX_SEEDS`; with one seed the estimate is that seed's share.
+#[test]
+fn calibration_seeds_are_what_the_estimate_pools() {
+    use sqnn::data::{Dataset, SplitSpec};
+    use sqnn::fhe::{self, Calibration, FheMode, PlanFacts, PlanRequest};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = IntGraph::load(&root.join("circuits/iris.circuit.json")).unwrap();
+    let ds = Dataset::builtin("iris").unwrap();
+    let split = SplitSpec::Auto.split(&ds).unwrap();
+    let train = ds.subset(&split.train);
+    let an = analyze(g).unwrap();
+    let inputs = an.graph().quantize_inputs(&train.x).unwrap();
+    let cal = Calibration::new(&an, &inputs, &train.y).unwrap();
+    assert!(cal.clone().seeds(0).is_err());
+    assert!(cal.clone().seeds(Calibration::MAX_SEEDS + 1).is_err());
+    let facts = PlanFacts::new(&an);
+    let plan = fhe::plan(
+        &facts,
+        &PlanRequest::new(FheMode::Approximate)
+            .target(-40.0)
+            .cores(2),
+    )
+    .unwrap();
+    // Rows kept, summed over seeds 1..=n: n · agreement(n).
+    let kept: Vec<f64> = (1..=3u64)
+        .map(|n| {
+            let s = cal.clone().seeds(n).unwrap().simulate(&plan).unwrap();
+            assert_eq!(s.seeds, n);
+            assert_eq!(s.rows, cal.rows());
+            s.agreement * n as f64
+        })
+        .collect();
+    // The difference of two is seed n's own share: a whole number of rows.
+    let rows = cal.rows() as f64;
+    for n in 1..kept.len() {
+        let share = kept[n] - kept[n - 1];
+        assert!((0.0..=1.0).contains(&share), "{share}");
+        assert!(
+            (share * rows - (share * rows).round()).abs() < 1e-6,
+            "{share}"
+        );
+    }
+}

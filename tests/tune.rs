@@ -290,6 +290,19 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
             "no/such/dir",
         ),
         (vec!["--refit".into(), "all".into()], "--refit"),
+        (vec!["--bits".into(), "3x3".into()], "3x3"),
+        (vec!["--noise-aware".into(), "off,NOPE".into()], "NOPE"),
+        (vec!["--remove-neurons".into(), "maybe".into()], "maybe"),
+        (
+            vec!["--remove-neurons".into(), "1.5".into()],
+            "remove_neurons",
+        ),
+        (vec!["--n-layers".into(), "0".into()], "n_layers"),
+        (
+            vec!["--n-hidden-neurons-multiplier".into(), "0".into()],
+            "multiplier",
+        ),
+        (vec!["--pruning".into(), "magic".into()], "magic"),
     ];
     for (extra, needle) in cases {
         let out = sqnn()
@@ -307,4 +320,53 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sqnn_tune_searches_the_space_its_flags_give() {
+    let out = sqnn()
+        .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
+        .args([
+            "--repeats",
+            "1",
+            "--noise-seeds",
+            "1",
+            "--refit",
+            "recommended",
+        ])
+        .args(["--n-layers", "2", "--n-hidden-neurons-multiplier", "2,1,2"])
+        .args([
+            "--bits",
+            "3/3",
+            "--n-accum-bits",
+            "9",
+            "--pruning",
+            "per-neuron",
+        ])
+        .args(["--noise-aware", "off", "--remove-neurons", "off,0.01"])
+        .args([
+            "--parameters",
+            "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+        ])
+        .arg("--json")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    // Widths 1 and 2 (the repeated 2 counts once) × removal off and on.
+    assert_eq!(v["space_size"], 4, "{v}");
+    assert_eq!(v["candidates"], 4, "{v}");
+    for e in v["report"]["evaluated"].as_array().unwrap() {
+        let c = &e["config"];
+        assert_eq!(c["n_layers"], 2, "{c}");
+        assert!([1.0, 2.0].contains(&c["n_hidden_neurons_multiplier"].as_f64().unwrap()));
+        assert_eq!(
+            (c["n_w_bits"].clone(), c["n_accum_bits"].clone()),
+            (3.into(), 9.into())
+        );
+        assert_eq!(c["pruning"], "per_neuron", "{c}");
+        assert!(c["noise_aware"].is_null(), "{c}");
+    }
 }

@@ -130,6 +130,28 @@ impl Calibration {
         Ok(Calibration { tolerance, ..self })
     }
 
+    /// The most noise seeds [`seeds`](Self::seeds) accepts.
+    pub const MAX_SEEDS: u64 = 100_000;
+
+    /// With this many noise seeds (1 to [`MAX_SEEDS`](Self::MAX_SEEDS)). The estimate's
+    /// precision grows with rows × seeds: a few borderline rows that flip in a tenth of the
+    /// seeds decide whether a circuit is near the tolerance, and 4 seeds on 100 rows may see
+    /// a third of the true share of changed predictions. Simulation in clear is cheap (µs a
+    /// row on small circuits), so thousands of rows × seeds cost well under a second there.
+    pub fn seeds(self, seeds: u64) -> Result<Calibration> {
+        if !(1..=Self::MAX_SEEDS).contains(&seeds) {
+            return Err(Error::param(
+                "calibration_seeds",
+                format!(
+                    "{seeds} must be 1 to {}, e.g. {} (default) or 100 for a precise estimate on a small training split",
+                    Self::MAX_SEEDS,
+                    Self::DEFAULT_SEEDS
+                ),
+            ));
+        }
+        Ok(Calibration { seeds, ..self })
+    }
+
     /// Rows simulated per seed.
     pub fn rows(&self) -> usize {
         self.inputs.len()

@@ -163,6 +163,10 @@ impl TuneRequest {
                 "the search space has no value on this axis; give at least one",
             ));
         }
+        // Every candidate's training settings, before any is trained.
+        for c in s.configs() {
+            c.apply(&self.base).validate()?;
+        }
         Ok(())
     }
 }

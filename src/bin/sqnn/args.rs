@@ -25,6 +25,12 @@ pub struct FheArgs {
     /// (regression); the choice takes the fastest set within it.
     #[arg(long, default_value_t = sqnn::fhe::Calibration::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
+    /// Approximate mode: noise seeds the choice simulates per candidate on the calibration
+    /// rows. More seeds give a more precise share of changed predictions (a small training
+    /// split needs many: rows × seeds in the thousands), at more time.
+    #[arg(long, default_value_t = sqnn::fhe::Calibration::DEFAULT_SEEDS,
+          value_parser = clap::value_parser!(u64).range(1..=sqnn::fhe::Calibration::MAX_SEEDS))]
+    pub calibration_seeds: u64,
     /// Approximate mode, expert override (off by default): also skip sets whose read noise
     /// (standard deviation, accumulator units) exceeds this. Without calibration rows (no
     /// data set), a guard of 2 units applies.
@@ -55,6 +61,7 @@ impl FheArgs {
         "mode",
         "p_error",
         "tolerance",
+        "calibration_seeds",
         "max_sigma",
         "parameters",
         "extractions",
@@ -129,7 +136,7 @@ impl FheArgs {
             None => None,
         };
         let calibration = match calibration {
-            Some(c) => Some(c.tolerance(self.tolerance)?),
+            Some(c) => Some(c.tolerance(self.tolerance)?.seeds(self.calibration_seeds)?),
             None => None,
         };
         let max_sigma = match (&calibration, self.max_sigma) {
@@ -181,6 +188,7 @@ impl Default for FheArgs {
             mode: sqnn::fhe::FheMode::Approximate,
             p_error: -40.0,
             tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
+            calibration_seeds: sqnn::fhe::Calibration::DEFAULT_SEEDS,
             max_sigma: None,
             parameters: None,
             extractions: "auto".into(),

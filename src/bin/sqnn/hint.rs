@@ -43,6 +43,7 @@ const FLAGS: &[&str] = &[
     "noise_scale",
     "remove_neurons",
     "tolerance",
+    "calibration_seeds",
     "folds",
     "noise_seeds",
     "max_candidates",

@@ -435,7 +435,7 @@ impl From<ActivationArg> for Activation {
 
 /// `--pruning` values ([`PruningMode`]).
 #[derive(Clone, Copy, ValueEnum)]
-enum PruningArg {
+pub enum PruningArg {
     /// Every output neuron keeps at most Ω = `max_active_neurons` non-zero weights (largest
     /// `|w|`): each neuron's accumulator provably fits `n_accum_bits`.
     PerNeuron,

@@ -4,16 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
-use sqnn::tune::{self, Assessment, Folds, Point, Refit, TuneReport, TuneRequest};
-use sqnn::{Dataset, Error, Result};
+use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
+use sqnn::{Dataset, Error, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
+use crate::train::PruningArg;
 
 /// `sqnn tune` arguments.
 #[derive(Args)]
@@ -73,6 +75,29 @@ pub struct TuneArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The search space's layer counts (comma-separated, e.g. `2`; default 2,3).
+    #[arg(long, value_delimiter = ',')]
+    pub n_layers: Vec<usize>,
+    /// Its hidden widths over input features (comma-separated, e.g. `0.125,0.25,0.5`; default
+    /// 0.25 to 8, those that give 4 to 800 neurons).
+    #[arg(long, value_delimiter = ',')]
+    pub n_hidden_neurons_multiplier: Vec<f64>,
+    /// Its weight/activation bits (comma-separated `W/A` pairs, e.g. `3/3,4/4`; the default).
+    #[arg(long, value_delimiter = ',')]
+    pub bits: Vec<String>,
+    /// Its accumulator budgets (comma-separated, e.g. `10,11,12`; default 8 to 13).
+    #[arg(long, value_delimiter = ',')]
+    pub n_accum_bits: Vec<u32>,
+    /// Its pruning modes (comma-separated; default per-neuron,accumulator-aware).
+    #[arg(long, value_delimiter = ',', value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
+    pub pruning: Vec<PruningMode>,
+    /// Its noise-aware training: `off` or a parameter set's name (comma-separated; default
+    /// off and the 2-bit and 4-bit classic 2^-128 sets).
+    #[arg(long, value_delimiter = ',')]
+    pub noise_aware: Vec<String>,
+    /// Its neuron removal: `off` or a tolerance (comma-separated; default off,0.01).
+    #[arg(long, value_delimiter = ',')]
+    pub remove_neurons: Vec<String>,
     #[command(flatten)]
     pub split: SplitArgs,
 }
@@ -119,6 +144,7 @@ impl TuneArgs {
                 ..req.folds
             };
         }
+        self.narrow_space(&mut req.space)?;
         if !self.parameters.is_empty() {
             req.space.sets = self
                 .parameters
@@ -130,6 +156,75 @@ impl TuneArgs {
         req.folds.validate(train.n_samples())?;
         Ok(req)
     }
+}
+
+impl TuneArgs {
+    /// Replaces the axes of `space` that a flag names (ordered axes sorted, repeats dropped).
+    fn narrow_space(&self, space: &mut SearchSpace) -> Result<()> {
+        fn set<T: Clone + PartialOrd>(axis: &mut Vec<T>, given: &[T]) {
+            if !given.is_empty() {
+                let mut v = given.to_vec();
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                v.dedup_by(|a, b| a == b);
+                *axis = v;
+            }
+        }
+        set(&mut space.n_layers, &self.n_layers);
+        set(&mut space.multipliers, &self.n_hidden_neurons_multiplier);
+        let bits = self
+            .bits
+            .iter()
+            .map(|b| parse_bits(b))
+            .collect::<Result<Vec<_>>>()?;
+        set(&mut space.bits, &bits);
+        set(&mut space.n_accum_bits, &self.n_accum_bits);
+        if !self.pruning.is_empty() {
+            let mut p = self.pruning.clone();
+            p.dedup();
+            space.pruning = p;
+        }
+        if !self.noise_aware.is_empty() {
+            let mut n = self
+                .noise_aware
+                .iter()
+                .map(|v| match v.trim() {
+                    "off" => Ok(None),
+                    name => name.parse::<ParamSetId>().map(Some),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            n.dedup();
+            space.noise_aware = n;
+        }
+        let removal = self
+            .remove_neurons
+            .iter()
+            .map(|v| match v.trim() {
+                "off" => Ok(None),
+                t => t.parse::<f64>().map(Some).map_err(|_| {
+                    Error::param(
+                        "remove_neurons",
+                        format!("`{t}` is neither `off` nor a tolerance such as 0.01"),
+                    )
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        set(&mut space.remove_neurons, &removal);
+        Ok(())
+    }
+}
+
+/// `W/A` (e.g. `3/3`): weight and activation bits.
+fn parse_bits(text: &str) -> Result<(u32, u32)> {
+    let parsed = text
+        .trim()
+        .split_once('/')
+        .and_then(|(w, a)| Some((w.trim().parse().ok()?, a.trim().parse().ok()?)));
+    parsed.ok_or_else(|| {
+        Error::param(
+            "bits",
+            format!("`{text}` is not a weight/activation pair such as 3/3 or 4/4"),
+        )
+    })
 }
 
 /// A front point with, when refitted, the model trained on all rows and its test score.
