@@ -57,7 +57,7 @@ pub struct FheArgs {
 
 impl FheArgs {
     /// The flag ids of this group.
-    const IDS: [&'static str; 7] = [
+    const IDS: [&'static str; 8] = [
         "mode",
         "p_error",
         "tolerance",
