@@ -93,7 +93,8 @@ pub const MAX_CHUNK_BITS: u32 = 8;
 /// step), the second, once that bit is cleared, reads the `c - 1` bits left exactly (their
 /// top bit, now clear, is a padding bit). Both tolerate `N / 2^c` positions, against `N / 2`
 /// for one bit: the noise the multiplication amplifies is `2^(c-1)` times smaller too, so only
-/// the keyswitch's and modulus switch's noise counts more ([`super::reads`]).
+/// the keyswitch's and modulus switch's noise counts more (`docs/fhe-noise.md`, "Clearing in
+/// chunks").
 ///
 /// ```
 /// use sqnn::fhe::{extraction_bootstraps, extraction_chunks};
