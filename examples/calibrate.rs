@@ -12,9 +12,10 @@
 //! * `bootstrap-parts`: where a bootstrap's time goes, per set (`SQNN_SETS`, default the 2-bit
 //!   and 4-bit sets and the 4-bit variant): keyswitch alone and keyswitch + bootstrap on one
 //!   pinned thread, and the time per bootstrap with one thread per core running at once;
-//! * `exact-before-after DATA=CIRCUIT ...`: exact mode with every bootstrap on the table set
-//!   against the planner's choice (extractions on a cheaper set), samples alternated in one
-//!   process so both see the same load; per plan the median, the prediction, agreement with clear;
+//! * `exact-before-after DATA=CIRCUIT ...`: exact mode with one dropped bit per extraction
+//!   (`--extraction-chunk-bits 1`) against the planner's choice (chunks), samples alternated
+//!   in one process so both see the same load; per plan the median, the prediction, agreement
+//!   with clear;
 //! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
 //!   approximate mode on the 4-bit set, against the floor, stage by stage;
 //! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
@@ -283,8 +284,8 @@ fn bootstrap_parts() {
 
 /// Exact mode before and after the extraction set, in one run: for each `DATA=CIRCUIT`
 /// argument (a built-in data set and an exact-rounding circuit compiled from its model), keys
-/// for the plan with every bootstrap on the table set (`--extractions table-set`) and for the
-/// planner's choice; then each of the test rows (`SQNN_SAMPLES`, default all) through both, one
+/// for the plan that clears one dropped bit per bootstrap (`--extraction-chunk-bits 1`) and for
+/// the planner's choice; then each of the test rows (`SQNN_SAMPLES`, default all) through both, one
 /// after the other, so that both see the same load. Prints, per plan, the median evaluation
 /// time, the prediction, the measured / predicted ratio, the stage profile of the first sample
 /// and the agreement with the clear backend.
@@ -309,12 +310,15 @@ fn exact_before_after() {
         inputs.truncate(limit);
         let clear = ClearBackend::default().run(&c, &inputs).unwrap();
         let facts = fhe::PlanFacts::from(&c);
-        let plans: Vec<fhe::FhePlan> = [fhe::Extractions::TableSet, fhe::Extractions::Cheapest]
+        // Before: one bit per bootstrap (`--extraction-chunk-bits 1`); after: the planner's
+        // choice.
+        let plans: Vec<fhe::FhePlan> = [Some(1), None]
             .into_iter()
-            .map(|e| {
-                let req = fhe::PlanRequest::new(fhe::FheMode::Exact)
-                    .cores(fhe::builtin_cores())
-                    .extractions(e);
+            .map(|chunk| {
+                let req = fhe::PlanRequest {
+                    extraction_chunk_bits: chunk,
+                    ..fhe::PlanRequest::new(fhe::FheMode::Exact).cores(fhe::builtin_cores())
+                };
                 fhe::plan(&facts, &req).unwrap()
             })
             .collect();
@@ -343,11 +347,13 @@ fn exact_before_after() {
         for (i, p) in plans.iter().enumerate() {
             let med = sqnn::tfhe::median(&times[i]);
             println!(
-                "EXACT {data} {}: tables on {}, extractions on {}: {} bootstraps, median {med:.0} \
-                 ms per sample over {} samples, predicted {:.0} ms ({:.2}x), {}/{} bit-identical",
+                "EXACT {data} {}: tables on {}, extractions on {} in chunks of {} bits: {} \
+                 bootstraps, median {med:.0} ms per sample over {} samples, predicted {:.0} ms \
+                 ({:.2}x), {}/{} bit-identical",
                 ["before", "after"][i],
                 p.parameter_set,
                 p.extraction_set().name,
+                p.extraction_chunk_bits,
                 p.pbs_count,
                 times[i].len(),
                 p.latency_ms_per_sample,

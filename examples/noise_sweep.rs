@@ -17,7 +17,8 @@
 //! (by accuracy on the training rows, built-in cost figures). Per data set it prints: clear
 //! test score; on `SWEEP_SET` the simulated score and the share of test rows whose prediction
 //! differs from clear; the bootstraps; and the default plan's predicted latency, its simulated
-//! score and its sets. `SWEEP_ONLY=iris` restricts to one data set (`mnist` is accepted too,
+//! score, the share of test rows it changes and its sets (`SWEEP_CAL_SEEDS`: the choice's
+//! noise seeds, default 4). `SWEEP_ONLY=iris` restricts to one data set (`mnist` is accepted too,
 //! on its 8,000 / 2,000 split, with `SWEEP_RUNS` seeds).
 
 use std::collections::BTreeMap;
@@ -138,6 +139,7 @@ struct Tally {
     pbs: Vec<f64>,
     plan_ms: Vec<f64>,
     plan_sim: Vec<f64>,
+    plan_differ: Vec<f64>,
     sets: BTreeMap<String, usize>,
     /// Runs whose circuit the set does not hold at the target.
     unfit: usize,
@@ -177,10 +179,15 @@ fn run(s: &Setting, ds: &Dataset, split: &Split, seed: u64, set: ParamSetId, t: 
         Err(_) => t.unfit += 1,
     }
     let cal_inputs = g.quantize_inputs(&train.x).expect("inputs");
-    let cal = Calibration::new(&an, &cal_inputs, &train.y).expect("calibration");
+    let cal = Calibration::new(&an, &cal_inputs, &train.y)
+        .expect("calibration")
+        .seeds(cal_seeds())
+        .expect("SWEEP_CAL_SEEDS");
     let chosen = fhe::plan(&facts, &request().calibration(cal)).expect("plan");
     t.plan_ms.push(chosen.latency_ms_per_sample);
-    t.plan_sim.push(simulated(&an, &chosen, &inputs, &test.y).0);
+    let (plan_sim, plan_differ) = simulated(&an, &chosen, &inputs, &test.y);
+    t.plan_sim.push(plan_sim);
+    t.plan_differ.push(plan_differ);
     *t.sets
         .entry(format!(
             "{} {}",
@@ -188,6 +195,16 @@ fn run(s: &Setting, ds: &Dataset, split: &Split, seed: u64, set: ParamSetId, t: 
             chosen.set().family()
         ))
         .or_default() += 1;
+}
+
+/// Noise seeds of the default plan's choice by accuracy (`SWEEP_CAL_SEEDS`, default the
+/// planner's).
+fn cal_seeds() -> u64 {
+    std::env::var("SWEEP_CAL_SEEDS")
+        .ok()
+        .map_or(Calibration::DEFAULT_SEEDS, |v| {
+            v.parse().expect("SWEEP_CAL_SEEDS")
+        })
 }
 
 fn main() {
@@ -203,9 +220,10 @@ fn main() {
         });
     println!(
         "{runs} runs (split r, training seed 42 + 10 r), noise seeds 1..={NOISE_SEEDS}; \
-         simulated on {} ({}); plan: the default choice by accuracy",
+         simulated on {} ({}); plan: the default choice by accuracy ({} calibration seeds)",
         set.name(),
-        set.set().label()
+        set.set().label(),
+        cal_seeds()
     );
     let datasets: Vec<&str> = match only.as_deref() {
         Some(d) => vec![d],
@@ -228,7 +246,7 @@ fn main() {
             let sets: Vec<String> = t.sets.iter().map(|(k, v)| format!("{k} x{v}")).collect();
             println!(
                 "{data:<13} {:<22} clear {:.3} | {}: sim {:.3}, differ {:.2} % ({} unfit) | \
-                 PBS {:.1} | plan {:.0} ms, sim {:.3} ({}) | {:.0} s",
+                 PBS {:.1} | plan {:.0} ms, sim {:.3}, differ {:.2} % ({}) | {:.0} s",
                 s.name,
                 mean(&t.clear),
                 set.set().label(),
@@ -238,6 +256,7 @@ fn main() {
                 mean(&t.pbs),
                 mean(&t.plan_ms),
                 mean(&t.plan_sim),
+                100.0 * mean(&t.plan_differ),
                 sets.join(", "),
                 start.elapsed().as_secs_f64()
             );

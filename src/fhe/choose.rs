@@ -28,7 +28,7 @@ pub(super) fn choose_among(
     costs: &Costs,
     mode: FheMode,
     allow: &dyn Fn(&ParamSet) -> bool,
-    extractions: Extractions,
+    extractions: (Extractions, Option<u32>),
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
@@ -83,7 +83,7 @@ fn ranked_plans(
     target: f64,
     costs: &Costs,
     allow: &dyn Fn(&ParamSet) -> bool,
-    extractions: Extractions,
+    extractions: (Extractions, Option<u32>),
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
     let layers = pbs_per_layer(facts);
     let needed = needed_bits(facts);
@@ -246,7 +246,7 @@ pub(super) fn choose_approximate(
         target_log2_p_fail,
         costs,
         allow,
-        Extractions::TableSet,
+        (Extractions::TableSet, None),
     );
     let guard = |p: &FhePlan| {
         if p.worst_sigma_units > max_sigma_units {
@@ -280,7 +280,7 @@ pub(super) fn choose_approximate(
             costs,
             FheMode::Approximate,
             allow,
-            Extractions::TableSet,
+            (Extractions::TableSet, None),
         ),
     }
 }
@@ -312,7 +312,7 @@ pub(super) fn choose_by_accuracy(
         target_log2_p_fail,
         costs,
         allow,
-        Extractions::TableSet,
+        (Extractions::TableSet, None),
     );
     let mut sims: Vec<Option<Simulated>> = vec![None; plans.len()];
     let mut failure = None;
@@ -370,7 +370,7 @@ pub(super) fn choose_by_accuracy(
                     costs,
                     FheMode::Approximate,
                     allow,
-                    Extractions::TableSet,
+                    (Extractions::TableSet, None),
                 );
             };
             let why = candidates[i].note.clone();
@@ -436,8 +436,8 @@ pub(super) fn too_wide(
     if mode == FheMode::Exact {
         msg.push_str(
             "; or lower with `max_table_bits` 4 for exact rounding (each table first clears \
-             its dropped bits with 1-bit bootstraps on the 6-bit set: bit-exact, several times \
-             the bootstraps); or accept approximate reads (one bootstrap reads up to 11 bits \
+             its dropped bits, two bootstraps per chunk of bits, then reads on a quiet set: \
+             bit-exact, about three times the bootstraps); or accept approximate reads (one bootstrap reads up to 11 bits \
              on the 4-bit set, off by a few units near a table's steps)",
         );
     }

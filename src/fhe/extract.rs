@@ -1,6 +1,7 @@
-//! A cheaper set for exact rounding's extractions: the 1-bit bootstraps that clear a table's
-//! dropped bits tolerate a quarter of the torus, so they may run on a smaller set than the
-//! table's read, next to it in the same circuit.
+//! Exact rounding's extractions: the chunks in which the bootstraps that clear a table's
+//! dropped bits work ([`extraction_chunks`]), and a cheaper set for them: they tolerate far more
+//! noise than the table's read, so they may run on a smaller set, next to it in the same
+//! circuit.
 //!
 //! # Which sets can work together
 //! Exact rounding adds each extraction's output to the accumulator it clears
@@ -17,9 +18,10 @@
 //! security-defining field of each is a shipped 128-bit set's.
 //!
 //! # Noise and cost
-//! An extraction on set `E` reads bit `b` of the accumulator, amplified `2^(P - b)`, in `E`'s
-//! positions (`2N_E` per torus); its output adds `E`'s bootstrap noise to the accumulator, which
-//! the later extractions amplify and the table's read sees ([`super::reads`]). Its cost is
+//! An extraction on set `E` reads a chunk `[b, b + c)` of the accumulator, amplified
+//! `2^(P + 1 - b - c)`, in `E`'s positions (`2N_E` per torus); its output adds `E`'s bootstrap
+//! noise to the accumulator, which the later extractions amplify and the table's read sees
+//! ([`super::reads`]). Its cost is
 //! `E`'s measured bootstrap; a table's extractions and read form a chain, and a layer's chains
 //! share the cores ([`chains_ms`]).
 
@@ -76,6 +78,48 @@ pub fn extraction_sets(table: &ParamSet) -> Vec<&'static ParamSet> {
         .collect();
     sets.sort_by(|a, b| a.pbs_ms_1_thread.total_cmp(&b.pbs_ms_1_thread));
     sets
+}
+
+/// The widest chunk the planner tries ([`extraction_chunks`]).
+pub const MAX_CHUNK_BITS: u32 = 8;
+
+/// The chunks in which exact rounding clears a table's `round_bits` dropped bits, lowest first:
+/// `(b, c)` clears bits `b .. b + c`, with chunks of `chunk_bits` bits (the last one narrower).
+///
+/// A chunk of one bit costs one bootstrap: the bit is moved onto the padding bit and a
+/// constant test vector returns `±c_b`. A chunk of `c >= 2` bits costs two, whatever `c`: the
+/// chunk is moved to the top of the torus (`v / 2^c`, the bits below it clear); the first
+/// bootstrap reads its top bit as a sign (the phase shifted by a quarter torus less half a
+/// step), the second, once that bit is cleared, reads the `c - 1` bits left exactly (their
+/// top bit, now clear, is a padding bit). Both tolerate `N / 2^c` positions, against `N / 2`
+/// for one bit: the noise the multiplication amplifies is `2^(c-1)` times smaller too, so only
+/// the keyswitch's and modulus switch's noise counts more (`docs/fhe-noise.md`, "Clearing in
+/// chunks").
+///
+/// ```
+/// use sqnn::fhe::{extraction_bootstraps, extraction_chunks};
+/// assert_eq!(extraction_chunks(5, 1), vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1)]);
+/// assert_eq!(extraction_chunks(5, 4), vec![(0, 4), (4, 1)]);
+/// assert_eq!(extraction_chunks(6, 3), vec![(0, 3), (3, 3)]);
+/// assert_eq!(extraction_bootstraps(5, 4), 3);
+/// assert_eq!(extraction_bootstraps(5, 5), 2);
+/// assert_eq!(extraction_bootstraps(4, 1), 4);
+/// ```
+pub fn extraction_chunks(round_bits: u32, chunk_bits: u32) -> Vec<(u32, u32)> {
+    let c = chunk_bits.max(1);
+    (0..round_bits)
+        .step_by(c as usize)
+        .map(|b| (b, c.min(round_bits - b)))
+        .collect()
+}
+
+/// Bootstraps that clear `round_bits` bits in chunks of `chunk_bits` ([`extraction_chunks`]):
+/// one per one-bit chunk, two per wider chunk.
+pub fn extraction_bootstraps(round_bits: u32, chunk_bits: u32) -> u32 {
+    extraction_chunks(round_bits, chunk_bits)
+        .iter()
+        .map(|&(_, c)| if c == 1 { 1 } else { 2 })
+        .sum()
 }
 
 /// Every (table set, extraction set) pair the planner may choose, for the tests and the docs.

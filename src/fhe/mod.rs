@@ -50,7 +50,10 @@ pub use encoding::{
     aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
     MAX_EXTRA_READ_BITS,
 };
-pub use extract::{chains_ms, extraction_pairs, extraction_sets, Extractions};
+pub use extract::{
+    chains_ms, extraction_bootstraps, extraction_chunks, extraction_pairs, extraction_sets,
+    Extractions, MAX_CHUNK_BITS,
+};
 pub use facts::{DotFacts, PlanFacts};
 pub use formulas::{bootstrap_variance, keyswitch_variance, modulus_switch_variance};
 pub use latency::pbs_per_layer;

@@ -4,7 +4,7 @@
 use super::catalogue::ParamSet;
 use super::choose::{too_noisy, too_wide};
 use super::encoding::{approximate_top, needed_bits};
-use super::extract::{extraction_sets, rounding_circuit_ms, Extractions};
+use super::extract::{extraction_sets, rounding_circuit_ms, Extractions, MAX_CHUNK_BITS};
 use super::facts::PlanFacts;
 use super::latency::pbs_per_layer;
 use super::noise::{log2_add, LOG2_P_FLOOR};
@@ -16,16 +16,19 @@ use crate::error::{Error, Result};
 /// The plan of `facts` on `set` with a `space_bits`-bit space, its errors counted as `mode`
 /// counts them, with [exact rounding](FhePlan::exact_rounding) when `rounding` names the set
 /// its extractions run on (`set` itself or one of [`extraction_sets`](super::extraction_sets);
-/// exact mode only). No checks: the plan may miss the target or not fit the set.
+/// exact mode only) and their chunk width. No checks: the plan may miss the target or not fit
+/// the set.
 pub(super) fn plan_on(
     facts: &PlanFacts,
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
-    rounding: Option<&ParamSet>,
+    rounding: Option<(&ParamSet, u32)>,
     target: f64,
     costs: &Costs,
 ) -> FhePlan {
+    let chunk = rounding.map_or(1, |(_, c)| c.max(1));
+    let rounding = rounding.map(|(e, _)| e);
     // The sets with the cost source's latency figures (their noise figures are the built-in
     // ones).
     let set = &costs.set(set);
@@ -39,7 +42,7 @@ pub(super) fn plan_on(
     let neurons: Vec<NeuronNoise> = facts
         .dots
         .iter()
-        .map(|n| neuron_noise(set, space_bits, mode, rounding, n))
+        .map(|n| neuron_noise(set, space_bits, mode, rounding.map(|e| (e, chunk)), n))
         .collect();
     let extractions: usize = neurons.iter().map(|n| n.extractions as usize).sum();
     // Exact rounding on classic sets: chains of extractions and a read per table; otherwise
@@ -90,6 +93,7 @@ pub(super) fn plan_on(
             .fold(0.0, f64::max),
         exact_rounding: extract,
         extraction_parameter_set: other.map(|e| e.id),
+        extraction_chunk_bits: if extract { chunk } else { 1 },
         pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
@@ -215,7 +219,7 @@ pub(super) fn plan_with(
     mode: FheMode,
     target_log2_p_fail: f64,
     costs: &Costs,
-    extractions: Extractions,
+    (extractions, chunk_bits): (Extractions, Option<u32>),
 ) -> Result<FhePlan> {
     let target = target_log2_p_fail;
     check_target(target)?;
@@ -243,14 +247,22 @@ pub(super) fn plan_with(
     let rounds = facts.dropped_bits.is_some_and(|(_, most)| most > 0);
     if mode == FheMode::Exact && rounds {
         // The narrowest space that holds the aligned encoding and meets the target, with the
-        // extractions on the cheapest set that meets it there.
+        // extractions on the set and in the chunks that are cheapest there.
         let ext_sets = extraction_choices(set, extractions)?;
         for p in needed..=top {
             let best = ext_sets
                 .iter()
-                .map(|e| plan_on(facts, set, p, mode, Some(e), target, costs))
+                .flat_map(|e| {
+                    let chunks = chunk_bits.map_or(1..=MAX_CHUNK_BITS, |c| c..=c);
+                    chunks.map(move |c| (*e, c))
+                })
+                .map(|ec| plan_on(facts, set, p, mode, Some(ec), target, costs))
                 .filter(|plan| plan.worst_log2_p_fail <= target)
-                .min_by(|a, b| a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample));
+                .min_by(|a, b| {
+                    a.latency_ms_per_sample
+                        .total_cmp(&b.latency_ms_per_sample)
+                        .then(a.extraction_chunk_bits.cmp(&b.extraction_chunk_bits))
+                });
             if let Some(plan) = best {
                 return Ok(plan);
             }

@@ -69,6 +69,9 @@ pub struct NeuronNoise {
     /// Predicted standard deviation of the error, in positions (modulus-switch units, `2N`).
     pub std: f64,
     /// The same in accumulator units: `std / box`; a read is off by `floor(z·σ_units + 1/2)`.
+    /// 0 for exact rounding's reads, which are off only by a whole bucket (at
+    /// [`log2_p_misread`](Self::log2_p_misread), below the target): a clear simulation injects
+    /// nothing there.
     pub sigma_units: f64,
     /// Values between the dot's interval and the edge of the space, on its narrower side.
     pub margin: u64,
@@ -115,17 +118,23 @@ pub struct FhePlan {
     pub expected_output_misreads_per_sample: f64,
     /// Largest `σ_units` of a table read.
     pub worst_sigma_units: f64,
-    /// Exact rounding: every table that drops low bits first clears them with one 1-bit
-    /// bootstrap per bit (each reads one bit, with a quarter of the torus as tolerance), then
-    /// reads the cleared accumulator, whose values are `2^round_bits` apart (see
-    /// [`crate::tfhe`]). Bit-identical to the clear backend; costs `round_bits` extra
-    /// bootstraps per table.
+    /// Exact rounding: every table that drops low bits first clears them, in chunks of
+    /// [`extraction_chunk_bits`](Self::extraction_chunk_bits) bits (one or two bootstraps per
+    /// chunk), then reads the cleared accumulator, whose values are `2^round_bits` apart (see
+    /// [`crate::tfhe`]). Bit-identical to the clear backend; costs
+    /// [`extraction_bootstraps`](super::extraction_bootstraps) extra bootstraps per table.
     pub exact_rounding: bool,
     /// Exact rounding: the set the extractions run on when it is not the table set
     /// ([`extraction_sets`](super::extraction_sets)): one shared GLWE key, a keyswitching and
     /// a bootstrapping key per set. `None`: every bootstrap on [`parameter_set`](Self::parameter_set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extraction_parameter_set: Option<ParamSetId>,
+    /// Exact rounding: the width of the chunks its extractions clear the dropped bits in
+    /// ([`extraction_chunks`](super::extraction_chunks): one bootstrap for a one-bit chunk,
+    /// two for a wider one); the widest that meets the target. 1 otherwise (and in plans
+    /// written before chunks).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub extraction_chunk_bits: u32,
     /// Bootstraps per sample (extractions included).
     pub pbs_count: usize,
     /// Cores the latency figures assume.
@@ -163,6 +172,14 @@ pub struct FhePlan {
     /// ([`recorded_plan`](super::recorded_plan)); `None` for a plan made now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(c: &u32) -> bool {
+    *c == 1
 }
 
 /// One parameter set the choice considered.
@@ -243,6 +260,10 @@ impl FhePlan {
             cores: self.cores,
             costs: self.costs.clone(),
             chosen_by: self.describe_choice(),
+            extraction_parameter_set: self
+                .exact_rounding
+                .then(|| self.extraction_set().name.to_string()),
+            extraction_chunk_bits: self.exact_rounding.then_some(self.extraction_chunk_bits),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::catalogue::ParamSet;
 use super::encoding::{aligned_margins, margins, read_align_bits, rounding_scale};
-use super::extract::rescale_variance;
+use super::extract::{extraction_chunks, rescale_variance};
 use super::facts::{DotFacts, PlanFacts};
 use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
@@ -11,12 +11,13 @@ use crate::ir::{IntGraph, NodeId, Op};
 
 /// One dot's predicted errors on `set` in a `space_bits`-bit space; `extract`: exact rounding,
 /// its extractions on this set (the table set itself, or one of
-/// [`extraction_sets`](super::extraction_sets)).
+/// [`extraction_sets`](super::extraction_sets)) in chunks of this many bits
+/// ([`extraction_chunks`]).
 pub(super) fn neuron_noise(
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
-    extract: Option<&ParamSet>,
+    extract: Option<(&ParamSet, u32)>,
     n: &DotFacts,
 ) -> NeuronNoise {
     let bootstrap = n.table_len > 0;
@@ -79,36 +80,50 @@ pub(super) fn neuron_noise(
     }
 }
 
-/// Exact rounding of one table ([`FhePlan::exact_rounding`]): `r = round_bits` extractions,
-/// then the table's read. Extraction `b` multiplies the partly cleared accumulator (noise
-/// variance `b_set·(Σw² + b)` in positions: its dot plus `b` extraction outputs) by
-/// `2^(P - b)`, which puts bit `b` on the padding bit: it fails if the amplified noise plus the
-/// keyswitch and modulus switch reach a quarter of the torus (`N/2` positions). The table then
-/// reads the cleared value rescaled by `2^s` ([`rounding_scale`]): buckets `2^(r+s)` values
-/// apart, tolerance `2^(r+s-1)·box`, noise `a + b_set·(Σw² + r)·4^s` (the rescaling multiplies
-/// the cleared value's noise, not the read's own). Failure = any of these misreads.
+/// Exact rounding of one table ([`FhePlan::exact_rounding`]): its `r = round_bits` dropped
+/// bits cleared in chunks of `chunk` bits ([`extraction_chunks`]), then the table's read. A
+/// chunk `(b, c)` multiplies the partly cleared accumulator (noise variance
+/// `b_set·Σw² + k·b_ext` in positions: its dot plus the `k` extraction outputs so far) by
+/// `2^(P - b - c + 1)`, which puts the chunk at the top of the torus; each of its bootstraps
+/// (one for `c = 1`, two otherwise) fails if the amplified noise plus the keyswitch and modulus
+/// switch reach `N_ext / 2^c` positions (a quarter of the torus for one bit; half a position
+/// less for wider chunks, the centred modulus switch's floor). The table then reads the
+/// cleared value rescaled by `2^s` ([`rounding_scale`]): buckets `2^(r+s)` values apart,
+/// tolerance `2^(r+s-1)·box`, noise `a + (b_set·Σw² + e·b_ext)·4^s` (`e` extraction
+/// bootstraps; the rescaling multiplies the cleared value's noise, not the read's own).
+/// Failure = any of these misreads.
 ///
-/// With the extractions on another set `ext` ([`super::extract`]): extraction `b` reads in
-/// `ext`'s positions (its `a`, a quarter of its torus, `N_ext / 2`), and each extraction output
-/// adds `ext`'s `b` (converted to the table set's positions) instead of the table set's.
-fn extraction_noise(set: &ParamSet, ext: &ParamSet, space_bits: u32, n: &DotFacts) -> NeuronNoise {
+/// With the extractions on another set `ext` ([`super::extract`]): they read in `ext`'s
+/// positions (its `a` and `N`), and each extraction output adds `ext`'s `b` (converted to the
+/// table set's positions) instead of the table set's.
+fn extraction_noise(
+    set: &ParamSet,
+    (ext, chunk): (&ParamSet, u32),
+    space_bits: u32,
+    n: &DotFacts,
+) -> NeuronNoise {
     let r = n.round_bits;
     let bx = set.box_positions(space_bits);
-    let quarter = ext.polynomial_size as f64 / 2.0;
     let out_var = rescale_variance(ext.noise_per_w2, ext, set);
     let mut fail = f64::NEG_INFINITY;
-    for b in 0..r {
-        let dot_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(b);
-        let amp = 4f64.powi(space_bits.saturating_sub(b) as i32);
-        let std = (ext.noise_base + rescale_variance(dot_var * amp, set, ext)).sqrt();
-        fail = log2_add(fail, log2_erfc_ratio(quarter, std).max(LOG2_P_FLOOR));
+    let mut outputs = 0u32;
+    for (b, c) in extraction_chunks(r, chunk) {
+        let tolerance =
+            ext.polynomial_size as f64 / f64::from(1u32 << c) - if c > 1 { 0.5 } else { 0.0 };
+        let amp = 4f64.powi((space_bits + 1).saturating_sub(b + c) as i32);
+        for _ in 0..(if c == 1 { 1 } else { 2 }) {
+            let dot_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(outputs);
+            let std = (ext.noise_base + rescale_variance(dot_var * amp, set, ext)).sqrt();
+            fail = log2_add(fail, log2_erfc_ratio(tolerance, std).max(LOG2_P_FLOOR));
+            outputs += 1;
+        }
     }
     // The cleared bits must be the index's: the margin below is aligned to the table's phase
     // modulo 2^r; a space too tight for that cannot hold the encoding at all.
     let phase = n.lo.wrapping_add(n.table_offset);
     let aligned = aligned_margins(n.lo, n.hi, space_bits, r, phase);
     let scale = rounding_scale(n.lo, n.hi, space_bits, r, phase).map_or(0, |(_, s, _)| s);
-    let cleared_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(r);
+    let cleared_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(outputs);
     let std = (set.noise_base + cleared_var * 4f64.powi(scale as i32)).sqrt();
     let tol = 2f64.powi((r + scale) as i32 - 1) * bx;
     let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
@@ -119,13 +134,16 @@ fn extraction_noise(set: &ParamSet, ext: &ParamSet, space_bits: u32, n: &DotFact
     let margin = aligned.map_or(0, |(a, b)| a.min(b));
     NeuronNoise {
         node: n.node,
-        extractions: r,
+        extractions: outputs,
         layer: n.layer,
         neuron: n.neuron,
         sum_w2: n.sum_w2,
         bootstrap: true,
         std,
-        sigma_units: if bx > 0.0 { std / bx } else { f64::INFINITY },
+        // The cleared value sits in the middle of a bucket 2^(r+s) values wide: the read is
+        // off only by whole buckets, at `fail` (below the target), never by a few units near
+        // the bucket's edge as a simulated offset would be. Nothing to simulate.
+        sigma_units: 0.0,
         margin,
         log2_p_misread: fail,
         log2_p_catastrophic: fail,
@@ -144,7 +162,9 @@ pub fn read_sigma_units(plan: &FhePlan, facts: &PlanFacts) -> Vec<(NodeId, f64)>
         .dots
         .iter()
         .map(|n| {
-            let ext = plan.exact_rounding.then(|| plan.extraction_set());
+            let ext = plan
+                .exact_rounding
+                .then(|| (plan.extraction_set(), plan.extraction_chunk_bits));
             let s = neuron_noise(set, plan.space_bits, plan.mode, ext, n);
             (n.node, s.sigma_units)
         })

@@ -118,9 +118,13 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
     if plan.exact_rounding {
         let tables = plan.neurons.iter().filter(|n| n.extractions > 0).count();
         let extra: u32 = plan.neurons.iter().map(|n| n.extractions).sum();
+        let chunks = match plan.extraction_chunk_bits {
+            1 => "one bit per bootstrap".to_string(),
+            c => format!("in chunks of up to {c} bits, two bootstraps per chunk"),
+        };
         s.push_str(&format!(
-            "  rounding     exact: {tables} tables clear their dropped bits first ({extra} 1-bit \
-             bootstraps), then read bit-exactly\n"
+            "  rounding     exact: {tables} tables clear their dropped bits first ({extra} \
+             bootstraps, {chunks}), then read bit-exactly\n"
         ));
         if let Some(e) = plan.extraction_parameter_set {
             let (e, t) = (e.set(), plan.set());

@@ -4,7 +4,7 @@
 use super::accuracy::Calibration;
 use super::catalogue::{ParamSet, ParamSetId};
 use super::choose::{choose_among, choose_approximate, choose_by_accuracy};
-use super::extract::Extractions;
+use super::extract::{Extractions, MAX_CHUNK_BITS};
 use super::facts::PlanFacts;
 use super::one_set::{extraction_choices, plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
@@ -64,6 +64,10 @@ pub struct PlanRequest {
     /// forced `space_bits`, [`Extractions::On`] puts them on that set (unchecked); otherwise
     /// they run on the table set.
     pub extractions: Extractions,
+    /// Exact rounding: clear the dropped bits in chunks of this many bits
+    /// ([`extraction_chunks`](super::extraction_chunks); 1: one bit per bootstrap). `None`:
+    /// the cheapest width that meets the target (at most [`MAX_CHUNK_BITS`]).
+    pub extraction_chunk_bits: Option<u32>,
 }
 
 impl Default for PlanRequest {
@@ -82,6 +86,7 @@ impl Default for PlanRequest {
             calibration: None,
             among: None,
             extractions: Extractions::Cheapest,
+            extraction_chunk_bits: None,
         }
     }
 }
@@ -155,6 +160,14 @@ impl PlanRequest {
             ..self
         }
     }
+    /// With exact rounding's dropped bits cleared in chunks of this many bits (1 to
+    /// [`MAX_CHUNK_BITS`]).
+    pub fn extraction_chunk_bits(self, chunk_bits: u32) -> PlanRequest {
+        PlanRequest {
+            extraction_chunk_bits: Some(chunk_bits),
+            ..self
+        }
+    }
     /// Choosing among these sets only.
     pub fn among(self, sets: impl IntoIterator<Item = ParamSetId>) -> PlanRequest {
         PlanRequest {
@@ -199,23 +212,44 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
             "a forced exact rounding needs a forced space width (the planner otherwise decides)",
         ));
     }
+    if let Some(c) = req.extraction_chunk_bits {
+        if !(1..=MAX_CHUNK_BITS).contains(&c) {
+            return Err(Error::param(
+                "extraction_chunk_bits",
+                format!("{c} is not a chunk width: give 1 to {MAX_CHUNK_BITS} bits"),
+            ));
+        }
+    }
+    let extractions = (req.extractions, req.extraction_chunk_bits);
     match (req.set, req.space_bits) {
         (Some(id), Some(p)) => {
             let ext = match req.extractions {
                 Extractions::On(e) => extraction_choices(id.set(), Extractions::On(e))?[0],
                 _ => id.set(),
             };
-            Ok(plan_on(
-                facts,
-                id.set(),
-                p,
-                mode,
-                req.exact_rounding.then_some(ext),
-                target,
-                costs,
-            ))
+            let on = |c: u32| {
+                plan_on(
+                    facts,
+                    id.set(),
+                    p,
+                    mode,
+                    req.exact_rounding.then_some((ext, c)),
+                    target,
+                    costs,
+                )
+            };
+            // The chunk width asked for, else the one with the fewest bootstraps that meets
+            // the target (the narrowest of those; else 1).
+            Ok(match req.extraction_chunk_bits {
+                Some(c) => on(c),
+                None => (1..=MAX_CHUNK_BITS)
+                    .map(on)
+                    .filter(|plan| plan.worst_log2_p_fail <= target)
+                    .min_by_key(|plan| (plan.pbs_count, plan.extraction_chunk_bits))
+                    .unwrap_or_else(|| on(1)),
+            })
         }
-        (Some(id), None) => plan_with(facts, id.set(), mode, target, costs, req.extractions),
+        (Some(id), None) => plan_with(facts, id.set(), mode, target, costs, extractions),
         (None, Some(_)) => Err(Error::param(
             "space_bits",
             "a forced space width needs a forced parameter set",
@@ -229,15 +263,15 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
                 (FheMode::Approximate, None, Some(s)) => {
                     choose_approximate(facts, target, costs, s, &allow)
                 }
-                _ => choose_among(facts, target, costs, mode, &allow, req.extractions),
+                _ => choose_among(facts, target, costs, mode, &allow, extractions),
             }
         }
     }
 }
 
 /// The plan recorded in a circuit at compile time ([`PlanRecord`]), planned again on its set,
-/// mode and failure target (the same deterministic, checked plan as [`plan`] with that set
-/// forced) with `req`'s costs and cores; the rest of `req` is ignored. The plan's
+/// mode and failure target, and exact rounding's extraction set and chunk width when recorded
+/// (the same deterministic, checked plan as [`plan`] with those forced) with `req`'s costs and cores; the rest of `req` is ignored. The plan's
 /// [`recorded`](FhePlan::recorded) says how the set was chosen.
 ///
 /// Errors: the record names a set or mode this build does not know ([`Error::Circuit`]), or the
@@ -258,12 +292,23 @@ pub fn recorded_plan(facts: &PlanFacts, record: &PlanRecord, req: &PlanRequest) 
         .mode
         .parse()
         .map_err(|_| unknown("read mode", &record.mode))?;
+    // Exact rounding's extraction set and chunk width as recorded (plans recorded before
+    // them: the planner's choice again).
+    let extractions = match &record.extraction_parameter_set {
+        Some(name) => Extractions::On(
+            name.parse()
+                .map_err(|_| unknown("extraction parameter set", name))?,
+        ),
+        None => Extractions::Cheapest,
+    };
     let again = PlanRequest {
         mode,
         target_log2_p_fail: record.target_log2_p_fail,
         cores: req.cores,
         profile: req.profile.clone(),
         set: Some(set),
+        extractions,
+        extraction_chunk_bits: record.extraction_chunk_bits,
         ..PlanRequest::default()
     };
     let p = plan(facts, &again)?;

@@ -190,6 +190,14 @@ pub struct PlanRecord {
     /// How it was chosen: by accuracy on calibration rows (with the simulated agreement), or by
     /// the read-noise guard, or forced.
     pub chosen_by: String,
+    /// Exact rounding: the set its extractions run on (the table set's own name when they run
+    /// there). Absent without exact rounding, and in plans recorded before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction_parameter_set: Option<String>,
+    /// Exact rounding: the chunk width its extractions clear the dropped bits in. Absent as
+    /// above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction_chunk_bits: Option<u32>,
 }
 
 impl PlanRecord {
@@ -210,13 +218,20 @@ impl PlanRecord {
             && self.latency_ms_per_sample >= 0.0
             && self.cores >= 1
             && texts.iter().all(|t| t.len() <= Self::MAX_TEXT)
+            && self
+                .extraction_parameter_set
+                .as_ref()
+                .is_none_or(|t| t.len() <= Self::MAX_TEXT)
+            && self
+                .extraction_chunk_bits
+                .is_none_or(|c| (1..=64).contains(&c))
             && !self.parameter_set.is_empty();
         if ok {
             Ok(())
         } else {
             Err(crate::error::Error::Circuit(
-                "the recorded plan is malformed (a number that is not finite, no cores, or a \
-                 name too long): recompile the model into a fresh circuit"
+                "the recorded plan is malformed (a number that is not finite, no cores, a chunk \
+                 width out of range, or a name too long): recompile the model into a fresh circuit"
                     .into(),
             ))
         }

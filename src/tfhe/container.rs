@@ -66,6 +66,10 @@ pub(super) struct FileHeader {
     /// with `extraction_set`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) extraction_parameters: Option<StoredParameters>,
+    /// Keys: exact rounding's chunk width ([`crate::fhe::FhePlan::extraction_chunk_bits`]),
+    /// part of the encoding; absent means 1 (one bit per bootstrap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) extraction_chunk_bits: Option<u32>,
 }
 
 impl FileHeader {
@@ -93,7 +97,29 @@ impl FileHeader {
             parameters: StoredParameters::of_set(set).ok(),
             extraction_set: None,
             extraction_parameters: None,
+            extraction_chunk_bits: None,
         }
+    }
+
+    /// With exact rounding (`chunk_bits`: its chunk width) or without.
+    pub(super) fn with_rounding(self, exact_rounding: bool, chunk_bits: u32) -> FileHeader {
+        FileHeader {
+            exact_rounding,
+            extraction_chunk_bits: (exact_rounding && chunk_bits > 1).then_some(chunk_bits),
+            ..self
+        }
+    }
+
+    /// The chunk width the header records, checked (1 when absent).
+    pub(super) fn chunk_bits(&self, label: &str) -> Result<u32> {
+        let c = self.extraction_chunk_bits.unwrap_or(1);
+        if !(1..=crate::fhe::MAX_CHUNK_BITS).contains(&c) || (c > 1 && !self.exact_rounding) {
+            return Err(Error::Keys(format!(
+                "{label}: its extraction chunk width {c} is not one sqnn writes: the file was \
+                 altered or written by another program: generate keys for this circuit again"
+            )));
+        }
+        Ok(c)
     }
 
     /// With the extraction set `ext` (when there is one), named and with its parameters.

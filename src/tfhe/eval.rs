@@ -42,8 +42,13 @@ pub struct PreparedCircuit {
     /// dot a table reads when a value spans one position.
     pub(super) constants: Vec<u64>,
     /// Exact rounding: test vector `b` returns `+c_b` for bit `b` clear and `-c_b` for bit `b`
-    /// set, `c_b = 2^b·Δ_P / 2` (one per bit up to the most any table drops).
+    /// set, `c_b = 2^b·Δ_P / 2` (one per bit up to the most any table drops): a chunk's first
+    /// bootstrap, which reads its top bit as a sign.
     pub(super) extract: Vec<LookupTableOwned>,
+    /// Exact rounding in chunks of two bits or more: per chunk `(b, c)` of some table, the
+    /// test vector of its second bootstrap, `v ↦ -v·2^b·Δ_P` for the `c - 1` bits `v` left
+    /// once its top bit is cleared (see `rounding.rs`).
+    pub(super) rest: Vec<((u32, u32), LookupTableOwned)>,
     /// What a table's read adds to the value it reads (see [`ServerKey::prepare`]).
     pub(super) read_shift: u64,
     /// Exact rounding: per lut node that drops bits, how its read rescales the cleared value
@@ -97,12 +102,14 @@ impl ServerKey {
             }
         }
         let extract = self.extraction_tables(&circuit, &layout);
+        let rest = self.rest_tables(&circuit, &layout);
         Ok(PreparedCircuit {
             circuit,
             layout,
             luts,
             constants,
             extract,
+            rest,
             read_shift: shift,
             rescale,
         })
@@ -149,7 +156,7 @@ impl ServerKey {
         extracted
     }
 
-    /// Exact rounding: one 1-bit test vector per bit up to the most any table drops (see
+    /// Exact rounding: one sign test vector per bit up to the most any table drops (see
     /// [`PreparedCircuit`]), on the set the extractions run on; none without exact rounding.
     fn extraction_tables(&self, circuit: &Circuit, layout: &Layout) -> Vec<LookupTableOwned> {
         if !self.exact_rounding {
@@ -167,6 +174,45 @@ impl ServerKey {
                     |_| 1u64,
                 ),
                 degree: Degree::new((1u64 << self.space_bits) - 1),
+            })
+            .collect()
+    }
+
+    /// Exact rounding in chunks: the second bootstrap's test vector of every chunk `(b, c)`,
+    /// `c >= 2`, that a table dropping at most the circuit's most bits uses: `2^(c-1)` boxes
+    /// over half the torus, box `v` holding `-v·2^b·Δ_P` (mod 2^64).
+    fn rest_tables(
+        &self,
+        circuit: &Circuit,
+        layout: &Layout,
+    ) -> Vec<((u32, u32), LookupTableOwned)> {
+        if !self.exact_rounding || self.chunk_bits < 2 {
+            return Vec::new();
+        }
+        let (_, set) = self.extraction_key();
+        let mut chunks: Vec<(u32, u32)> = (1..=circuit.max_round_bits)
+            .flat_map(|r| fhe::extraction_chunks(r, self.chunk_bits))
+            .filter(|&(_, c)| c >= 2)
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let torus_values = 1u64 << (layout.space_bits + 1);
+        chunks
+            .into_iter()
+            .map(|(b, c)| {
+                let acc = generate_programmable_bootstrap_glwe_lut(
+                    PolynomialSize(set.polynomial_size),
+                    GlweSize(set.glwe_dimension + 1),
+                    1usize << (c - 1),
+                    CiphertextModulus::new_native(),
+                    layout.delta,
+                    |v: u64| torus_values.wrapping_sub(v << b) & (torus_values - 1),
+                );
+                let lut = LookupTableOwned {
+                    acc,
+                    degree: Degree::new((1u64 << self.space_bits) - 1),
+                };
+                ((b, c), lut)
             })
             .collect()
     }
@@ -220,14 +266,16 @@ impl ServerKey {
     }
 
     /// Bootstraps one evaluation of `checked` runs: one per table, plus, with exact rounding,
-    /// one per dropped bit.
+    /// one per one-bit chunk of its dropped bits and two per wider chunk.
     pub fn pbs_per_sample(&self, checked: &CheckedGraph) -> usize {
         checked
             .graph()
             .nodes
             .iter()
             .map(|n| match n.op {
-                Op::Lut { round_bits, .. } if self.exact_rounding => 1 + round_bits as usize,
+                Op::Lut { round_bits, .. } if self.exact_rounding => {
+                    1 + fhe::extraction_bootstraps(round_bits, self.chunk_bits) as usize
+                }
                 Op::Lut { .. } => 1,
                 _ => 0,
             })

@@ -70,7 +70,6 @@ impl ClientKey {
         encode(
             FileHeader {
                 max_degree: None,
-                exact_rounding: self.exact_rounding,
                 ..FileHeader::new(
                     KIND_CLIENT,
                     &self.digest,
@@ -80,6 +79,7 @@ impl ClientKey {
                     self.key_pair.as_deref(),
                 )
                 .with_extraction(ext)
+                .with_rounding(self.exact_rounding, self.chunk_bits)
             },
             &payload,
         )
@@ -93,6 +93,7 @@ impl ClientKey {
         Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &path.display().to_string())?;
+        let chunk_bits = header.chunk_bits(&path.display().to_string())?;
         let limit = client_key_limit(set);
         let (key, small) = decode(path, "client key", || {
             let mut r: &[u8] = &payload;
@@ -129,6 +130,7 @@ impl ClientKey {
             set,
             space_bits,
             exact_rounding: header.exact_rounding,
+            chunk_bits,
             keygen_seconds: None,
             key_pair: header.key_pair,
             extract,
@@ -181,7 +183,6 @@ impl ServerKey {
         };
         let header = FileHeader {
             max_degree: Some(c.max_degree.get()),
-            exact_rounding: self.exact_rounding,
             ..FileHeader::new(
                 KIND_SERVER,
                 &self.digest,
@@ -191,6 +192,7 @@ impl ServerKey {
                 self.key_pair.as_deref(),
             )
             .with_extraction(ext)
+            .with_rounding(self.exact_rounding, self.chunk_bits)
         };
         Ok((header, payload))
     }
@@ -318,6 +320,7 @@ impl ServerKey {
         Circuit::new(checked)?.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &source.label())?;
+        let chunk_bits = header.chunk_bits(&source.label())?;
         let max_degree = header.max_degree.unwrap_or(0);
         let (compressed, ext_compressed) = decode(source, "server key", || {
             let mut r: &[u8] = payload;
@@ -357,6 +360,7 @@ impl ServerKey {
             set,
             space_bits,
             exact_rounding: header.exact_rounding,
+            chunk_bits,
             key_pair: header.key_pair,
         })
     }

@@ -43,6 +43,8 @@ pub struct ClientKey {
     pub(super) space_bits: u32,
     /// Exact rounding ([`FhePlan::exact_rounding`]): part of the encoding.
     pub(super) exact_rounding: bool,
+    /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
+    pub(super) chunk_bits: u32,
     pub(super) keygen_seconds: Option<f64>,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
@@ -76,6 +78,8 @@ pub struct ServerKey {
     pub(super) space_bits: u32,
     /// Exact rounding: tables clear their dropped bits before reading (see the module docs).
     pub(super) exact_rounding: bool,
+    /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
+    pub(super) chunk_bits: u32,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
     /// Exact rounding on two sets: the extraction set's keys.
@@ -227,6 +231,7 @@ impl ClientKey {
                 set,
                 space_bits,
                 exact_rounding: plan.exact_rounding,
+                chunk_bits: plan_chunk_bits(plan),
                 keygen_seconds: Some(secs),
                 key_pair: Some(pair.clone()),
                 extract,
@@ -238,6 +243,7 @@ impl ClientKey {
                 set,
                 space_bits,
                 exact_rounding: plan.exact_rounding,
+                chunk_bits: plan_chunk_bits(plan),
                 key_pair: Some(pair),
                 extract: extract_server,
             },
@@ -291,13 +297,15 @@ impl ClientKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ClientKey> {
-        let encoding = (self.space_bits, self.exact_rounding);
+        let encoding = (self.space_bits, self.exact_rounding, self.chunk_bits);
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, space_bits, exact_rounding) = bind(sets, checked, encoding, plan)?;
+        let (digest, (space_bits, exact_rounding, chunk_bits)) =
+            bind(sets, checked, encoding, plan)?;
         Ok(ClientKey {
             digest,
             space_bits,
             exact_rounding,
+            chunk_bits,
             ..self.clone()
         })
     }
@@ -402,20 +410,33 @@ impl ClientKey {
 fn bind(
     (set, ext): (&ParamSet, Option<&ParamSet>),
     checked: &CheckedGraph,
-    encoding: (u32, bool),
+    encoding: (u32, bool, u32),
     plan: Option<&FhePlan>,
-) -> Result<(String, u32, bool)> {
+) -> Result<(String, (u32, bool, u32))> {
     if let Some(plan) = plan {
         check_plan_set(set, plan)?;
         check_plan_extraction(ext, plan)?;
     }
     let c = Circuit::new(checked)?;
-    let (space_bits, exact_rounding) = match plan {
-        Some(plan) => (plan_space(plan, &c), plan.exact_rounding),
+    let (space_bits, exact_rounding, chunk_bits) = match plan {
+        Some(plan) => (
+            plan_space(plan, &c),
+            plan.exact_rounding,
+            plan_chunk_bits(plan),
+        ),
         None => encoding,
     };
     c.check_supported(set, space_bits)?;
-    Ok((c.digest, space_bits, exact_rounding))
+    Ok((c.digest, (space_bits, exact_rounding, chunk_bits)))
+}
+
+/// The chunk width of `plan`'s exact rounding (1 without it): the encoding, not key material.
+fn plan_chunk_bits(plan: &FhePlan) -> u32 {
+    if plan.exact_rounding {
+        plan.extraction_chunk_bits.max(1)
+    } else {
+        1
+    }
 }
 
 pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
@@ -435,6 +456,7 @@ pub(super) fn check_generated_together(client: &ClientKey, server: &ServerKey) -
         || client.set != server.set
         || client.space_bits != server.space_bits
         || client.exact_rounding != server.exact_rounding
+        || client.chunk_bits != server.chunk_bits
         || client.key_pair != server.key_pair
         || client.extract.as_ref().map(|e| e.set.id) != server.extract.as_ref().map(|e| e.set.id)
     {
@@ -521,13 +543,15 @@ impl ServerKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ServerKey> {
-        let encoding = (self.space_bits, self.exact_rounding);
+        let encoding = (self.space_bits, self.exact_rounding, self.chunk_bits);
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, space_bits, exact_rounding) = bind(sets, checked, encoding, plan)?;
+        let (digest, (space_bits, exact_rounding, chunk_bits)) =
+            bind(sets, checked, encoding, plan)?;
         Ok(ServerKey {
             digest,
             space_bits,
             exact_rounding,
+            chunk_bits,
             ..self.clone()
         })
     }

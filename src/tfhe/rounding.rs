@@ -1,13 +1,18 @@
 //! Exact rounding ([`FhePlan::exact_rounding`](crate::fhe::FhePlan::exact_rounding)): a table
-//! that drops `r` low bits first clears them, one 1-bit bootstrap per bit, then reads the
-//! cleared value rescaled so that its buckets are as far apart as the space allows.
+//! that drops `r` low bits first clears them, in chunks of one or two bootstraps each, then
+//! reads the cleared value rescaled so that its buckets are as far apart as the space allows.
 //!
 //! # Clearing
-//! Bit `b` (bits below it already clear) is read by multiplying the held value `x` by
-//! `2^(P - b)`, which puts it on the padding bit: the bootstrap of a constant test vector then
-//! returns `+c_b` (bit clear, phase near 0) or `-c_b` (bit set, phase near half the torus),
-//! tolerating noise up to a quarter of the torus. `x + out - c_b` subtracts `2^b` exactly when
-//! the bit is set. These bootstraps may run on a cheaper set than the table's read
+//! The dropped bits are cleared in chunks ([`fhe::extraction_chunks`]), lowest first. Chunk
+//! `(b, c)` (bits below `b` already clear) is moved to the top of the torus by multiplying the
+//! held value `x` by `2^(P + 1 - b - c)`: the phase is `v / 2^c`, `v` the chunk's value. Its
+//! top bit `t = b + c - 1` is read as a sign: with the phase moved by a quarter torus less half
+//! a step, the values with `t` clear sit around 0 and those with `t` set around half the
+//! torus, and the bootstrap of a constant test vector returns `+c_t` or `-c_t`, tolerating
+//! `1 / 2^(c+1)` of the torus (a quarter for one bit). `x + out - c_t` subtracts `2^t` exactly
+//! when the bit is set. For `c >= 2`, a second bootstrap reads the `c - 1` bits left (their top
+//! bit, now clear, is a padding bit) with the same tolerance and returns `-v·2^b`, which
+//! clears them. These bootstraps may run on a cheaper set than the table's read
 //! ([`crate::fhe::extraction_sets`]): its output is under the same `k·N`-bit key, so the sum is
 //! a ciphertext of the table set again. The margins are aligned so that the cleared bits are the table index's
 //! ([`fhe::aligned_margins`]): the cleared value is `c + j·2^r` for the table's bucket `j`.
@@ -151,15 +156,34 @@ impl ServerKey {
         let p = prepared.layout.space_bits;
         let (extract, _) = self.extraction_key();
         let mut x = src.clone();
-        for b in 0..r {
+        for (b, c) in fhe::extraction_chunks(r, self.chunk_bits) {
+            // The chunk at the top of the torus: phase v / 2^c.
+            let lift = Cleartext(1u64 << (p + 1 - b - c));
+            // Its top bit as a sign: the phase moved so that the values with the top bit clear
+            // are centred on 0 (a quarter of the torus less half a step).
+            let top = b + c - 1;
             let mut y = x.clone();
-            lwe_ciphertext_cleartext_mul_assign(&mut y.ct, Cleartext(1u64 << (p - b)));
-            let out = extract.apply_lookup_table(&y, &prepared.extract[b as usize]);
+            lwe_ciphertext_cleartext_mul_assign(&mut y.ct, lift);
+            let centre = (1u64 << (63 - c)).wrapping_sub(1u64 << 62);
+            lwe_ciphertext_plaintext_add_assign(&mut y.ct, Plaintext(centre));
+            let out = extract.apply_lookup_table(&y, &prepared.extract[top as usize]);
             lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
             lwe_ciphertext_plaintext_add_assign(
                 &mut x.ct,
-                Plaintext(extraction_constant(delta, b).wrapping_neg()),
+                Plaintext(extraction_constant(delta, top).wrapping_neg()),
             );
+            progress.advance(1);
+            if c == 1 {
+                continue;
+            }
+            // The c - 1 bits left, their top bit now clear: read exactly, subtracted.
+            let Some((_, rest)) = prepared.rest.iter().find(|(k, _)| *k == (b, c)) else {
+                unreachable!("prepared chunk tables cover every table's chunks")
+            };
+            let mut y = x.clone();
+            lwe_ciphertext_cleartext_mul_assign(&mut y.ct, lift);
+            let out = extract.apply_lookup_table(&y, rest);
+            lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
             progress.advance(1);
         }
         lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(rescale.lowest.wrapping_neg()));

@@ -89,6 +89,62 @@ fn extractions_on_another_set_match_clear_for_every_pair() {
     }
 }
 
+/// Every chunk width ([`fhe::extraction_chunks`]) of every pair the planner may choose, on
+/// tables that drop 5 bits (chunks 1+1+1+1+1, 2+2+1, 3+2, 4+1 and 5): each width that meets
+/// 2^-40 is bit-identical to clear, with one key per pair (the width is part of the encoding);
+/// one bit per bootstrap always meets it, and so does some wider chunk.
+#[test]
+fn every_chunk_width_matches_clear_for_every_pair() {
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let inputs: Vec<Vec<i64>> = (0..6)
+        .map(|_| vec![rng.gen_range(0..=15), rng.gen_range(0..=15)])
+        .collect();
+    let c = circuit_dropping(5);
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    for (t, e) in fhe::extraction_pairs() {
+        let (t, e) = (t.set(), e.set());
+        let widths: Vec<(u32, FhePlan)> = (1..=5)
+            .filter_map(|w| {
+                let req = PlanRequest::new(FheMode::Exact)
+                    .on(t.id)
+                    .cores(2)
+                    .extractions(Extractions::On(e.id))
+                    .extraction_chunk_bits(w);
+                fhe::plan(&PlanFacts::from(&c), &req).ok().map(|p| (w, p))
+            })
+            .collect();
+        assert_eq!(
+            widths.first().map(|(w, _)| *w),
+            Some(1),
+            "{} / {}",
+            t.name,
+            e.name
+        );
+        assert!(
+            widths.len() >= 2,
+            "{} / {}: no chunk wider than one bit",
+            t.name,
+            e.name
+        );
+        let b = TfheBackend::generate(&c, &widths[0].1).unwrap();
+        for (w, plan) in &widths {
+            assert_eq!(plan.extraction_chunk_bits, *w);
+            assert!(plan.worst_log2_p_fail <= -40.0);
+            let client = b.client().rebind_with(&c, plan).unwrap();
+            let server = b.server().rebind_with(&c, plan).unwrap();
+            assert_eq!(server.pbs_per_sample(&c), plan.pbs_count);
+            let rb = TfheBackend::new(client, server).unwrap();
+            assert_eq!(
+                rb.run(&c, &inputs).unwrap(),
+                clear,
+                "{} / {}, chunks of {w}",
+                t.name,
+                e.name
+            );
+        }
+    }
+}
+
 /// The planner puts the extractions on the cheaper set when it meets the target, says so, and
 /// predicts less than on one set; a set that cannot share the GLWE key is refused by name.
 #[test]
@@ -204,6 +260,20 @@ fn a_two_set_key_file_with_an_altered_security_field_is_refused() {
         edit_header(&p, |h| h["extraction_set"] = serde_json::json!(six.name));
         let m = load(&p).unwrap_err().to_string();
         assert!(m.contains("cannot share a key"), "{file}: {m}");
+        // The chunk width is recorded; one sqnn never writes is refused.
+        assert!(plan.extraction_chunk_bits > 1);
+        assert_eq!(
+            header(&src.path().join(file))["extraction_chunk_bits"],
+            serde_json::json!(plan.extraction_chunk_bits)
+        );
+        for bad in [0, fhe::MAX_CHUNK_BITS + 1] {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join(file);
+            std::fs::copy(src.path().join(file), &p).unwrap();
+            edit_header(&p, |h| h["extraction_chunk_bits"] = serde_json::json!(bad));
+            let m = load(&p).unwrap_err().to_string();
+            assert!(m.contains("chunk width"), "{file}: {m}");
+        }
         // Without the extraction set's parameters: refused.
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(file);

@@ -177,7 +177,8 @@ fn exact_rounding_clears_dropped_bits_and_matches_clear() {
     let req = fhe::PlanRequest::new(fhe::FheMode::Exact)
         .on(set4.id)
         .cores(2)
-        .extractions(fhe::Extractions::TableSet);
+        .extractions(fhe::Extractions::TableSet)
+        .extraction_chunk_bits(1);
     let plan = fhe::plan(&fhe::PlanFacts::from(&c), &req).unwrap();
     assert!(plan.exact_rounding);
     assert_eq!(plan.extraction_parameter_set, None);
@@ -196,4 +197,56 @@ fn exact_rounding_clears_dropped_bits_and_matches_clear() {
         .collect();
     let clear = ClearBackend::default().run(&c, &inputs).unwrap();
     assert_eq!(b.run(&c, &inputs).unwrap(), clear);
+}
+
+/// The same circuit with its dropped bits cleared in chunks ([`fhe::extraction_chunks`]) of 2
+/// bits (a one-bit chunk above: 3 bootstraps per table) and 3 bits (the sign of the top bit,
+/// then the two bits left: 2), and the planner's own choice (the widest chunk that meets
+/// 2^-40, here 3 bits: two bootstraps instead of three); one key serves every width (the chunk
+/// width is part of the encoding, not of the key): bit-identical to clear each time.
+#[test]
+fn exact_rounding_in_chunks_matches_clear() {
+    let mut b = Builder::new("tfhe-test-exact-chunks", 4, 4, 7);
+    let x0 = b.input(0, 15);
+    let x1 = b.input(0, 15);
+    let d0 = b.dot(0, &[(x0, 4), (x1, 1)], 0);
+    let d1 = b.dot(0, &[(x0, 3), (x1, -2)], 0);
+    let l0 = rounded_lut(&mut b, 0, d0, 3, 5, |i| (i * 3 + 1) % 4);
+    let l1 = rounded_lut(&mut b, 0, d1, 3, 2, |i| i.min(3));
+    let d2 = b.dot(1, &[(l0, 2), (l1, -1)], 3);
+    let l2 = rounded_lut(&mut b, 1, d2, 3, 3, |i| 3 - i);
+    let o0 = b.dot(2, &[(l2, 1)], 0);
+    let o1 = b.dot(2, &[(l0, 1), (l1, 1)], 0);
+    let c = b.finish(&[o0, o1]);
+    let set4 = set(SET4);
+    let facts = fhe::PlanFacts::from(&c);
+    let req = fhe::PlanRequest::new(fhe::FheMode::Exact)
+        .on(set4.id)
+        .cores(2)
+        .extractions(fhe::Extractions::TableSet);
+    let chosen = fhe::plan(&facts, &req).unwrap();
+    assert_eq!(chosen.extraction_chunk_bits, 3);
+    assert!(fhe::render_plan(&chosen).contains("in chunks of up to 3 bits"));
+    let b = backend_with(&c, &chosen);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let inputs: Vec<Vec<i64>> = (0..24)
+        .map(|_| vec![rng.gen_range(0..=15), rng.gen_range(0..=15)])
+        .collect();
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    for (chunk, per_table) in [(2u32, 3u32), (3, 2)] {
+        let plan = fhe::plan(&facts, &req.clone().extraction_chunk_bits(chunk)).unwrap();
+        assert_eq!(plan.extraction_chunk_bits, chunk);
+        assert!(plan.worst_log2_p_fail <= -40.0, "{chunk}");
+        assert_eq!(plan.pbs_count, 3 * (1 + per_table as usize), "{chunk}");
+        assert!(plan
+            .neurons
+            .iter()
+            .filter(|n| n.bootstrap)
+            .all(|n| n.extractions == per_table));
+        let client = b.client().rebind_with(&c, &plan).unwrap();
+        let server = b.server().rebind_with(&c, &plan).unwrap();
+        assert_eq!(server.pbs_per_sample(&c), plan.pbs_count);
+        let rb = TfheBackend::new(client, server).unwrap();
+        assert_eq!(rb.run(&c, &inputs).unwrap(), clear, "chunks of {chunk}");
+    }
 }

@@ -39,11 +39,16 @@ pub struct FheArgs {
     /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
-    /// Exact rounding: where the 1-bit bootstraps that clear a table's dropped bits run:
+    /// Exact rounding: where the bootstraps that clear a table's dropped bits run:
     /// `auto` (the cheapest set that meets the target: the table set, or a smaller set sharing
     /// its GLWE key), `table-set` (every bootstrap on one set), or a parameter set's name.
     #[arg(long, default_value = "auto")]
     pub extractions: String,
+    /// Exact rounding: clear a table's dropped bits in chunks of this many bits (1: one bit
+    /// per bootstrap; a wider chunk takes two bootstraps). Default: the cheapest width that
+    /// meets the target.
+    #[arg(long)]
+    pub extraction_chunk_bits: Option<u32>,
     /// The flags of this group given on the command line (not defaulted), by id: keys loaded
     /// from a directory fix what they would choose, so those flags are refused there.
     #[arg(skip)]
@@ -52,7 +57,7 @@ pub struct FheArgs {
 
 impl FheArgs {
     /// The flag ids of this group.
-    const IDS: [&'static str; 7] = [
+    const IDS: [&'static str; 8] = [
         "mode",
         "p_error",
         "tolerance",
@@ -60,6 +65,7 @@ impl FheArgs {
         "max_sigma",
         "parameters",
         "extractions",
+        "extraction_chunk_bits",
     ];
 
     /// Records which of this group's flags `matches` (a subcommand's) got from the command
@@ -148,6 +154,7 @@ impl FheArgs {
             max_sigma,
             calibration,
             extractions,
+            extraction_chunk_bits: self.extraction_chunk_bits,
             ..self.cost_request()
         };
         fhe::plan(&PlanFacts::new(an), &req)
@@ -185,6 +192,7 @@ impl Default for FheArgs {
             max_sigma: None,
             parameters: None,
             extractions: "auto".into(),
+            extraction_chunk_bits: None,
             given: Vec::new(),
         }
     }

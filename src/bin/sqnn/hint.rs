@@ -30,6 +30,7 @@ const FLAGS: &[&str] = &[
     "max_sigma",
     "parameters",
     "extractions",
+    "extraction_chunk_bits",
     "mode",
     "target",
     "task",

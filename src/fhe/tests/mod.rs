@@ -142,8 +142,9 @@ fn precision_covers_accumulators_outputs_and_activations() {
 }
 
 /// A 9-bit circuit whose tables drop 4 bits: no set reads it exactly in one bootstrap, but
-/// exact rounding on the 6-bit set does, at 5 bootstraps per table; without rounding
-/// tables the exact choice fails and says how to get exact rounding.
+/// exact rounding on the 6-bit set does, at 3 bootstraps per table (the 4 bits cleared as one
+/// chunk, two bootstraps), 5 with one bit per bootstrap; without rounding tables the exact
+/// choice fails and says how to get exact rounding.
 #[test]
 fn exact_mode_falls_back_to_exact_rounding() {
     let rounded = |layer, idx, table| DotFacts {
@@ -163,9 +164,50 @@ fn exact_mode_falls_back_to_exact_rounding() {
     let p = choose(&r, -40.0, 2).unwrap();
     assert!(p.exact_rounding);
     assert_eq!(p.precision_bits, 6);
-    assert_eq!(p.pbs_count, 2 * 5);
+    assert_eq!(p.extraction_chunk_bits, 4);
+    assert_eq!(p.pbs_count, 2 * 3);
+    // Its reads are exact: a clear simulation of the plan injects nothing into them.
+    let rounded: Vec<_> = p.neurons.iter().filter(|n| n.extractions > 0).collect();
+    assert_eq!(rounded.len(), 2);
+    assert!(rounded.iter().all(|n| n.sigma_units == 0.0 && n.std > 0.0));
+    let sim = read_sigma_units(&p, &r);
+    assert!(rounded
+        .iter()
+        .all(|n| sim.iter().any(|&(node, s)| node == n.node && s == 0.0)));
     assert!(p.worst_log2_p_fail <= -40.0);
     assert!(render_plan(&p).contains("exact: 2 tables clear"));
+    let req = PlanRequest::new(FheMode::Exact)
+        .cores(2)
+        .extraction_chunk_bits(1);
+    let bitwise = plan(&r, &req).unwrap();
+    assert_eq!(bitwise.parameter_set, p.parameter_set);
+    assert_eq!(bitwise.pbs_count, 2 * 5);
+    assert!(bitwise.latency_ms_per_sample > p.latency_ms_per_sample);
+    assert!(plan(&r, &req.clone().extraction_chunk_bits(0)).is_err());
+    // The circuit records the extraction set and chunk width; planning the record again keeps
+    // them (a record written before them: the planner's choice again).
+    let rec = bitwise.record();
+    assert_eq!(rec.extraction_chunk_bits, Some(1));
+    assert_eq!(
+        rec.extraction_parameter_set.as_deref(),
+        Some(bitwise.extraction_set().name)
+    );
+    let again = recorded_plan(&r, &rec, &PlanRequest::new(FheMode::Exact).cores(2)).unwrap();
+    assert_eq!(
+        (again.extraction_chunk_bits, again.pbs_count),
+        (1, bitwise.pbs_count)
+    );
+    assert_eq!(
+        again.extraction_parameter_set,
+        bitwise.extraction_parameter_set
+    );
+    let old = crate::ir::PlanRecord {
+        extraction_parameter_set: None,
+        extraction_chunk_bits: None,
+        ..rec
+    };
+    let again = recorded_plan(&r, &old, &PlanRequest::new(FheMode::Exact).cores(2)).unwrap();
+    assert_eq!(again.extraction_chunk_bits, p.extraction_chunk_bits);
     let plain = report(
         vec![neuron(0, 0, 9, 60, true), neuron(1, 0, 9, 60, false)],
         4,
