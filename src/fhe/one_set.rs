@@ -97,6 +97,7 @@ pub(super) fn plan_on(
         pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
+        extraction_pbs_ms_1_thread: other.map(|e| e.pbs_ms_1_thread),
         latency_ms_per_sample: latency,
         latency_ms_per_sample_1_core: latency_1_core,
         server_key_bytes: set.server_key_bytes + other.map_or(0, |e| e.server_key_bytes),

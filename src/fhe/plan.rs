@@ -141,6 +141,10 @@ pub struct FhePlan {
     pub cores: usize,
     /// One bootstrap on one thread (ms).
     pub pbs_ms_1_thread: f64,
+    /// One bootstrap of the extraction set on one thread (ms), from the same cost source as
+    /// [`pbs_ms_1_thread`](Self::pbs_ms_1_thread); `None` without a separate extraction set.
+    #[serde(default)]
+    pub extraction_pbs_ms_1_thread: Option<f64>,
     /// Predicted evaluation latency per sample on `cores` cores (ms): the layers one after
     /// another, each [`ParamSet::layer_ms`] (at least `bootstraps × pbs_ms_1_thread ÷ cores`).
     pub latency_ms_per_sample: f64,

@@ -139,7 +139,7 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
                  bootstrapping key per set; the table reads stay on {}\n",
                 e.name,
                 e.family(),
-                ms(e.pbs_ms_1_thread),
+                ms(plan.extraction_pbs_ms_1_thread.unwrap_or(e.pbs_ms_1_thread)),
                 e.glwe_dimension,
                 e.polynomial_size,
                 e.lwe_dimension,
