@@ -185,16 +185,11 @@ fn rounded_tables_are_read_through_their_rounding() {
 /// nothing meets takes the one that loses least. The test rows are never used.
 #[test]
 fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
-    use sqnn::data::{Dataset, SplitSpec};
     use sqnn::fhe::{self, Calibration, FheMode, PlanFacts, PlanRequest};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let g = IntGraph::load(&root.join("circuits/iris.circuit.json")).unwrap();
-    let ds = Dataset::builtin("iris").unwrap();
-    let split = SplitSpec::Auto.split(&ds).unwrap();
-    let train = ds.subset(&split.train);
-    let an = analyze(g).unwrap();
-    let inputs = an.graph().quantize_inputs(&train.x).unwrap();
-    let cal = Calibration::new(&an, &inputs, &train.y).unwrap();
+    let (an, cal) = iris_calibration();
+    let split = sqnn::data::SplitSpec::Auto
+        .split(&sqnn::data::Dataset::builtin("iris").unwrap())
+        .unwrap();
     assert_eq!(cal.rows(), split.train.len());
     let facts = PlanFacts::new(&an);
     let choose = |cal: Calibration| {
@@ -243,16 +238,8 @@ fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
 /// 1 to `MAX_SEEDS`; with one seed the estimate is that seed's share.
 #[test]
 fn calibration_seeds_are_what_the_estimate_pools() {
-    use sqnn::data::{Dataset, SplitSpec};
     use sqnn::fhe::{self, Calibration, FheMode, PlanFacts, PlanRequest};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let g = IntGraph::load(&root.join("circuits/iris.circuit.json")).unwrap();
-    let ds = Dataset::builtin("iris").unwrap();
-    let split = SplitSpec::Auto.split(&ds).unwrap();
-    let train = ds.subset(&split.train);
-    let an = analyze(g).unwrap();
-    let inputs = an.graph().quantize_inputs(&train.x).unwrap();
-    let cal = Calibration::new(&an, &inputs, &train.y).unwrap();
+    let (an, cal) = iris_calibration();
     assert!(cal.clone().seeds(0).is_err());
     assert!(cal.clone().seeds(Calibration::MAX_SEEDS + 1).is_err());
     let facts = PlanFacts::new(&an);
@@ -282,4 +269,19 @@ fn calibration_seeds_are_what_the_estimate_pools() {
             "{share}"
         );
     }
+}
+
+/// The committed iris circuit, analysed, and the planner's calibration on its training split
+/// (the test rows are never used).
+fn iris_calibration() -> (sqnn::analyze::Analyzed, sqnn::fhe::Calibration) {
+    use sqnn::data::{Dataset, SplitSpec};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = IntGraph::load(&root.join("circuits/iris.circuit.json")).unwrap();
+    let ds = Dataset::builtin("iris").unwrap();
+    let split = SplitSpec::Auto.split(&ds).unwrap();
+    let train = ds.subset(&split.train);
+    let an = analyze(g).unwrap();
+    let inputs = an.graph().quantize_inputs(&train.x).unwrap();
+    let cal = sqnn::fhe::Calibration::new(&an, &inputs, &train.y).unwrap();
+    (an, cal)
 }

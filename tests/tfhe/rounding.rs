@@ -199,14 +199,10 @@ fn exact_rounding_clears_dropped_bits_and_matches_clear() {
     assert_eq!(b.run(&c, &inputs).unwrap(), clear);
 }
 
-/// The same circuit with its dropped bits cleared in chunks ([`fhe::extraction_chunks`]) of 2
-/// bits (a one-bit chunk above: 3 bootstraps per table) and 3 bits (the sign of the top bit,
-/// then the two bits left: 2), and the planner's own choice (the widest chunk that meets
-/// 2^-40, here 3 bits: two bootstraps instead of three); one key serves every width (the chunk
-/// width is part of the encoding, not of the key): bit-identical to clear each time.
-#[test]
-fn exact_rounding_in_chunks_matches_clear() {
-    let mut b = Builder::new("tfhe-test-exact-chunks", 4, 4, 7);
+/// A circuit named `name` whose three tables drop 3 bits of 7-bit accumulators (two in the
+/// first layer, one in the second), 4-bit inputs.
+pub(crate) fn three_rounded_tables(name: &str) -> sqnn::analyze::CheckedGraph {
+    let mut b = Builder::new(name, 4, 4, 7);
     let x0 = b.input(0, 15);
     let x1 = b.input(0, 15);
     let d0 = b.dot(0, &[(x0, 4), (x1, 1)], 0);
@@ -217,7 +213,17 @@ fn exact_rounding_in_chunks_matches_clear() {
     let l2 = rounded_lut(&mut b, 1, d2, 3, 3, |i| 3 - i);
     let o0 = b.dot(2, &[(l2, 1)], 0);
     let o1 = b.dot(2, &[(l0, 1), (l1, 1)], 0);
-    let c = b.finish(&[o0, o1]);
+    b.finish(&[o0, o1])
+}
+
+/// The same circuit with its dropped bits cleared in chunks ([`fhe::extraction_chunks`]) of 2
+/// bits (a one-bit chunk above: 3 bootstraps per table) and 3 bits (the sign of the top bit,
+/// then the two bits left: 2), and the planner's own choice (the widest chunk that meets
+/// 2^-40, here 3 bits: two bootstraps instead of three); one key serves every width (the chunk
+/// width is part of the encoding, not of the key): bit-identical to clear each time.
+#[test]
+fn exact_rounding_in_chunks_matches_clear() {
+    let c = three_rounded_tables("tfhe-test-exact-chunks");
     let set4 = set(SET4);
     let facts = fhe::PlanFacts::from(&c);
     let req = fhe::PlanRequest::new(fhe::FheMode::Exact)

@@ -17,9 +17,9 @@ use tfhe::core_crypto::prelude::{
     DecompositionBaseLog, DecompositionLevelCount, GlweDimension, LweDimension, PolynomialSize,
 };
 
-use crate::common::builder::{all_inputs, Builder};
+use crate::common::builder::all_inputs;
 use crate::common::tfhe::*;
-use crate::rounding::rounded_lut;
+use crate::rounding::three_rounded_tables;
 
 fn variants() -> Vec<&'static ParamSet> {
     fhe::catalogue()
@@ -140,18 +140,7 @@ fn circuit_for(set: &ParamSet) -> sqnn::analyze::CheckedGraph {
     if set.polynomial_size < 2048 {
         return circuit2();
     }
-    let mut b = Builder::new("tfhe-test-variant", 4, 4, 7);
-    let x0 = b.input(0, 15);
-    let x1 = b.input(0, 15);
-    let d0 = b.dot(0, &[(x0, 4), (x1, 1)], 0);
-    let d1 = b.dot(0, &[(x0, 3), (x1, -2)], 0);
-    let l0 = rounded_lut(&mut b, 0, d0, 3, 5, |i| (i * 3 + 1) % 4);
-    let l1 = rounded_lut(&mut b, 0, d1, 3, 2, |i| i.min(3));
-    let d2 = b.dot(1, &[(l0, 2), (l1, -1)], 3);
-    let l2 = rounded_lut(&mut b, 1, d2, 3, 3, |i| 3 - i);
-    let o0 = b.dot(2, &[(l2, 1)], 0);
-    let o1 = b.dot(2, &[(l0, 1), (l1, 1)], 0);
-    b.finish(&[o0, o1])
+    three_rounded_tables("tfhe-test-variant")
 }
 
 /// Every variant the planner may choose, encrypted == clear (exact mode, every bootstrap on
