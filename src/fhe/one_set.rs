@@ -253,21 +253,33 @@ pub(super) fn plan_with(
         for p in needed..=top {
             let best = ext_sets
                 .iter()
-                .flat_map(|e| {
-                    let chunks = chunk_bits.map_or(1..=MAX_CHUNK_BITS, |c| c..=c);
-                    chunks.map(move |c| (*e, c))
-                })
-                .map(|ec| plan_on(facts, set, p, mode, Some(ec), target, costs))
-                .filter(|plan| plan.worst_log2_p_fail <= target)
-                .min_by(|a, b| {
-                    a.latency_ms_per_sample
-                        .total_cmp(&b.latency_ms_per_sample)
-                        .then(a.extraction_chunk_bits.cmp(&b.extraction_chunk_bits))
-                });
-            if let Some(plan) = best {
+                .flat_map(|e| chunk_widths(chunk_bits).map(move |c| (*e, c)))
+                .map(|ec| plan_on(facts, set, p, mode, Some(ec), target, costs));
+            if let Some(plan) = cheapest_meeting(best, target) {
                 return Ok(plan);
             }
         }
     }
     Err(too_noisy(&last.expect("at least one width"), target))
+}
+
+/// The chunk widths exact rounding may clear dropped bits in: the one asked for, else 1 to
+/// [`MAX_CHUNK_BITS`].
+pub(super) fn chunk_widths(asked: Option<u32>) -> std::ops::RangeInclusive<u32> {
+    asked.map_or(1..=MAX_CHUNK_BITS, |c| c..=c)
+}
+
+/// The fastest of `plans` that meets `target`, the narrowest chunk width on a tie; `None` when
+/// none meets it.
+pub(super) fn cheapest_meeting(
+    plans: impl Iterator<Item = FhePlan>,
+    target: f64,
+) -> Option<FhePlan> {
+    plans
+        .filter(|plan| plan.worst_log2_p_fail <= target)
+        .min_by(|a, b| {
+            a.latency_ms_per_sample
+                .total_cmp(&b.latency_ms_per_sample)
+                .then(a.extraction_chunk_bits.cmp(&b.extraction_chunk_bits))
+        })
 }

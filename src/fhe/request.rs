@@ -6,7 +6,7 @@ use super::catalogue::{ParamSet, ParamSetId};
 use super::choose::{choose_among, choose_approximate, choose_by_accuracy};
 use super::extract::{Extractions, MAX_CHUNK_BITS};
 use super::facts::PlanFacts;
-use super::one_set::{extraction_choices, plan_on, plan_with};
+use super::one_set::{cheapest_meeting, chunk_widths, extraction_choices, plan_on, plan_with};
 use super::plan::{FheMode, FhePlan};
 use super::profile::{CostProfile, Costs};
 use crate::error::{Error, Result};
@@ -238,15 +238,13 @@ pub fn plan(facts: &PlanFacts, req: &PlanRequest) -> Result<FhePlan> {
                     costs,
                 )
             };
-            // The chunk width asked for, else the one with the fewest bootstraps that meets
-            // the target (the narrowest of those; else 1).
+            // The chunk width asked for, else the cheapest that meets the target (as when the
+            // planner chooses the space; else 1).
             Ok(match req.extraction_chunk_bits {
                 Some(c) => on(c),
-                None => (1..=MAX_CHUNK_BITS)
-                    .map(on)
-                    .filter(|plan| plan.worst_log2_p_fail <= target)
-                    .min_by_key(|plan| (plan.pbs_count, plan.extraction_chunk_bits))
-                    .unwrap_or_else(|| on(1)),
+                None => {
+                    cheapest_meeting(chunk_widths(None).map(on), target).unwrap_or_else(|| on(1))
+                }
             })
         }
         (Some(id), None) => plan_with(facts, id.set(), mode, target, costs, extractions),
