@@ -2,7 +2,8 @@
 //! the low bits a table must drop when the space is wider than the polynomial.
 
 use super::catalogue::ParamSet;
-use super::facts::PlanFacts;
+use super::facts::{DotFacts, PlanFacts};
+use super::noise::catastrophic_log2;
 
 /// The margins of an interval `[lo, hi]` centred in a `space_bits`-bit space: `(below, above)`
 /// values, `below = floor((2^P - W) / 2)`, `W = hi - lo + 1`. `None` when it does not fit.
@@ -96,6 +97,111 @@ pub fn rounding_scale(
     let spread_bits = 64 - (buckets.saturating_sub(1).max(1) - 1).leading_zeros();
     let s = space_bits.checked_sub(r.checked_add(spread_bits)?)?;
     Some((c, s, buckets))
+}
+
+/// One table's read of its dot when the dot is computed times `2^scale_bits`
+/// ([`read_scale_bits`]): the dot's values sit `2^scale_bits` values of the plan's space apart,
+/// i.e. the dot lives in its own `space_bits - scale_bits`-bit space, centred (and aligned when
+/// that space is still wider than the polynomial) as [`aligned_margins`] places it there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaledRead {
+    /// `s`: the dot's weights and constant are multiplied by `2^s`.
+    pub scale_bits: u32,
+    /// The dot's own space, `P - s` bits: `Δ = 2^(63 - P + s)`.
+    pub space_bits: u32,
+    /// [`read_align_bits`] of that space (0 unless it is wider than the polynomial).
+    pub align_bits: u32,
+    /// Its margins in that space (values of the dot), `None` if the dot does not fit it.
+    pub margins: Option<(u64, u64)>,
+    /// The read's noise in positions: `sqrt(a + b·Σw²·4^s)` (the inputs' noise is multiplied
+    /// by `2^s` too; the keyswitch and modulus switch come after).
+    pub std: f64,
+    /// Positions per value of the dot: `N / 2^(P - s)`.
+    pub box_positions: f64,
+}
+
+impl ScaledRead {
+    /// The read of dot `n` (a table reads it) on `set` in a `space_bits`-bit space, scaled by
+    /// `2^scale_bits` (`scale_bits <= space_bits`).
+    pub fn new(set: &ParamSet, space_bits: u32, n: &DotFacts, scale_bits: u32) -> ScaledRead {
+        let own = space_bits.saturating_sub(scale_bits);
+        let align_bits = read_align_bits(set, own);
+        // A table must drop the bits the bootstrap cannot tell apart.
+        let margins = (n.round_bits >= align_bits)
+            .then(|| {
+                aligned_margins(
+                    n.lo,
+                    n.hi,
+                    own,
+                    align_bits,
+                    n.lo.wrapping_add(n.table_offset),
+                )
+            })
+            .flatten();
+        let amp = 4f64.powi(scale_bits.min(1000) as i32);
+        ScaledRead {
+            scale_bits,
+            space_bits: own,
+            align_bits,
+            margins,
+            std: (set.noise_base + set.noise_per_w2 * n.sum_w2 as f64 * amp).sqrt(),
+            box_positions: set.box_positions(own),
+        }
+    }
+
+    /// log2 probability that the read of the value at the edge of the narrower margin goes
+    /// past it (0, certain, when the dot does not fit).
+    pub fn catastrophic_log2(&self) -> f64 {
+        match self.margins {
+            Some((a, b)) => catastrophic_log2(self.std, self.box_positions, a.min(b)),
+            None => 0.0,
+        }
+    }
+}
+
+/// How many bits `s` the dot `n` is scaled by before its table reads it, on `set` in a
+/// `space_bits`-bit space with the failure target `target_log2` (per bootstrap): the largest
+/// `s <= P - range_bits` whose [`ScaledRead`] fits and goes past its margin with probability
+/// at most `2^target_log2` (so scaling never makes a plan miss its target); 0 for an output
+/// (no table) and, with `exact_rounding`, for a table that drops bits (its extractions and
+/// rescaled read have their own encoding, [`rounding_scale`]). The one rule: the planner's
+/// noise model, the clear simulation (through it) and the TFHE backend's layout (whose keys
+/// record the plan's target) all call it.
+///
+/// A value of a `P`-bit space spans `N / 2^P` positions while the read's error is about fixed
+/// in positions, so a dot narrower than the space is read `2^s` times more precisely in its own
+/// units (`σ_units = sqrt(a + b·Σw²·4^s) / (box·2^s)`, [`ScaledRead`]). Tables that drop low
+/// bits need nothing more: their staircase is a function of the dot's value; a space still
+/// wider than the polynomial aligns the dot's margin in its own space ([`aligned_margins`]),
+/// as unscaled.
+///
+/// ```
+/// use sqnn::fhe::{read_scale_bits, DotFacts, ParamSetId};
+/// let set = ParamSetId::ClassicMsg2Carry2.set();
+/// let dot = |lo: i64, hi: i64, table_len| DotFacts {
+///     node: 0, layer: 0, neuron: 0, lo, hi, range_bits: 64 - ((hi - lo) as u64).leading_zeros(),
+///     sum_w2: 100, table_len, table_bits: 4, round_bits: 0, table_offset: -lo,
+/// };
+/// // A 6-bit dot in a 9-bit space is read in its own 7-bit space (s = 2); a 9-bit one not.
+/// assert_eq!(read_scale_bits(set, 9, false, -40.0, &dot(0, 63, 64)), 2);
+/// assert_eq!(read_scale_bits(set, 9, false, -40.0, &dot(0, 400, 401)), 0);
+/// assert_eq!(read_scale_bits(set, 9, false, -40.0, &dot(0, 63, 0)), 0); // an output
+/// ```
+pub fn read_scale_bits(
+    set: &ParamSet,
+    space_bits: u32,
+    exact_rounding: bool,
+    target_log2: f64,
+    n: &DotFacts,
+) -> u32 {
+    if n.table_len == 0 || (exact_rounding && n.round_bits > 0) {
+        return 0;
+    }
+    let most = space_bits.saturating_sub(n.range_bits);
+    (1..=most)
+        .take_while(|&s| ScaledRead::new(set, space_bits, n, s).catastrophic_log2() <= target_log2)
+        .last()
+        .unwrap_or(0)
 }
 
 /// Precision a circuit needs (bits): every dot's range (output dots included), every input and

@@ -17,7 +17,7 @@
 //! sets), `variants` (decomposition variants of shipped sets and their validation), `extract`
 //! (a cheaper set for exact rounding's extractions), `formulas`
 //! (`tfhe`'s noise formulas), `measured` (the data file), `noise` (Gaussian maths),
-//! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule), `facts`
+//! `latency` (layers on cores), `encoding` (margins, alignment, the dropped-bits rule, each table's read scale), `facts`
 //! (what the planner reads), `reads` (each read's noise), `plan` (plan types), `profile` (the
 //! cost source: built-in figures or this machine's [`CostProfile`]), `one_set`
 //! (planning on one set), `choose` (the choice among sets), `request` (the planner call),
@@ -47,8 +47,8 @@ pub use accuracy::{Calibration, Simulated};
 pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
 pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{
-    aligned_margins, margins, needed_bits, read_align_bits, rounding_scale, widest_read_bits,
-    MAX_EXTRA_READ_BITS,
+    aligned_margins, margins, needed_bits, read_align_bits, read_scale_bits, rounding_scale,
+    widest_read_bits, ScaledRead, MAX_EXTRA_READ_BITS,
 };
 pub use extract::{
     chains_ms, extraction_bootstraps, extraction_chunks, extraction_pairs, extraction_sets,

@@ -3,7 +3,7 @@
 
 use super::catalogue::ParamSet;
 use super::choose::{too_noisy, too_wide};
-use super::encoding::{approximate_top, needed_bits};
+use super::encoding::{approximate_top, needed_bits, ScaledRead};
 use super::extract::{extraction_sets, rounding_circuit_ms, Extractions, MAX_CHUNK_BITS};
 use super::facts::PlanFacts;
 use super::latency::pbs_per_layer;
@@ -42,7 +42,16 @@ pub(super) fn plan_on(
     let neurons: Vec<NeuronNoise> = facts
         .dots
         .iter()
-        .map(|n| neuron_noise(set, space_bits, mode, rounding.map(|e| (e, chunk)), n))
+        .map(|n| {
+            neuron_noise(
+                set,
+                space_bits,
+                mode,
+                target,
+                rounding.map(|e| (e, chunk)),
+                n,
+            )
+        })
         .collect();
     let extractions: usize = neurons.iter().map(|n| n.extractions as usize).sum();
     // Exact rounding on classic sets: chains of extractions and a read per table; otherwise
@@ -105,7 +114,7 @@ pub(super) fn plan_on(
             + other.map_or(0, |e| e.compressed_server_key_bytes),
         client_key_bytes: set.client_key_bytes + other.map_or(0, |e| 8 * e.lwe_dimension as u64),
         keygen_seconds: set.keygen_seconds + other.map_or(0.0, |e| e.keygen_seconds),
-        max_sum_w2: max_sum_w2(set, space_bits, mode, &neurons, target),
+        max_sum_w2: max_sum_w2(set, space_bits, mode, facts, target),
         neurons,
         family: set.family(),
         candidates: Vec::new(),
@@ -115,18 +124,24 @@ pub(super) fn plan_on(
 }
 
 /// The largest Σw² a hidden neuron may have at the target: for an exact read, or (approximate)
-/// to stay within the narrowest margin of a table's read.
+/// to stay within the narrowest margin of a table's unscaled read (a scaled read's scale backs
+/// off as its noise grows, down to the unscaled read: [`read_scale_bits`](super::read_scale_bits)).
 fn max_sum_w2(
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
-    neurons: &[NeuronNoise],
+    facts: &PlanFacts,
     target: f64,
 ) -> u64 {
-    let min_margin = neurons
+    let min_margin = facts
+        .dots
         .iter()
-        .filter(|n| n.bootstrap)
-        .map(|n| n.margin)
+        .filter(|n| n.table_len > 0)
+        .map(|n| {
+            ScaledRead::new(set, space_bits, n, 0)
+                .margins
+                .map_or(0, |(a, b)| a.min(b))
+        })
         .min();
     match (mode, min_margin) {
         (FheMode::Approximate, Some(m)) => set.max_sum_w2_catastrophic(space_bits, m, target),

@@ -58,6 +58,11 @@ pub struct NeuronNoise {
     /// Exact rounding: bootstraps that clear the table's dropped bits one by one before the
     /// table reads the rest ([`FhePlan::exact_rounding`]); 0 otherwise.
     pub extractions: u32,
+    /// Bits its dot is scaled by before its table reads it ([`read_scale_bits`](super::read_scale_bits)):
+    /// the read is in the dot's own `P - scale_bits`-bit space; 0 for outputs and exact
+    /// rounding's reads.
+    #[serde(default)]
+    pub scale_bits: u32,
     /// Linear layer.
     pub layer: usize,
     /// Neuron index within the layer.
@@ -68,12 +73,13 @@ pub struct NeuronNoise {
     pub bootstrap: bool,
     /// Predicted standard deviation of the error, in positions (modulus-switch units, `2N`).
     pub std: f64,
-    /// The same in accumulator units: `std / box`; a read is off by `floor(z·σ_units + 1/2)`.
+    /// The same in accumulator units: `std / box`, the box of the dot's own space (`N /
+    /// 2^(P - scale_bits)` positions); a read is off by `floor(z·σ_units + 1/2)`.
     /// 0 for exact rounding's reads, which are off only by a whole bucket (at
     /// [`log2_p_misread`](Self::log2_p_misread), below the target): a clear simulation injects
     /// nothing there.
     pub sigma_units: f64,
-    /// Values between the dot's interval and the edge of the space, on its narrower side.
+    /// Values between the dot's interval and the edge of its (own) space, on its narrower side.
     pub margin: u64,
     /// Predicted log2 probability that the read (or decryption) is off by at least one unit.
     pub log2_p_misread: f64,
@@ -83,6 +89,12 @@ pub struct NeuronNoise {
     /// What the plan's mode counts as a failure: the misread (exact) or the catastrophic read
     /// (approximate), log2.
     pub log2_p_fail: f64,
+}
+
+/// The failure target that bounds the tables' read scales of a plan in `mode` with the target
+/// `target` (log2): `target` in approximate mode, `None` (unscaled) in exact mode.
+pub(super) fn read_scale_target(mode: FheMode, target: f64) -> Option<f64> {
+    (mode == FheMode::Approximate).then_some(target)
 }
 
 /// The TFHE plan for one circuit: parameter set, encoding, predicted errors and cost.
@@ -215,6 +227,13 @@ pub struct Candidate {
 }
 
 impl FhePlan {
+    /// The failure target (log2) that bounds how far each table's read is scaled
+    /// ([`read_scale_bits`](super::read_scale_bits)): the plan's target in approximate mode;
+    /// `None` in exact mode, whose reads stay unscaled (the keys record it with the encoding).
+    pub fn read_scale_target(&self) -> Option<f64> {
+        read_scale_target(self.mode, self.target_log2_p_fail)
+    }
+
     /// The plan's parameter set (its tables' reads, and every bootstrap of a plan without an
     /// [`extraction_parameter_set`](Self::extraction_parameter_set)).
     pub fn set(&self) -> &'static ParamSet {

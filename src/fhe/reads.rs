@@ -2,14 +2,17 @@
 //! and read), an output's decryption, and the `σ_units` a clear simulation draws from.
 
 use super::catalogue::ParamSet;
-use super::encoding::{aligned_margins, margins, read_align_bits, rounding_scale};
+use super::encoding::{aligned_margins, margins, read_scale_bits, rounding_scale, ScaledRead};
 use super::extract::{extraction_chunks, rescale_variance};
 use super::facts::{DotFacts, PlanFacts};
-use super::noise::{catastrophic_log2, log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
-use super::plan::{FheMode, FhePlan, NeuronNoise};
+use super::noise::{log2_add, log2_erfc_ratio, misread_log2, LOG2_P_FLOOR};
+use super::plan::{read_scale_target, FheMode, FhePlan, NeuronNoise};
 use crate::ir::{IntGraph, NodeId, Op};
 
-/// One dot's predicted errors on `set` in a `space_bits`-bit space; `extract`: exact rounding,
+/// One dot's predicted errors on `set` in a `space_bits`-bit space with the failure target
+/// `target` (log2; in approximate mode it bounds how far a table's read is scaled:
+/// [`read_scale_bits`]);
+/// `extract`: exact rounding,
 /// its extractions on this set (the table set itself, or one of
 /// [`extraction_sets`](super::extraction_sets)) in chunks of this many bits
 /// ([`extraction_chunks`]).
@@ -17,6 +20,7 @@ pub(super) fn neuron_noise(
     set: &ParamSet,
     space_bits: u32,
     mode: FheMode,
+    target: f64,
     extract: Option<(&ParamSet, u32)>,
     n: &DotFacts,
 ) -> NeuronNoise {
@@ -26,34 +30,44 @@ pub(super) fn neuron_noise(
             return extraction_noise(set, ext, space_bits, n);
         }
     }
-    let std = if bootstrap {
-        set.bootstrap_std(n.sum_w2)
-    } else {
-        set.decrypt_std(n.sum_w2)
-    };
+    if bootstrap {
+        let scale = read_scale_target(mode, target).map_or(0, |t| {
+            read_scale_bits(set, space_bits, extract.is_some(), t, n)
+        });
+        let read = ScaledRead::new(set, space_bits, n, scale);
+        let margin = read.margins.map_or(0, |(a, b)| a.min(b));
+        let log2_p_misread = misread_log2(read.std, read.box_positions);
+        let log2_p_catastrophic = read.catastrophic_log2();
+        return NeuronNoise {
+            node: n.node,
+            extractions: 0,
+            scale_bits: scale,
+            layer: n.layer,
+            neuron: n.neuron,
+            sum_w2: n.sum_w2,
+            bootstrap,
+            std: read.std,
+            sigma_units: if read.box_positions > 0.0 {
+                read.std / read.box_positions
+            } else {
+                f64::INFINITY
+            },
+            margin,
+            log2_p_misread,
+            log2_p_catastrophic,
+            log2_p_fail: match mode {
+                FheMode::Exact => log2_p_misread,
+                FheMode::Approximate => log2_p_catastrophic,
+            },
+        };
+    }
+    let std = set.decrypt_std(n.sum_w2);
     let bx = set.box_positions(space_bits);
-    let align = read_align_bits(set, space_bits);
-    let fits = if bootstrap {
-        // A table must drop the bits the bootstrap cannot tell apart.
-        (n.round_bits >= align)
-            .then(|| {
-                aligned_margins(
-                    n.lo,
-                    n.hi,
-                    space_bits,
-                    align,
-                    n.lo.wrapping_add(n.table_offset),
-                )
-            })
-            .flatten()
-    } else {
-        margins(n.lo, n.hi, space_bits)
-    };
+    let fits = margins(n.lo, n.hi, space_bits);
     let margin = fits.map_or(0, |(a, b)| a.min(b));
     let log2_p_misread = misread_log2(std, bx);
     let log2_p_catastrophic = match fits {
         None => 0.0,
-        Some(_) if bootstrap => catastrophic_log2(std, bx, margin),
         Some(_) => {
             // Decryption wraps only past half the padded space around the interval's centre.
             let w = (n.hi - n.lo + 1) as f64;
@@ -64,6 +78,7 @@ pub(super) fn neuron_noise(
     NeuronNoise {
         node: n.node,
         extractions: 0,
+        scale_bits: 0,
         layer: n.layer,
         neuron: n.neuron,
         sum_w2: n.sum_w2,
@@ -135,6 +150,7 @@ fn extraction_noise(
     NeuronNoise {
         node: n.node,
         extractions: outputs,
+        scale_bits: 0,
         layer: n.layer,
         neuron: n.neuron,
         sum_w2: n.sum_w2,
@@ -165,7 +181,14 @@ pub fn read_sigma_units(plan: &FhePlan, facts: &PlanFacts) -> Vec<(NodeId, f64)>
             let ext = plan
                 .exact_rounding
                 .then(|| (plan.extraction_set(), plan.extraction_chunk_bits));
-            let s = neuron_noise(set, plan.space_bits, plan.mode, ext, n);
+            let s = neuron_noise(
+                set,
+                plan.space_bits,
+                plan.mode,
+                plan.target_log2_p_fail,
+                ext,
+                n,
+            );
             (n.node, s.sigma_units)
         })
         .collect()

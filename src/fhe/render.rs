@@ -107,10 +107,21 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
         None => s.push_str(&format!("  {kind:<12} no noisy operation\n")),
     }
     if plan.mode == FheMode::Approximate {
+        let reads = plan.neurons.iter().filter(|n| n.bootstrap);
+        let least = reads
+            .clone()
+            .map(|n| n.sigma_units)
+            .fold(f64::INFINITY, f64::min);
+        let scaled = reads.clone().filter(|n| n.scale_bits > 0).count();
+        let sigma = if least < plan.worst_sigma_units {
+            format!("{least:.2} to {:.2}", plan.worst_sigma_units)
+        } else {
+            format!("{:.2}", plan.worst_sigma_units)
+        };
         s.push_str(&format!(
-            "  misreads     σ up to {:.2} units per table read; expected {:.2} table reads and {:.2} \
-             outputs off by >= 1 unit per sample\n",
-            plan.worst_sigma_units,
+            "  misreads     σ {sigma} units per table read ({scaled} of {} tables read their dot \
+             scaled); expected {:.2} table reads and {:.2} outputs off by >= 1 unit per sample\n",
+            reads.count(),
             plan.expected_misreads_per_sample,
             plan.expected_output_misreads_per_sample
         ));

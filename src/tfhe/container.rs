@@ -70,6 +70,11 @@ pub(super) struct FileHeader {
     /// part of the encoding; absent means 1 (one bit per bootstrap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) extraction_chunk_bits: Option<u32>,
+    /// Keys: the failure target (log2) that bounds how far each table's read is scaled
+    /// ([`crate::fhe::read_scale_bits`]), part of the encoding; absent in files written before
+    /// reads were scaled (every read unscaled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) read_scale_target_log2: Option<f64>,
 }
 
 impl FileHeader {
@@ -98,6 +103,26 @@ impl FileHeader {
             extraction_set: None,
             extraction_parameters: None,
             extraction_chunk_bits: None,
+            read_scale_target_log2: None,
+        }
+    }
+
+    /// With the target that bounds the tables' read scales (`None`: unscaled reads).
+    pub(super) fn with_scale_target(self, target: Option<f64>) -> FileHeader {
+        FileHeader {
+            read_scale_target_log2: target,
+            ..self
+        }
+    }
+
+    /// The read-scale target the header records, checked: a failure target sqnn plans with.
+    pub(super) fn scale_target(&self, label: &str) -> Result<Option<f64>> {
+        match self.read_scale_target_log2 {
+            Some(t) if !(t.is_finite() && t <= 0.0) => Err(Error::Keys(format!(
+                "{label}: its read-scale target {t} is not one sqnn writes: the file was \
+                 altered or written by another program: generate keys for this circuit again"
+            ))),
+            t => Ok(t),
         }
     }
 

@@ -38,8 +38,8 @@ pub struct PreparedCircuit {
     pub(super) circuit: Circuit,
     pub(super) layout: Layout,
     pub(super) luts: Vec<Option<LookupTableOwned>>,
-    /// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P` per dot (mod 2^64), plus half a position for a
-    /// dot a table reads when a value spans one position.
+    /// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ` per dot (mod 2^64; `Δ = Δ_P·2^s` of a dot that a
+    /// table reads scaled, whose weights are multiplied by `2^s` too), plus its read shift.
     pub(super) constants: Vec<u64>,
     /// Exact rounding: test vector `b` returns `+c_b` for bit `b` clear and `-c_b` for bit `b`
     /// set, `c_b = 2^b·Δ_P / 2` (one per bit up to the most any table drops): a chunk's first
@@ -49,7 +49,8 @@ pub struct PreparedCircuit {
     /// test vector of its second bootstrap, `v ↦ -v·2^b·Δ_P` for the `c - 1` bits `v` left
     /// once its top bit is cleared (see `rounding.rs`).
     pub(super) rest: Vec<((u32, u32), LookupTableOwned)>,
-    /// What a table's read adds to the value it reads (see [`ServerKey::prepare`]).
+    /// What a table's read adds to the unscaled value it reads (exact rounding's rescaled
+    /// read; see [`ServerKey::prepare`]).
     pub(super) read_shift: u64,
     /// Exact rounding: per lut node that drops bits, how its read rescales the cleared value
     /// (see `rounding.rs`); `None` elsewhere.
@@ -77,8 +78,14 @@ impl ServerKey {
         }
         circuit.check_supported(self.set, self.space_bits)?;
         let g = checked.graph();
-        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
-        let shift = self.read_shift(layout.delta);
+        let layout = Layout::new(
+            checked,
+            self.set,
+            self.space_bits,
+            self.exact_rounding,
+            self.scale_target,
+        )?;
+        let shift = self.read_shift(layout.space_bits);
         let extracted = self.extracted_dots(g);
         let mut luts = vec![None; g.nodes.len()];
         let mut rescale = vec![None; g.nodes.len()];
@@ -87,9 +94,16 @@ impl ServerKey {
             match &n.op {
                 Op::Input { .. } => {}
                 Op::Dot { terms, constant } => {
+                    if let Some(&(src, _)) = terms.iter().find(|&&(j, _)| layout.scale_bits[j] > 0)
+                    {
+                        return Err(Error::Backend(format!(
+                            "dot {id} reads dot {src}, which a table reads scaled: not a \
+                             circuit sqnn lowers"
+                        )));
+                    }
                     let mut k = dot_constant(checked.facts(), &layout, id, terms, *constant);
                     if circuit.read_by_table[id] && !extracted[id] {
-                        k = k.wrapping_add(shift);
+                        k = k.wrapping_add(self.read_shift(layout.node_space(id)));
                     }
                     constants[id] = k;
                 }
@@ -115,7 +129,8 @@ impl ServerKey {
         })
     }
 
-    /// What a dot that a table reads is shifted by, so that the read rounds symmetrically.
+    /// What a dot that a table reads in a `space_bits`-bit space (the plan's, or the dot's own
+    /// when it is scaled) is shifted by, so that the read rounds symmetrically.
     ///
     /// Every read must give `k·box + floor(e)` with a box of 2 positions or more (the half-box
     /// rotation of the table then rounds it symmetrically) and `floor(k·box + e + box/2)` with a
@@ -123,12 +138,12 @@ impl ServerKey {
     /// itself (`floor`): with a box of one position or less, half a value is added. A rounding
     /// switch (2^-64 classic sets, multi-bit bootstraps) gives `round`: with a box of 2 or more,
     /// half a position is subtracted; with less, half a value minus half a position is added.
-    fn read_shift(&self, delta: u64) -> u64 {
-        // Half a position of the modulus switch to 2N: 2^64 / (4N); half a value: Δ_P / 2.
+    fn read_shift(&self, space_bits: u32) -> u64 {
+        // Half a position of the modulus switch to 2N: 2^64 / (4N); half a value: Δ / 2.
         let n_log = self.set.polynomial_size.trailing_zeros();
         let half_position = 1u64 << (62 - n_log);
-        let half_value = delta >> 1;
-        let one_position = self.set.box_positions(self.space_bits) < 2.0;
+        let half_value = 1u64 << (62 - space_bits);
+        let one_position = self.set.box_positions(space_bits) < 2.0;
         match (self.set.modulus_switch, one_position) {
             (fhe::ModulusSwitch::Centered, true) => half_value,
             (fhe::ModulusSwitch::Centered, false) => 0,
@@ -217,9 +232,9 @@ impl ServerKey {
             .collect()
     }
 
-    /// The test vector of lut node `id`: index `k` of the space (the input dot holds
-    /// `v - lo + m`) maps to `table[(clamp(k - m + lo, lo, hi) + offset) >> round_bits]`,
-    /// encoded as the output node's `y - lo_out + m_out`, times `Δ_P`.
+    /// The test vector of lut node `id`: index `k` of the input dot's own space (`P - s`
+    /// bits; the dot holds `v - lo + m`) maps to `table[(clamp(k - m + lo, lo, hi) + offset)
+    /// >> round_bits]`, encoded as the output node's `y - lo_out + m_out`, times `Δ_P`.
     pub(super) fn lookup_table(
         &self,
         checked: &CheckedGraph,
@@ -244,7 +259,8 @@ impl ServerKey {
         let last = table.len().saturating_sub(1);
         // A space wider than the polynomial: box `j` of the test vector holds the values
         // `k = j·2^align ..`, one bucket of the table (the margins are aligned for it).
-        let align = fhe::read_align_bits(self.set, layout.space_bits);
+        let own = layout.node_space(*input);
+        let align = fhe::read_align_bits(self.set, own);
         let entry = |j: u64| -> u64 {
             let k = j << align;
             let v = (k as i64 - m_in + iv.lo).clamp(iv.lo, iv.hi);
@@ -254,7 +270,7 @@ impl ServerKey {
         let acc = generate_programmable_bootstrap_glwe_lut(
             PolynomialSize(self.set.polynomial_size),
             GlweSize(self.set.glwe_dimension + 1),
-            1usize << (layout.space_bits - align),
+            1usize << (own - align),
             CiphertextModulus::new_native(),
             layout.delta,
             entry,
@@ -436,10 +452,13 @@ impl ServerKey {
                 };
                 let mut acc = blank.clone();
                 let mut tmp = blank.clone();
+                // A dot that a table reads scaled: every weight times 2^s (mod 2^64).
+                let scale = 1u64 << prepared.layout.scale_bits[id];
                 for &(src, w) in terms {
                     let s = vals[src].as_ref().expect("source before its dot");
                     tmp.as_mut().copy_from_slice(s.ct.as_ref());
-                    lwe_ciphertext_cleartext_mul_assign(&mut tmp, Cleartext(w as u64));
+                    let w = (w as u64).wrapping_mul(scale);
+                    lwe_ciphertext_cleartext_mul_assign(&mut tmp, Cleartext(w));
                     lwe_ciphertext_add_assign(&mut acc, &tmp);
                 }
                 lwe_ciphertext_plaintext_add_assign(&mut acc, Plaintext(prepared.constants[id]));
@@ -457,8 +476,8 @@ impl ServerKey {
     }
 }
 
-/// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ_P` of dot `id` (mod 2^64; wrapping arithmetic:
-/// everything is modulo 2^64 / Δ_P = 2^(P+1) anyway).
+/// `(c + Σ w_j·(lo_j - m_j) - lo + m)·Δ` of dot `id` (mod 2^64; `Δ` of its own space,
+/// `Δ_P·2^s`, its sources unscaled; wrapping arithmetic: everything is modulo `2^64 / Δ` anyway).
 fn dot_constant(
     facts: &[NodeFact],
     layout: &Layout,
@@ -473,7 +492,7 @@ fn dot_constant(
         let l = facts[src].interval.lo.wrapping_sub(layout.below[src]);
         c = c.wrapping_add(w.wrapping_mul(l));
     }
-    (c as u64).wrapping_mul(layout.delta)
+    (c as u64).wrapping_mul(layout.node_delta(id))
 }
 
 /// Wall-clock time of one stage of an evaluation: its bootstraps (in parallel), then the dot

@@ -80,6 +80,7 @@ impl ClientKey {
                 )
                 .with_extraction(ext)
                 .with_rounding(self.exact_rounding, self.chunk_bits)
+                .with_scale_target(self.scale_target)
             },
             &payload,
         )
@@ -94,6 +95,7 @@ impl ClientKey {
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &path.display().to_string())?;
         let chunk_bits = header.chunk_bits(&path.display().to_string())?;
+        let scale_target = header.scale_target(&path.display().to_string())?;
         let limit = client_key_limit(set);
         let (key, small) = decode(path, "client key", || {
             let mut r: &[u8] = &payload;
@@ -131,6 +133,7 @@ impl ClientKey {
             space_bits,
             exact_rounding: header.exact_rounding,
             chunk_bits,
+            scale_target,
             keygen_seconds: None,
             key_pair: header.key_pair,
             extract,
@@ -193,6 +196,7 @@ impl ServerKey {
             )
             .with_extraction(ext)
             .with_rounding(self.exact_rounding, self.chunk_bits)
+            .with_scale_target(self.scale_target)
         };
         Ok((header, payload))
     }
@@ -321,6 +325,7 @@ impl ServerKey {
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &source.label())?;
         let chunk_bits = header.chunk_bits(&source.label())?;
+        let scale_target = header.scale_target(&source.label())?;
         let max_degree = header.max_degree.unwrap_or(0);
         let (compressed, ext_compressed) = decode(source, "server key", || {
             let mut r: &[u8] = payload;
@@ -361,6 +366,7 @@ impl ServerKey {
             space_bits,
             exact_rounding: header.exact_rounding,
             chunk_bits,
+            scale_target,
             key_pair: header.key_pair,
         })
     }

@@ -45,6 +45,10 @@ pub struct ClientKey {
     pub(super) exact_rounding: bool,
     /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
     pub(super) chunk_bits: u32,
+    /// The failure target (log2) that bounds how far a table's read is scaled
+    /// ([`FhePlan::read_scale_target`]): part of the encoding. `None` in exact mode and for
+    /// keys written before reads were scaled: every dot is read unscaled.
+    pub(super) scale_target: Option<f64>,
     pub(super) keygen_seconds: Option<f64>,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
@@ -80,6 +84,10 @@ pub struct ServerKey {
     pub(super) exact_rounding: bool,
     /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
     pub(super) chunk_bits: u32,
+    /// The failure target (log2) that bounds how far a table's read is scaled
+    /// ([`FhePlan::read_scale_target`]): part of the encoding. `None` in exact mode and for
+    /// keys written before reads were scaled: every dot is read unscaled.
+    pub(super) scale_target: Option<f64>,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
     /// Exact rounding on two sets: the extraction set's keys.
@@ -232,6 +240,7 @@ impl ClientKey {
                 space_bits,
                 exact_rounding: plan.exact_rounding,
                 chunk_bits: plan_chunk_bits(plan),
+                scale_target: plan.read_scale_target(),
                 keygen_seconds: Some(secs),
                 key_pair: Some(pair.clone()),
                 extract,
@@ -244,6 +253,7 @@ impl ClientKey {
                 space_bits,
                 exact_rounding: plan.exact_rounding,
                 chunk_bits: plan_chunk_bits(plan),
+                scale_target: plan.read_scale_target(),
                 key_pair: Some(pair),
                 extract: extract_server,
             },
@@ -297,15 +307,21 @@ impl ClientKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ClientKey> {
-        let encoding = (self.space_bits, self.exact_rounding, self.chunk_bits);
+        let encoding = (
+            self.space_bits,
+            self.exact_rounding,
+            self.chunk_bits,
+            self.scale_target,
+        );
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, (space_bits, exact_rounding, chunk_bits)) =
+        let (digest, (space_bits, exact_rounding, chunk_bits, scale_target)) =
             bind(sets, checked, encoding, plan)?;
         Ok(ClientKey {
             digest,
             space_bits,
             exact_rounding,
             chunk_bits,
+            scale_target,
             ..self.clone()
         })
     }
@@ -333,7 +349,13 @@ impl ClientKey {
         self.check_digest(digest)?;
         validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
         let facts = checked.facts();
-        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
+        let layout = Layout::new(
+            checked,
+            self.set,
+            self.space_bits,
+            self.exact_rounding,
+            self.scale_target,
+        )?;
         let cts = checked
             .graph()
             .input_nodes()
@@ -395,7 +417,13 @@ impl ClientKey {
             )));
         }
         let facts = checked.facts();
-        let layout = Layout::new(checked, self.set, self.space_bits, self.exact_rounding)?;
+        let layout = Layout::new(
+            checked,
+            self.set,
+            self.space_bits,
+            self.exact_rounding,
+            self.scale_target,
+        )?;
         Ok(outputs
             .iter()
             .zip(&out.cts)
@@ -410,25 +438,30 @@ impl ClientKey {
 fn bind(
     (set, ext): (&ParamSet, Option<&ParamSet>),
     checked: &CheckedGraph,
-    encoding: (u32, bool, u32),
+    encoding: Encoding,
     plan: Option<&FhePlan>,
-) -> Result<(String, (u32, bool, u32))> {
+) -> Result<(String, Encoding)> {
     if let Some(plan) = plan {
         check_plan_set(set, plan)?;
         check_plan_extraction(ext, plan)?;
     }
     let c = Circuit::new(checked)?;
-    let (space_bits, exact_rounding, chunk_bits) = match plan {
+    let encoding = match plan {
         Some(plan) => (
             plan_space(plan, &c),
             plan.exact_rounding,
             plan_chunk_bits(plan),
+            plan.read_scale_target(),
         ),
         None => encoding,
     };
-    c.check_supported(set, space_bits)?;
-    Ok((c.digest, (space_bits, exact_rounding, chunk_bits)))
+    c.check_supported(set, encoding.0)?;
+    Ok((c.digest, encoding))
 }
+
+/// A key's encoding (not key material): the space `P`, exact rounding, its chunk width, and
+/// the target that bounds the tables' read scales.
+type Encoding = (u32, bool, u32, Option<f64>);
 
 /// The chunk width of `plan`'s exact rounding (1 without it): the encoding, not key material.
 fn plan_chunk_bits(plan: &FhePlan) -> u32 {
@@ -457,6 +490,7 @@ pub(super) fn check_generated_together(client: &ClientKey, server: &ServerKey) -
         || client.space_bits != server.space_bits
         || client.exact_rounding != server.exact_rounding
         || client.chunk_bits != server.chunk_bits
+        || client.scale_target != server.scale_target
         || client.key_pair != server.key_pair
         || client.extract.as_ref().map(|e| e.set.id) != server.extract.as_ref().map(|e| e.set.id)
     {
@@ -543,15 +577,21 @@ impl ServerKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ServerKey> {
-        let encoding = (self.space_bits, self.exact_rounding, self.chunk_bits);
+        let encoding = (
+            self.space_bits,
+            self.exact_rounding,
+            self.chunk_bits,
+            self.scale_target,
+        );
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, (space_bits, exact_rounding, chunk_bits)) =
+        let (digest, (space_bits, exact_rounding, chunk_bits, scale_target)) =
             bind(sets, checked, encoding, plan)?;
         Ok(ServerKey {
             digest,
             space_bits,
             exact_rounding,
             chunk_bits,
+            scale_target,
             ..self.clone()
         })
     }

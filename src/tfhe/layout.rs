@@ -1,5 +1,6 @@
 //! How a circuit is laid out for TFHE: its evaluation stages (tables by bootstrap depth, then
-//! the dots that read them) and its encoding (`Δ_P` and each node's margin in the space).
+//! the dots that read them) and its encoding (`Δ_P`, each node's margin in the space, and the
+//! scale of each dot that a table reads).
 
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
@@ -91,27 +92,44 @@ impl Circuit {
     }
 }
 
-/// The encoding of one circuit in a `space_bits`-bit space: `Δ_P` and each node's margin.
+/// The encoding of one circuit in a `space_bits`-bit space: `Δ_P`, each node's margin, and the
+/// bits each dot that a table reads is scaled by ([`fhe::read_scale_bits`]): such a dot lives
+/// in its own `P - s`-bit space, `Δ = Δ_P·2^s`, its values `2^s` values of the space apart.
 pub(super) struct Layout {
     pub(super) space_bits: u32,
     /// `Δ_P = 2^(63 - P)`.
     pub(super) delta: u64,
-    /// Per node: the margin `m` below its interval (it holds `v - lo + m`).
+    /// Per node: the margin `m` below its interval in its own space (it holds `v - lo + m`).
     pub(super) below: Vec<i64>,
+    /// Per node: `s`, 0 except for the dots that tables read.
+    pub(super) scale_bits: Vec<u32>,
 }
 
 impl Layout {
-    /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, and
-    /// for a dot that a table reads in a space wider than the polynomial, aligned so that the
-    /// table's buckets start on positions ([`fhe::aligned_margins`]).
+    /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, each
+    /// dot that a table reads in its own space (`P - s` bits, [`fhe::read_scale_bits`], the
+    /// rule the planner's noise model follows), and, when that space is wider than the
+    /// polynomial, aligned so that the table's buckets start on positions
+    /// ([`fhe::aligned_margins`]); `scale_target`: the keys' failure target, which bounds the
+    /// scales (`None`: keys from before scaled reads, every dot unscaled). With exact rounding,
+    /// a table that drops bits reads its dot unscaled, aligned on its dropped bits.
     pub(super) fn new(
         checked: &CheckedGraph,
         set: &ParamSet,
         space_bits: u32,
         exact_rounding: bool,
+        scale_target: Option<f64>,
     ) -> Result<Layout> {
         let facts = checked.facts();
         let read_align = fhe::read_align_bits(set, space_bits);
+        let mut scale_bits = vec![0u32; facts.len()];
+        if let Some(target) = scale_target {
+            for dot in &fhe::PlanFacts::from(checked).dots {
+                if let Some(s) = scale_bits.get_mut(dot.node) {
+                    *s = fhe::read_scale_bits(set, space_bits, exact_rounding, target, dot);
+                }
+            }
+        }
         let mut phase = vec![None; facts.len()];
         for n in &checked.graph().nodes {
             if let Op::Lut {
@@ -128,11 +146,12 @@ impl Layout {
                         set.name
                     )));
                 }
+                let own = space_bits - scale_bits.get(*input).copied().unwrap_or(0);
                 // Exact rounding clears the held value's low bits: they must be the index's.
-                let align = if exact_rounding {
+                let align = if exact_rounding && *round_bits > 0 {
                     *round_bits
                 } else {
-                    read_align
+                    fhe::read_align_bits(set, own)
                 };
                 let lo = facts.get(*input).map_or(0, |f| f.interval.lo);
                 if let Some(p) = phase.get_mut(*input) {
@@ -143,16 +162,18 @@ impl Layout {
         let below = facts
             .iter()
             .zip(&phase)
-            .map(|(f, ph)| {
+            .zip(&scale_bits)
+            .map(|((f, ph), s)| {
                 let (lo, hi) = (f.interval.lo, f.interval.hi);
+                let own = space_bits - s;
                 match ph {
-                    Some((p, align)) => fhe::aligned_margins(lo, hi, space_bits, *align, *p),
-                    None => fhe::margins(lo, hi, space_bits),
+                    Some((p, align)) => fhe::aligned_margins(lo, hi, own, *align, *p),
+                    None => fhe::margins(lo, hi, own),
                 }
                 .map(|(m, _)| m as i64)
                 .ok_or_else(|| {
                     Error::Keys(format!(
-                        "a value of [{}, {}] does not fit a {space_bits}-bit ciphertext \
+                        "a value of [{}, {}] does not fit a {own}-bit ciphertext \
                              space: generate keys for this circuit",
                         f.interval.lo, f.interval.hi
                     ))
@@ -163,7 +184,18 @@ impl Layout {
             space_bits,
             delta: 1u64 << (63 - space_bits),
             below,
+            scale_bits,
         })
+    }
+
+    /// The bits of node `id`'s own space, `P - s`.
+    pub(super) fn node_space(&self, id: NodeId) -> u32 {
+        self.space_bits - self.scale_bits[id]
+    }
+
+    /// Node `id`'s `Δ = Δ_P·2^s = 2^(63 - P + s)`.
+    pub(super) fn node_delta(&self, id: NodeId) -> u64 {
+        self.delta << self.scale_bits[id]
     }
 
     /// `(v - lo + m)` of node `id`, as held in the space.
@@ -171,12 +203,13 @@ impl Layout {
         (v - facts[id].interval.lo + self.below[id]) as u64
     }
 
-    /// The integer a decrypted phase encodes, `round(phase / Δ_P)`, read back as a value of
-    /// node `id`: the representative nearest the centre of its interval (modulo the padded
-    /// space `2^(P+1)`), so a small error in either direction stays small.
+    /// The integer a decrypted phase encodes, `round(phase / Δ)` (`Δ` of node `id`'s own
+    /// space, [`node_delta`](Self::node_delta)), read back as a value of node `id`: the
+    /// representative nearest the centre of its interval (modulo its padded space
+    /// `2^(P - s + 1)`), so a small error in either direction stays small.
     pub(super) fn decode(&self, facts: &[NodeFact], id: NodeId, phase: u64) -> i64 {
-        let p = self.space_bits;
-        let raw = (phase.wrapping_add(self.delta >> 1) >> (63 - p)) as i64; // [0, 2^(P+1))
+        let p = self.node_space(id);
+        let raw = (phase.wrapping_add(self.node_delta(id) >> 1) >> (63 - p)) as i64; // [0, 2^(P+1))
         let iv = facts[id].interval;
         let centre = self.below[id] + (iv.hi - iv.lo) / 2;
         let mut s = (raw - centre).rem_euclid(1i64 << (p + 1));

@@ -357,7 +357,8 @@ impl ReadObserver<'_> {
             unreachable!("a lut node")
         };
         let facts = self.checked.facts();
-        let p_bits = self.layout.space_bits;
+        // The dot's own space (the plan's, or narrower when the dot is scaled).
+        let p_bits = self.layout.node_space(*input);
         let two_n = 2 * self.set.polynomial_size as i64;
         let bx = (self.set.polynomial_size >> p_bits).max(1) as i64;
         let hb = bx / 2;

@@ -346,6 +346,77 @@ fn circuit_reads() -> CheckedGraph {
     b.finish(&outs)
 }
 
+/// Scaled reads on the 4-bit set in a forced 11-bit space (one position per value: a table
+/// reading its dot unscaled would misread 92 % of the time at Σw² 4): the narrow tables are
+/// read in their own spaces (`fhe::read_scale_bits`), the first layer's 4-bit dots and the
+/// 6-bit dot of Σw² 4 by at least 2^3. Over 80 encrypted samples, every table returns the
+/// entry at its (clamped) read, the count of reads off by >= 1 unit of the Σw² 4 table is the
+/// model's scaled prediction (within 4 standard deviations; the 99 % interval is printed) and
+/// below half the unscaled one, and the first layer's reads are exact (predicted off less than once in 256
+/// as bootstrap outputs; their inputs are fresh encryptions, with only the read's own noise,
+/// 4.8 positions against half a value of 32 or more: 2^-35).
+#[test]
+fn scaled_reads_misread_at_the_predicted_rate() {
+    let c = circuit_reads();
+    let set4 = set(SET4);
+    let plan = plan_at_width(&c, set4, 11, fhe::FheMode::Approximate, -40.0, 2);
+    assert!(plan.worst_log2_p_fail <= -40.0);
+    let noise: std::collections::HashMap<NodeId, &fhe::NeuronNoise> =
+        plan.neurons.iter().map(|n| (n.node, n)).collect();
+    let narrow = plan
+        .neurons
+        .iter()
+        .find(|n| n.layer == 1 && n.sum_w2 == 4)
+        .unwrap();
+    assert!(narrow.scale_bits >= 3, "{narrow:?}");
+    let box_of = |n: &fhe::NeuronNoise| plan.box_positions * f64::from(1u32 << n.scale_bits);
+    let predicted = fhe::misread_log2(narrow.std, box_of(narrow)).exp2();
+    assert!((predicted - narrow.log2_p_misread.exp2()).abs() < 1e-12);
+    let unscaled = fhe::misread_log2(set4.bootstrap_std(4), plan.box_positions).exp2();
+    assert!(unscaled > 0.9 && predicted < 0.3, "{unscaled} {predicted}");
+    let b = backend_with(&c, &plan);
+    let prepared = b.server().prepare(&c).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let samples = 80;
+    let k_dec = decryption_bound(set4, plan.box_positions, samples * plan.pbs_count);
+    let (mut off, mut first_off, mut first) = (0usize, 0usize, 0usize);
+    for _ in 0..samples {
+        let x: Vec<i64> = (0..4).map(|_| rng.gen_range(0..=15)).collect();
+        let (reads, _) = measure::table_reads(&b, &c, &prepared, &x).unwrap();
+        for r in &reads {
+            let expected = r.expected.expect("read within the space");
+            assert!((r.output - expected).abs() <= k_dec, "k_dec {k_dec}: {r:?}");
+            let n = noise[&r.dot];
+            if n.layer == 0 {
+                assert!(n.scale_bits >= 3 && n.log2_p_misread < -8.0, "{n:?}");
+                first += 1;
+                first_off += usize::from(r.offset != 0);
+            } else if r.dot == narrow.node {
+                off += usize::from(r.offset != 0);
+            }
+        }
+    }
+    let (lo, hi) = wilson(off, samples);
+    println!(
+        "Σw² 4 scaled by 2^{}: {off}/{samples} reads off, 99 % [{lo:.3}, {hi:.3}], predicted \
+         {predicted:.3} (unscaled {unscaled:.3}); first layer {first_off}/{first}",
+        narrow.scale_bits
+    );
+    // The count against the model, within 4 standard deviations (plus one read), so that the
+    // test fails only when the model is off; and far below the unscaled rate.
+    let n = samples as f64;
+    let sd = (n * predicted * (1.0 - predicted)).sqrt();
+    assert!(
+        (off as f64 - n * predicted).abs() <= 4.0 * sd + 1.0,
+        "{off}/{samples} off against {predicted:.3} predicted"
+    );
+    assert!(
+        (off as f64) < n * unscaled / 2.0,
+        "{off}/{samples} against unscaled {unscaled:.3}"
+    );
+    assert_eq!((first_off, first), (0, 4 * samples));
+}
+
 /// Approximate reads measured against the model: for spaces of 9, 10 and 11 bits on the
 /// 4-bit set (4, 2 and 1 positions per value), per table (Σw² 1 with fresh inputs, 4, 98, 256,
 /// 450), the rate of reads off by >= 1 and >= 2 units with 99 % Wilson intervals against the
@@ -415,15 +486,23 @@ fn misread_rate_matches_prediction() {
             }
         }
         for (label, sum_w2, first, reads) in groups {
-            let std = set4.bootstrap_std(sum_w2);
+            // The read's own noise and box: scaled when the dot is narrower than the space.
+            let n0 = plan
+                .neurons
+                .iter()
+                .find(|n| n.node == reads[0].dot)
+                .unwrap();
+            let std = n0.std;
+            let bx = plan.box_positions * f64::from(1u32 << n0.scale_bits);
             let n = reads.len();
             let errs: Vec<f64> = reads.iter().map(|r| r.position_error).collect();
             let mean = errs.iter().sum::<f64>() / n as f64;
             let sd = (errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
             print!(
                 "  {label:<20} Σw² {sum_w2:>4}: error mean {mean:+.2}, std {sd:.2} positions \
-                 (model {std:.2}, σ_units {:.2})",
-                std / plan.box_positions
+                 (model {std:.2}, σ_units {:.2}, scaled by 2^{})",
+                std / bx,
+                n0.scale_bits
             );
             // The error is centred: tfhe's half-position bias is compensated.
             if mean.abs() > 3.3 * sd / (n as f64).sqrt() + 0.1 {
@@ -433,7 +512,7 @@ fn misread_rate_matches_prediction() {
             for k in [1i64, 2] {
                 let off = reads.iter().filter(|r| r.offset.abs() >= k).count();
                 let (lo, hi) = wilson(off, n);
-                let pred = fhe::offset_at_least_log2(std, plan.box_positions, k as u64).exp2();
+                let pred = fhe::offset_at_least_log2(std, bx, k as u64).exp2();
                 print!(
                     "; |d| >= {k}: {off}/{n} = {:.3} [{lo:.3}, {hi:.3}] predicted {pred:.3}",
                     off as f64 / n as f64

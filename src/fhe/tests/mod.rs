@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 mod model;
 /// The cost source: built-in figures or a machine's profile.
 mod profile;
+/// Each table's read scale.
+mod scale;
 
 fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool) -> DotFacts {
     let count = 1i64 << range_bits;
@@ -570,15 +572,35 @@ fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
     assert_eq!(p.box_positions, 2.0);
     assert!(p.worst_log2_p_fail <= -40.0);
     let s = SET4.set();
+    // The full neuron (512 values) fills the space; the 300- and 401-value ones are read in
+    // their own 9-bit spaces (scaled by 2, 4 positions per value); the output is decrypted.
+    let scales: Vec<u32> = p.neurons.iter().map(|n| n.scale_bits).collect();
+    assert_eq!(scales, [0, 1, 1, 0]);
     for (n, rn) in p.neurons.iter().zip(&r.dots) {
+        let amp = 4f64.powi(n.scale_bits as i32);
         let std = if rn.table_len > 0 {
-            s.bootstrap_std(rn.sum_w2)
+            (s.noise_base + s.noise_per_w2 * rn.sum_w2 as f64 * amp).sqrt()
         } else {
             s.decrypt_std(rn.sum_w2)
         };
-        assert!((n.sigma_units - std / 2.0).abs() < 1e-12);
-        assert!(n.log2_p_misread > -2.0, "a σ of 2.5 units misreads often");
+        let bx = 2.0 * 2f64.powi(n.scale_bits as i32);
+        assert!((n.sigma_units - std / bx).abs() < 1e-12);
+        assert!((n.std - std).abs() < 1e-12);
+        assert!(
+            n.log2_p_misread > -2.0,
+            "a σ of 1.3 to 2.5 units misreads often"
+        );
         assert_eq!(n.log2_p_fail, n.log2_p_catastrophic);
+        // Scaled reads misread less than unscaled ones would (by less than the factor 2 here:
+        // with Σw² 150 to 300 the inputs' noise, multiplied too, is as large as the read's).
+        if n.scale_bits > 0 {
+            let unscaled = s.bootstrap_std(rn.sum_w2) / 2.0;
+            assert!(
+                n.sigma_units < 0.7 * unscaled,
+                "{} vs {unscaled}",
+                n.sigma_units
+            );
+        }
     }
     assert_eq!(p.neurons[0].margin, 256);
     assert!(p.expected_misreads_per_sample > 1.0);

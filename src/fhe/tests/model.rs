@@ -335,21 +335,27 @@ fn training_read_noise_matches_the_planner() {
     for set in catalogue().iter().filter(|s| s.selectable) {
         let noise = set.read_noise();
         noise.validate().unwrap();
+        // Training charges every neuron the read of the widest accumulator (a dot as wide as
+        // the space: read unscaled); a narrower dot is read scaled, with less noise.
         for (p, w2) in [(8u32, 0u64), (9, 198), (10, 5000), (12, 40)] {
             let n = DotFacts {
                 node: 1,
                 layer: 0,
                 neuron: 0,
                 lo: 0,
-                hi: 255,
-                range_bits: 8,
+                hi: (1i64 << p) - 1,
+                range_bits: p,
                 sum_w2: w2,
                 table_len: 256,
                 table_bits: 8,
                 round_bits: p.saturating_sub(set.max_space_bits()),
                 table_offset: 0,
             };
-            let planner = super::super::reads::neuron_noise(set, p, FheMode::Approximate, None, &n);
+            let read = |n: &DotFacts| {
+                super::super::reads::neuron_noise(set, p, FheMode::Approximate, -40.0, None, n)
+            };
+            let planner = read(&n);
+            assert_eq!(planner.scale_bits, 0);
             let trained = noise.sigma_units(w2, p);
             assert!(
                 (trained - planner.sigma_units).abs() <= 1e-12 * planner.sigma_units,
@@ -357,6 +363,12 @@ fn training_read_noise_matches_the_planner() {
                 set.id.name(),
                 planner.sigma_units
             );
+            let narrow = read(&DotFacts {
+                hi: (1i64 << (p - 2)) - 1,
+                range_bits: p - 2,
+                ..n
+            });
+            assert!(narrow.sigma_units <= planner.sigma_units);
         }
     }
 }
