@@ -126,7 +126,16 @@ pub fn widest_read_bits(set: &ParamSet, fewest_dropped_bits: u32) -> u32 {
     set.max_space_bits() + fewest_dropped_bits.min(MAX_EXTRA_READ_BITS)
 }
 
-/// [`widest_read_bits`] for the circuit of `facts` (approximate mode's widest space).
+/// The widest space of a circuit on `set`: [`widest_read_bits`] for the fewest low bits its
+/// tables drop (`fewest_dropped_bits`); without tables (`None`: a linear circuit, which no
+/// bootstrap reads, only the client's decryption, exact to far below a position), `log2 N +`
+/// [`MAX_EXTRA_READ_BITS`].
+pub fn widest_space_bits(set: &ParamSet, fewest_dropped_bits: Option<u32>) -> u32 {
+    widest_read_bits(set, fewest_dropped_bits.unwrap_or(MAX_EXTRA_READ_BITS))
+}
+
+/// [`widest_space_bits`] for the circuit of `facts` (approximate mode's widest space; exact
+/// mode's too for a circuit without tables).
 pub(super) fn approximate_top(set: &ParamSet, facts: &PlanFacts) -> u32 {
-    widest_read_bits(set, facts.dropped_bits.map_or(0, |(fewest, _)| fewest))
+    widest_space_bits(set, facts.dropped_bits.map(|(fewest, _)| fewest))
 }

@@ -26,8 +26,13 @@ pub(super) fn neuron_noise(
             return extraction_noise(set, ext, space_bits, n);
         }
     }
+    // A bootstrap charges its inputs as bootstrap outputs (an over-estimate for the first
+    // layer's fresh inputs, `docs/fhe-noise.md`); a decryption of a dot that reads only inputs
+    // (a linear circuit's output) has a fresh encryption's noise.
     let std = if bootstrap {
         set.bootstrap_std(n.sum_w2)
+    } else if n.reads_inputs {
+        set.fresh_decrypt_std(n.sum_w2)
     } else {
         set.decrypt_std(n.sum_w2)
     };
