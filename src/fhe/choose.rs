@@ -116,8 +116,7 @@ fn ranked_plans(
                 latency_ms_per_sample: plan.as_ref().map_or_else(
                     || {
                         let set = costs.set(s);
-                        set.circuit_ms(&layers, costs.cores)
-                            + linear_ms(&set, facts, costs.cores, costs.scale()).0
+                        set.circuit_ms(&layers, costs.cores) + linear_ms(&set, facts, costs.scale())
                     },
                     |p| p.latency_ms_per_sample,
                 ),

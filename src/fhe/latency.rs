@@ -64,38 +64,17 @@ fn coefficients(set: &ParamSet) -> f64 {
     (set.glwe_dimension * set.polynomial_size + 1) as f64
 }
 
-/// The server's work outside bootstraps per sample (ms), on `cores` cores and on one core:
-/// every input ciphertext taken in (one after another), then each layer's dot products, which
-/// run in parallel, the layer taking the larger of its terms over the cores and its largest
-/// dot; every term is a scalar multiply-add of a whole ciphertext. From the built-in figures
-/// (`measured.json`'s `linear`) times `scale` (a machine's speed against them).
-pub(super) fn linear_ms(set: &ParamSet, facts: &PlanFacts, cores: usize, scale: f64) -> (f64, f64) {
+/// The server's work outside bootstraps per sample (ms), whatever the cores: every input
+/// ciphertext taken in and every dot-product term (a scalar multiply-add of a whole
+/// ciphertext), one after another (measured here, a layer's dot products gained nothing from
+/// running on two cores at these sizes). From the built-in figures (`measured.json`'s
+/// `linear`) times `scale` (a machine's speed against them).
+pub(super) fn linear_ms(set: &ParamSet, facts: &PlanFacts, scale: f64) -> f64 {
     let lin = &super::measured::MEASURED.linear;
-    let ns = |x: f64| x * coefficients(set) * scale / 1e6;
-    let inputs = ns(facts.n_inputs as f64 * lin.input_ns_per_coefficient);
-    let layers = facts
-        .dots
-        .iter()
-        .map(|d| d.layer)
-        .max()
-        .map_or(0, |l| l + 1);
-    let mut parallel = 0.0;
-    for l in 0..layers {
-        let terms: Vec<usize> = facts
-            .dots
-            .iter()
-            .filter(|d| d.layer == l)
-            .map(|d| d.terms)
-            .collect();
-        let all = terms.iter().sum::<usize>() as f64;
-        let widest = terms.iter().copied().max().unwrap_or(0) as f64;
-        parallel += (all / cores.max(1) as f64).max(widest);
-    }
-    let total: usize = facts.dots.iter().map(|d| d.terms).sum();
-    (
-        inputs + ns(parallel * lin.dot_ns_per_coefficient),
-        inputs + ns(total as f64 * lin.dot_ns_per_coefficient),
-    )
+    let terms: usize = facts.dots.iter().map(|d| d.terms).sum();
+    let ns = facts.n_inputs as f64 * lin.input_ns_per_coefficient
+        + terms as f64 * lin.dot_ns_per_coefficient;
+    ns * coefficients(set) * scale / 1e6
 }
 
 /// The client's work per sample (ms), not part of the server's latency: encrypting every

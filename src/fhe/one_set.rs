@@ -58,8 +58,8 @@ pub(super) fn plan_on(
         ),
     };
     // The dot products and the inputs taken in, besides the bootstraps.
-    let (linear, linear_1_core) = linear_ms(set, facts, cores, costs.scale());
-    let (latency, latency_1_core) = (latency + linear, latency_1_core + linear_1_core);
+    let linear = linear_ms(set, facts, costs.scale());
+    let (latency, latency_1_core) = (latency + linear, latency_1_core + linear);
     let pbs_count = facts.pbs_count + extractions;
     let worst = neurons
         .iter()
