@@ -6,7 +6,7 @@ use super::catalogue::{catalogue, ParamSet};
 use super::encoding::{approximate_top, needed_bits};
 use super::extract::Extractions;
 use super::facts::{DotFacts, PlanFacts};
-use super::latency::pbs_per_layer;
+use super::latency::{linear_ms, pbs_per_layer};
 use super::noise::misread_log2;
 use super::one_set::{check_target, plan_on, plan_with};
 use super::plan::{Candidate, FheMode, FhePlan, NeuronNoise};
@@ -49,6 +49,7 @@ pub(super) fn choose_among(
         .iter()
         .map(|s| match mode {
             FheMode::Approximate => approximate_top(s, facts),
+            FheMode::Exact if facts.dropped_bits.is_none() => approximate_top(s, facts),
             FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
         })
         .max()
@@ -93,6 +94,7 @@ fn ranked_plans(
         .map(|s| {
             let plan = plan_with(facts, s, mode, target, costs, extractions).ok();
             let top = match mode {
+                FheMode::Exact if facts.dropped_bits.is_none() => approximate_top(s, facts),
                 FheMode::Exact => capacity(s, mode, target, facts.pbs_count > 0),
                 FheMode::Approximate => approximate_top(s, facts),
             };
@@ -112,7 +114,10 @@ fn ranked_plans(
                 family: s.family(),
                 precision_bits: s.precision(),
                 latency_ms_per_sample: plan.as_ref().map_or_else(
-                    || costs.set(s).circuit_ms(&layers, costs.cores),
+                    || {
+                        let set = costs.set(s);
+                        set.circuit_ms(&layers, costs.cores) + linear_ms(&set, facts, costs.scale())
+                    },
                     |p| p.latency_ms_per_sample,
                 ),
                 server_key_bytes: s.server_key_bytes,

@@ -180,7 +180,8 @@ impl ScaledRead {
 /// let set = ParamSetId::ClassicMsg2Carry2.set();
 /// let dot = |lo: i64, hi: i64, table_len| DotFacts {
 ///     node: 0, layer: 0, neuron: 0, lo, hi, range_bits: 64 - ((hi - lo) as u64).leading_zeros(),
-///     sum_w2: 100, table_len, table_bits: 4, round_bits: 0, table_offset: -lo,
+///     sum_w2: 100, table_len, table_bits: 4, round_bits: 0, table_offset: -lo, terms: 4,
+///     reads_inputs: false,
 /// };
 /// // A 6-bit dot in a 9-bit space is read in its own 7-bit space (s = 2); a 9-bit one not.
 /// assert_eq!(read_scale_bits(set, 9, false, -40.0, &dot(0, 63, 64)), 2);
@@ -232,7 +233,16 @@ pub fn widest_read_bits(set: &ParamSet, fewest_dropped_bits: u32) -> u32 {
     set.max_space_bits() + fewest_dropped_bits.min(MAX_EXTRA_READ_BITS)
 }
 
-/// [`widest_read_bits`] for the circuit of `facts` (approximate mode's widest space).
+/// The widest space of a circuit on `set`: [`widest_read_bits`] for the fewest low bits its
+/// tables drop (`fewest_dropped_bits`); without tables (`None`: a linear circuit, which no
+/// bootstrap reads, only the client's decryption, exact to far below a position), `log2 N +`
+/// [`MAX_EXTRA_READ_BITS`].
+pub fn widest_space_bits(set: &ParamSet, fewest_dropped_bits: Option<u32>) -> u32 {
+    widest_read_bits(set, fewest_dropped_bits.unwrap_or(MAX_EXTRA_READ_BITS))
+}
+
+/// [`widest_space_bits`] for the circuit of `facts` (approximate mode's widest space; exact
+/// mode's too for a circuit without tables).
 pub(super) fn approximate_top(set: &ParamSet, facts: &PlanFacts) -> u32 {
-    widest_read_bits(set, facts.dropped_bits.map_or(0, |(fewest, _)| fewest))
+    widest_space_bits(set, facts.dropped_bits.map(|(fewest, _)| fewest))
 }

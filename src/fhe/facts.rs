@@ -3,7 +3,7 @@
 //! the dropped bits. Taken from the analysis (graph and proved facts), not from the report.
 
 use crate::analyze::{Analyzed, CheckedGraph};
-use crate::ir::{index_bits, NodeId};
+use crate::ir::{index_bits, NodeId, Op};
 
 /// One dot product (`Dot` node) as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +30,11 @@ pub struct DotFacts {
     pub round_bits: u32,
     /// The table's offset (`index = (acc + offset) >> round_bits`); 0 without a table.
     pub table_offset: i64,
+    /// Its terms (weights kept): scalar multiply-adds of whole ciphertexts on the server.
+    pub terms: usize,
+    /// Whether every term reads an input (a fresh encryption, far less noisy than a
+    /// bootstrap's output) rather than a table.
+    pub reads_inputs: bool,
 }
 
 /// The typed facts of a checked circuit that the planner reads.
@@ -46,6 +51,8 @@ pub struct PlanFacts {
     /// The fewest and most low bits a table drops ([`crate::ir::IntGraph::dropped_bits`]);
     /// `None` without tables.
     pub dropped_bits: Option<(u32, u32)>,
+    /// Input features: ciphertexts the client encrypts per sample.
+    pub n_inputs: usize,
 }
 
 impl PlanFacts {
@@ -62,6 +69,12 @@ impl PlanFacts {
                     pbs_per_layer[d.layer] += 1;
                 }
                 let iv = facts[d.node].interval;
+                let reads_inputs = match &graph.nodes[d.node].op {
+                    Op::Dot { terms, .. } => terms
+                        .iter()
+                        .all(|&(s, _)| matches!(graph.nodes[s].op, Op::Input { .. })),
+                    _ => false,
+                };
                 DotFacts {
                     node: d.node,
                     layer: d.layer,
@@ -74,6 +87,8 @@ impl PlanFacts {
                     table_bits: index_bits(d.table_len),
                     round_bits: d.round_bits,
                     table_offset: d.table_offset,
+                    terms: d.fan_in,
+                    reads_inputs,
                 }
             })
             .collect();
@@ -83,6 +98,7 @@ impl PlanFacts {
             pbs_per_layer,
             n_a_bits: graph.meta.n_a_bits,
             dropped_bits: graph.dropped_bits(),
+            n_inputs: graph.input_nodes().len(),
         }
     }
 }

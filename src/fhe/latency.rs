@@ -58,3 +58,33 @@ pub fn pbs_per_layer(facts: &PlanFacts) -> Vec<usize> {
         vec![facts.pbs_count]
     }
 }
+
+/// Coefficients of a ciphertext between bootstraps (under the large key): `k·N + 1`.
+fn coefficients(set: &ParamSet) -> f64 {
+    (set.glwe_dimension * set.polynomial_size + 1) as f64
+}
+
+/// The server's work outside bootstraps per sample (ms), whatever the cores: every input
+/// ciphertext taken in and every dot-product term (a scalar multiply-add of a whole
+/// ciphertext), one after another (measured here, a layer's dot products gained nothing from
+/// running on two cores at these sizes). From the built-in figures (`measured.json`'s
+/// `linear`) times `scale` (a machine's speed against them).
+pub(super) fn linear_ms(set: &ParamSet, facts: &PlanFacts, scale: f64) -> f64 {
+    let lin = &super::measured::MEASURED.linear;
+    let terms: usize = facts.dots.iter().map(|d| d.terms).sum();
+    let ns = facts.n_inputs as f64 * lin.input_ns_per_coefficient
+        + terms as f64 * lin.dot_ns_per_coefficient;
+    ns * coefficients(set) * scale / 1e6
+}
+
+/// The client's work per sample (ms), not part of the server's latency: encrypting every
+/// input and decrypting every output (same figures as [`linear_ms`]).
+pub(super) fn client_ms(set: &ParamSet, facts: &PlanFacts, scale: f64) -> f64 {
+    let lin = &super::measured::MEASURED.linear;
+    let outputs = facts.dots.iter().filter(|d| d.table_len == 0).count();
+    (facts.n_inputs as f64 * lin.encrypt_ns_per_coefficient
+        + outputs as f64 * lin.decrypt_ns_per_coefficient)
+        * coefficients(set)
+        * scale
+        / 1e6
+}

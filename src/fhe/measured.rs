@@ -26,6 +26,29 @@ pub(super) struct MeasuredFile {
     pub notes: Vec<String>,
     /// Each set's figures.
     pub sets: BTreeMap<ParamSetId, Measured>,
+    /// The work outside bootstraps, per ciphertext coefficient.
+    pub linear: LinearCost,
+}
+
+/// The work outside bootstraps, in nanoseconds per coefficient of a large-key ciphertext
+/// (`k·N + 1` of them), one core: what a circuit pays besides its bootstraps, and all a
+/// linear circuit pays.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // date and command are for people and the tests
+pub(super) struct LinearCost {
+    /// When (ISO date).
+    pub date: String,
+    /// How they were measured.
+    pub command: String,
+    /// The server takes in one input ciphertext (a copy).
+    pub input_ns_per_coefficient: f64,
+    /// One term of a dot product: a scalar multiply-add of a whole ciphertext.
+    pub dot_ns_per_coefficient: f64,
+    /// The client encrypts one input (a fresh mask from the CSPRNG, the key's dot product).
+    pub encrypt_ns_per_coefficient: f64,
+    /// The client decrypts one output.
+    pub decrypt_ns_per_coefficient: f64,
 }
 
 /// One set's measured figures (see the fields of the same names on

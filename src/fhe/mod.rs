@@ -48,7 +48,7 @@ pub use catalogue::{catalogue, ModulusSwitch, ParamSet, ParamSetId};
 pub use choose::FAIL64_MIN_GAIN;
 pub use encoding::{
     aligned_margins, margins, needed_bits, read_align_bits, read_scale_bits, rounding_scale,
-    widest_read_bits, ScaledRead, MAX_EXTRA_READ_BITS,
+    widest_read_bits, widest_space_bits, ScaledRead, MAX_EXTRA_READ_BITS,
 };
 pub use extract::{
     chains_ms, extraction_bootstraps, extraction_chunks, extraction_pairs, extraction_sets,

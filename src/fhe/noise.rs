@@ -31,9 +31,28 @@ impl ParamSet {
         }
     }
 
-    /// Standard deviation of an output accumulator's error when the client decrypts it.
+    /// Standard deviation of an output accumulator's error when the client decrypts it (its
+    /// terms read tables: bootstrap outputs).
     pub fn decrypt_std(&self, sum_w2: u64) -> f64 {
         (self.noise_per_w2 * sum_w2 as f64).sqrt()
+    }
+
+    /// Variance of a fresh encryption under the large (GLWE) key, as the client encrypts inputs,
+    /// in the same units as [`noise_per_w2`](Self::noise_per_w2): `tfhe`'s TUniform bound `B`
+    /// ([`glwe_noise_bound_log2`](Self::glwe_noise_bound_log2)) gives `(2^(2B+1) + 1) / 6` on
+    /// the 2^64 torus, and one position is `2^64 / 2N` (about 10^-20 of a bootstrap output's on
+    /// the 4-bit set).
+    pub fn fresh_variance(&self) -> f64 {
+        let b = self.glwe_noise_bound_log2.min(62) as i32;
+        let var = (2f64.powi(2 * b + 1) + 1.0) / 6.0;
+        let position = 2f64.powi(64) / (2.0 * self.polynomial_size.max(1) as f64);
+        var / (position * position)
+    }
+
+    /// Standard deviation of an output accumulator's error when the client decrypts it and its
+    /// terms read the inputs (fresh encryptions; a linear circuit's outputs).
+    pub fn fresh_decrypt_std(&self, sum_w2: u64) -> f64 {
+        (self.fresh_variance() * sum_w2 as f64).sqrt()
     }
 
     /// log2 of the probability that an error of standard deviation `std` leaves the set's own

@@ -6,7 +6,7 @@ use super::choose::{too_noisy, too_wide};
 use super::encoding::{approximate_top, needed_bits, ScaledRead};
 use super::extract::{extraction_sets, rounding_circuit_ms, Extractions, MAX_CHUNK_BITS};
 use super::facts::PlanFacts;
-use super::latency::pbs_per_layer;
+use super::latency::{client_ms, linear_ms, pbs_per_layer};
 use super::noise::{log2_add, LOG2_P_FLOOR};
 use super::plan::{FheMode, FhePlan, NeuronNoise};
 use super::profile::Costs;
@@ -66,6 +66,9 @@ pub(super) fn plan_on(
             (facts.pbs_count + extractions) as f64 * set.pbs_ms_1_thread,
         ),
     };
+    // The dot products and the inputs taken in, besides the bootstraps.
+    let linear = linear_ms(set, facts, costs.scale());
+    let (latency, latency_1_core) = (latency + linear, latency_1_core + linear);
     let pbs_count = facts.pbs_count + extractions;
     let worst = neurons
         .iter()
@@ -79,7 +82,7 @@ pub(super) fn plan_on(
             .iter()
             .filter(|n| n.bootstrap == bootstrap)
             .map(|n| n.log2_p_misread.exp2())
-            .sum()
+            .fold(0.0, |a, b| a + b)
     };
     FhePlan {
         parameter_set: set.id,
@@ -109,6 +112,8 @@ pub(super) fn plan_on(
         extraction_pbs_ms_1_thread: other.map(|e| e.pbs_ms_1_thread),
         latency_ms_per_sample: latency,
         latency_ms_per_sample_1_core: latency_1_core,
+        linear_ms_per_sample: linear,
+        client_ms_per_sample: client_ms(set, facts, costs.scale()),
         server_key_bytes: set.server_key_bytes + other.map_or(0, |e| e.server_key_bytes),
         compressed_server_key_bytes: set.compressed_server_key_bytes
             + other.map_or(0, |e| e.compressed_server_key_bytes),
@@ -241,8 +246,9 @@ pub(super) fn plan_with(
     check_target(target)?;
     let needed = needed_bits(facts);
     let top = match mode {
-        FheMode::Exact => set.max_space_bits().saturating_sub(1),
-        FheMode::Approximate => approximate_top(set, facts),
+        FheMode::Exact if facts.dropped_bits.is_some() => set.max_space_bits().saturating_sub(1),
+        // Without tables every mode is a decryption: as wide as approximate mode.
+        FheMode::Exact | FheMode::Approximate => approximate_top(set, facts),
     };
     if needed > top {
         return Err(too_wide(facts, needed, top, mode, target));

@@ -157,11 +157,22 @@ pub struct FhePlan {
     /// [`pbs_ms_1_thread`](Self::pbs_ms_1_thread); `None` without a separate extraction set.
     #[serde(default)]
     pub extraction_pbs_ms_1_thread: Option<f64>,
-    /// Predicted evaluation latency per sample on `cores` cores (ms): the layers one after
-    /// another, each [`ParamSet::layer_ms`] (at least `bootstraps × pbs_ms_1_thread ÷ cores`).
+    /// Predicted evaluation latency per sample on `cores` cores (ms), on the server: the
+    /// layers of bootstraps one after another, each [`ParamSet::layer_ms`] (at least
+    /// `bootstraps × pbs_ms_1_thread ÷ cores`), plus the work outside bootstraps
+    /// ([`linear_ms_per_sample`](Self::linear_ms_per_sample)).
     pub latency_ms_per_sample: f64,
     /// The same on one core (ms).
     pub latency_ms_per_sample_1_core: f64,
+    /// The part of [`latency_ms_per_sample`](Self::latency_ms_per_sample) outside bootstraps
+    /// (ms): the inputs taken in and the dot products (all a linear circuit's server does).
+    /// 0 in plans written before it was counted.
+    #[serde(default)]
+    pub linear_ms_per_sample: f64,
+    /// The client's work per sample (ms), not in the latency: encrypting the inputs and
+    /// decrypting the outputs. 0 in plans written before it was predicted.
+    #[serde(default)]
+    pub client_ms_per_sample: f64,
     /// Server key in memory (bytes).
     pub server_key_bytes: u64,
     /// Server key as saved, compressed (bytes).

@@ -249,6 +249,13 @@ impl Costs<'_> {
         }
     }
 
+    /// How much slower (above 1) or faster this source's machine is than the built-in
+    /// figures': the profile's [`scale`](CostProfile::scale), 1 without one. The work outside
+    /// bootstraps ([`linear_ms`](super::latency::linear_ms)) is built in, times this.
+    pub fn scale(&self) -> f64 {
+        self.profile.map_or(1.0, CostProfile::scale)
+    }
+
     /// Which figures, from when, on how many cores (the plan's `costs`).
     pub fn source(&self) -> String {
         match self.profile {

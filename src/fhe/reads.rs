@@ -61,7 +61,13 @@ pub(super) fn neuron_noise(
             },
         };
     }
-    let std = set.decrypt_std(n.sum_w2);
+    // A decryption of a dot that reads only inputs (a linear circuit's output) has a fresh
+    // encryption's noise.
+    let std = if n.reads_inputs {
+        set.fresh_decrypt_std(n.sum_w2)
+    } else {
+        set.decrypt_std(n.sum_w2)
+    };
     let bx = set.box_positions(space_bits);
     let fits = margins(n.lo, n.hi, space_bits);
     let margin = fits.map_or(0, |(a, b)| a.min(b));

@@ -16,6 +16,8 @@ fn bytes(b: u64) -> String {
 fn ms(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.2} s", v / 1000.0)
+    } else if v > 0.0 && v < 1.0 {
+        format!("{v:.2} ms")
     } else {
         format!("{v:.1} ms")
     }
@@ -58,12 +60,25 @@ pub fn render_plan(plan: &FhePlan) -> String {
     } else {
         "the larger of bootstraps × latency ÷ cores and one bootstrap's critical path"
     };
+    let how = if plan.pbs_count == 0 {
+        "no bootstrap: the inputs taken in and the dot products".to_string()
+    } else {
+        format!(
+            "layer by layer, {how}; {} of it the inputs taken in and the dot products",
+            ms(plan.linear_ms_per_sample)
+        )
+    };
     s.push_str(&format!(
-        "  latency      {} per sample on {} core(s) (predicted: layer by layer, {how}), {} on \
-         one core\n",
+        "  latency      {} per sample on {} core(s) (predicted on the server: {how}), {} on one \
+         core\n",
         ms(plan.latency_ms_per_sample),
         plan.cores,
         ms(plan.latency_ms_per_sample_1_core)
+    ));
+    s.push_str(&format!(
+        "  client       about {} per sample to encrypt the inputs and decrypt the outputs (not \
+         in the latency)\n",
+        ms(plan.client_ms_per_sample)
     ));
     if !plan.costs.is_empty() {
         s.push_str(&format!("  costs        {}\n", plan.costs));
@@ -106,7 +121,13 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
         }
         None => s.push_str(&format!("  {kind:<12} no noisy operation\n")),
     }
-    if plan.mode == FheMode::Approximate {
+    if plan.mode == FheMode::Approximate && plan.pbs_count == 0 {
+        s.push_str(&format!(
+            "  misreads     no table read; expected {:.2} outputs off by >= 1 unit per sample \
+             (fresh encryptions' noise)\n",
+            plan.expected_output_misreads_per_sample
+        ));
+    } else if plan.mode == FheMode::Approximate {
         let reads = plan.neurons.iter().filter(|n| n.bootstrap);
         let least = reads
             .clone()
@@ -158,7 +179,7 @@ fn noise_lines(plan: &FhePlan, s: &mut String) {
                 t.name
             ));
         }
-    } else {
+    } else if plan.pbs_count > 0 {
         s.push_str(&format!(
             "  noise budget Σw² <= {} per hidden neuron at the target\n",
             plan.max_sum_w2

@@ -19,6 +19,9 @@ pub(super) struct Circuit {
     pub(super) stages: Vec<(Vec<NodeId>, Vec<NodeId>)>,
     /// Whether a table reads the node (a dot).
     pub(super) read_by_table: Vec<bool>,
+    /// Whether it has tables (bootstraps); without them only the client's decryption reads
+    /// a value, and the space may be wider than a bootstrap reads.
+    pub(super) tables: bool,
     /// Fewest low bits a table drops (0 without tables).
     pub(super) min_round_bits: u32,
     /// Most low bits a table drops (0 without tables).
@@ -57,12 +60,14 @@ impl Circuit {
             .max()
             .unwrap_or(0)
             .max(1);
-        let (min_round_bits, max_round_bits) = g.dropped_bits().unwrap_or((0, 0));
+        let dropped = g.dropped_bits();
+        let (min_round_bits, max_round_bits) = dropped.unwrap_or((0, 0));
         Ok(Circuit {
             digest,
             value_bits,
             stages,
             read_by_table,
+            tables: dropped.is_some(),
             min_round_bits,
             max_round_bits,
         })
@@ -70,7 +75,7 @@ impl Circuit {
 
     /// Rejects a space that does not hold the circuit's values or does not fit `set`.
     pub(super) fn check_supported(&self, set: &ParamSet, space_bits: u32) -> Result<()> {
-        let top = fhe::widest_read_bits(set, self.min_round_bits);
+        let top = fhe::widest_space_bits(set, self.tables.then_some(self.min_round_bits));
         if space_bits == 0 || space_bits > top {
             return Err(Error::Keys(format!(
                 "a {space_bits}-bit ciphertext space does not fit {} (its bootstrap reads at \

@@ -1,5 +1,6 @@
 //! The search for the accuracy-versus-latency trade-off: candidates of a [`SearchSpace`]
-//! (layers, hidden width, bit widths, accumulator budget, pruning mode) trained on validation
+//! (layers, 1 being a linear model without bootstraps; hidden width, bit widths, accumulator
+//! budget, pruning mode, noise-aware training, neuron removal) trained on validation
 //! folds carved from the training rows (never the test rows), each judged per parameter set
 //! by its simulated FHE score on the held-out rows and its plan's predicted latency; the
 //! Pareto front of those points and the recommended one, the fastest within a stated

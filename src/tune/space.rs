@@ -12,6 +12,10 @@ use crate::train::{EstimatorParams, PruningMode};
 /// What one candidate varies over the base training settings: the network's shape, its bit
 /// widths and how it is pruned. Every other setting (epochs, learning rate, seed, ...) is the
 /// base's.
+///
+/// A *linear* candidate (`n_layers` 1) has no hidden layer, so no table and no bootstrap: the
+/// hidden width, noise-aware training and neuron removal do not apply to it, and a search
+/// space gives it one value of each ([`SearchSpace::canonical`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Linear layers ([`EstimatorParams::n_layers`]).
@@ -95,6 +99,11 @@ impl Config {
         }
     }
 
+    /// Whether it has no hidden layer (`n_layers` 1): a linear model, no bootstrap.
+    pub fn is_linear(&self) -> bool {
+        self.n_layers <= 1
+    }
+
     /// `base` with this candidate's settings.
     pub fn apply(&self, base: &EstimatorParams) -> EstimatorParams {
         EstimatorParams {
@@ -111,8 +120,18 @@ impl Config {
     }
 
     /// A short description, e.g. `2 layers ×0.5, 3/3/12 bits, accumulator_aware`, then
-    /// `, noise-aware 2-bit` and `, remove neurons 0.01` when on.
+    /// `, noise-aware 2-bit` and `, remove neurons 0.01` when on; `linear, 4/4/11 bits,
+    /// accumulator_aware` for a linear candidate.
     pub fn describe(&self) -> String {
+        if self.is_linear() {
+            return format!(
+                "linear, {}/{}/{} bits, {}",
+                self.n_w_bits,
+                self.n_a_bits,
+                self.n_accum_bits,
+                self.pruning.name()
+            );
+        }
         let mut s = format!(
             "{} layers ×{}, {}/{}/{} bits, {}",
             self.n_layers,
@@ -134,6 +153,12 @@ impl Config {
     /// The `sqnn train` flags that give this candidate on top of the base settings.
     pub fn train_flags(&self) -> String {
         let pruning = self.pruning.name().replace('_', "-");
+        if self.is_linear() {
+            return format!(
+                "--n-layers 1 --n-w-bits {} --n-a-bits {} --n-accum-bits {} --pruning {pruning}",
+                self.n_w_bits, self.n_a_bits, self.n_accum_bits
+            );
+        }
         let mut s = format!(
             "--n-layers {} --n-hidden-neurons-multiplier {} --n-w-bits {} --n-a-bits {} \
              --n-accum-bits {} --pruning {pruning}",
@@ -156,6 +181,9 @@ impl Config {
     /// (training computes every connection, pruned or not).
     pub fn cost(&self, n_features: usize, n_outputs: usize) -> f64 {
         let d = n_features as f64;
+        if self.is_linear() {
+            return d * n_outputs.max(1) as f64;
+        }
         let h = (d * self.n_hidden_neurons_multiplier).floor().max(1.0);
         let hidden = self.n_layers.saturating_sub(2) as f64;
         d * h + hidden * h * h + h * n_outputs.max(1) as f64
@@ -193,7 +221,7 @@ pub const REMOVE_NEURONS: [f64; 2] = [0.0, 0.01];
 pub const MAX_DEFAULT_WIDTH: f64 = 800.0;
 
 impl SearchSpace {
-    /// The default space for data with `n_features` features: 2 or 3 layers; hidden widths
+    /// The default space for data with `n_features` features: 1 (linear), 2 or 3 layers; hidden widths
     /// `n_features ×` 0.25 to 8 that give 4 to [`MAX_DEFAULT_WIDTH`] neurons; 3/3 and 4/4 bits;
     /// 8- to 13-bit accumulators; per-neuron and accumulator-aware pruning; training without
     /// read noise or with the 2-bit or 4-bit classic set's; without neuron removal or with
@@ -213,7 +241,7 @@ impl SearchSpace {
             });
         }
         SearchSpace {
-            n_layers: vec![2, 3],
+            n_layers: vec![1, 2, 3],
             multipliers,
             bits: vec![(3, 3), (4, 4)],
             n_accum_bits: (8..=13).collect(),
@@ -230,8 +258,29 @@ impl SearchSpace {
         }
     }
 
-    /// Every candidate of the space (`n_layers × multipliers × bits × n_accum_bits × pruning`),
-    /// in [`Config`]'s order.
+    /// `c` with the axes that do not apply to it set to one value: a linear candidate
+    /// ([`Config::is_linear`]) takes the narrowest hidden width of the space (what a step to 2
+    /// layers starts from), no noise-aware training and no neuron removal. Others are
+    /// unchanged.
+    pub fn canonical(&self, c: &Config) -> Config {
+        if !c.is_linear() {
+            return *c;
+        }
+        Config {
+            n_hidden_neurons_multiplier: self
+                .multipliers
+                .first()
+                .copied()
+                .unwrap_or(c.n_hidden_neurons_multiplier),
+            noise_aware: None,
+            remove_neurons: None,
+            ..*c
+        }
+    }
+
+    /// Every candidate of the space (`n_layers × multipliers × bits × n_accum_bits × pruning ×
+    /// noise_aware × remove_neurons`, a linear candidate once per bits, accumulator budget and
+    /// pruning: [`canonical`](Self::canonical)), in [`Config`]'s order.
     pub fn configs(&self) -> Vec<Config> {
         let mut out = Vec::new();
         for &n_layers in &self.n_layers {
@@ -241,7 +290,7 @@ impl SearchSpace {
                         for &pruning in &self.pruning {
                             for &noise_aware in &self.noise_aware {
                                 for &remove_neurons in &self.remove_neurons {
-                                    out.push(Config {
+                                    out.push(self.canonical(&Config {
                                         n_layers,
                                         n_hidden_neurons_multiplier: m,
                                         n_w_bits: w,
@@ -250,7 +299,7 @@ impl SearchSpace {
                                         pruning,
                                         noise_aware,
                                         remove_neurons,
-                                    });
+                                    }));
                                 }
                             }
                         }
@@ -259,10 +308,12 @@ impl SearchSpace {
             }
         }
         out.sort();
+        out.dedup();
         out
     }
 
-    /// The candidate of the space nearest `c` on every axis (ties to the lower value).
+    /// The candidate of the space nearest `c` on every axis (ties to the lower value), in its
+    /// [`canonical`](Self::canonical) form.
     pub fn snap(&self, c: &Config) -> Config {
         fn nearest<T: Copy>(vals: &[T], d: impl Fn(T) -> f64, fallback: T) -> T {
             vals.iter()
@@ -275,7 +326,7 @@ impl SearchSpace {
             |(w, a)| f64::from(w.abs_diff(c.n_w_bits) + a.abs_diff(c.n_a_bits)),
             (c.n_w_bits, c.n_a_bits),
         );
-        Config {
+        self.canonical(&Config {
             n_layers: nearest(
                 &self.n_layers,
                 |l| l.abs_diff(c.n_layers) as f64,
@@ -311,7 +362,7 @@ impl SearchSpace {
                     .copied()
                     .unwrap_or(c.remove_neurons)
             },
-        }
+        })
     }
 }
 
@@ -325,7 +376,9 @@ pub fn default_sets() -> Vec<ParamSetId> {
 }
 
 /// The candidates one step from `c` along one axis of `space` (the adjacent value of an
-/// ordered axis, any other pruning mode).
+/// ordered axis, any other pruning mode), in their [`canonical`](SearchSpace::canonical) form;
+/// axes that do not apply to `c` (a linear candidate's width, noise-aware training and neuron
+/// removal) give none.
 pub fn neighbours(space: &SearchSpace, c: &Config) -> Vec<Config> {
     fn steps<T: Copy + PartialEq>(vals: &[T], v: T) -> Vec<T> {
         match vals.iter().position(|&x| x == v) {
@@ -339,7 +392,17 @@ pub fn neighbours(space: &SearchSpace, c: &Config) -> Vec<Config> {
     }
     let mut out = Vec::new();
     for l in steps(&space.n_layers, c.n_layers) {
-        out.push(Config { n_layers: l, ..*c });
+        // From a linear candidate, the axes that start to apply take their first value.
+        let widened = Config {
+            noise_aware: space.noise_aware.first().copied().unwrap_or(None),
+            remove_neurons: space.remove_neurons.first().copied().unwrap_or(None),
+            ..*c
+        };
+        let from = if c.is_linear() { &widened } else { c };
+        out.push(Config {
+            n_layers: l,
+            ..*from
+        });
     }
     for m in steps(&space.multipliers, c.n_hidden_neurons_multiplier) {
         out.push(Config {
@@ -375,7 +438,11 @@ pub fn neighbours(space: &SearchSpace, c: &Config) -> Vec<Config> {
             ..*c
         });
     }
-    out
+    let mut seen = BTreeSet::new();
+    out.into_iter()
+        .map(|n| space.canonical(&n))
+        .filter(|n| n != c && seen.insert(*n))
+        .collect()
 }
 
 /// The next candidate to try: among the untried neighbours of the front's configurations
@@ -427,7 +494,8 @@ mod tests {
         let mnist = SearchSpace::for_features(784);
         assert_eq!(mnist.multipliers, vec![0.25, 0.5, 1.0]);
         assert!(!iris.sets.is_empty());
-        assert_eq!(iris.configs().len(), 2 * 4 * 2 * 6 * 2 * 3 * 3);
+        // Linear candidates once per bits, accumulator budget and pruning.
+        assert_eq!(iris.configs().len(), 2 * 4 * 2 * 6 * 2 * 3 * 3 + 2 * 6 * 2);
         let base = Config::of(&EstimatorParams::default());
         assert_eq!(iris.snap(&base), base);
         assert_eq!(mnist.snap(&base).n_hidden_neurons_multiplier, 1.0);
@@ -454,5 +522,57 @@ mod tests {
         }
         let after = next_candidate(&space, &tried, &[base], &cost, 1).unwrap();
         assert!(!tried.contains(&after));
+    }
+
+    #[test]
+    fn linear_candidates_ignore_the_axes_that_do_not_apply() {
+        let space = SearchSpace::for_features(4);
+        let linear: Vec<Config> = space
+            .configs()
+            .into_iter()
+            .filter(Config::is_linear)
+            .collect();
+        assert_eq!(linear.len(), 2 * 6 * 2);
+        assert!(linear.iter().all(|c| c.n_hidden_neurons_multiplier == 1.0
+            && c.noise_aware.is_none()
+            && c.remove_neurons.is_none()));
+        // Whatever its moot axes say, a linear candidate snaps to the canonical one.
+        let asked = Config {
+            n_layers: 1,
+            n_hidden_neurons_multiplier: 4.0,
+            noise_aware: Some(ParamSetId::ClassicMsg1Carry1),
+            remove_neurons: Some(0.01),
+            ..Config::of(&EstimatorParams::default())
+        };
+        let snapped = space.snap(&asked);
+        assert!(linear.contains(&snapped), "{snapped:?}");
+        // Layers 2 (from the narrowest width, the first noise and removal values), 3/3 bits,
+        // accumulators 9 and 11, the other pruning: nothing along the moot axes.
+        let n = neighbours(&space, &snapped);
+        assert_eq!(n.len(), 5, "{n:?}");
+        let up = n.iter().find(|c| !c.is_linear()).unwrap();
+        assert_eq!(
+            (
+                up.n_layers,
+                up.n_hidden_neurons_multiplier,
+                up.noise_aware,
+                up.remove_neurons
+            ),
+            (2, 1.0, None, None)
+        );
+        assert!(space.configs().contains(up));
+        // Cheapest to train: d × outputs.
+        assert_eq!(snapped.cost(4, 3), 12.0);
+        assert!(snapped.describe().starts_with("linear, 4/4/10 bits"));
+        assert!(snapped
+            .train_flags()
+            .starts_with("--n-layers 1 --n-w-bits 4"));
+        // A 2-layer candidate steps down to the canonical linear one.
+        let two = Config {
+            n_layers: 2,
+            remove_neurons: Some(0.01),
+            ..snapped
+        };
+        assert!(neighbours(&space, &two).contains(&snapped));
     }
 }

@@ -10,7 +10,7 @@ use sqnn::fhe::{self};
 use sqnn::ir::Op;
 use sqnn::tfhe::{load_client_key, load_server_key, save_keys, TfheBackend};
 
-use crate::common::builder::all_inputs;
+use crate::common::builder::{all_inputs, Builder};
 use crate::common::tfhe::*;
 
 /// Runs every dot's witness circuit (the inputs attaining its proved lo and hi) encrypted:
@@ -57,6 +57,49 @@ fn four_bit_circuit_matches_clear_on_every_input_and_witness() {
         }
     }
     assert_equivalent(keys4(), &c, &extra);
+}
+
+/// A linear circuit (no table, no bootstrap): eight 4-bit inputs, 6-bit weights, two output
+/// accumulators of 12 bits (wider than a bootstrap of the 4-bit set reads, which a linear
+/// circuit never needs), planned by the planner on the 4-bit set. The server computes only
+/// dot products; the client's decryption is exact on random inputs and on every dot's
+/// witnesses (the proved bounds).
+#[test]
+fn linear_circuit_decrypts_exactly_without_a_bootstrap() {
+    let mut b = Builder::new("tfhe-test-linear", 6, 4, 12);
+    let xs: Vec<_> = (0..8).map(|_| b.input(0, 15)).collect();
+    let w0 = [31, -30, 29, 27, -31, 28, 25, -19];
+    let w1 = [-31, 31, 31, -31, 30, 31, -29, 31];
+    let t0: Vec<_> = xs.iter().copied().zip(w0).collect();
+    let t1: Vec<_> = xs.iter().copied().zip(w1).collect();
+    let o0 = b.dot(0, &t0, 40);
+    let o1 = b.dot(0, &t1, -3);
+    let c = b.finish(&[o0, o1]);
+    assert_eq!(c.report().max_range_bits, 12);
+    let plan = plan_on_set(&c, set(SET4), fhe::FheMode::Approximate, -40.0, 2).unwrap();
+    assert_eq!((plan.pbs_count, plan.space_bits), (0, 12));
+    assert!(plan.latency_ms_per_sample > 0.0);
+    let backend = backend_with(&c, &plan);
+    assert_eq!(backend.server().pbs_per_sample(&c), 0);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut inputs: Vec<Vec<i64>> = (0..24)
+        .map(|_| (0..8).map(|_| rng.gen_range(0..=15)).collect())
+        .collect();
+    for &o in &[o0, o1] {
+        let f = &c.facts()[o];
+        inputs.push(f.witness_lo.clone());
+        inputs.push(f.witness_hi.clone());
+    }
+    let clear = ClearBackend::default().run(&c, &inputs).unwrap();
+    let enc = backend.run(&c, &inputs).unwrap();
+    assert_eq!(enc, clear, "encrypted != clear");
+    // The witnesses reach both ends of the 12-bit intervals.
+    for (k, &o) in [o0, o1].iter().enumerate() {
+        let iv = c.facts()[o].interval;
+        let n = inputs.len();
+        assert_eq!(enc[n - 4 + 2 * k][k], iv.lo);
+        assert_eq!(enc[n - 3 + 2 * k][k], iv.hi);
+    }
 }
 
 #[test]

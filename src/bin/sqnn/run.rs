@@ -177,13 +177,15 @@ pub fn simulate(
             "simulate ({}, {}): {name} {value:.4} on {n} test samples of {data} (clear {clear_value:.4}); \
              {same_pred}/{n} same prediction as clear, {identical}/{n} identical outputs; \
              {:.2} misreads per sample (predicted {:.2}), {:.2} of them change a table's output; \
-             predicted encrypted latency {:.0} ms per sample",
+             predicted encrypted latency {:.prec$} ms per sample",
             plan.parameter_set,
             plan.mode,
             per(misreads),
             plan.expected_misreads_per_sample,
             per(changed),
-            plan.latency_ms_per_sample
+            plan.latency_ms_per_sample,
+            // A circuit without bootstraps takes well under a millisecond.
+            prec = if plan.latency_ms_per_sample < 10.0 { 2 } else { 0 }
         );
     }
     Ok(ExitCode::SUCCESS)

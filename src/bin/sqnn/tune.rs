@@ -75,7 +75,8 @@ pub struct TuneArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// The search space's layer counts (comma-separated, e.g. `2`; default 2,3).
+    /// The search space's layer counts (comma-separated, e.g. `2`; default 1,2,3: 1 is a
+    /// linear model, no bootstrap).
     #[arg(long, value_delimiter = ',')]
     pub n_layers: Vec<usize>,
     /// Its hidden widths over input features (comma-separated, e.g. `0.125,0.25,0.5`; default

@@ -2,6 +2,8 @@ use super::choose::capacity;
 use super::*;
 use crate::error::{Error, Result};
 
+/// Circuits without bootstraps, and the work outside bootstraps.
+mod linear;
 /// The catalogue, noise and encoding maths.
 mod model;
 /// The cost source: built-in figures or a machine's profile.
@@ -23,6 +25,8 @@ fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool
         table_bits: if table { range_bits } else { 0 },
         round_bits: 0,
         table_offset: 0,
+        terms: 0,
+        reads_inputs: false,
     }
 }
 
@@ -111,6 +115,7 @@ fn report(dots: Vec<DotFacts>, n_a_bits: u32) -> PlanFacts {
         pbs_per_layer: Vec::new(),
         n_a_bits,
         dropped_bits: tables().min().zip(tables().max()),
+        n_inputs: 0,
         dots,
     }
 }

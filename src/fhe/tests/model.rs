@@ -350,6 +350,8 @@ fn training_read_noise_matches_the_planner() {
                 table_bits: 8,
                 round_bits: p.saturating_sub(set.max_space_bits()),
                 table_offset: 0,
+                terms: 0,
+                reads_inputs: false,
             };
             let read = |n: &DotFacts| {
                 super::super::reads::neuron_noise(set, p, FheMode::Approximate, -40.0, None, n)

@@ -33,6 +33,7 @@ fn facts() -> PlanFacts {
         pbs_per_layer: vec![8, 0],
         n_a_bits: 4,
         dropped_bits: Some((0, 0)),
+        n_inputs: 0,
     }
 }
 

@@ -15,6 +15,8 @@ fn dot(lo: i64, hi: i64, sum_w2: u64, round_bits: u32) -> DotFacts {
         table_bits: iv.range_bits().saturating_sub(round_bits),
         round_bits,
         table_offset: -lo,
+        terms: 4,
+        reads_inputs: false,
     }
 }
 

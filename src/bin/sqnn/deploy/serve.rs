@@ -66,9 +66,15 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
         let _ = out.flush();
         drop(out);
         for c in state.circuits() {
+            // A circuit without bootstraps takes well under a millisecond.
+            let prec = if c.predicted_ms_per_sample < 10.0 {
+                2
+            } else {
+                0
+            };
             eprintln!(
                 "serving {} ({} features, {} bootstraps per sample, default set {}, {} reads, \
-                 {:.0} ms per sample predicted; plan {})",
+                 {:.prec$} ms per sample predicted; plan {})",
                 c.name,
                 c.features,
                 c.bootstraps,
