@@ -91,6 +91,7 @@ fn synthetic(
             n_accum_bits: accum_bits,
             pruning: None,
             rounding: None,
+            training_rows: None,
         },
         client: ClientSpec::identity(nf, n_out),
         nodes: vec![],

@@ -454,3 +454,82 @@ fn keygen_checks_its_output_directory_before_generating() {
     assert!(out.stdout.is_empty(), "generated first: {e}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
+
+/// A model trained on another split than `run`'s default: `run` and `compile` use the recorded
+/// training split, and a split that scores training rows (or calibrates on test rows) is
+/// refused with the flags that made the model's split, writing nothing.
+#[test]
+fn a_split_that_mixes_training_and_test_rows_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, circ) = (dir.path().join("m.json"), dir.path().join("c.json"));
+    let run_json = |extra: &[&str]| {
+        sqnn()
+            .args(["run", circ.to_str().unwrap(), "--data", "iris", "--json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    sqnn()
+        .args([
+            "train",
+            "--data",
+            "iris",
+            "--test-size",
+            "0.2",
+            "--seed",
+            "3",
+        ])
+        .args(["--epochs", "5", "--out", model.to_str().unwrap()])
+        .assert()
+        .success();
+    // No split flag: the model's own 30 test rows (not the 38 rows of Concrete ML's split).
+    sqnn()
+        .args([
+            "compile",
+            model.to_str().unwrap(),
+            "--out",
+            circ.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let out = run_json(&[]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["samples"], 30);
+    // Another split scores training rows: exit 2, naming the model's split and the fix.
+    for extra in [
+        &["--split", "concrete-ml"][..],
+        &["--test-size", "0.2", "--seed", "4"],
+    ] {
+        let out = run_json(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("rows the model was trained on")
+                && err.contains("--test-size 0.2 --seed 3")
+                && err.contains("drop the split flags"),
+            "{err}"
+        );
+    }
+    // The same split given again is fine.
+    assert!(run_json(&["--test-size", "0.2", "--seed", "3"])
+        .status
+        .success());
+    // Calibrating a plan on the model's test rows is refused, and nothing is written.
+    let other = dir.path().join("other.json");
+    let out = sqnn()
+        .args([
+            "compile",
+            model.to_str().unwrap(),
+            "--out",
+            other.to_str().unwrap(),
+        ])
+        .args(["--split", "concrete-ml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("calibration rows are the model's test rows")
+    );
+    assert!(!other.exists());
+}

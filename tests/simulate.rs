@@ -32,6 +32,7 @@ fn one_table() -> IntGraph {
             n_accum_bits: 8,
             pruning: None,
             rounding: None,
+            training_rows: None,
         },
         client: ClientSpec::identity(1, 1),
         nodes: vec![

@@ -169,6 +169,34 @@ fn the_refitted_recommendation_compiles_and_passes_the_check() {
     assert!(s.clear_metric > 0.5, "{s:?}");
 }
 
+/// Linear candidates (no hidden layer): no bootstrap, a latency that is not zero, reads that
+/// change nothing, and the width, noise and removal axes collapsed to one candidate each.
+#[test]
+fn linear_candidates_cost_no_bootstrap_and_lose_nothing_to_noise() {
+    let (train, mut req) = small();
+    req.space.n_layers = vec![1, 2];
+    req.space.noise_aware = vec![None, Some(ParamSetId::ClassicMsg1Carry1)];
+    req.space.remove_neurons = vec![None, Some(0.0)];
+    // Per layer count: linear 2 (accumulators), 2 layers 2 × 2 × 2 × 2.
+    assert_eq!(req.space.configs().len(), 2 + 16);
+    req.space.n_layers = vec![1];
+    let r = run(&train, &req);
+    assert_eq!(r.space_size, 2);
+    assert_eq!(r.evaluated.len(), 2);
+    for p in &r.points {
+        assert!(p.config.is_linear());
+        assert_eq!(p.pbs_count, 0.0);
+        assert!(p.latency_ms > 0.0, "{p:?}");
+        assert_eq!((p.agreement, p.metric), (1.0, p.clear_metric), "{p:?}");
+    }
+    let refit = tune::refit(&train, &req, r.recommended_point()).unwrap();
+    assert_eq!(refit.plan.pbs_count, 0);
+    let iris = Dataset::builtin("iris").unwrap();
+    let test = iris.subset(&SplitSpec::Auto.split(&iris).unwrap().test);
+    let s = tune::assess(&refit, &test, 2).unwrap();
+    assert_eq!((s.agreement, s.metric), (1.0, s.clear_metric), "{s:?}");
+}
+
 #[test]
 fn folds_cover_the_training_rows_once_and_never_more() {
     let (train, _) = small();

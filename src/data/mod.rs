@@ -20,6 +20,7 @@
 
 mod builtin;
 mod csv;
+mod provenance;
 mod scale;
 mod schema;
 mod split;
@@ -32,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::fsio::bounded;
 pub use crate::task::{Task, TaskKind};
 
+pub use provenance::{RecordedSplit, SplitUse, TrainingRows};
 pub use scale::Standardizer;
 pub use schema::{ColumnMatch, Conformed, Schema, MAX_NAME_LEN};
 

@@ -30,6 +30,10 @@ pub struct Meta {
     /// `None` (absent) when lowering recorded nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rounding: Option<RoundingSummary>,
+    /// The split the model was trained on; `None` (absent) when not recorded (a circuit built
+    /// by hand, or from a model trained before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_rows: Option<crate::data::TrainingRows>,
 }
 
 /// What rounding accumulators before their tables cost, over the circuit's tables (those that

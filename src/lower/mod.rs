@@ -32,15 +32,17 @@ pub fn lower(model: &QuantizedMlp, name: &str, pruning: PruningMode) -> Result<I
 }
 
 /// Lowers a trained [`Model`](crate::train::Model) with `rounding`, recording its pruning mode and
-/// its feature names (so data is matched to the circuit by column name): what `sqnn compile`
-/// writes.
+/// its feature names (so data is matched to the circuit by column name) and the split it was
+/// trained on: what `sqnn compile` writes.
 pub fn lower_model(
     model: &crate::train::Model,
     name: &str,
     rounding: Rounding,
 ) -> Result<IntGraph> {
-    lower_with(model.quantized(), name, model.params().pruning, rounding)?
-        .with_feature_names(model.feature_names())
+    let mut graph = lower_with(model.quantized(), name, model.params().pruning, rounding)?
+        .with_feature_names(model.feature_names())?;
+    graph.meta.training_rows = model.training_rows().cloned();
+    Ok(graph)
 }
 
 /// Lowers a quantized model to an integer graph, rounding accumulators before tables as
@@ -115,6 +117,7 @@ fn empty_graph(
             n_accum_bits: model.n_accum_bits,
             pruning: Some(pruning),
             rounding: None,
+            training_rows: None,
         },
         client: ClientSpec {
             feature_mean: model.feature_mean.clone(),

@@ -13,7 +13,7 @@ use super::metrics::{accuracy, argmax, r2};
 use super::model_file::{read_model, write_model, KIND_CLASSIFIER, KIND_REGRESSOR};
 use super::network::SparseQuantNeuralNetwork;
 use super::EstimatorParams;
-use crate::data::{check_finite, Dataset};
+use crate::data::{check_finite, Dataset, TrainingRows};
 use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress};
 use crate::task::Task;
@@ -194,6 +194,7 @@ pub struct Estimator<T: TaskSpec> {
     quantized: Option<QuantizedMlp>,
     feature_names: Option<Vec<String>>,
     data_name: Option<String>,
+    training_rows: Option<TrainingRows>,
     task: PhantomData<T>,
 }
 
@@ -226,6 +227,7 @@ impl<T: TaskSpec> Estimator<T> {
             quantized: None,
             feature_names: None,
             data_name: None,
+            training_rows: None,
             task: PhantomData,
         })
     }
@@ -299,6 +301,7 @@ impl<T: TaskSpec> Estimator<T> {
         self.quantized = Some(fitted.quantized);
         self.feature_names = feature_names;
         self.data_name = None;
+        self.training_rows = None;
         Ok(fitted.report)
     }
 
@@ -343,13 +346,24 @@ impl<T: TaskSpec> Estimator<T> {
         self.data_name.as_deref()
     }
 
+    /// The split it was trained on, when recorded ([`set_training_rows`](Self::set_training_rows)).
+    pub fn training_rows(&self) -> Option<&TrainingRows> {
+        self.training_rows.as_ref()
+    }
+
+    /// Records the split it was trained on (saved with the model, carried into circuits), so
+    /// that evaluating on the same data set uses its test rows.
+    pub fn set_training_rows(&mut self, rows: Option<TrainingRows>) {
+        self.training_rows = rows;
+    }
+
     /// Writes the versioned JSON model file (`{"format":"sqnn-model","version":1,...}`).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_model(
             path.as_ref(),
             T::KIND,
             &self.params,
-            (&self.feature_names, &self.data_name),
+            (&self.feature_names, &self.data_name, &self.training_rows),
             self.quantized.as_ref().ok_or_else(not_fitted)?,
         )
     }
@@ -477,6 +491,7 @@ impl Model {
                 quantized: Some(f.model),
                 feature_names: f.feature_names,
                 data_name: f.data_name,
+                training_rows: f.training_rows,
                 task: PhantomData,
             }
         }
@@ -543,6 +558,22 @@ impl Model {
         match self {
             Model::Classifier(c) => c.params(),
             Model::Regressor(r) => r.params(),
+        }
+    }
+
+    /// The split it was trained on, when recorded.
+    pub fn training_rows(&self) -> Option<&TrainingRows> {
+        match self {
+            Model::Classifier(c) => c.training_rows(),
+            Model::Regressor(r) => r.training_rows(),
+        }
+    }
+
+    /// Records the split it was trained on ([`Estimator::set_training_rows`]).
+    pub fn set_training_rows(&mut self, rows: Option<TrainingRows>) {
+        match self {
+            Model::Classifier(c) => c.set_training_rows(rows),
+            Model::Regressor(r) => r.set_training_rows(rows),
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::EstimatorParams;
+use crate::data::TrainingRows;
 use crate::error::{Error, Result};
 use crate::fsio::bounded;
 use crate::task::Task;
@@ -34,6 +35,9 @@ pub(super) struct ModelFile {
     pub(super) params: EstimatorParams,
     pub(super) feature_names: Option<Vec<String>>,
     pub(super) data_name: Option<String>,
+    /// The split it was trained on (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) training_rows: Option<TrainingRows>,
     pub(super) model: QuantizedMlp,
     /// Every float of `model` as its IEEE-754 bit pattern, in the order of [`for_each_float`]:
     /// serde_json's default float parser is not correctly rounded, and a loaded model must be
@@ -98,7 +102,7 @@ pub(super) fn write_model(
     path: &Path,
     kind: &str,
     params: &EstimatorParams,
-    names: (&Option<Vec<String>>, &Option<String>),
+    names: (&Option<Vec<String>>, &Option<String>, &Option<TrainingRows>),
     model: &QuantizedMlp,
 ) -> Result<()> {
     let mut exact_floats = Vec::new();
@@ -110,6 +114,7 @@ pub(super) fn write_model(
         params: params.clone(),
         feature_names: names.0.clone(),
         data_name: names.1.clone(),
+        training_rows: names.2.clone(),
         model: model.clone(),
         exact_floats,
     };

@@ -23,6 +23,7 @@ impl Builder {
                     n_accum_bits,
                     pruning: None,
                     rounding: None,
+                    training_rows: None,
                 },
                 client: ClientSpec::identity(0, 0),
                 nodes: vec![],

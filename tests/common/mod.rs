@@ -27,6 +27,7 @@ pub fn random_graph(seed: u64, nf: usize, layers: usize, width: usize, n_out: us
             n_accum_bits: 16,
             pruning: None,
             rounding: None,
+            training_rows: None,
         },
         client: ClientSpec::identity(nf, n_out),
         nodes: Vec::new(),

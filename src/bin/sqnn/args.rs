@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
-use sqnn::data::{Dataset, Schema, Split, SplitSpec, TaskKind};
+use sqnn::data::{Dataset, Schema, Split, SplitSpec, SplitUse, TaskKind, TrainingRows};
 use sqnn::Result;
 
 /// How the TFHE parameters are chosen.
@@ -318,10 +318,26 @@ pub fn load_split(data: &str, s: &SplitArgs) -> Result<(Dataset, Split)> {
 /// Loads a data set for a circuit or model (`schema`), picks its split (on the data as read, so
 /// the rows are those training used), and matches its columns by name and its labels by value
 /// ([`Schema::conform`]); a match by position (no names recorded) is said on standard error.
-pub fn load_split_for(data: &str, s: &SplitArgs, schema: &Schema) -> Result<(Dataset, Split)> {
+/// With `trained` (the split the model was trained on, when recorded) and no split flag, the
+/// data set the model was trained on is split as training split it; a split that would score
+/// training rows (`Evaluate`) or calibrate on test rows (`Calibrate`) is refused.
+pub fn load_split_for(
+    data: &str,
+    s: &SplitArgs,
+    schema: &Schema,
+    trained: Option<&TrainingRows>,
+    usage: SplitUse,
+) -> Result<(Dataset, Split)> {
     let ds = schema.load(data, s.target.as_deref(), s.task)?;
     let conformed = schema.conform(&ds)?;
-    let split = s.spec().split(&ds)?;
+    let recorded = trained.filter(|_| !s.given()).and_then(|t| t.split_of(&ds));
+    let split = match recorded {
+        Some(split) => split,
+        None => s.spec().split(&ds)?,
+    };
+    if let Some(t) = trained {
+        t.check(&ds, &split, usage)?;
+    }
     if let Some(note) = conformed.columns.note() {
         eprintln!("note: {note}");
     }
@@ -329,6 +345,11 @@ pub fn load_split_for(data: &str, s: &SplitArgs, schema: &Schema) -> Result<(Dat
 }
 
 impl SplitArgs {
+    /// Whether a split flag was given (`--split` other than `auto`, `--test-size`, `--seed`).
+    pub fn given(&self) -> bool {
+        self.split != "auto" || self.test_size.is_some() || self.seed.is_some()
+    }
+
     /// The split these flags ask for: `auto` with --test-size or --seed given is sqnn's seeded
     /// split.
     pub fn spec(&self) -> SplitSpec {

@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed};
+use sqnn::data::SplitUse;
 use sqnn::fsio::check_output;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Result};
@@ -90,7 +91,9 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
     let an = analyze(graph.clone())?;
     print!("{}", report::render_text(an.report()));
     if an.report().ok {
-        match compile_plan(a, &an, &trained_on) {
+        // Broken input (the calibration data or split) is an error; a circuit that no
+        // parameter set fits is reported, and compiled without a plan.
+        match compile_plan(a, &an, &trained_on)? {
             Ok((plan, chosen_by)) => {
                 print!("{}", sqnn::fhe::render_plan(&plan));
                 graph.plan = Some(sqnn::ir::PlanRecord {
@@ -118,14 +121,21 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
 
 /// The plan `compile` records, and how it was chosen: by accuracy on the training rows of
 /// `--data` (default: the model's data set, `trained_on`); without them (the model's data set
-/// cannot be loaded here), by the read-noise guard, said on standard error.
+/// cannot be loaded here), by the read-noise guard, said on standard error. The outer error is
+/// broken input (data, split), the inner one a plan that cannot be made.
 fn compile_plan(
     a: &CompileArgs,
     an: &Analyzed,
     trained_on: &str,
-) -> Result<(sqnn::fhe::FhePlan, String)> {
+) -> Result<Result<(sqnn::fhe::FhePlan, String)>> {
     let data = a.data.as_deref().unwrap_or(trained_on);
-    let loaded = load_split_for(data, &a.split, &an.graph().schema());
+    let loaded = load_split_for(
+        data,
+        &a.split,
+        &an.graph().schema(),
+        an.graph().meta.training_rows.as_ref(),
+        SplitUse::Calibrate,
+    );
     let (cal, how) = match loaded {
         Ok((ds, sp)) => (
             Some(crate::args::calibration(an, &ds, &sp)?),
@@ -134,7 +144,7 @@ fn compile_plan(
                 ds.name, a.fhe.tolerance
             ),
         ),
-        Err(e) if a.data.is_none() => {
+        Err(e) if a.data.is_none() && !a.split.given() => {
             eprintln!(
                 "note: the model's data set {data:?} cannot be loaded here ({e}): the plan is \
                  chosen without calibration rows (give --data to choose it by accuracy)"
@@ -149,9 +159,10 @@ fn compile_plan(
         }
         Err(e) => return Err(e),
     };
-    let plan = a.fhe.plan(an, cal)?;
-    let chosen_by = format!("{} [{how}]", plan.describe_choice());
-    Ok((plan, chosen_by))
+    Ok(a.fhe.plan(an, cal).map(|plan| {
+        let chosen_by = format!("{} [{how}]", plan.describe_choice());
+        (plan, chosen_by)
+    }))
 }
 
 pub fn check(a: &CheckArgs) -> Result<ExitCode> {
@@ -172,7 +183,13 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         // With a data set, the plan is chosen anew by the accuracy kept on its training rows;
         // else it is the circuit's recorded plan.
         let rows = match &a.calibrate {
-            Some(data) if r.ok => Some(load_split_for(data, &a.split, &an.graph().schema())?),
+            Some(data) if r.ok => Some(load_split_for(
+                data,
+                &a.split,
+                &an.graph().schema(),
+                an.graph().meta.training_rows.as_ref(),
+                SplitUse::Calibrate,
+            )?),
             _ => None,
         };
         let rows = rows.as_ref().map(|(data, split)| Rows { data, split });
@@ -202,7 +219,13 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
 
 /// Widths measured on data (Concrete ML's way) against the proved ones.
 pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Result<()> {
-    let (ds, sp) = load_split_for(data, split, &an.graph().schema())?;
+    let (ds, sp) = load_split_for(
+        data,
+        split,
+        &an.graph().schema(),
+        an.graph().meta.training_rows.as_ref(),
+        SplitUse::Calibrate,
+    )?;
     let train = ds.subset(&sp.train);
     let inputs = an.graph().quantize_inputs(&train.x)?;
     let cal = sqnn::execute::calibrate(an, &inputs)?;

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use sqnn::analyze::{analyze, Analyzed};
-use sqnn::data::{self};
+use sqnn::data::{self, SplitUse};
 use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::{report, Error, Result};
@@ -60,7 +60,13 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
         ));
     }
     let graph = IntGraph::load(&a.circuit)?;
-    let (ds, split) = load_split_for(&a.data, &a.split, &graph.schema())?;
+    let (ds, split) = load_split_for(
+        &a.data,
+        &a.split,
+        &graph.schema(),
+        graph.meta.training_rows.as_ref(),
+        SplitUse::Evaluate,
+    )?;
     let test = ds.subset(&split.test);
     let default_n = if a.backend == BackendKind::Tfhe {
         5

@@ -296,7 +296,12 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
             println!("noise-aware: the planner takes {set} for the model trained without noise");
         }
     }
-    let (model, fit) = Model::fit(params.clone(), &train, progress)?;
+    let (mut model, fit) = Model::fit(params.clone(), &train, progress)?;
+    model.set_training_rows(Some(sqnn::data::TrainingRows::new(
+        &ds,
+        &a.split.spec(),
+        &split,
+    )));
     model.save(&a.out)?;
     let (n_params, nonzero) = weight_counts(&model);
     let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.params().pruning)?;

@@ -257,7 +257,13 @@ pub fn tune(a: &TuneArgs) -> Result<ExitCode> {
         .find(|r| r.index == report.recommended)
         .and_then(|r| r.refit.as_ref());
     if let (Some(out), Some((refit, _))) = (&a.out, rec) {
-        refit.model.save(out)?;
+        let mut model = refit.model.clone();
+        model.set_training_rows(Some(sqnn::data::TrainingRows::new(
+            &ds,
+            &a.split.spec(),
+            &split,
+        )));
+        model.save(out)?;
     }
     if let Some(svg) = &a.svg {
         let picture = tune::render_svg(&report)?;

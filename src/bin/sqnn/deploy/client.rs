@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use sqnn::analyze::{analyze, CheckedGraph};
+use sqnn::data::SplitUse;
 use sqnn::deploy::wire::key_id;
 use sqnn::deploy::{decrypt_batch, encrypt_batch, Batch, BatchKind, Client, Session};
 use sqnn::execute::ClearBackend;
@@ -41,7 +42,13 @@ fn test_rows(
     split: &SplitArgs,
     n: usize,
 ) -> Result<(Vec<Vec<i64>>, Vec<f64>)> {
-    let (ds, s) = load_split_for(data, split, &graph.schema())?;
+    let (ds, s) = load_split_for(
+        data,
+        split,
+        &graph.schema(),
+        graph.meta.training_rows.as_ref(),
+        SplitUse::Evaluate,
+    )?;
     let test = ds.subset(&s.test);
     let n = n.min(test.n_samples());
     let test = test.subset(&(0..n).collect::<Vec<_>>());

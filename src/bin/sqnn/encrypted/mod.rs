@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use sqnn::data::SplitUse;
 use sqnn::Result;
 
 use crate::args::{load_split_for, FheArgs, Rows, SplitArgs};
@@ -37,7 +38,13 @@ pub fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
     let rows = match &a.data {
         Some(data) => {
             let graph = sqnn::ir::IntGraph::load(&a.circuit)?;
-            Some(load_split_for(data, &a.split, &graph.schema())?)
+            Some(load_split_for(
+                data,
+                &a.split,
+                &graph.schema(),
+                graph.meta.training_rows.as_ref(),
+                SplitUse::Calibrate,
+            )?)
         }
         None => None,
     };
