@@ -263,7 +263,8 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
     assert!(nonzero >= samples * 5 / 2, "{nonzero} reads off");
 }
 
-/// Wilson score interval (z = 2.58, 99 %) of `k` successes in `n` trials.
+/// Wilson score interval (z = 2.58, 99 %) of `k` successes in `n` trials (from exactly 0
+/// when `k = 0`, where `c - h` is 0 up to rounding: scaled reads predict rates near 0).
 fn wilson(k: usize, n: usize) -> (f64, f64) {
     let z = 2.58f64;
     let (k, n) = (k as f64, n as f64);
@@ -271,7 +272,8 @@ fn wilson(k: usize, n: usize) -> (f64, f64) {
     let den = 1.0 + z * z / n;
     let c = (p + z * z / (2.0 * n)) / den;
     let h = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
-    ((c - h).max(0.0), (c + h).min(1.0))
+    let lo = if k == 0.0 { 0.0 } else { (c - h).max(0.0) };
+    (lo, (c + h).min(1.0))
 }
 
 /// A deliberately noisy neuron on the 4-bit set: a bootstrap output times a large weight `w`
