@@ -36,30 +36,9 @@ pub(super) fn neuron_noise(
         });
         let read = ScaledRead::new(set, space_bits, n, scale);
         let margin = read.margins.map_or(0, |(a, b)| a.min(b));
-        let log2_p_misread = misread_log2(read.std, read.box_positions);
-        let log2_p_catastrophic = read.catastrophic_log2();
-        return NeuronNoise {
-            node: n.node,
-            extractions: 0,
-            scale_bits: scale,
-            layer: n.layer,
-            neuron: n.neuron,
-            sum_w2: n.sum_w2,
-            bootstrap,
-            std: read.std,
-            sigma_units: if read.box_positions > 0.0 {
-                read.std / read.box_positions
-            } else {
-                f64::INFINITY
-            },
-            margin,
-            log2_p_misread,
-            log2_p_catastrophic,
-            log2_p_fail: match mode {
-                FheMode::Exact => log2_p_misread,
-                FheMode::Approximate => log2_p_catastrophic,
-            },
-        };
+        let std_box = (read.std, read.box_positions);
+        let catastrophic = read.catastrophic_log2();
+        return read_noise(n, mode, true, scale, std_box, margin, catastrophic);
     }
     // A decryption of a dot that reads only inputs (a linear circuit's output) has a fresh
     // encryption's noise.
@@ -71,7 +50,6 @@ pub(super) fn neuron_noise(
     let bx = set.box_positions(space_bits);
     let fits = margins(n.lo, n.hi, space_bits);
     let margin = fits.map_or(0, |(a, b)| a.min(b));
-    let log2_p_misread = misread_log2(std, bx);
     let log2_p_catastrophic = match fits {
         None => 0.0,
         Some(_) => {
@@ -81,10 +59,25 @@ pub(super) fn neuron_noise(
             (log2_erfc_ratio(dist * bx, std) - 1.0).max(LOG2_P_FLOOR)
         }
     };
+    read_noise(n, mode, false, 0, (std, bx), margin, log2_p_catastrophic)
+}
+
+/// One read's (or decryption's) predictions from its error `std` and box (positions per value)
+/// in its space, its margin and the probability of reading past it.
+fn read_noise(
+    n: &DotFacts,
+    mode: FheMode,
+    bootstrap: bool,
+    scale_bits: u32,
+    (std, bx): (f64, f64),
+    margin: u64,
+    log2_p_catastrophic: f64,
+) -> NeuronNoise {
+    let log2_p_misread = misread_log2(std, bx);
     NeuronNoise {
         node: n.node,
         extractions: 0,
-        scale_bits: 0,
+        scale_bits,
         layer: n.layer,
         neuron: n.neuron,
         sum_w2: n.sum_w2,

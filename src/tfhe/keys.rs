@@ -333,6 +333,17 @@ impl ClientKey {
         Ok(())
     }
 
+    /// The circuit's encoding under this key's set, space and read scales.
+    fn layout(&self, checked: &CheckedGraph) -> Result<Layout> {
+        Layout::new(
+            checked,
+            self.set,
+            self.space_bits,
+            self.exact_rounding,
+            self.scale_target,
+        )
+    }
+
     /// Encrypts one sample's quantized inputs (one integer per feature, in the input nodes'
     /// intervals).
     pub fn encrypt(&self, checked: &CheckedGraph, inputs: &[i64]) -> Result<EncryptedInput> {
@@ -349,13 +360,7 @@ impl ClientKey {
         self.check_digest(digest)?;
         validate_inputs(checked.analyzed(), &[inputs.to_vec()])?;
         let facts = checked.facts();
-        let layout = Layout::new(
-            checked,
-            self.set,
-            self.space_bits,
-            self.exact_rounding,
-            self.scale_target,
-        )?;
+        let layout = self.layout(checked)?;
         let cts = checked
             .graph()
             .input_nodes()
@@ -417,13 +422,7 @@ impl ClientKey {
             )));
         }
         let facts = checked.facts();
-        let layout = Layout::new(
-            checked,
-            self.set,
-            self.space_bits,
-            self.exact_rounding,
-            self.scale_target,
-        )?;
+        let layout = self.layout(checked)?;
         Ok(outputs
             .iter()
             .zip(&out.cts)
