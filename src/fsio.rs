@@ -305,3 +305,13 @@ pub fn bounded(s: &str, max: usize) -> String {
         None => s.to_string(),
     }
 }
+
+/// The SHA-256 of `bytes`, in lowercase hex: how sqnn names contents it checks (key file
+/// payloads, circuits, training rows).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

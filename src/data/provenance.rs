@@ -3,7 +3,6 @@
 //! never mixes training rows into test rows (or test rows into calibration rows) unnoticed.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::split::{Split, SplitSpec};
 use super::Dataset;
@@ -89,10 +88,7 @@ fn digest(rows: &[usize]) -> String {
     let mut sorted = rows.to_vec();
     sorted.sort_unstable();
     let text: Vec<String> = sorted.iter().map(usize::to_string).collect();
-    Sha256::digest(text.join(",").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::fsio::sha256_hex(text.join(",").as_bytes())
 }
 
 /// What a requested split is for, in [`TrainingRows::check`].
@@ -131,10 +127,16 @@ impl TrainingRows {
     /// Refuses `requested` on `ds` when it would score training rows (`Evaluate`) or calibrate
     /// on rows the model was not trained on (`Calibrate`); anything goes on other data.
     pub fn check(&self, ds: &Dataset, requested: &Split, usage: SplitUse) -> Result<()> {
-        let Some(trained) = self.split_of(ds) else {
-            return Ok(());
-        };
-        let mut is_train = vec![false; ds.n_samples()];
+        match self.split_of(ds) {
+            Some(trained) => self.check_against(&trained, requested, usage),
+            None => Ok(()),
+        }
+    }
+
+    /// [`check`](Self::check) with the model's split on this data set already found
+    /// ([`split_of`](Self::split_of)).
+    pub fn check_against(&self, trained: &Split, requested: &Split, usage: SplitUse) -> Result<()> {
+        let mut is_train = vec![false; self.rows];
         for &r in &trained.train {
             if let Some(t) = is_train.get_mut(r) {
                 *t = true;

@@ -146,7 +146,7 @@ impl Batch {
 /// A key's id: the SHA-256 of its file's bytes (hex). Uploading the same key twice gives the
 /// same id; the server checks the bytes it stores against it.
 pub fn key_id(bytes: &[u8]) -> String {
-    crate::tfhe::sha256_hex(bytes)
+    crate::fsio::sha256_hex(bytes)
 }
 
 /// Whether `s` has the shape of a key id (64 lowercase hex digits).

@@ -40,7 +40,6 @@
 //! arithmetic: a malformed, truncated or tampered file is an error, never a panic.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fsio::bounded;
@@ -87,8 +86,7 @@ impl IntGraph {
 
     /// Hex SHA-256 of the canonical JSON: identifies a circuit (keys are bound to it).
     pub fn digest(&self) -> Result<String> {
-        let hash = Sha256::digest(self.canonical()?.as_bytes());
-        Ok(hash.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::fsio::sha256_hex(self.canonical()?.as_bytes()))
     }
 
     /// Serializes to the versioned, human-readable file format: one node per line.

@@ -7,9 +7,9 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::fsio::sha256_hex;
 use ::tfhe::safe_serialization::safe_serialize;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::keys::digest_mismatch;
 use super::params::lookup_set;
@@ -247,14 +247,6 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<(FileHeader, u32), String> 
     let header = serde_json::from_slice(&bytes[12..end as usize])
         .map_err(|e| format!("unreadable header ({e})"))?;
     Ok((header, hlen))
-}
-
-/// The SHA-256 of `bytes`, in lowercase hex.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 pub(super) fn kind_name(kind: &str) -> &'static str {

@@ -83,7 +83,6 @@ mod security;
 mod timing;
 
 pub use backend::{median, TfheBackend, TfheRun};
-pub(crate) use container::sha256_hex;
 pub use container::ObjectInfo;
 pub use eval::{PreparedCircuit, StageTiming};
 pub use files::{

@@ -330,14 +330,18 @@ pub fn load_split_for(
 ) -> Result<(Dataset, Split)> {
     let ds = schema.load(data, s.target.as_deref(), s.task)?;
     let conformed = schema.conform(&ds)?;
-    let recorded = trained.filter(|_| !s.given()).and_then(|t| t.split_of(&ds));
+    // The model's split on this data set, found once: taken as it is without split flags,
+    // else the requested split is checked against it.
+    let recorded = trained.and_then(|t| t.split_of(&ds).map(|sp| (t, sp)));
     let split = match recorded {
-        Some(split) => split,
+        Some((_, trained_split)) if !s.given() => trained_split,
+        Some((t, trained_split)) => {
+            let split = s.spec().split(&ds)?;
+            t.check_against(&trained_split, &split, usage)?;
+            split
+        }
         None => s.spec().split(&ds)?,
     };
-    if let Some(t) = trained {
-        t.check(&ds, &split, usage)?;
-    }
     if let Some(note) = conformed.columns.note() {
         eprintln!("note: {note}");
     }
