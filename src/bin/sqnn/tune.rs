@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
+use sqnn::train::ImageShifts;
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, Error, PruningMode, Result};
 
@@ -61,6 +62,10 @@ pub struct TuneArgs {
     /// Training epochs of every candidate.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Shift augmentation of every candidate's training rows (images): `WIDTHxHEIGHT[:SHIFT]`,
+    /// as `sqnn train --shift-augment` (28x28 for MNIST).
+    #[arg(long)]
+    pub shift_augment: Option<ImageShifts>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -130,6 +135,9 @@ impl TuneArgs {
         req.profile = crate::args::cost_profile();
         if let Some(e) = self.epochs {
             req.base.epochs = e;
+        }
+        if self.shift_augment.is_some() {
+            req.base.shift_augment = self.shift_augment;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -384,8 +392,15 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
         p.metric,
         p.latency_ms
     );
+    let mut base = String::new();
+    if let Some(e) = a.epochs {
+        base.push_str(&format!(" --epochs {e}"));
+    }
+    if let Some(s) = a.shift_augment {
+        base.push_str(&format!(" --shift-augment {s}"));
+    }
     println!(
-        "  train it: sqnn train --data {} {}",
+        "  train it: sqnn train --data {} {}{base}",
         a.data,
         p.config.train_flags()
     );
