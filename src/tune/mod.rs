@@ -9,8 +9,9 @@
 //! [`tune`] runs the search within a wall-clock budget (checked between candidates) or a
 //! number of candidates. The order is deterministic for a given seed and what was evaluated:
 //! the base settings first (snapped into the space), then the untried neighbours of the
-//! recommended point, cheapest to train first, then those of the rest of the front, then the
-//! rest of the space ([`next_candidate`]). [`refit`] trains a point's settings on all the
+//! recommended point and of the most accurate point of the front, in turn, cheapest to train
+//! first, then those of the rest of the front, then the rest of the space
+//! ([`next_candidate`]). [`refit`] trains a point's settings on all the
 //! training rows (what `sqnn tune --out` writes), [`assess`] scores it on other rows (the test
 //! rows, as information after the choice) and [`render_svg`] draws the front.
 //!
@@ -286,7 +287,9 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         tried.insert(config);
         progress.advance(1);
         let front = pareto_front(&points);
-        let order = front_order(&points, &front, req.tolerance);
+        // Alternate between the two ends of the front that decide the recommendation.
+        let climb = evaluated.len() % 2 == 0;
+        let order = front_order(&points, &front, req.tolerance, climb);
         next = next_candidate(&req.space, &tried, &order, &cost, req.seed);
     }
     progress.finish();
@@ -327,12 +330,22 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
     })
 }
 
-/// The front's configurations, the recommended one first, then the others fastest first
-/// (each once): the order in which their neighbours are tried.
-fn front_order(points: &[Point], front: &[usize], tolerance: f64) -> Vec<Config> {
+/// The front's configurations in the order in which their neighbours are tried (each once):
+/// the recommended one first, then the others fastest first; with `climb`, the most accurate
+/// one first. The search alternates the two because both ends decide the recommendation: a
+/// cheaper neighbour of the recommended point may score within the tolerance, and a better
+/// neighbour of the most accurate point raises the bar the tolerance is measured from. Always
+/// starting from the recommended point walks the search down to the cheapest models and leaves
+/// the accurate end (on iris: 3-layer models with neuron removal) untried within a budget.
+fn front_order(points: &[Point], front: &[usize], tolerance: f64, climb: bool) -> Vec<Config> {
     let rec = recommend(points, front, tolerance);
+    let best = front
+        .iter()
+        .copied()
+        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric));
+    let (a, b) = if climb { (best, rec) } else { (rec, best) };
     let mut out: Vec<Config> = Vec::new();
-    for i in rec.into_iter().chain(front.iter().copied()) {
+    for i in a.into_iter().chain(b).chain(front.iter().copied()) {
         if !out.contains(&points[i].config) {
             out.push(points[i].config);
         }
@@ -412,4 +425,51 @@ pub fn assess(refit: &Refit, data: &Dataset, noise_seeds: u64) -> Result<Assessm
             / sims.len().max(1) as f64,
         agreement: same as f64 / n,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhe::ParamSetId;
+
+    fn pt(config: Config, latency_ms: f64, metric: f64) -> Point {
+        Point {
+            config,
+            parameter_set: ParamSetId::ClassicMsg2Carry2,
+            set_label: String::new(),
+            metric,
+            clear_metric: metric,
+            agreement: 1.0,
+            latency_ms,
+            pbs_count: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_search_climbs_from_the_most_accurate_point_in_turn() {
+        let space = SearchSpace::for_features(4);
+        let deep = Config::of(&EstimatorParams::default());
+        let small = Config {
+            n_layers: 2,
+            n_hidden_neurons_multiplier: 1.0,
+            ..deep
+        };
+        let points = vec![pt(deep, 300.0, 0.97), pt(small, 50.0, 0.962)];
+        let front = pareto_front(&points);
+        assert_eq!(front, vec![1, 0]);
+        // The small model is recommended (within 0.01 of the best); the deep one is the best.
+        assert_eq!(recommend(&points, &front, 0.01), Some(1));
+        assert_eq!(front_order(&points, &front, 0.01, false), vec![small, deep]);
+        assert_eq!(front_order(&points, &front, 0.01, true), vec![deep, small]);
+        let tried: BTreeSet<Config> = [deep, small].into_iter().collect();
+        let cost = |c: &Config| c.cost(4, 3);
+        let down = front_order(&points, &front, 0.01, false);
+        let up = front_order(&points, &front, 0.01, true);
+        let from_rec = next_candidate(&space, &tried, &down, &cost, 1).unwrap();
+        let from_best = next_candidate(&space, &tried, &up, &cost, 1).unwrap();
+        assert!(neighbours(&space, &small).contains(&from_rec));
+        // Climbing tries a neighbour of the deep model that is not one of the small model's.
+        assert!(neighbours(&space, &deep).contains(&from_best));
+        assert!(!neighbours(&space, &small).contains(&from_best));
+    }
 }
