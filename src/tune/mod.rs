@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use front::{dominates, pareto_front, recommend};
-pub use judge::{set_label, Folds, Part, Point};
+pub use front::{dominates, effective_tolerance, pareto_front, recommend};
+pub use judge::{set_label, standard_error, Folds, Part, Point};
 pub use space::{
     default_sets, neighbours, next_candidate, Config, SearchSpace, MAX_DEFAULT_WIDTH,
     REMOVE_NEURONS,
@@ -79,6 +79,10 @@ pub struct TuneRequest {
     /// The recommended point is the fastest whose validation score is at most this much below
     /// the best (accuracy or R², absolute).
     pub tolerance: f64,
+    /// Widen the tolerance to this many standard errors of the best point's validation score
+    /// when that is more ([`effective_tolerance`]; 1 is the one-standard-error rule, 0 keeps
+    /// `tolerance` alone).
+    pub tolerance_se: f64,
     /// Failure target per bootstrap (log2) of every plan.
     pub target_log2_p_fail: f64,
     /// Cores the predicted latencies assume (with the built-in cost figures; a `profile`
@@ -112,6 +116,7 @@ impl TuneRequest {
             folds: Folds::auto(train.n_samples(), 42),
             noise_seeds: Self::DEFAULT_NOISE_SEEDS,
             tolerance: Self::DEFAULT_TOLERANCE,
+            tolerance_se: 0.0,
             target_log2_p_fail: -40.0,
             cores: builtin_cores(),
             profile: None,
@@ -130,6 +135,16 @@ impl TuneRequest {
                     "{} is not a score difference in [0, 1): give e.g. 0.01 for one percentage \
                      point",
                     self.tolerance
+                ),
+            ));
+        }
+        if !(self.tolerance_se.is_finite() && self.tolerance_se >= 0.0) {
+            return Err(Error::param(
+                "tolerance_se",
+                format!(
+                    "{} is not a number of standard errors: give e.g. 1 (the one-standard-error \
+                     rule) or 0",
+                    self.tolerance_se
                 ),
             ));
         }
@@ -199,8 +214,12 @@ pub struct TuneReport {
     pub folds: Folds,
     /// Noise seeds per point.
     pub noise_seeds: u64,
-    /// The recommended point's tolerance.
+    /// The tolerance the recommendation applied: the request's, or its `tolerance_se`
+    /// standard errors of the best point's score if more ([`effective_tolerance`]).
     pub tolerance: f64,
+    /// The request's `tolerance_se`.
+    #[serde(default)]
+    pub tolerance_se: f64,
     /// Cores the latencies assume.
     pub cores: usize,
     /// Every candidate judged, in order.
@@ -287,14 +306,16 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         tried.insert(config);
         progress.advance(1);
         let front = pareto_front(&points);
+        let tolerance = effective_tolerance(&points, &front, req.tolerance, req.tolerance_se);
         // Alternate between the two ends of the front that decide the recommendation.
         let climb = evaluated.len() % 2 == 0;
-        let order = front_order(&points, &front, req.tolerance, climb);
+        let order = front_order(&points, &front, tolerance, climb);
         next = next_candidate(&req.space, &tried, &order, &cost, req.seed);
     }
     progress.finish();
     let front = pareto_front(&points);
-    let Some(recommended) = recommend(&points, &front, req.tolerance) else {
+    let tolerance = effective_tolerance(&points, &front, req.tolerance, req.tolerance_se);
+    let Some(recommended) = recommend(&points, &front, tolerance) else {
         let reasons: Vec<String> = evaluated
             .iter()
             .filter_map(|e| {
@@ -318,7 +339,8 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         },
         folds: req.folds,
         noise_seeds: req.noise_seeds,
-        tolerance: req.tolerance,
+        tolerance,
+        tolerance_se: req.tolerance_se,
         cores: req.profile.as_ref().map_or(req.cores, |p| p.cores),
         evaluated,
         points,
@@ -439,6 +461,7 @@ mod tests {
             set_label: String::new(),
             metric,
             clear_metric: metric,
+            metric_se: 0.0,
             agreement: 1.0,
             latency_ms,
             pbs_count: 1.0,

@@ -10,12 +10,13 @@ use serde_json::{json, Value};
 
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
+use sqnn::train::quantize::Activation;
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, Error, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
-use crate::train::PruningArg;
+use crate::train::{ActivationArg, PruningArg};
 
 /// `sqnn tune` arguments.
 #[derive(Args)]
@@ -40,6 +41,10 @@ pub struct TuneArgs {
     /// much below the best.
     #[arg(long, default_value_t = TuneRequest::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
+    /// Widen the tolerance to this many standard errors of the best point's validation score
+    /// when that is more (1: the one-standard-error rule; small training sets, regression).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance_se: f64,
     /// Validation folds held out in turn, of 5 cut from the training rows (5: cross-validation,
     /// 1: one hold-out fifth; default 5 up to 2,000 training rows, else 1).
     #[arg(long)]
@@ -61,6 +66,12 @@ pub struct TuneArgs {
     /// Training epochs of every candidate.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Activation function of every candidate's hidden layers (default relu).
+    #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
+    pub activation: Option<Activation>,
+    /// Decoupled (AdamW) weight decay of every candidate (default 0.1; 0 = plain Adam).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -125,11 +136,18 @@ impl TuneArgs {
         req.budget = Some(Duration::from_secs_f64(self.budget));
         req.max_candidates = self.max_candidates;
         req.tolerance = self.tolerance;
+        req.tolerance_se = self.tolerance_se;
         req.noise_seeds = self.noise_seeds;
         req.target_log2_p_fail = self.p_error;
         req.profile = crate::args::cost_profile();
         if let Some(e) = self.epochs {
             req.base.epochs = e;
+        }
+        if let Some(a) = self.activation {
+            req.base.activation_function = a;
+        }
+        if let Some(w) = self.weight_decay {
+            req.base.weight_decay = w;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -160,6 +178,29 @@ impl TuneArgs {
 }
 
 impl TuneArgs {
+    /// The base training flags given (` --epochs 5 --activation gelu` ...), which
+    /// `sqnn train` needs next to a point's own flags to train the same model.
+    fn base_flags(&self) -> String {
+        let mut out = String::new();
+        if let Some(e) = self.epochs {
+            out.push_str(&format!(" --epochs {e}"));
+        }
+        if let Some(seed) = self.train_seed {
+            out.push_str(&format!(" --train-seed {seed}"));
+        }
+        if let Some(act) = self.activation {
+            let name = serde_json::to_value(act)
+                .ok()
+                .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+                .unwrap_or_default();
+            out.push_str(&format!(" --activation {name}"));
+        }
+        if let Some(w) = self.weight_decay {
+            out.push_str(&format!(" --weight-decay {w}"));
+        }
+        out
+    }
+
     /// Replaces the axes of `space` that a flag names (ordered axes sorted, repeats dropped).
     fn narrow_space(&self, space: &mut SearchSpace) -> Result<()> {
         fn set<T: Clone + PartialOrd>(axis: &mut Vec<T>, given: &[T]) {
@@ -384,10 +425,18 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
         p.metric,
         p.latency_ms
     );
+    if r.tolerance > a.tolerance {
+        println!(
+            "  (the tolerance is {} standard errors of the best point's validation {m}, more \
+             than --tolerance {})",
+            r.tolerance_se, a.tolerance
+        );
+    }
     println!(
-        "  train it: sqnn train --data {} {}",
+        "  train it: sqnn train --data {} {}{}",
         a.data,
-        p.config.train_flags()
+        p.config.train_flags(),
+        a.base_flags()
     );
     if let (Some(out), Some((f, s))) = (&a.out, rec) {
         println!(
@@ -433,6 +482,7 @@ fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -
         "folds": r.folds,
         "noise_seeds": r.noise_seeds,
         "tolerance": r.tolerance,
+        "tolerance_se": r.tolerance_se,
         "cores": r.cores,
         "candidates": r.evaluated.len(),
         "space_size": r.space_size,
@@ -443,7 +493,7 @@ fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -
         "report": r,
         "front": front,
         "recommended": r.recommended_point(),
-        "train_flags": r.recommended_point().config.train_flags(),
+        "train_flags": format!("{}{}", r.recommended_point().config.train_flags(), a.base_flags()),
         "model": a.out.as_ref().map(|p| p.display().to_string()),
         "svg": a.svg.as_ref().map(|p| p.display().to_string()),
     })
