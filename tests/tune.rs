@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqnn::analyze::analyze;
 use sqnn::fhe::ParamSetId;
 use sqnn::lower::lower_model;
+use sqnn::train::quantize::Activation;
 use sqnn::tune::{self, dominates, Folds, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, NoProgress, PruningMode, SplitSpec};
 
@@ -120,6 +121,24 @@ fn the_one_standard_error_rule_widens_the_tolerance_to_the_best_points_uncertain
         let p = &r.points[i];
         p.metric < best.metric - r.tolerance || p.latency_ms >= rec.latency_ms
     }));
+}
+
+#[test]
+fn a_regression_is_searched_with_gelu_weight_decay_and_three_cuts() {
+    let diabetes = Dataset::builtin("diabetes").unwrap();
+    let train = diabetes.subset(&SplitSpec::Auto.split(&diabetes).unwrap().train);
+    assert!(train.n_samples() > Folds::SMALL, "{}", train.n_samples());
+    let req = TuneRequest::new(&train);
+    assert_eq!(req.base.activation_function, Activation::Gelu);
+    assert_eq!(req.base.weight_decay, TuneRequest::REGRESSION_WEIGHT_DECAY);
+    assert_eq!(
+        (req.folds.used, req.folds.repeats),
+        (5, Folds::SMALL_REPEATS)
+    );
+    // Classification keeps the defaults.
+    let (iris, _) = small();
+    let req = TuneRequest::new(&iris);
+    assert_eq!(req.base, sqnn::EstimatorParams::default());
 }
 
 #[test]

@@ -56,6 +56,7 @@ use crate::error::{Error, Result};
 use crate::fhe::{builtin_cores, CostProfile, FhePlan};
 use crate::lower::Rounding;
 use crate::progress::Progress;
+use crate::train::quantize::Activation;
 use crate::train::{EstimatorParams, Model};
 
 /// What to search and how to judge it. [`TuneRequest::new`] gives the defaults for a training
@@ -103,17 +104,40 @@ impl TuneRequest {
     /// The default number of noise seeds.
     pub const DEFAULT_NOISE_SEEDS: u64 = 4;
 
+    /// The weight decay of a regression's candidates ([`TuneRequest::new`]).
+    pub const REGRESSION_WEIGHT_DECAY: f64 = 0.3;
+
     /// Defaults for the training rows `train`: sqnn's training settings, the space of
     /// [`SearchSpace::for_features`], [`Folds::auto`], 4 noise seeds, a tolerance of 0.01,
     /// 2^-40 per bootstrap, the built-in cost figures on their cores, `sqnn compile`'s default
     /// rounding, no budget.
+    ///
+    /// For a regression, two changes, both for the noise of an R² from few rows (diabetes:
+    /// 331 training rows, a standard error of about 0.02 on the validation folds, as large
+    /// as the differences between candidates). The candidates train with GELU and weight
+    /// decay [`REGRESSION_WEIGHT_DECAY`](Self::REGRESSION_WEIGHT_DECAY): smoother and more
+    /// regularized nets, which on diabetes score higher on the validation folds for 69 of 70
+    /// nonlinear candidates and, over 80 random splits, lift the default shape from R² 0.450
+    /// to 0.474 (a linear candidate has no activation and is unchanged). And the folds are
+    /// cut [`Folds::SMALL_REPEATS`] times up to [`Folds::CROSS_VALIDATE_UP_TO`] rows: with
+    /// one cut, diabetes's search recommended a 2-layer point that averages 0.440 over those
+    /// splits, under the linear points' 0.471.
     pub fn new(train: &Dataset) -> TuneRequest {
+        let mut base = EstimatorParams::default();
+        let mut folds = Folds::auto(train.n_samples(), 42);
+        if matches!(train.task, Task::Regress) {
+            base.activation_function = Activation::Gelu;
+            base.weight_decay = Self::REGRESSION_WEIGHT_DECAY;
+            if folds.used > 1 {
+                folds.repeats = folds.repeats.max(Folds::SMALL_REPEATS);
+            }
+        }
         TuneRequest {
-            base: EstimatorParams::default(),
+            base,
             space: SearchSpace::for_features(train.n_features()),
             budget: None,
             max_candidates: None,
-            folds: Folds::auto(train.n_samples(), 42),
+            folds,
             noise_seeds: Self::DEFAULT_NOISE_SEEDS,
             tolerance: Self::DEFAULT_TOLERANCE,
             tolerance_se: 0.0,
@@ -220,6 +244,9 @@ pub struct TuneReport {
     /// The request's `tolerance_se`.
     #[serde(default)]
     pub tolerance_se: f64,
+    /// The training settings every candidate started from (the request's `base`).
+    #[serde(default)]
+    pub base: EstimatorParams,
     /// Cores the latencies assume.
     pub cores: usize,
     /// Every candidate judged, in order.
@@ -341,6 +368,7 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         noise_seeds: req.noise_seeds,
         tolerance,
         tolerance_se: req.tolerance_se,
+        base: req.base.clone(),
         cores: req.profile.as_ref().map_or(req.cores, |p| p.cores),
         evaluated,
         points,

@@ -12,7 +12,7 @@ use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
-use sqnn::{Dataset, Error, PruningMode, Result};
+use sqnn::{Dataset, Error, EstimatorParams, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
@@ -50,7 +50,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub folds: Option<usize>,
     /// Cuts of the training rows into folds, each with its own training seed (default 3 up to
-    /// 300 training rows, else 1).
+    /// 300 training rows, and for a regression up to 2,000; else 1).
     #[arg(long)]
     pub repeats: Option<usize>,
     /// Noise seeds of the simulated reads per point.
@@ -66,10 +66,12 @@ pub struct TuneArgs {
     /// Training epochs of every candidate.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Activation function of every candidate's hidden layers (default relu).
+    /// Activation function of every candidate's hidden layers (default relu; gelu for a
+    /// regression).
     #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
     pub activation: Option<Activation>,
-    /// Decoupled (AdamW) weight decay of every candidate (default 0.1; 0 = plain Adam).
+    /// Decoupled (AdamW) weight decay of every candidate (default 0.1; 0.3 for a regression;
+    /// 0 = plain Adam).
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Seed of training, of the validation folds and of the order among equally cheap
@@ -178,29 +180,6 @@ impl TuneArgs {
 }
 
 impl TuneArgs {
-    /// The base training flags given (` --epochs 5 --activation gelu` ...), which
-    /// `sqnn train` needs next to a point's own flags to train the same model.
-    fn base_flags(&self) -> String {
-        let mut out = String::new();
-        if let Some(e) = self.epochs {
-            out.push_str(&format!(" --epochs {e}"));
-        }
-        if let Some(seed) = self.train_seed {
-            out.push_str(&format!(" --train-seed {seed}"));
-        }
-        if let Some(act) = self.activation {
-            let name = serde_json::to_value(act)
-                .ok()
-                .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
-                .unwrap_or_default();
-            out.push_str(&format!(" --activation {name}"));
-        }
-        if let Some(w) = self.weight_decay {
-            out.push_str(&format!(" --weight-decay {w}"));
-        }
-        out
-    }
-
     /// Replaces the axes of `space` that a flag names (ordered axes sorted, repeats dropped).
     fn narrow_space(&self, space: &mut SearchSpace) -> Result<()> {
         fn set<T: Clone + PartialOrd>(axis: &mut Vec<T>, given: &[T]) {
@@ -436,7 +415,7 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
         "  train it: sqnn train --data {} {}{}",
         a.data,
         p.config.train_flags(),
-        a.base_flags()
+        base_flags(&r.base)
     );
     if let (Some(out), Some((f, s))) = (&a.out, rec) {
         println!(
@@ -457,6 +436,31 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
     if let Some(svg) = &a.svg {
         println!("picture: {}", svg.display());
     }
+}
+
+/// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
+/// seed, activation, weight decay: what `tune` changes for every candidate), each with a
+/// leading space; next to a point's own flags they train the same model.
+fn base_flags(base: &EstimatorParams) -> String {
+    let d = EstimatorParams::default();
+    let mut out = String::new();
+    if base.epochs != d.epochs {
+        out.push_str(&format!(" --epochs {}", base.epochs));
+    }
+    if base.seed != d.seed {
+        out.push_str(&format!(" --train-seed {}", base.seed));
+    }
+    if base.activation_function != d.activation_function {
+        let name = serde_json::to_value(base.activation_function)
+            .ok()
+            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_default();
+        out.push_str(&format!(" --activation {name}"));
+    }
+    if base.weight_decay != d.weight_decay {
+        out.push_str(&format!(" --weight-decay {}", base.weight_decay));
+    }
+    out
 }
 
 fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -> Value {
@@ -493,7 +497,7 @@ fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -
         "report": r,
         "front": front,
         "recommended": r.recommended_point(),
-        "train_flags": format!("{}{}", r.recommended_point().config.train_flags(), a.base_flags()),
+        "train_flags": format!("{}{}", r.recommended_point().config.train_flags(), base_flags(&r.base)),
         "model": a.out.as_ref().map(|p| p.display().to_string()),
         "svg": a.svg.as_ref().map(|p| p.display().to_string()),
     })
