@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqnn::analyze::analyze;
 use sqnn::fhe::ParamSetId;
 use sqnn::lower::lower_model;
+use sqnn::train::quantize::Activation;
 use sqnn::tune::{self, dominates, Folds, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, NoProgress, PruningMode, SplitSpec};
 
@@ -91,6 +92,53 @@ fn the_front_is_non_dominated_and_the_recommendation_obeys_its_rule() {
     ) {
         assert!(two < four, "{two} vs {four}");
     }
+}
+
+#[test]
+fn the_one_standard_error_rule_widens_the_tolerance_to_the_best_points_uncertainty() {
+    let (train, mut req) = small();
+    req.tolerance_se = 1.0;
+    let r = run(&train, &req);
+    let n = train.n_samples() as f64; // 3 folds, all used: every training row judged once
+    for p in &r.points {
+        let a = p.metric;
+        assert!(
+            (p.metric_se - (a * (1.0 - a) / n).sqrt()).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
+    let best = r
+        .front
+        .iter()
+        .map(|&i| &r.points[i])
+        .max_by(|a, b| a.metric.total_cmp(&b.metric))
+        .unwrap();
+    assert_eq!(r.tolerance, req.tolerance.max(best.metric_se));
+    assert_eq!(r.tolerance_se, 1.0);
+    let rec = r.recommended_point();
+    assert!(rec.metric >= best.metric - r.tolerance);
+    assert!(r.front.iter().all(|&i| {
+        let p = &r.points[i];
+        p.metric < best.metric - r.tolerance || p.latency_ms >= rec.latency_ms
+    }));
+}
+
+#[test]
+fn a_regression_is_searched_with_gelu_weight_decay_and_three_cuts() {
+    let diabetes = Dataset::builtin("diabetes").unwrap();
+    let train = diabetes.subset(&SplitSpec::Auto.split(&diabetes).unwrap().train);
+    assert!(train.n_samples() > Folds::SMALL, "{}", train.n_samples());
+    let req = TuneRequest::new(&train);
+    assert_eq!(req.base.activation_function, Activation::Gelu);
+    assert_eq!(req.base.weight_decay, TuneRequest::REGRESSION_WEIGHT_DECAY);
+    assert_eq!(
+        (req.folds.used, req.folds.repeats),
+        (5, Folds::SMALL_REPEATS)
+    );
+    // Classification keeps the defaults.
+    let (iris, _) = small();
+    let req = TuneRequest::new(&iris);
+    assert_eq!(req.base, sqnn::EstimatorParams::default());
 }
 
 #[test]
@@ -331,6 +379,9 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
             "multiplier",
         ),
         (vec!["--pruning".into(), "magic".into()], "magic"),
+        (vec!["--weight-decay=-1".into()], "weight_decay"),
+        (vec!["--tolerance-se=-1".into()], "tolerance_se"),
+        (vec!["--activation".into(), "sine".into()], "sine"),
     ];
     for (extra, needle) in cases {
         let out = sqnn()
@@ -352,6 +403,8 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
 
 #[test]
 fn sqnn_tune_searches_the_space_its_flags_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.json");
     let out = sqnn()
         .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
         .args([
@@ -376,6 +429,9 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
             "--parameters",
             "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
         ])
+        .args(["--activation", "gelu", "--weight-decay", "0.3"])
+        .arg("--out")
+        .arg(&model)
         .arg("--json")
         .output()
         .unwrap();
@@ -397,4 +453,8 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
         assert_eq!(c["pruning"], "per_neuron", "{c}");
         assert!(c["noise_aware"].is_null(), "{c}");
     }
+    // The base training flags reach every candidate, and so the written model.
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(m["params"]["activation_function"], "gelu", "{m}");
+    assert_eq!(m["params"]["weight_decay"], 0.3, "{m}");
 }

@@ -29,6 +29,32 @@ pub fn pareto_front(points: &[Point]) -> Vec<usize> {
     front
 }
 
+/// The tolerance the recommendation applies: `tolerance`, or `se_multiple` standard errors
+/// of the best point of `front` ([`Point::metric_se`]) if that is more. With `se_multiple`
+/// 1 this is the one-standard-error rule of cross-validation (Hastie, Tibshirani and
+/// Friedman, *The Elements of Statistical Learning*, 7.10): of the models whose score is
+/// within one standard error of the best, take the simplest, here the fastest; a difference
+/// smaller than the score's own uncertainty is no reason to pay more bootstraps.
+///
+/// ```
+/// use sqnn::tune::effective_tolerance;
+/// assert_eq!(effective_tolerance(&[], &[], 0.01, 1.0), 0.01);
+/// ```
+pub fn effective_tolerance(
+    points: &[Point],
+    front: &[usize],
+    tolerance: f64,
+    se_multiple: f64,
+) -> f64 {
+    let best = front
+        .iter()
+        .copied()
+        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric));
+    best.map_or(tolerance, |b| {
+        tolerance.max(se_multiple * points[b].metric_se)
+    })
+}
+
 /// The recommended point of `front` (indices into `points`, fastest first): the fastest whose
 /// score is within `tolerance` of the best score. `None` for an empty front.
 pub fn recommend(points: &[Point], front: &[usize], tolerance: f64) -> Option<usize> {
@@ -56,6 +82,7 @@ mod tests {
             set_label: String::new(),
             metric,
             clear_metric: metric,
+            metric_se: 0.0,
             agreement: 1.0,
             latency_ms,
             pbs_count: 1.0,
@@ -78,5 +105,13 @@ mod tests {
         assert_eq!(recommend(&pts, &front, 0.02), Some(1));
         assert_eq!(recommend(&pts, &front, 0.5), Some(5));
         assert_eq!(recommend(&pts, &[], 0.1), None);
+        // One standard error of the best (0.97 ± 0.02) reaches the 0.95 point.
+        let mut se = pts.clone();
+        se[2].metric_se = 0.02;
+        let t = effective_tolerance(&se, &front, 0.01, 1.0);
+        assert!((t - 0.02).abs() < 1e-12, "{t}");
+        assert_eq!(recommend(&se, &front, t), Some(1));
+        assert_eq!(effective_tolerance(&se, &front, 0.01, 0.0), 0.01);
+        assert_eq!(effective_tolerance(&se, &front, 0.05, 1.0), 0.05);
     }
 }

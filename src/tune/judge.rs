@@ -185,6 +185,10 @@ pub struct Point {
     pub metric: f64,
     /// The same in clear (no read noise).
     pub clear_metric: f64,
+    /// The standard error of `metric` from the spread over the validation rows
+    /// ([`standard_error`]): how far the score could move on other rows of the same size.
+    #[serde(default)]
+    pub metric_se: f64,
     /// Share of validation predictions (over folds and seeds) equal to the clear ones.
     pub agreement: f64,
     /// Predicted encrypted latency per sample on the request's cores (ms), mean over the folds'
@@ -262,6 +266,54 @@ pub(super) fn score(task: &Task, preds: &[f64], y: &[f64]) -> f64 {
     match task {
         Task::Classify { .. } => crate::train::accuracy(preds, y),
         Task::Regress => crate::train::r2(preds, y),
+    }
+}
+
+/// The standard error of the score of `sims` (predictions of several noise seeds, each one
+/// per row of `y`) as an estimate of the score on unseen rows: for accuracy `a` over `n` rows
+/// `sqrt(a (1 - a) / n)`; for R² = `1 - mean(e²) / var(y)`, the standard error of the mean
+/// of the rows' squared errors (averaged over the seeds) over `var(y)`. 0 for fewer than two
+/// rows.
+///
+/// ```
+/// use sqnn::data::Task;
+/// use sqnn::tune::standard_error;
+/// let y = [0.0, 1.0, 2.0, 3.0];
+/// // Exact predictions: no error to spread.
+/// assert_eq!(standard_error(&Task::Regress, &[y.to_vec()], &y), 0.0);
+/// let classes = Task::Classify { classes: vec!["a".into(), "b".into()] };
+/// let se = standard_error(&classes, &[vec![0.0, 1.0, 0.0, 1.0]], &[0.0, 1.0, 1.0, 1.0]);
+/// assert!((se - (0.75f64 * 0.25 / 4.0).sqrt()).abs() < 1e-12);
+/// ```
+pub fn standard_error(task: &Task, sims: &[Vec<f64>], y: &[f64]) -> f64 {
+    let n = y.len();
+    if n < 2 || sims.is_empty() {
+        return 0.0;
+    }
+    let (nf, seeds) = (n as f64, sims.len() as f64);
+    match task {
+        Task::Classify { .. } => {
+            let a = sims.iter().map(|s| score(task, s, y)).sum::<f64>() / seeds;
+            (a * (1.0 - a) / nf).max(0.0).sqrt()
+        }
+        Task::Regress => {
+            let mean_y = y.iter().sum::<f64>() / nf;
+            let var_y = y.iter().map(|v| (v - mean_y) * (v - mean_y)).sum::<f64>() / nf;
+            if var_y == 0.0 {
+                return 0.0;
+            }
+            let sq: Vec<f64> = (0..n)
+                .map(|i| {
+                    sims.iter()
+                        .map(|s| (s[i] - y[i]) * (s[i] - y[i]))
+                        .sum::<f64>()
+                        / seeds
+                })
+                .collect();
+            let m = sq.iter().sum::<f64>() / nf;
+            let var = sq.iter().map(|e| (e - m) * (e - m)).sum::<f64>() / (nf - 1.0);
+            (var / nf).sqrt() / var_y
+        }
     }
 }
 
@@ -358,6 +410,7 @@ pub(super) fn judge(
                 set_label: set_label(p.set),
                 metric,
                 clear_metric: score(&train.task, &p.clear, &y),
+                metric_se: standard_error(&train.task, &p.sims, &y),
                 agreement: same as f64 / n,
                 latency_ms: p.latency_ms / p.folds as f64,
                 pbs_count: p.pbs / p.folds as f64,

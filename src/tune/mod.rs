@@ -9,8 +9,9 @@
 //! [`tune`] runs the search within a wall-clock budget (checked between candidates) or a
 //! number of candidates. The order is deterministic for a given seed and what was evaluated:
 //! the base settings first (snapped into the space), then the untried neighbours of the
-//! recommended point, cheapest to train first, then those of the rest of the front, then the
-//! rest of the space ([`next_candidate`]). [`refit`] trains a point's settings on all the
+//! recommended point and of the most accurate point of the front, in turn, cheapest to train
+//! first, then those of the rest of the front, then the rest of the space
+//! ([`next_candidate`]). [`refit`] trains a point's settings on all the
 //! training rows (what `sqnn tune --out` writes), [`assess`] scores it on other rows (the test
 //! rows, as information after the choice) and [`render_svg`] draws the front.
 //!
@@ -41,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use front::{dominates, pareto_front, recommend};
-pub use judge::{set_label, Folds, Part, Point};
+pub use front::{dominates, effective_tolerance, pareto_front, recommend};
+pub use judge::{set_label, standard_error, Folds, Part, Point};
 pub use space::{
     default_sets, neighbours, next_candidate, Config, SearchSpace, MAX_DEFAULT_WIDTH,
     REMOVE_NEURONS,
@@ -55,6 +56,7 @@ use crate::error::{Error, Result};
 use crate::fhe::{builtin_cores, CostProfile, FhePlan};
 use crate::lower::Rounding;
 use crate::progress::Progress;
+use crate::train::quantize::Activation;
 use crate::train::{EstimatorParams, Model};
 
 /// What to search and how to judge it. [`TuneRequest::new`] gives the defaults for a training
@@ -78,6 +80,10 @@ pub struct TuneRequest {
     /// The recommended point is the fastest whose validation score is at most this much below
     /// the best (accuracy or R², absolute).
     pub tolerance: f64,
+    /// Widen the tolerance to this many standard errors of the best point's validation score
+    /// when that is more ([`effective_tolerance`]; 1 is the one-standard-error rule, 0 keeps
+    /// `tolerance` alone).
+    pub tolerance_se: f64,
     /// Failure target per bootstrap (log2) of every plan.
     pub target_log2_p_fail: f64,
     /// Cores the predicted latencies assume (with the built-in cost figures; a `profile`
@@ -98,19 +104,43 @@ impl TuneRequest {
     /// The default number of noise seeds.
     pub const DEFAULT_NOISE_SEEDS: u64 = 4;
 
+    /// The weight decay of a regression's candidates ([`TuneRequest::new`]).
+    pub const REGRESSION_WEIGHT_DECAY: f64 = 0.3;
+
     /// Defaults for the training rows `train`: sqnn's training settings, the space of
     /// [`SearchSpace::for_features`], [`Folds::auto`], 4 noise seeds, a tolerance of 0.01,
     /// 2^-40 per bootstrap, the built-in cost figures on their cores, `sqnn compile`'s default
     /// rounding, no budget.
+    ///
+    /// For a regression, two changes, both for the noise of an R² from few rows (diabetes:
+    /// 331 training rows, a standard error of about 0.02 on the validation folds, as large
+    /// as the differences between candidates). The candidates train with GELU and weight
+    /// decay [`REGRESSION_WEIGHT_DECAY`](Self::REGRESSION_WEIGHT_DECAY): smoother and more
+    /// regularized nets, which on diabetes score higher on the validation folds for 69 of 70
+    /// nonlinear candidates and, over 80 random splits, lift the default shape from R² 0.450
+    /// to 0.474 (a linear candidate has no activation and is unchanged). And the folds are
+    /// cut [`Folds::SMALL_REPEATS`] times up to [`Folds::CROSS_VALIDATE_UP_TO`] rows: with
+    /// one cut, diabetes's search recommended a 2-layer point that averages 0.440 over those
+    /// splits, under the linear points' 0.471.
     pub fn new(train: &Dataset) -> TuneRequest {
+        let mut base = EstimatorParams::default();
+        let mut folds = Folds::auto(train.n_samples(), 42);
+        if matches!(train.task, Task::Regress) {
+            base.activation_function = Activation::Gelu;
+            base.weight_decay = Self::REGRESSION_WEIGHT_DECAY;
+            if folds.used > 1 {
+                folds.repeats = folds.repeats.max(Folds::SMALL_REPEATS);
+            }
+        }
         TuneRequest {
-            base: EstimatorParams::default(),
+            base,
             space: SearchSpace::for_features(train.n_features()),
             budget: None,
             max_candidates: None,
-            folds: Folds::auto(train.n_samples(), 42),
+            folds,
             noise_seeds: Self::DEFAULT_NOISE_SEEDS,
             tolerance: Self::DEFAULT_TOLERANCE,
+            tolerance_se: 0.0,
             target_log2_p_fail: -40.0,
             cores: builtin_cores(),
             profile: None,
@@ -129,6 +159,16 @@ impl TuneRequest {
                     "{} is not a score difference in [0, 1): give e.g. 0.01 for one percentage \
                      point",
                     self.tolerance
+                ),
+            ));
+        }
+        if !(self.tolerance_se.is_finite() && self.tolerance_se >= 0.0) {
+            return Err(Error::param(
+                "tolerance_se",
+                format!(
+                    "{} is not a number of standard errors: give e.g. 1 (the one-standard-error \
+                     rule) or 0",
+                    self.tolerance_se
                 ),
             ));
         }
@@ -198,8 +238,15 @@ pub struct TuneReport {
     pub folds: Folds,
     /// Noise seeds per point.
     pub noise_seeds: u64,
-    /// The recommended point's tolerance.
+    /// The tolerance the recommendation applied: the request's, or its `tolerance_se`
+    /// standard errors of the best point's score if more ([`effective_tolerance`]).
     pub tolerance: f64,
+    /// The request's `tolerance_se`.
+    #[serde(default)]
+    pub tolerance_se: f64,
+    /// The training settings every candidate started from (the request's `base`).
+    #[serde(default)]
+    pub base: EstimatorParams,
     /// Cores the latencies assume.
     pub cores: usize,
     /// Every candidate judged, in order.
@@ -286,12 +333,16 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         tried.insert(config);
         progress.advance(1);
         let front = pareto_front(&points);
-        let order = front_order(&points, &front, req.tolerance);
+        let tolerance = effective_tolerance(&points, &front, req.tolerance, req.tolerance_se);
+        // Alternate between the two ends of the front that decide the recommendation.
+        let climb = evaluated.len() % 2 == 0;
+        let order = front_order(&points, &front, tolerance, climb);
         next = next_candidate(&req.space, &tried, &order, &cost, req.seed);
     }
     progress.finish();
     let front = pareto_front(&points);
-    let Some(recommended) = recommend(&points, &front, req.tolerance) else {
+    let tolerance = effective_tolerance(&points, &front, req.tolerance, req.tolerance_se);
+    let Some(recommended) = recommend(&points, &front, tolerance) else {
         let reasons: Vec<String> = evaluated
             .iter()
             .filter_map(|e| {
@@ -315,7 +366,9 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
         },
         folds: req.folds,
         noise_seeds: req.noise_seeds,
-        tolerance: req.tolerance,
+        tolerance,
+        tolerance_se: req.tolerance_se,
+        base: req.base.clone(),
         cores: req.profile.as_ref().map_or(req.cores, |p| p.cores),
         evaluated,
         points,
@@ -327,12 +380,22 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
     })
 }
 
-/// The front's configurations, the recommended one first, then the others fastest first
-/// (each once): the order in which their neighbours are tried.
-fn front_order(points: &[Point], front: &[usize], tolerance: f64) -> Vec<Config> {
+/// The front's configurations in the order in which their neighbours are tried (each once):
+/// the recommended one first, then the others fastest first; with `climb`, the most accurate
+/// one first. The search alternates the two because both ends decide the recommendation: a
+/// cheaper neighbour of the recommended point may score within the tolerance, and a better
+/// neighbour of the most accurate point raises the bar the tolerance is measured from. Always
+/// starting from the recommended point walks the search down to the cheapest models and leaves
+/// the accurate end (on iris: 3-layer models with neuron removal) untried within a budget.
+fn front_order(points: &[Point], front: &[usize], tolerance: f64, climb: bool) -> Vec<Config> {
     let rec = recommend(points, front, tolerance);
+    let best = front
+        .iter()
+        .copied()
+        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric));
+    let (a, b) = if climb { (best, rec) } else { (rec, best) };
     let mut out: Vec<Config> = Vec::new();
-    for i in rec.into_iter().chain(front.iter().copied()) {
+    for i in a.into_iter().chain(b).chain(front.iter().copied()) {
         if !out.contains(&points[i].config) {
             out.push(points[i].config);
         }
@@ -412,4 +475,52 @@ pub fn assess(refit: &Refit, data: &Dataset, noise_seeds: u64) -> Result<Assessm
             / sims.len().max(1) as f64,
         agreement: same as f64 / n,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhe::ParamSetId;
+
+    fn pt(config: Config, latency_ms: f64, metric: f64) -> Point {
+        Point {
+            config,
+            parameter_set: ParamSetId::ClassicMsg2Carry2,
+            set_label: String::new(),
+            metric,
+            clear_metric: metric,
+            metric_se: 0.0,
+            agreement: 1.0,
+            latency_ms,
+            pbs_count: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_search_climbs_from_the_most_accurate_point_in_turn() {
+        let space = SearchSpace::for_features(4);
+        let deep = Config::of(&EstimatorParams::default());
+        let small = Config {
+            n_layers: 2,
+            n_hidden_neurons_multiplier: 1.0,
+            ..deep
+        };
+        let points = vec![pt(deep, 300.0, 0.97), pt(small, 50.0, 0.962)];
+        let front = pareto_front(&points);
+        assert_eq!(front, vec![1, 0]);
+        // The small model is recommended (within 0.01 of the best); the deep one is the best.
+        assert_eq!(recommend(&points, &front, 0.01), Some(1));
+        assert_eq!(front_order(&points, &front, 0.01, false), vec![small, deep]);
+        assert_eq!(front_order(&points, &front, 0.01, true), vec![deep, small]);
+        let tried: BTreeSet<Config> = [deep, small].into_iter().collect();
+        let cost = |c: &Config| c.cost(4, 3);
+        let down = front_order(&points, &front, 0.01, false);
+        let up = front_order(&points, &front, 0.01, true);
+        let from_rec = next_candidate(&space, &tried, &down, &cost, 1).unwrap();
+        let from_best = next_candidate(&space, &tried, &up, &cost, 1).unwrap();
+        assert!(neighbours(&space, &small).contains(&from_rec));
+        // Climbing tries a neighbour of the deep model that is not one of the small model's.
+        assert!(neighbours(&space, &deep).contains(&from_best));
+        assert!(!neighbours(&space, &small).contains(&from_best));
+    }
 }

@@ -413,7 +413,7 @@ fn parse_act_range(s: &str) -> std::result::Result<ActRange, String> {
 
 /// `--activation` values ([`Activation`]).
 #[derive(Clone, Copy, ValueEnum)]
-enum ActivationArg {
+pub enum ActivationArg {
     /// max(0, x)
     Relu,
     /// min(max(0, x), 6)

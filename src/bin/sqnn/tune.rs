@@ -10,13 +10,14 @@ use serde_json::{json, Value};
 
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
+use sqnn::train::quantize::Activation;
 use sqnn::train::ImageShifts;
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
-use sqnn::{Dataset, Error, PruningMode, Result};
+use sqnn::{Dataset, Error, EstimatorParams, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
-use crate::train::PruningArg;
+use crate::train::{ActivationArg, PruningArg};
 
 /// `sqnn tune` arguments.
 #[derive(Args)]
@@ -41,12 +42,16 @@ pub struct TuneArgs {
     /// much below the best.
     #[arg(long, default_value_t = TuneRequest::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
+    /// Widen the tolerance to this many standard errors of the best point's validation score
+    /// when that is more (1: the one-standard-error rule; small training sets, regression).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance_se: f64,
     /// Validation folds held out in turn, of 5 cut from the training rows (5: cross-validation,
     /// 1: one hold-out fifth; default 5 up to 2,000 training rows, else 1).
     #[arg(long)]
     pub folds: Option<usize>,
     /// Cuts of the training rows into folds, each with its own training seed (default 3 up to
-    /// 300 training rows, else 1).
+    /// 300 training rows, and for a regression up to 2,000; else 1).
     #[arg(long)]
     pub repeats: Option<usize>,
     /// Noise seeds of the simulated reads per point.
@@ -66,6 +71,14 @@ pub struct TuneArgs {
     /// as `sqnn train --shift-augment` (28x28 for MNIST).
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
+    /// Activation function of every candidate's hidden layers (default relu; gelu for a
+    /// regression).
+    #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
+    pub activation: Option<Activation>,
+    /// Decoupled (AdamW) weight decay of every candidate (default 0.1; 0.3 for a regression;
+    /// 0 = plain Adam).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -130,6 +143,7 @@ impl TuneArgs {
         req.budget = Some(Duration::from_secs_f64(self.budget));
         req.max_candidates = self.max_candidates;
         req.tolerance = self.tolerance;
+        req.tolerance_se = self.tolerance_se;
         req.noise_seeds = self.noise_seeds;
         req.target_log2_p_fail = self.p_error;
         req.profile = crate::args::cost_profile();
@@ -138,6 +152,12 @@ impl TuneArgs {
         }
         if self.shift_augment.is_some() {
             req.base.shift_augment = self.shift_augment;
+        }
+        if let Some(a) = self.activation {
+            req.base.activation_function = a;
+        }
+        if let Some(w) = self.weight_decay {
+            req.base.weight_decay = w;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -392,17 +412,18 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
         p.metric,
         p.latency_ms
     );
-    let mut base = String::new();
-    if let Some(e) = a.epochs {
-        base.push_str(&format!(" --epochs {e}"));
-    }
-    if let Some(s) = a.shift_augment {
-        base.push_str(&format!(" --shift-augment {s}"));
+    if r.tolerance > a.tolerance {
+        println!(
+            "  (the tolerance is {} standard errors of the best point's validation {m}, more \
+             than --tolerance {})",
+            r.tolerance_se, a.tolerance
+        );
     }
     println!(
-        "  train it: sqnn train --data {} {}{base}",
+        "  train it: sqnn train --data {} {}{}",
         a.data,
-        p.config.train_flags()
+        p.config.train_flags(),
+        base_flags(&r.base)
     );
     if let (Some(out), Some((f, s))) = (&a.out, rec) {
         println!(
@@ -423,6 +444,34 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
     if let Some(svg) = &a.svg {
         println!("picture: {}", svg.display());
     }
+}
+
+/// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
+/// seed, activation, weight decay: what `tune` changes for every candidate), each with a
+/// leading space; next to a point's own flags they train the same model.
+fn base_flags(base: &EstimatorParams) -> String {
+    let d = EstimatorParams::default();
+    let mut out = String::new();
+    if base.epochs != d.epochs {
+        out.push_str(&format!(" --epochs {}", base.epochs));
+    }
+    if base.seed != d.seed {
+        out.push_str(&format!(" --train-seed {}", base.seed));
+    }
+    if base.activation_function != d.activation_function {
+        let name = serde_json::to_value(base.activation_function)
+            .ok()
+            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_default();
+        out.push_str(&format!(" --activation {name}"));
+    }
+    if base.weight_decay != d.weight_decay {
+        out.push_str(&format!(" --weight-decay {}", base.weight_decay));
+    }
+    if let Some(s) = base.shift_augment {
+        out.push_str(&format!(" --shift-augment {s}"));
+    }
+    out
 }
 
 fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -> Value {
@@ -448,6 +497,7 @@ fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -
         "folds": r.folds,
         "noise_seeds": r.noise_seeds,
         "tolerance": r.tolerance,
+        "tolerance_se": r.tolerance_se,
         "cores": r.cores,
         "candidates": r.evaluated.len(),
         "space_size": r.space_size,
@@ -458,7 +508,7 @@ fn to_json(r: &TuneReport, rows: &[Row<'_>], a: &TuneArgs, refit_seconds: f64) -
         "report": r,
         "front": front,
         "recommended": r.recommended_point(),
-        "train_flags": r.recommended_point().config.train_flags(),
+        "train_flags": format!("{}{}", r.recommended_point().config.train_flags(), base_flags(&r.base)),
         "model": a.out.as_ref().map(|p| p.display().to_string()),
         "svg": a.svg.as_ref().map(|p| p.display().to_string()),
     })
