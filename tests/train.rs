@@ -459,6 +459,40 @@ fn noise_aware_training_is_seeded_and_zero_noise_is_plain_training() {
 }
 
 #[test]
+fn shift_augmentation_is_seeded_changes_training_and_checks_the_layout() {
+    use sqnn::train::ImageShifts;
+    // Iris's four features as 2 x 2 "images": enough to see every path of the option.
+    let (tr, _) = split("iris", true);
+    let fit = |shifts: Option<ImageShifts>| {
+        let mut c = NeuralNetClassifier::new(EstimatorParams {
+            shift_augment: shifts,
+            ..quick(4, 4, 10)
+        })?;
+        c.fit_dataset(&tr)?;
+        Ok::<_, Error>(c)
+    };
+    let square: ImageShifts = "2x2".parse().unwrap();
+    let plain = fit(None).unwrap();
+    let shifted = fit(Some(square)).unwrap();
+    assert_eq!(
+        fit(Some(square)).unwrap().quantized().unwrap(),
+        shifted.quantized().unwrap(),
+        "the same seed must give the same augmented model"
+    );
+    assert_ne!(plain.quantized().unwrap(), shifted.quantized().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shifted.json");
+    shifted.save(&path).unwrap();
+    assert_eq!(
+        Model::load(&path).unwrap().params().shift_augment,
+        Some(square),
+        "the model file records the augmentation it was trained with"
+    );
+    expect_param(fit(Some("3x3".parse().unwrap())), "shift_augment");
+    expect_param(fit(Some("2x2:2".parse().unwrap())), "shift_augment");
+}
+
+#[test]
 fn idle_neuron_removal_cuts_tables_and_keeps_the_training_score() {
     let (tr, _) = split("iris", true);
     let fit = |remove: Option<f64>| {

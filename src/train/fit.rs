@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::augment::Augmenter;
 use super::metrics::{logits_accuracy, r2};
 use super::network::{Layer, SparseQuantNeuralNetwork};
 use super::neurons::Judge;
@@ -333,6 +334,8 @@ struct Run<'a> {
     removal: Option<usize>,
     /// The shuffled order of the training rows.
     order: Vec<usize>,
+    /// Shift augmentation of the training batches, if asked.
+    augment: Option<Augmenter>,
     report: FitReport,
     /// Validation key, tie-breaker and layers of the best epoch so far.
     best: Option<(f64, f64, Vec<Layer>)>,
@@ -392,7 +395,10 @@ impl Run<'_> {
         for (b, chunk) in self.order.chunks(bs).enumerate() {
             let done = (epoch * n_batches + b) as f64 / (p.epochs * n_batches) as f64;
             self.adam.set_lr(p.lr_schedule.at(p.lr, done));
-            let xb = self.train.x.select(Axis(0), chunk);
+            let xb = match &mut self.augment {
+                Some(a) => a.batch(chunk),
+                None => self.train.x.select(Axis(0), chunk),
+            };
             let mut injector = p.read_noise.as_ref().map(|noise| Injector {
                 noise,
                 rng: &mut self.noise_rng,
@@ -475,6 +481,16 @@ fn start_run<'a>(
     let mut noise_rng = ChaCha8Rng::seed_from_u64(p.seed);
     noise_rng.set_stream(2);
     let (tr, va) = validation_split(x.nrows(), labels, p.validation_fraction, &mut rng);
+    let augment = match p.shift_augment {
+        Some(shifts) => {
+            shifts.validate(x.ncols())?;
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            rng.set_stream(3);
+            let raw = x.select(Axis(0), &tr);
+            Some(Augmenter::new(shifts, raw, inputs.clone(), rng))
+        }
+        None => None,
+    };
     let train = Part::select(&xs, &tr, labels, &values);
     let val = Part::select(&xs, &va, labels, &values);
     let warm = init_pruning(&mut net, p);
@@ -507,6 +523,7 @@ fn start_run<'a>(
             at.max(warm).max(1)
         }),
         order: (0..tr.len()).collect(),
+        augment,
         report,
         best: None,
     };

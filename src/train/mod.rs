@@ -40,7 +40,9 @@
 //!    learned (LSQ). Gradients pass the rounding straight through (and are zero where an
 //!    activation is clipped). The learning rate follows [`LrSchedule`] (by default a cosine
 //!    decay from `lr` to 0 over all mini-batch steps, so the last epochs settle instead of
-//!    jumping between quantization grid points).
+//!    jumping between quantization grid points). With `shift_augment` ([`ImageShifts`], for
+//!    image rows) every training row is shifted by a fresh random offset of a pixel or so
+//!    each epoch (validation rows are not).
 //! 5. Pruning ([`PruningMode::PerNeuron`]): with `prune_warmup = 0` (the default) the masks
 //!    are chosen once on the initial weights, as Concrete ML does, and then frozen: masked
 //!    weights stay exactly 0 and their gradients are ignored. With `sparse_init` (the default)
@@ -83,6 +85,7 @@
 //! learning-rate schedule) · `fit` (the fitting loop, losses) · `metrics` · `export` (to
 //! [`QuantizedMlp`]) · `estimator` · `model_file`.
 
+mod augment;
 mod config;
 mod estimator;
 mod export;
@@ -101,6 +104,7 @@ mod quantizers;
 #[allow(unused_imports)] // used by doc links
 use crate::train::quantize::QuantizedMlp;
 
+pub use augment::ImageShifts;
 pub use config::{
     max_active_neurons, ActRange, ModuleConfig, PruningMode, MAX_ACCUM_BITS, MAX_BITS,
 };

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{validate_act_range, validate_shared};
-use super::{ActRange, LrSchedule, ModuleConfig, PruningMode, ReadNoise};
+use super::{ActRange, ImageShifts, LrSchedule, ModuleConfig, PruningMode, ReadNoise};
 use crate::error::{Error, Result};
 use crate::train::quantize::Activation;
 
@@ -106,6 +106,11 @@ pub struct EstimatorParams {
     /// the rest. Removed neurons have no table in the circuit. `None` (the default): off.
     #[serde(default)]
     pub remove_neurons: Option<f64>,
+    /// Shift augmentation of image rows ([`ImageShifts`]): every epoch each training row is
+    /// shifted by a fresh random offset of up to `max_shift` pixels per axis (validation rows
+    /// are not). `None` (the default): rows as given.
+    #[serde(default)]
+    pub shift_augment: Option<ImageShifts>,
 }
 
 /// The per-feature affine map applied to raw features before the first layer's (per-tensor)
@@ -150,6 +155,7 @@ impl Default for EstimatorParams {
             weight_decay: 0.1,
             read_noise: None,
             remove_neurons: None,
+            shift_augment: None,
         }
     }
 }
@@ -230,6 +236,7 @@ impl EstimatorParams {
             weight_decay: 0.0,
             read_noise: None,
             remove_neurons: None,
+            shift_augment: None,
         }
     }
 

@@ -11,7 +11,7 @@ use sqnn::data::Dataset;
 use sqnn::fhe::{FheMode, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
-use sqnn::train::{ActRange, EstimatorParams, InputScaling, Model, PruningMode};
+use sqnn::train::{ActRange, EstimatorParams, ImageShifts, InputScaling, Model, PruningMode};
 use sqnn::Result;
 
 use crate::args::{load_split, SplitArgs};
@@ -119,6 +119,11 @@ pub struct TrainArgs {
     /// share or R²); the rest fine-tune. 0 keeps the score.
     #[arg(long)]
     pub remove_neurons: Option<f64>,
+    /// Shift augmentation for image rows: `WIDTHxHEIGHT` (pixels, row-major; 28x28 for MNIST)
+    /// or `WIDTHxHEIGHT:SHIFT`. Every epoch each training row is shifted by a random offset of
+    /// up to SHIFT pixels (default 1) per axis.
+    #[arg(long)]
+    pub shift_augment: Option<ImageShifts>,
     /// Print one JSON object as the last line of standard output.
     #[arg(long)]
     pub json: bool,
@@ -160,6 +165,7 @@ impl TrainArgs {
             noise_aware: None,
             noise_scale: None,
             remove_neurons: None,
+            shift_augment: None,
             json: false,
             quiet: false,
             split: SplitArgs {
@@ -206,6 +212,9 @@ impl TrainArgs {
         );
         if self.remove_neurons.is_some() {
             p.remove_neurons = self.remove_neurons;
+        }
+        if self.shift_augment.is_some() {
+            p.shift_augment = self.shift_augment;
         }
         if let Some(name) = self.noise_aware.as_deref().filter(|n| *n != "auto") {
             let set = name.parse::<ParamSetId>().map_err(|_| {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
+use sqnn::train::ImageShifts;
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, Error, EstimatorParams, PruningMode, Result};
 
@@ -66,6 +67,10 @@ pub struct TuneArgs {
     /// Training epochs of every candidate.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Shift augmentation of every candidate's training rows (images): `WIDTHxHEIGHT[:SHIFT]`,
+    /// as `sqnn train --shift-augment` (28x28 for MNIST).
+    #[arg(long)]
+    pub shift_augment: Option<ImageShifts>,
     /// Activation function of every candidate's hidden layers (default relu; gelu for a
     /// regression).
     #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
@@ -144,6 +149,9 @@ impl TuneArgs {
         req.profile = crate::args::cost_profile();
         if let Some(e) = self.epochs {
             req.base.epochs = e;
+        }
+        if self.shift_augment.is_some() {
+            req.base.shift_augment = self.shift_augment;
         }
         if let Some(a) = self.activation {
             req.base.activation_function = a;
@@ -459,6 +467,9 @@ fn base_flags(base: &EstimatorParams) -> String {
     }
     if base.weight_decay != d.weight_decay {
         out.push_str(&format!(" --weight-decay {}", base.weight_decay));
+    }
+    if let Some(s) = base.shift_augment {
+        out.push_str(&format!(" --shift-augment {s}"));
     }
     out
 }
