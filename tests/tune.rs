@@ -190,6 +190,26 @@ fn the_picture_has_axes_and_marks_the_recommended_point() {
 }
 
 #[test]
+fn points_on_the_same_pixels_are_drawn_once() {
+    let (train, req) = small();
+    let r = run(&train, &req);
+    let grey_circles = |svg: &str| svg.matches(r##"fill="#AAAAAA""##).count();
+    let once = grey_circles(&tune::render_svg(&r).unwrap());
+    let mut many = r.clone();
+    for _ in 0..20 {
+        many.points.extend(r.points.iter().cloned());
+    }
+    let svg = tune::render_svg(&many).unwrap();
+    assert!(once >= 1);
+    // Every copy lands on its original's pixel: no circle added (the legend's one aside).
+    assert_eq!(grey_circles(&svg), once);
+    assert!(
+        svg.contains(&format!("{} points", many.points.len())),
+        "{svg}"
+    );
+}
+
+#[test]
 fn the_refitted_recommendation_compiles_and_passes_the_check() {
     let (train, req) = small();
     let r = run(&train, &req);
