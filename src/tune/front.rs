@@ -68,25 +68,31 @@ pub fn recommend(points: &[Point], front: &[usize], tolerance: f64) -> Option<us
         .find(|&i| points[i].metric >= best - tolerance)
 }
 
+/// A judged point for tests: `config` at this latency and score, on the 4-bit set, one
+/// bootstrap, every prediction as in clear.
+#[cfg(test)]
+pub(crate) fn point(config: super::Config, latency_ms: f64, metric: f64) -> Point {
+    Point {
+        config,
+        parameter_set: crate::fhe::ParamSetId::ClassicMsg2Carry2,
+        set_label: String::new(),
+        metric,
+        clear_metric: metric,
+        metric_se: 0.0,
+        agreement: 1.0,
+        latency_ms,
+        pbs_count: 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhe::ParamSetId;
     use crate::train::EstimatorParams;
     use crate::tune::Config;
 
     fn pt(latency_ms: f64, metric: f64) -> Point {
-        Point {
-            config: Config::of(&EstimatorParams::default()),
-            parameter_set: ParamSetId::ClassicMsg2Carry2,
-            set_label: String::new(),
-            metric,
-            clear_metric: metric,
-            metric_se: 0.0,
-            agreement: 1.0,
-            latency_ms,
-            pbs_count: 1.0,
-        }
+        point(Config::of(&EstimatorParams::default()), latency_ms, metric)
     }
 
     #[test]

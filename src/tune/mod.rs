@@ -479,22 +479,8 @@ pub fn assess(refit: &Refit, data: &Dataset, noise_seeds: u64) -> Result<Assessm
 
 #[cfg(test)]
 mod tests {
+    use super::front::point as pt;
     use super::*;
-    use crate::fhe::ParamSetId;
-
-    fn pt(config: Config, latency_ms: f64, metric: f64) -> Point {
-        Point {
-            config,
-            parameter_set: ParamSetId::ClassicMsg2Carry2,
-            set_label: String::new(),
-            metric,
-            clear_metric: metric,
-            metric_se: 0.0,
-            agreement: 1.0,
-            latency_ms,
-            pbs_count: 1.0,
-        }
-    }
 
     #[test]
     fn the_search_climbs_from_the_most_accurate_point_in_turn() {
