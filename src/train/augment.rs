@@ -70,15 +70,13 @@ impl ImageShifts {
     /// `row` (raw features) shifted by `(dx, dy)` pixels into `out`, with `background` where
     /// nothing is shifted in.
     fn shift(&self, row: &[f64], background: &[f64], dx: isize, dy: isize, out: &mut [f64]) {
-        let (w, h) = (self.width as isize, self.height as isize);
+        let (w, h) = (self.width, self.height);
         for y in 0..h {
             for x in 0..w {
-                let (sx, sy) = (x - dx, y - dy);
-                let dst = (y * w + x) as usize;
-                out[dst] = if (0..w).contains(&sx) && (0..h).contains(&sy) {
-                    row[(sy * w + sx) as usize]
-                } else {
-                    background[dst]
+                let dst = y * w + x;
+                out[dst] = match (x.checked_add_signed(-dx), y.checked_add_signed(-dy)) {
+                    (Some(sx), Some(sy)) if sx < w && sy < h => row[sy * w + sx],
+                    _ => background[dst],
                 };
             }
         }
@@ -117,6 +115,8 @@ impl FromStr for ImageShifts {
 /// The training rows of one run as given (before scaling), and the draws of their shifts.
 pub(super) struct Augmenter {
     shifts: ImageShifts,
+    /// `shifts.max_shift`, signed.
+    max_shift: isize,
     raw: Array2<f64>,
     background: Vec<f64>,
     /// Each feature's smallest and largest training value: a shifted pixel is clipped to its
@@ -128,13 +128,18 @@ pub(super) struct Augmenter {
 }
 
 impl Augmenter {
-    /// Keeps the raw training rows `raw`, the run's feature scaling and the stream of shifts.
+    /// Keeps the raw training rows `raw`, the run's feature scaling and the stream of shifts
+    /// (after checking `shifts` against the rows' features).
     pub(super) fn new(
         shifts: ImageShifts,
         raw: Array2<f64>,
         scaling: Standardizer,
         rng: ChaCha8Rng,
-    ) -> Augmenter {
+    ) -> Result<Augmenter> {
+        shifts.validate(raw.ncols())?;
+        let max_shift = isize::try_from(shifts.max_shift).map_err(|_| {
+            Error::param("shift_augment", "the largest shift does not fit an isize")
+        })?;
         let range: Vec<(f64, f64)> = raw
             .columns()
             .into_iter()
@@ -149,21 +154,22 @@ impl Augmenter {
             })
             .collect();
         let background = range.iter().map(|r| r.0).collect();
-        Augmenter {
+        Ok(Augmenter {
             shifts,
+            max_shift,
             raw,
             background,
             range,
             scaling,
             rng,
-        }
+        })
     }
 
     /// The scaled batch of training rows `rows`, each shifted by a fresh draw (every pixel
     /// clipped to its column's training range).
     pub(super) fn batch(&mut self, rows: &[usize]) -> Array2<f64> {
         let mut b = self.raw.select(Axis(0), rows);
-        let s = self.shifts.max_shift as isize;
+        let s = self.max_shift;
         let mut out = vec![0.0; b.ncols()];
         for (mut dst, &r) in b.rows_mut().into_iter().zip(rows) {
             let dx = self.rng.gen_range(-s..=s);
@@ -236,6 +242,7 @@ mod tests {
                 scaling.clone(),
                 ChaCha8Rng::seed_from_u64(3),
             )
+            .unwrap()
         };
         let (mut a, mut b) = (make(), make());
         let rows = [0, 2, 4, 7];

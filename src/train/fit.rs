@@ -483,11 +483,10 @@ fn start_run<'a>(
     let (tr, va) = validation_split(x.nrows(), labels, p.validation_fraction, &mut rng);
     let augment = match p.shift_augment {
         Some(shifts) => {
-            shifts.validate(x.ncols())?;
             let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
             rng.set_stream(3);
             let raw = x.select(Axis(0), &tr);
-            Some(Augmenter::new(shifts, raw, inputs.clone(), rng))
+            Some(Augmenter::new(shifts, raw, inputs.clone(), rng)?)
         }
         None => None,
     };
