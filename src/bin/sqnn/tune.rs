@@ -447,7 +447,8 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
 }
 
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
-/// seed, activation, weight decay: what `tune` changes for every candidate), each with a
+/// seed, activation, weight decay, shift augmentation: what `tune` changes for every
+/// candidate), each with a
 /// leading space; next to a point's own flags they train the same model.
 fn base_flags(base: &EstimatorParams) -> String {
     let d = EstimatorParams::default();
