@@ -89,7 +89,8 @@ fn draw(r: &TuneReport, buf: &mut String) -> std::result::Result<(), Box<dyn std
     let grey = RGBColor(170, 170, 170);
     let blue = RGBColor(31, 97, 170);
     // A whole-space search judges thousands of points, most of them on top of one another:
-    // one circle per cell of `CELL` pixels draws the same picture in a file a tenth the size.
+    // one circle per cell of `CELL` pixels draws the same picture with far fewer circles
+    // (iris's whole space: 2,465 of 13,175, a quarter of the file).
     let mut drawn = std::collections::HashSet::new();
     let cells: Vec<&super::Point> = shown
         .iter()
