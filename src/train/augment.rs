@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -168,17 +168,20 @@ impl Augmenter {
     /// The scaled batch of training rows `rows`, each shifted by a fresh draw (every pixel
     /// clipped to its column's training range).
     pub(super) fn batch(&mut self, rows: &[usize]) -> Array2<f64> {
-        let mut b = self.raw.select(Axis(0), rows);
+        // Every pixel of the batch is written by its shift: no copy of the rows first.
+        let mut b = Array2::zeros((rows.len(), self.raw.ncols()));
         let s = self.max_shift;
-        let mut out = vec![0.0; b.ncols()];
         for (mut dst, &r) in b.rows_mut().into_iter().zip(rows) {
             let dx = self.rng.gen_range(-s..=s);
             let dy = self.rng.gen_range(-s..=s);
             let src = self.raw.row(r);
             let src = src.as_slice().expect("rows of a standard-layout array");
-            self.shifts.shift(src, &self.background, dx, dy, &mut out);
-            for ((d, v), (lo, hi)) in dst.iter_mut().zip(&out).zip(&self.range) {
-                *d = v.clamp(*lo, *hi);
+            let dst = dst
+                .as_slice_mut()
+                .expect("rows of a new standard-layout array");
+            self.shifts.shift(src, &self.background, dx, dy, dst);
+            for (d, (lo, hi)) in dst.iter_mut().zip(&self.range) {
+                *d = d.clamp(*lo, *hi);
             }
         }
         self.scaling.transform(&b)

@@ -46,22 +46,24 @@ pub fn effective_tolerance(
     tolerance: f64,
     se_multiple: f64,
 ) -> f64 {
-    let best = front
-        .iter()
-        .copied()
-        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric));
-    best.map_or(tolerance, |b| {
+    most_accurate(points, front).map_or(tolerance, |b| {
         tolerance.max(se_multiple * points[b].metric_se)
     })
+}
+
+/// The most accurate point of `front` (an index into `points`; of equal scores, the last).
+/// `None` for an empty front.
+pub fn most_accurate(points: &[Point], front: &[usize]) -> Option<usize> {
+    front
+        .iter()
+        .copied()
+        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric))
 }
 
 /// The recommended point of `front` (indices into `points`, fastest first): the fastest whose
 /// score is within `tolerance` of the best score. `None` for an empty front.
 pub fn recommend(points: &[Point], front: &[usize], tolerance: f64) -> Option<usize> {
-    let best = front
-        .iter()
-        .map(|&i| points[i].metric)
-        .max_by(f64::total_cmp)?;
+    let best = points[most_accurate(points, front)?].metric;
     front
         .iter()
         .copied()

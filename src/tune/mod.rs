@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use front::{dominates, effective_tolerance, pareto_front, recommend};
+pub use front::{dominates, effective_tolerance, most_accurate, pareto_front, recommend};
 pub use judge::{set_label, standard_error, Folds, Part, Point};
 pub use space::{
     default_sets, neighbours, next_candidate, Config, SearchSpace, MAX_DEFAULT_WIDTH,
@@ -389,10 +389,7 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
 /// the accurate end (on iris: 3-layer models with neuron removal) untried within a budget.
 fn front_order(points: &[Point], front: &[usize], tolerance: f64, climb: bool) -> Vec<Config> {
     let rec = recommend(points, front, tolerance);
-    let best = front
-        .iter()
-        .copied()
-        .max_by(|&a, &b| points[a].metric.total_cmp(&points[b].metric));
+    let best = most_accurate(points, front);
     let (a, b) = if climb { (best, rec) } else { (rec, best) };
     let mut out: Vec<Config> = Vec::new();
     for i in a.into_iter().chain(b).chain(front.iter().copied()) {
