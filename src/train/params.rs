@@ -124,6 +124,15 @@ pub enum InputScaling {
     /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
     /// whole input quantizer, instead of only the part its standardized range covers.
     MinMax,
+    /// Each feature's training range `[min, max]` onto `[0, 2]`: [`MinMax`](Self::MinMax)'s
+    /// length and step (the first layer's input quantizer is then unsigned, with as many
+    /// levels), shifted so that a feature at its minimum is exactly 0 and adds nothing to an
+    /// accumulator. For images whose background is the minimum (MNIST), with `[-1, 1]` every
+    /// background pixel adds `-w` to every neuron, the same for every row: Adam's first steps
+    /// move all those weights together and push most neurons' pre-activations below 0 for
+    /// every row (dead ReLUs, whose outgoing weights then decay and export drops); at `[0, 2]`
+    /// the background has no gradient.
+    UnitRange,
 }
 
 impl Default for EstimatorParams {

@@ -72,7 +72,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Option<PruningMode>,
     /// How raw features are scaled before the input quantizer (client side): `min-max` maps
-    /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
+    /// each feature's training range onto [-1, 1], `unit-range` onto [0, 2] (the minimum at 0:
+    /// images whose background is the minimum, MNIST), `standardize` is (x - mean) / std.
     #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
     /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
@@ -480,12 +481,16 @@ impl From<PruningArg> for PruningMode {
 
 /// `--input-scaling` values ([`InputScaling`]).
 #[derive(Clone, Copy, ValueEnum)]
-enum InputScalingArg {
+pub enum InputScalingArg {
     /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
     Standardize,
     /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
     /// whole input quantizer, instead of only the part its standardized range covers.
     MinMax,
+    /// Each feature's training range `[min, max]` onto `[0, 2]`: a feature at its minimum
+    /// (an image's background) is 0 and adds nothing to a neuron, so it cannot push every
+    /// neuron's input below 0 together during training (dead ReLUs).
+    UnitRange,
 }
 
 impl From<InputScalingArg> for InputScaling {
@@ -493,6 +498,7 @@ impl From<InputScalingArg> for InputScaling {
         match a {
             InputScalingArg::Standardize => InputScaling::Standardize,
             InputScalingArg::MinMax => InputScaling::MinMax,
+            InputScalingArg::UnitRange => InputScaling::UnitRange,
         }
     }
 }
