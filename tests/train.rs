@@ -1058,3 +1058,115 @@ fn mnist_accuracy() {
     assert!(acc >= 0.93, "{acc}");
     assert!(widest <= p.n_accum_bits);
 }
+
+#[test]
+fn distillation_is_seeded_recorded_and_refuses_a_teacher_of_other_data() {
+    use sqnn::data::{SplitSpec, TrainingRows};
+    use sqnn::train::{Distill, ImageShifts};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SplitSpec::Seeded {
+        test_size: 0.25,
+        seed: 42,
+    };
+    let rows_of = |name: &str| {
+        let ds = Dataset::builtin(name).unwrap();
+        let s = train_test_split(&ds, 0.25, 42).unwrap();
+        TrainingRows::new(&ds, &spec, &s)
+    };
+    // A wider, finer teacher on iris's training rows, saved with the split it was trained on.
+    let (tr, _) = split("iris", false);
+    let mut teacher = NeuralNetClassifier::new(EstimatorParams {
+        n_hidden_neurons_multiplier: 8.0,
+        pruning: PruningMode::AccumulatorAware,
+        ..quick(6, 6, 20)
+    })
+    .unwrap();
+    teacher.fit_dataset(&tr).unwrap();
+    teacher.set_training_rows(Some(rows_of("iris")));
+    let teacher_path = dir.path().join("teacher.json");
+    teacher.save(&teacher_path).unwrap();
+    let d = Distill::from_file(&teacher_path, 3.0, 0.7).unwrap();
+    d.check_rows(&rows_of("iris")).unwrap();
+
+    let fit = |distill: Option<Distill>, shifts: Option<ImageShifts>| {
+        let mut c = NeuralNetClassifier::new(EstimatorParams {
+            distill,
+            shift_augment: shifts,
+            ..quick(4, 4, 10)
+        })?;
+        c.fit_dataset(&tr)?;
+        Ok::<_, Error>(c)
+    };
+    let plain = fit(None, None).unwrap();
+    let student = fit(Some(d.clone()), None).unwrap();
+    assert_eq!(
+        fit(Some(d.clone()), None).unwrap().quantized().unwrap(),
+        student.quantized().unwrap(),
+        "the same seed and teacher must give the same student"
+    );
+    assert_ne!(plain.quantized().unwrap(), student.quantized().unwrap());
+    // With shifts the teacher reads each shifted batch: still seeded.
+    let square: ImageShifts = "2x2".parse().unwrap();
+    assert_eq!(
+        fit(Some(d.clone()), Some(square))
+            .unwrap()
+            .quantized()
+            .unwrap(),
+        fit(Some(d.clone()), Some(square))
+            .unwrap()
+            .quantized()
+            .unwrap()
+    );
+    // Weight 0 is plain training.
+    let none = Distill {
+        weight: 0.0,
+        ..d.clone()
+    };
+    assert_eq!(
+        fit(Some(none), None).unwrap().quantized().unwrap(),
+        plain.quantized().unwrap()
+    );
+
+    // The model file records the teacher's hash, path, temperature and weight.
+    let path = dir.path().join("student.json");
+    student.save(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    let rec = loaded
+        .params()
+        .distill
+        .clone()
+        .expect("recorded distillation");
+    assert_eq!(rec, d);
+    assert_eq!(rec.teacher_sha256.len(), 64);
+    assert_eq!((rec.temperature, rec.weight), (3.0, 0.7));
+    assert!(
+        rec.teacher.is_none(),
+        "the teacher itself is not in the file"
+    );
+    // Training again from the record alone asks for the teacher.
+    expect_param(fit(Some(rec), None), "distill");
+
+    // A teacher of other data: another feature count, other rows, or a regression.
+    let (bc, _) = split("breast_cancer", false);
+    let mut c = NeuralNetClassifier::new(EstimatorParams {
+        distill: Some(d.clone()),
+        ..quick(4, 4, 10)
+    })
+    .unwrap();
+    expect_param(c.fit_dataset(&bc), "distill");
+    expect_param(d.check_rows(&rows_of("breast_cancer")), "distill");
+    let (db, _) = split("diabetes", false);
+    let mut r = NeuralNetRegressor::new(EstimatorParams {
+        distill: Some(d.clone()),
+        ..quick(4, 4, 10)
+    })
+    .unwrap();
+    expect_param(r.fit_dataset(&db), "distill");
+    let mut reg = NeuralNetRegressor::new(quick(4, 4, 10)).unwrap();
+    reg.fit_dataset(&db).unwrap();
+    let reg_path = dir.path().join("regressor.json");
+    reg.save(&reg_path).unwrap();
+    expect_param(Distill::from_file(&reg_path, 3.0, 0.7), "distill");
+    expect_param(Distill::from_file(&teacher_path, 0.0, 0.7), "distill");
+    expect_param(Distill::from_file(&teacher_path, 3.0, 1.5), "distill");
+}

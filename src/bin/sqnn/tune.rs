@@ -71,6 +71,18 @@ pub struct TuneArgs {
     /// as `sqnn train --shift-augment` (28x28 for MNIST).
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
+    /// Knowledge distillation of every candidate (and of the refits) from this teacher model,
+    /// as `sqnn train --distill-from`. The teacher was trained on all training rows, the
+    /// validation folds' rows included: the folds' scores of distilled candidates are
+    /// optimistic (the teacher saw their labels); the test rows stay unseen.
+    #[arg(long)]
+    pub distill_from: Option<PathBuf>,
+    /// With --distill-from: softmax temperature of the soft targets (default 3).
+    #[arg(long)]
+    pub distill_temperature: Option<f64>,
+    /// With --distill-from: share of the teacher's term in the loss (default 0.7).
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
     /// Activation function of every candidate's hidden layers (default relu; gelu for a
     /// regression).
     #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
@@ -158,6 +170,11 @@ impl TuneArgs {
         if self.shift_augment.is_some() {
             req.base.shift_augment = self.shift_augment;
         }
+        req.base.distill = crate::train::distill(
+            self.distill_from.as_deref(),
+            self.distill_temperature,
+            self.distill_weight,
+        )?;
         if let Some(a) = self.activation {
             req.base.activation_function = a;
         }
@@ -282,6 +299,16 @@ pub fn tune(a: &TuneArgs) -> Result<ExitCode> {
     let (ds, split) = load_split(&a.data, &a.split)?;
     let (train, test) = (ds.subset(&split.train), ds.subset(&split.test));
     let req = a.request(&train)?;
+    if let Some(d) = &req.base.distill {
+        d.check_rows(&sqnn::data::TrainingRows::new(&ds, &a.split.spec(), &split))?;
+        if !a.json {
+            println!(
+                "distilling every candidate from {} (temperature {}, weight {}); the teacher \
+                 learned from every training row, so the validation folds' scores are optimistic",
+                d.teacher_path, d.temperature, d.weight
+            );
+        }
+    }
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
     let report = tune::tune(&train, &req, progress)?;
@@ -486,6 +513,12 @@ fn base_flags(base: &EstimatorParams) -> String {
     }
     if let Some(s) = base.shift_augment {
         out.push_str(&format!(" --shift-augment {s}"));
+    }
+    if let Some(t) = &base.distill {
+        out.push_str(&format!(
+            " --distill-from {} --distill-temperature {} --distill-weight {}",
+            t.teacher_path, t.temperature, t.weight
+        ));
     }
     out
 }
