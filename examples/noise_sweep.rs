@@ -18,7 +18,7 @@
 //! test score; on `SWEEP_SET` the simulated score and the share of test rows whose prediction
 //! differs from clear; the bootstraps; and the default plan's predicted latency, its simulated
 //! score, the share of test rows it changes and its sets (`SWEEP_CAL_SEEDS`: the choice's
-//! noise seeds, default 4). `SWEEP_ONLY=iris` restricts to one data set (`mnist` is accepted too,
+//! noise seeds, default the planner's for the training rows). `SWEEP_ONLY=iris` restricts to one data set (`mnist` is accepted too,
 //! on its 8,000 / 2,000 split, with `SWEEP_RUNS` seeds).
 
 use std::collections::BTreeMap;
@@ -179,10 +179,11 @@ fn run(s: &Setting, ds: &Dataset, split: &Split, seed: u64, set: ParamSetId, t: 
         Err(_) => t.unfit += 1,
     }
     let cal_inputs = g.quantize_inputs(&train.x).expect("inputs");
-    let cal = Calibration::new(&an, &cal_inputs, &train.y)
-        .expect("calibration")
-        .seeds(cal_seeds())
-        .expect("SWEEP_CAL_SEEDS");
+    let cal = Calibration::new(&an, &cal_inputs, &train.y).expect("calibration");
+    let cal = match cal_seeds() {
+        Some(n) => cal.seeds(n).expect("SWEEP_CAL_SEEDS"),
+        None => cal,
+    };
     let chosen = fhe::plan(&facts, &request().calibration(cal)).expect("plan");
     t.plan_ms.push(chosen.latency_ms_per_sample);
     let (plan_sim, plan_differ) = simulated(&an, &chosen, &inputs, &test.y);
@@ -197,14 +198,12 @@ fn run(s: &Setting, ds: &Dataset, split: &Split, seed: u64, set: ParamSetId, t: 
         .or_default() += 1;
 }
 
-/// Noise seeds of the default plan's choice by accuracy (`SWEEP_CAL_SEEDS`, default the
-/// planner's).
-fn cal_seeds() -> u64 {
+/// Noise seeds of the default plan's choice by accuracy (`SWEEP_CAL_SEEDS`; `None`: the
+/// planner's default for the calibration rows).
+fn cal_seeds() -> Option<u64> {
     std::env::var("SWEEP_CAL_SEEDS")
         .ok()
-        .map_or(Calibration::DEFAULT_SEEDS, |v| {
-            v.parse().expect("SWEEP_CAL_SEEDS")
-        })
+        .map(|v| v.parse().expect("SWEEP_CAL_SEEDS"))
 }
 
 fn main() {
@@ -223,7 +222,7 @@ fn main() {
          simulated on {} ({}); plan: the default choice by accuracy ({} calibration seeds)",
         set.name(),
         set.set().label(),
-        cal_seeds()
+        cal_seeds().map_or("the default number of".to_string(), |n| n.to_string())
     );
     let datasets: Vec<&str> = match only.as_deref() {
         Some(d) => vec![d],

@@ -27,10 +27,11 @@ pub struct FheArgs {
     pub tolerance: f64,
     /// Approximate mode: noise seeds the choice simulates per candidate on the calibration
     /// rows. More seeds give a more precise share of changed predictions (a small training
-    /// split needs many: rows × seeds in the thousands), at more time.
-    #[arg(long, default_value_t = sqnn::fhe::Calibration::DEFAULT_SEEDS,
-          value_parser = clap::value_parser!(u64).range(1..=sqnn::fhe::Calibration::MAX_SEEDS))]
-    pub calibration_seeds: u64,
+    /// split needs many: rows × seeds in the thousands), at more time. Default: enough for
+    /// 4,000 row × seed simulations, at least 4 (36 on iris's 112 training rows, 4 from 1,000
+    /// rows).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=sqnn::fhe::Calibration::MAX_SEEDS))]
+    pub calibration_seeds: Option<u64>,
     /// Approximate mode, expert override (off by default): also skip sets whose read noise
     /// (standard deviation, accumulator units) exceeds this. Without calibration rows (no
     /// data set), a guard of 2 units applies.
@@ -136,7 +137,13 @@ impl FheArgs {
             None => None,
         };
         let calibration = match calibration {
-            Some(c) => Some(c.tolerance(self.tolerance)?.seeds(self.calibration_seeds)?),
+            Some(c) => {
+                let c = c.tolerance(self.tolerance)?;
+                Some(match self.calibration_seeds {
+                    Some(n) => c.seeds(n)?,
+                    None => c,
+                })
+            }
             None => None,
         };
         let max_sigma = match (&calibration, self.max_sigma) {
@@ -188,7 +195,7 @@ impl Default for FheArgs {
             mode: sqnn::fhe::FheMode::Approximate,
             p_error: -40.0,
             tolerance: sqnn::fhe::Calibration::DEFAULT_TOLERANCE,
-            calibration_seeds: sqnn::fhe::Calibration::DEFAULT_SEEDS,
+            calibration_seeds: None,
             max_sigma: None,
             parameters: None,
             extractions: "auto".into(),
