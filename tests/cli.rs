@@ -255,8 +255,16 @@ fn noise_aware_training_names_its_set() {
     assert_eq!(auto["noise_aware"], two_bit, "{auto}");
     let (_, named) = train(dir.path(), "iris", &[&quick[..], &[two_bit]].concat());
     assert_eq!(named["noise_aware"], two_bit);
-    let (_, plain) = train(dir.path(), "iris", &["--epochs", "20"]);
+    // `auto` is the default; `off` trains without noise.
+    let (_, default) = train(dir.path(), "iris", &["--epochs", "20"]);
+    assert_eq!(default["noise_aware"], two_bit, "{default}");
+    let (_, plain) = train(dir.path(), "iris", &["--epochs", "20", "--noise-aware", "off"]);
     assert!(plain["noise_aware"].is_null());
+    // The concrete-ml preset, and a network without hidden layer, train without noise.
+    let (_, cml) = train(dir.path(), "iris", &["--epochs", "20", "--preset", "concrete-ml"]);
+    assert!(cml["noise_aware"].is_null());
+    let (_, linear) = train(dir.path(), "iris", &["--epochs", "20", "--n-layers", "1"]);
+    assert!(linear["noise_aware"].is_null());
     let os = |s: &str| std::ffi::OsString::from(s);
     let out = dir.path().join("x.json");
     let err = fails_with_2(&[
@@ -278,6 +286,8 @@ fn noise_aware_training_names_its_set() {
         out.as_os_str(),
         &os("--noise-scale"),
         &os("2"),
+        &os("--noise-aware"),
+        &os("off"),
     ]);
     assert!(err.contains("give --noise-aware"), "{err}");
     assert!(!out.exists());

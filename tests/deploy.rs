@@ -349,6 +349,17 @@ fn keys_survive_a_restart_and_two_servers_share_one_store() {
 }
 
 /// An iris batch of `n` test rows encrypted with `keys`, for key id `id`.
+/// How many iris test rows make a request of at least `bootstraps` bootstraps (at most the 38
+/// test rows), so that a test that needs a request still running does not depend on how few
+/// bootstraps the committed circuit has.
+fn iris_rows_for(bootstraps: usize) -> usize {
+    let f = fixture();
+    let graph = IntGraph::load(&f.circuits.join("iris.circuit.json")).unwrap();
+    let per = analyze(graph).unwrap().check().unwrap().report().pbs_count;
+    assert!(per > 0, "the iris circuit has no bootstrap");
+    bootstraps.div_ceil(per).min(38)
+}
+
 fn iris_batch(keys: &Path, id: &str, n: usize) -> Vec<u8> {
     let f = fixture();
     let graph = IntGraph::load(&f.circuits.join("iris.circuit.json")).unwrap();
@@ -573,7 +584,7 @@ fn a_full_queue_answers_503_with_retry_after() {
     let s = Server::start(store.path(), &["--workers", "1", "--queue", "0"]);
     assert_eq!(upload(&s, ALICE, &f.iris).0, 201);
     let id = key_id(&std::fs::read(f.iris.join("server.key")).unwrap());
-    let long = iris_batch(&f.iris, &id, 12);
+    let long = iris_batch(&f.iris, &id, iris_rows_for(264));
     let url = format!("{}/v1/circuits/iris/evaluate", s.url);
     let first = std::thread::spawn(move || {
         ureq::post(&url)
@@ -582,7 +593,7 @@ fn a_full_queue_answers_503_with_retry_after() {
             .map(|r| r.status())
             .map_err(|e| e.to_string())
     });
-    // The first request holds the only worker for 12 samples (264 bootstraps).
+    // The first request holds the only worker for at least 264 bootstraps.
     std::thread::sleep(std::time::Duration::from_millis(700));
     let r = ureq::post(&format!("{}/v1/circuits/iris/evaluate", s.url))
         .set("authorization", &format!("Bearer {ALICE}"))
@@ -720,7 +731,7 @@ fn sigterm_drains_the_requests_in_flight() {
     let s = Server::start(store.path(), &[]);
     assert_eq!(upload(&s, ALICE, &f.iris).0, 201);
     let id = key_id(&std::fs::read(f.iris.join("server.key")).unwrap());
-    let batch = iris_batch(&f.iris, &id, 8);
+    let batch = iris_batch(&f.iris, &id, iris_rows_for(176));
     let url = format!("{}/v1/circuits/iris/evaluate", s.url);
     let request = std::thread::spawn(move || {
         ureq::post(&url)
@@ -729,7 +740,7 @@ fn sigterm_drains_the_requests_in_flight() {
             .map(|r| r.status())
             .map_err(|e| e.to_string())
     });
-    // The request is being evaluated (8 samples, 176 bootstraps) when the signal comes.
+    // The request is being evaluated (at least 176 bootstraps) when the signal comes.
     std::thread::sleep(std::time::Duration::from_millis(700));
     s.stop();
     assert_eq!(request.join().unwrap(), Ok(200));

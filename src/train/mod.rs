@@ -123,4 +123,4 @@ pub use network::SparseQuantNeuralNetwork;
 pub use neurons::REMOVE_NEURONS_AT;
 pub use noise::ReadNoise;
 pub use optim::LrSchedule;
-pub use params::{EstimatorParams, InputScaling};
+pub use params::{EstimatorParams, InputScaling, DEFAULT_REMOVE_NEURONS};

@@ -103,7 +103,9 @@ pub struct EstimatorParams {
     /// score on the validation rows (the training rows without validation; at most 1,000,
     /// evenly spaced) stays within `t`
     /// of the score with all of them (accuracy share, or R²); the remaining epochs fine-tune
-    /// the rest. Removed neurons have no table in the circuit. `None` (the default): off.
+    /// the rest. Removed neurons have no table in the circuit. `None`: off; the `sqnn` and
+    /// `fast-fhe` presets use [`DEFAULT_REMOVE_NEURONS`] (a model file without the field was
+    /// trained without removal and reads as `None`).
     #[serde(default)]
     pub remove_neurons: Option<f64>,
     /// Shift augmentation of image rows ([`ImageShifts`]): every epoch each training row is
@@ -140,6 +142,13 @@ pub enum InputScaling {
     UnitRange,
 }
 
+/// The default tolerance of [`EstimatorParams::remove_neurons`]: a hidden neuron stays out when
+/// the training score drops by at most 0.3 percentage points (R² 0.003) without it. Chosen over
+/// repeated random 75/25 splits (`noise_sweep`: 96 on iris, 48 on breast_cancer and diabetes),
+/// where against no removal it kept the simulated score of the planned circuits within 0.1
+/// point and cut their bootstraps by 1.4 to 2.2 times.
+pub const DEFAULT_REMOVE_NEURONS: f64 = 0.003;
+
 impl Default for EstimatorParams {
     fn default() -> Self {
         EstimatorParams {
@@ -168,7 +177,7 @@ impl Default for EstimatorParams {
             input_scaling: InputScaling::MinMax,
             weight_decay: 0.1,
             read_noise: None,
-            remove_neurons: None,
+            remove_neurons: Some(DEFAULT_REMOVE_NEURONS),
             shift_augment: None,
             distill: None,
         }

@@ -75,7 +75,7 @@ pub fn hints(e: &Error) -> Vec<String> {
                 .to_string(),
         ),
         Error::InvalidParameter { name, .. } if *name == "read_noise" => out.push(
-            "on the command line, `read_noise` is --noise-aware SET|auto (a set of \
+            "on the command line, `read_noise` is --noise-aware SET|auto|off (a set of \
              `sqnn::fhe::ParamSetId::ALL`, as --parameters)"
                 .to_string(),
         ),

@@ -110,7 +110,8 @@ pub struct TrainArgs {
     /// read error of this TFHE parameter set's approximate bootstrap (a `tfhe` constant name,
     /// as `--parameters`), or `auto`: the set the planner takes by latency and failure target
     /// alone for the model trained without noise (one extra training), the bootstrap you pay
-    /// for.
+    /// for; `off`: exact reads. Default: auto (the `sqnn` and `fast-fhe` presets), off
+    /// (`concrete-ml`, and a network without hidden layer).
     #[arg(long)]
     pub noise_aware: Option<String>,
     /// With --noise-aware: multiply the injected noise's standard deviation by this (1: the
@@ -120,9 +121,10 @@ pub struct TrainArgs {
     /// Remove hidden neurons that do not pay for their bootstrap: halfway through training,
     /// each is tried out (least salient first) and stays out if the score on the validation
     /// rows (the training rows without --validation-fraction) drops by at most this (accuracy
-    /// share or R²); the rest fine-tune. 0 keeps the score.
-    #[arg(long)]
-    pub remove_neurons: Option<f64>,
+    /// share or R²); the rest fine-tune. 0 keeps the score; `off` keeps every neuron. Default:
+    /// 0.003 (the `sqnn` and `fast-fhe` presets), off (`concrete-ml`).
+    #[arg(long, value_parser = parse_removal)]
+    pub remove_neurons: Option<Removal>,
     /// Shift augmentation for image rows: `WIDTHxHEIGHT` (pixels, row-major; 28x28 for MNIST)
     /// or `WIDTHxHEIGHT:SHIFT`. Every epoch each training row is shifted by a random offset of
     /// up to SHIFT pixels (default 1) per axis.
@@ -196,6 +198,20 @@ impl TrainArgs {
         }
     }
 
+    /// The noise-aware training these flags ask for: a set's name, `auto`, or `None` (off).
+    /// Without `--noise-aware`, the `sqnn` and `fast-fhe` presets train for the set their plan
+    /// takes (`auto`; a network without hidden layer has no read to train for) and
+    /// `concrete-ml` without noise.
+    pub fn noise_aware(&self) -> Option<&str> {
+        match self.noise_aware.as_deref().map(str::trim) {
+            Some("off") => None,
+            Some(name) => Some(name),
+            None if self.preset.starts_with("concrete") => None,
+            None if self.n_layers == Some(1) => None,
+            None => Some("auto"),
+        }
+    }
+
     /// The estimator parameters these flags ask for: the preset, with every given flag
     /// overriding its field.
     pub fn params(&self) -> Result<EstimatorParams> {
@@ -228,8 +244,8 @@ impl TrainArgs {
             restarts <- restarts,
             act_range <- act_range,
         );
-        if self.remove_neurons.is_some() {
-            p.remove_neurons = self.remove_neurons;
+        if let Some(Removal(r)) = self.remove_neurons {
+            p.remove_neurons = r;
         }
         if self.shift_augment.is_some() {
             p.shift_augment = self.shift_augment;
@@ -239,13 +255,13 @@ impl TrainArgs {
             self.distill_temperature,
             self.distill_weight,
         )?;
-        if let Some(name) = self.noise_aware.as_deref().filter(|n| *n != "auto") {
+        if let Some(name) = self.noise_aware().filter(|n| *n != "auto") {
             let set = name.parse::<ParamSetId>().map_err(|_| {
                 let names: Vec<&str> = ParamSetId::ALL.iter().map(|id| id.name()).collect();
                 sqnn::Error::param(
                     "read_noise",
                     format!(
-                        "{name:?} is not a parameter set: use auto or one of {}",
+                        "{name:?} is not a parameter set: use auto, off or one of {}",
                         names.join(", ")
                     ),
                 )
@@ -255,10 +271,11 @@ impl TrainArgs {
         if let Some(scale) = self.noise_scale {
             match &mut p.read_noise {
                 Some(n) => n.scale = scale,
-                None if self.noise_aware.is_none() => {
+                None if self.noise_aware().is_none() => {
                     return Err(sqnn::Error::param(
                         "noise_scale",
-                        "scales the noise of noise-aware training: give --noise-aware SET|auto too",
+                        "scales the noise of noise-aware training, which is off: give \
+                         --noise-aware SET|auto too",
                     ))
                 }
                 None => {}
@@ -340,8 +357,15 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     }
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
-    if a.noise_aware.as_deref() == Some("auto") {
-        let set = auto_noise_set(&params, &train, &ds.name, progress)?;
+    if a.noise_aware() == Some("auto") && params.n_layers > 1 {
+        let set = auto_noise_set(&params, &train, &ds.name, progress).map_err(|e| {
+            sqnn::Error::Model(format!(
+                "not writing {}: `--noise-aware auto` could not plan the model trained without \
+                 noise ({e}); give --noise-aware SET or off, or train again (a NaN or infinite \
+                 value usually means the learning rate is too high)",
+                a.out.display()
+            ))
+        })?;
         let mut noise = set.set().read_noise();
         noise.scale = a.noise_scale.unwrap_or(1.0);
         params.read_noise = Some(noise);
@@ -458,6 +482,21 @@ fn auto_noise_set(
         None => base.cores(sqnn::fhe::builtin_cores()),
     };
     Ok(sqnn::fhe::plan(&PlanFacts::new(&an), &req)?.parameter_set)
+}
+
+/// A `--remove-neurons` value: `off` (`None`) or a tolerance.
+#[derive(Clone, Copy, Debug)]
+pub struct Removal(pub Option<f64>);
+
+/// Parses `--remove-neurons`: `off` or a tolerance (checked against the range with the other
+/// parameters).
+fn parse_removal(s: &str) -> std::result::Result<Removal, String> {
+    match s.trim() {
+        "off" => Ok(Removal(None)),
+        t => t.parse::<f64>().map(|v| Removal(Some(v))).map_err(|_| {
+            format!("`{t}` is neither `off` nor a tolerance such as 0.003 (0 keeps the score)")
+        }),
+    }
 }
 
 /// Parses `--act-range` ([`ActRange`]'s `FromStr`).

@@ -131,7 +131,7 @@ pub struct TuneArgs {
     /// off and the 2-bit and 4-bit classic 2^-128 sets).
     #[arg(long, value_delimiter = ',')]
     pub noise_aware: Vec<String>,
-    /// Its neuron removal: `off` or a tolerance (comma-separated; default off,0.01).
+    /// Its neuron removal: `off` or a tolerance (comma-separated; default off,0.003,0.01).
     #[arg(long, value_delimiter = ',')]
     pub remove_neurons: Vec<String>,
     #[command(flatten)]
