@@ -48,6 +48,7 @@ const FLAGS: &[&str] = &[
     "noise_seeds",
     "max_candidates",
     "budget",
+    "linear_bits",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).
