@@ -168,6 +168,18 @@ impl Augmenter {
     /// The scaled batch of training rows `rows`, each shifted by a fresh draw (every pixel
     /// clipped to its column's training range).
     pub(super) fn batch(&mut self, rows: &[usize]) -> Array2<f64> {
+        let raw = self.batch_raw(rows);
+        self.scale(&raw)
+    }
+
+    /// The run's feature scaling of a raw batch from [`batch_raw`](Self::batch_raw).
+    pub(super) fn scale(&self, raw: &Array2<f64>) -> Array2<f64> {
+        self.scaling.transform(raw)
+    }
+
+    /// [`batch`](Self::batch) before the feature scaling (raw pixel values, shifted and
+    /// clipped), the rows a teacher reads.
+    pub(super) fn batch_raw(&mut self, rows: &[usize]) -> Array2<f64> {
         // Every pixel of the batch is written by its shift: no copy of the rows first.
         let mut b = Array2::zeros((rows.len(), self.raw.ncols()));
         let s = self.max_shift;
@@ -184,7 +196,7 @@ impl Augmenter {
                 *d = d.clamp(*lo, *hi);
             }
         }
-        self.scaling.transform(&b)
+        b
     }
 }
 

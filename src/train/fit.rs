@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::augment::Augmenter;
+use super::distill::RunTeacher;
 use super::metrics::{logits_accuracy, r2};
 use super::network::{Layer, SparseQuantNeuralNetwork};
 use super::neurons::Judge;
@@ -207,10 +208,15 @@ pub(super) fn fit(
 /// The feature scaling fitted on the training rows ([`InputScaling`]).
 fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
     let mut stdz = Standardizer::fit(x);
-    if p.input_scaling == InputScaling::MinMax {
-        // Features go onto [-c, c]. With power-of-two scales, c = 1 would put the initial input
-        // step (2 / (2^a - 1)) just above a power of two, rounded up to twice that: half the
-        // levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under the power of two.
+    if matches!(
+        p.input_scaling,
+        InputScaling::MinMax | InputScaling::UnitRange
+    ) {
+        // Features go onto [-c, c] (min-max) or [0, 2c] (unit range: the same step, 2c over the
+        // 2^a - 1 steps of an unsigned quantizer). With power-of-two scales, c = 1 would put
+        // the initial input step (2 / (2^a - 1)) just above a power of two, rounded up to
+        // twice that: half the levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under
+        // the power of two.
         let c = if p.power_of_two_scaling {
             let n = ((1u64 << p.n_a_bits) - 1 - u64::from(p.quant_narrow)) as f64;
             0.9 * n / 2f64.powi(n.log2().ceil() as i32)
@@ -225,7 +231,11 @@ fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
                 });
             let half = (hi - lo) / 2.0;
             if half.is_finite() && half > 10.0 * f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
-                stdz.mean[j] = lo + half;
+                stdz.mean[j] = if p.input_scaling == InputScaling::UnitRange {
+                    lo
+                } else {
+                    lo + half
+                };
                 stdz.std[j] = half / c;
             }
         }
@@ -336,6 +346,8 @@ struct Run<'a> {
     order: Vec<usize>,
     /// Shift augmentation of the training batches, if asked.
     augment: Option<Augmenter>,
+    /// The teacher of distillation, if asked.
+    distill: Option<RunTeacher>,
     report: FitReport,
     /// Validation key, tie-breaker and layers of the best epoch so far.
     best: Option<(f64, f64, Vec<Layer>)>,
@@ -395,16 +407,25 @@ impl Run<'_> {
         for (b, chunk) in self.order.chunks(bs).enumerate() {
             let done = (epoch * n_batches + b) as f64 / (p.epochs * n_batches) as f64;
             self.adam.set_lr(p.lr_schedule.at(p.lr, done));
-            let xb = match &mut self.augment {
-                Some(a) => a.batch(chunk),
-                None => self.train.x.select(Axis(0), chunk),
+            let (xb, raw) = match &mut self.augment {
+                Some(a) if self.distill.is_some() => {
+                    let raw = a.batch_raw(chunk);
+                    (a.scale(&raw), Some(raw))
+                }
+                Some(a) => (a.batch(chunk), None),
+                None => (self.train.x.select(Axis(0), chunk), None),
             };
             let mut injector = p.read_noise.as_ref().map(|noise| Injector {
                 noise,
                 rng: &mut self.noise_rng,
             });
             let (out, cache) = self.net.forward_train(&xb, injector.as_mut());
-            let (loss, dout) = self.train.loss(&out, chunk);
+            let mut step = self.train.loss(&out, chunk);
+            if let Some(d) = &self.distill {
+                let teacher = d.logits(chunk, raw.as_ref());
+                step = d.mix(&out, &teacher, step);
+            }
+            let (loss, dout) = step;
             let g = self.net.backward(&cache, dout);
             self.adam.step(&mut self.net, &g);
             loss_sum += loss * chunk.len() as f64;
@@ -466,6 +487,7 @@ fn start_run<'a>(
     p: &'a EstimatorParams,
     x: &Array2<f64>,
     targets: Targets,
+    task: &Task,
 ) -> Result<(Run<'a>, Scaling)> {
     let (n_outputs, labels) = match targets {
         Targets::Classes { labels, k } => (k, Some(labels)),
@@ -487,6 +509,23 @@ fn start_run<'a>(
             rng.set_stream(3);
             let raw = x.select(Axis(0), &tr);
             Some(Augmenter::new(shifts, raw, inputs.clone(), rng)?)
+        }
+        None => None,
+    };
+    let distill = match &p.distill {
+        Some(d) => {
+            let teacher = d.loaded()?.clone();
+            teacher.check_fit(x.ncols(), task)?;
+            // Without shifts the rows never change: the teacher reads them once.
+            let fixed = augment
+                .is_none()
+                .then(|| teacher.logits(&x.select(Axis(0), &tr)));
+            Some(RunTeacher {
+                teacher,
+                temperature: d.temperature,
+                weight: d.weight,
+                fixed,
+            })
         }
         None => None,
     };
@@ -523,6 +562,7 @@ fn start_run<'a>(
         }),
         order: (0..tr.len()).collect(),
         augment,
+        distill,
         report,
         best: None,
     };
@@ -574,7 +614,7 @@ fn fit_once(
     progress: &dyn Progress,
 ) -> Result<Fitted> {
     let start = Instant::now();
-    let (mut run, scaling) = start_run(p, x, targets)?;
+    let (mut run, scaling) = start_run(p, x, targets, &task)?;
     progress.start("epoch", p.epochs as u64);
     for epoch in 0..p.epochs {
         run.start_epoch(epoch);

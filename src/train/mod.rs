@@ -42,7 +42,9 @@
 //!    decay from `lr` to 0 over all mini-batch steps, so the last epochs settle instead of
 //!    jumping between quantization grid points). With `shift_augment` ([`ImageShifts`], for
 //!    image rows) every training row is shifted by a fresh random offset of a pixel or so
-//!    each epoch (validation rows are not).
+//!    each epoch (validation rows are not). With `distill` ([`Distill`], classification) the
+//!    loss mixes the labels' cross-entropy with a teacher model's soft targets (its integer
+//!    model's logits on the rows the batch shows, shifted ones included).
 //! 5. Pruning ([`PruningMode::PerNeuron`]): with `prune_warmup = 0` (the default) the masks
 //!    are chosen once on the initial weights, as Concrete ML does, and then frozen: masked
 //!    weights stay exactly 0 and their gradients are ignored. With `sparse_init` (the default)
@@ -82,11 +84,13 @@
 //! presets) · [`quantize`] (the quantized model handed to `lower`) · `quantizers` (range
 //! observers, fake quantization) · `network` (forward / backward) · `noise` (noise-aware
 //! training's read noise) · `neurons` (idle-neuron removal) · `pruning` · `optim` (Adam,
-//! learning-rate schedule) · `fit` (the fitting loop, losses) · `metrics` · `export` (to
+//! learning-rate schedule) · `augment` (shifts) · `distill` (teacher) · `fit` (the fitting loop,
+//! losses) · `metrics` · `export` (to
 //! [`QuantizedMlp`]) · `estimator` · `model_file`.
 
 mod augment;
 mod config;
+mod distill;
 mod estimator;
 mod export;
 mod fit;
@@ -108,6 +112,7 @@ pub use augment::ImageShifts;
 pub use config::{
     max_active_neurons, ActRange, ModuleConfig, PruningMode, MAX_ACCUM_BITS, MAX_BITS,
 };
+pub use distill::{Distill, Teacher, DISTILL_TEMPERATURE, DISTILL_WEIGHT};
 pub use estimator::{
     Classify, Estimator, Model, NeuralNetClassifier, NeuralNetRegressor, Regress, TaskSpec,
 };

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{validate_act_range, validate_shared};
-use super::{ActRange, ImageShifts, LrSchedule, ModuleConfig, PruningMode, ReadNoise};
+use super::{ActRange, Distill, ImageShifts, LrSchedule, ModuleConfig, PruningMode, ReadNoise};
 use crate::error::{Error, Result};
 use crate::train::quantize::Activation;
 
@@ -111,6 +111,11 @@ pub struct EstimatorParams {
     /// are not). `None` (the default): rows as given.
     #[serde(default)]
     pub shift_augment: Option<ImageShifts>,
+    /// Knowledge distillation from a teacher model ([`Distill`], classification): the loss
+    /// mixes the labels' cross-entropy with the teacher's soft targets. `None` (the default):
+    /// labels only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<Distill>,
 }
 
 /// The per-feature affine map applied to raw features before the first layer's (per-tensor)
@@ -124,6 +129,15 @@ pub enum InputScaling {
     /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
     /// whole input quantizer, instead of only the part its standardized range covers.
     MinMax,
+    /// Each feature's training range `[min, max]` onto `[0, 2]`: [`MinMax`](Self::MinMax)'s
+    /// length and step (the first layer's input quantizer is then unsigned, with as many
+    /// levels), shifted so that a feature at its minimum is exactly 0 and adds nothing to an
+    /// accumulator. For images whose background is the minimum (MNIST), with `[-1, 1]` every
+    /// background pixel adds `-w` to every neuron, the same for every row: Adam's first steps
+    /// move all those weights together and push most neurons' pre-activations below 0 for
+    /// every row (dead ReLUs, whose outgoing weights then decay and export drops); at `[0, 2]`
+    /// the background has no gradient.
+    UnitRange,
 }
 
 impl Default for EstimatorParams {
@@ -156,6 +170,7 @@ impl Default for EstimatorParams {
             read_noise: None,
             remove_neurons: None,
             shift_augment: None,
+            distill: None,
         }
     }
 }
@@ -237,6 +252,7 @@ impl EstimatorParams {
             read_noise: None,
             remove_neurons: None,
             shift_augment: None,
+            distill: None,
         }
     }
 
@@ -321,6 +337,9 @@ impl EstimatorParams {
         }
         if let Some(noise) = &self.read_noise {
             noise.validate()?;
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
         }
         if let Some(t) = self.remove_neurons {
             if !(0.0..1.0).contains(&t) {

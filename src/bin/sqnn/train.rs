@@ -11,7 +11,10 @@ use sqnn::data::Dataset;
 use sqnn::fhe::{FheMode, ParamSetId, PlanFacts, PlanRequest};
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
-use sqnn::train::{ActRange, EstimatorParams, ImageShifts, InputScaling, Model, PruningMode};
+use sqnn::train::{
+    ActRange, Distill, EstimatorParams, ImageShifts, InputScaling, Model, PruningMode,
+    DISTILL_TEMPERATURE, DISTILL_WEIGHT,
+};
 use sqnn::Result;
 
 use crate::args::{load_split, SplitArgs};
@@ -72,7 +75,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Option<PruningMode>,
     /// How raw features are scaled before the input quantizer (client side): `min-max` maps
-    /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
+    /// each feature's training range onto [-1, 1], `unit-range` onto [0, 2] (the minimum at 0:
+    /// images whose background is the minimum, MNIST), `standardize` is (x - mean) / std.
     #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
     /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
@@ -124,6 +128,17 @@ pub struct TrainArgs {
     /// up to SHIFT pixels (default 1) per axis.
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
+    /// Knowledge distillation: a sqnn classifier's model file trained on the same data and
+    /// split (typically wider, with more bits). The loss mixes the labels' cross-entropy with
+    /// the teacher's soft targets (its logits in the clear, on the rows the student sees).
+    #[arg(long)]
+    pub distill_from: Option<PathBuf>,
+    /// With --distill-from: softmax temperature of the teacher's soft targets (default 3).
+    #[arg(long)]
+    pub distill_temperature: Option<f64>,
+    /// With --distill-from: share of the teacher's term in the loss, in [0, 1] (default 0.7).
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
     /// Print one JSON object as the last line of standard output.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +181,9 @@ impl TrainArgs {
             noise_scale: None,
             remove_neurons: None,
             shift_augment: None,
+            distill_from: None,
+            distill_temperature: None,
+            distill_weight: None,
             json: false,
             quiet: false,
             split: SplitArgs {
@@ -216,6 +234,11 @@ impl TrainArgs {
         if self.shift_augment.is_some() {
             p.shift_augment = self.shift_augment;
         }
+        p.distill = distill(
+            self.distill_from.as_deref(),
+            self.distill_temperature,
+            self.distill_weight,
+        )?;
         if let Some(name) = self.noise_aware.as_deref().filter(|n| *n != "auto") {
             let set = name.parse::<ParamSetId>().map_err(|_| {
                 let names: Vec<&str> = ParamSetId::ALL.iter().map(|id| id.name()).collect();
@@ -243,6 +266,27 @@ impl TrainArgs {
         }
         p.validate()?;
         Ok(p)
+    }
+}
+
+/// The distillation `--distill-from`, `--distill-temperature` and `--distill-weight` ask for.
+pub fn distill(
+    from: Option<&Path>,
+    temperature: Option<f64>,
+    weight: Option<f64>,
+) -> Result<Option<Distill>> {
+    match from {
+        Some(path) => Ok(Some(Distill::from_file(
+            path,
+            temperature.unwrap_or(DISTILL_TEMPERATURE),
+            weight.unwrap_or(DISTILL_WEIGHT),
+        )?)),
+        None if temperature.is_some() || weight.is_some() => Err(sqnn::Error::param(
+            "distill",
+            "--distill-temperature and --distill-weight tune distillation: give the teacher \
+             with --distill-from MODEL too",
+        )),
+        None => Ok(None),
     }
 }
 
@@ -305,12 +349,18 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
             println!("noise-aware: the planner takes {set} for the model trained without noise");
         }
     }
+    let rows = sqnn::data::TrainingRows::new(&ds, &a.split.spec(), &split);
+    if let Some(d) = &params.distill {
+        d.check_rows(&rows)?;
+        if !a.json {
+            println!(
+                "distilling from {} (temperature {}, weight {})",
+                d.teacher_path, d.temperature, d.weight
+            );
+        }
+    }
     let (mut model, fit) = Model::fit(params.clone(), &train, progress)?;
-    model.set_training_rows(Some(sqnn::data::TrainingRows::new(
-        &ds,
-        &a.split.spec(),
-        &split,
-    )));
+    model.set_training_rows(Some(rows));
     model.save(&a.out)?;
     let (n_params, nonzero) = weight_counts(&model);
     let graph = sqnn::lower::lower(model.quantized(), &ds.name, model.params().pruning)?;
@@ -329,6 +379,13 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
         "pbs_count": report.pbs_count,
         "noise_aware": params.read_noise.as_ref().map(|n| n.set.clone()),
         "neurons_removed": fit.neurons_removed,
+        "validation_score": fit.val_score.get(fit.best_epoch),
+        "distill": params.distill.as_ref().map(|d| json!({
+            "teacher": d.teacher_path,
+            "teacher_sha256": d.teacher_sha256,
+            "temperature": d.temperature,
+            "weight": d.weight,
+        })),
         "model": a.out.display().to_string(),
     });
     match &model {
@@ -480,12 +537,16 @@ impl From<PruningArg> for PruningMode {
 
 /// `--input-scaling` values ([`InputScaling`]).
 #[derive(Clone, Copy, ValueEnum)]
-enum InputScalingArg {
+pub enum InputScalingArg {
     /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
     Standardize,
     /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
     /// whole input quantizer, instead of only the part its standardized range covers.
     MinMax,
+    /// Each feature's training range `[min, max]` onto `[0, 2]`: a feature at its minimum
+    /// (an image's background) is 0 and adds nothing to a neuron, so it cannot push every
+    /// neuron's input below 0 together during training (dead ReLUs).
+    UnitRange,
 }
 
 impl From<InputScalingArg> for InputScaling {
@@ -493,6 +554,7 @@ impl From<InputScalingArg> for InputScaling {
         match a {
             InputScalingArg::Standardize => InputScaling::Standardize,
             InputScalingArg::MinMax => InputScaling::MinMax,
+            InputScalingArg::UnitRange => InputScaling::UnitRange,
         }
     }
 }

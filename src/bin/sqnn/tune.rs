@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
-use sqnn::train::ImageShifts;
+use sqnn::train::{ImageShifts, InputScaling};
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, Error, EstimatorParams, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
-use crate::train::{ActivationArg, PruningArg};
+use crate::train::{ActivationArg, InputScalingArg, PruningArg};
 
 /// `sqnn tune` arguments.
 #[derive(Args)]
@@ -71,6 +71,18 @@ pub struct TuneArgs {
     /// as `sqnn train --shift-augment` (28x28 for MNIST).
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
+    /// Knowledge distillation of every candidate (and of the refits) from this teacher model,
+    /// as `sqnn train --distill-from`. The teacher was trained on all training rows, the
+    /// validation folds' rows included: the folds' scores of distilled candidates are
+    /// optimistic (the teacher saw their labels); the test rows stay unseen.
+    #[arg(long)]
+    pub distill_from: Option<PathBuf>,
+    /// With --distill-from: softmax temperature of the soft targets (default 3).
+    #[arg(long)]
+    pub distill_temperature: Option<f64>,
+    /// With --distill-from: share of the teacher's term in the loss (default 0.7).
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
     /// Activation function of every candidate's hidden layers (default relu; gelu for a
     /// regression).
     #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
@@ -79,6 +91,11 @@ pub struct TuneArgs {
     /// 0 = plain Adam).
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// How every candidate's raw features are scaled (client side), as `sqnn train
+    /// --input-scaling` (default min-max; unit-range for images whose background is the
+    /// minimum, MNIST).
+    #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
+    pub input_scaling: Option<InputScaling>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -158,11 +175,19 @@ impl TuneArgs {
         if self.shift_augment.is_some() {
             req.base.shift_augment = self.shift_augment;
         }
+        req.base.distill = crate::train::distill(
+            self.distill_from.as_deref(),
+            self.distill_temperature,
+            self.distill_weight,
+        )?;
         if let Some(a) = self.activation {
             req.base.activation_function = a;
         }
         if let Some(w) = self.weight_decay {
             req.base.weight_decay = w;
+        }
+        if let Some(i) = self.input_scaling {
+            req.base.input_scaling = i;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -308,6 +333,16 @@ pub fn tune(a: &TuneArgs) -> Result<ExitCode> {
     let (ds, split) = load_split(&a.data, &a.split)?;
     let (train, test) = (ds.subset(&split.train), ds.subset(&split.test));
     let req = a.request(&train)?;
+    if let Some(d) = &req.base.distill {
+        d.check_rows(&sqnn::data::TrainingRows::new(&ds, &a.split.spec(), &split))?;
+        if !a.json {
+            println!(
+                "distilling every candidate from {} (temperature {}, weight {}); the teacher \
+                 learned from every training row, so the validation folds' scores are optimistic",
+                d.teacher_path, d.temperature, d.weight
+            );
+        }
+    }
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
     let report = tune::tune(&train, &req, progress)?;
@@ -481,7 +516,7 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
 }
 
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
-/// seed, activation, weight decay, shift augmentation: what `tune` changes for every
+/// seed, activation, weight decay, input scaling, shift augmentation: what `tune` changes for every
 /// candidate), each with a
 /// leading space; next to a point's own flags they train the same model.
 fn base_flags(base: &EstimatorParams) -> String {
@@ -503,8 +538,21 @@ fn base_flags(base: &EstimatorParams) -> String {
     if base.weight_decay != d.weight_decay {
         out.push_str(&format!(" --weight-decay {}", base.weight_decay));
     }
+    if base.input_scaling != d.input_scaling {
+        let name = serde_json::to_value(base.input_scaling)
+            .ok()
+            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_default();
+        out.push_str(&format!(" --input-scaling {name}"));
+    }
     if let Some(s) = base.shift_augment {
         out.push_str(&format!(" --shift-augment {s}"));
+    }
+    if let Some(t) = &base.distill {
+        out.push_str(&format!(
+            " --distill-from {} --distill-temperature {} --distill-weight {}",
+            t.teacher_path, t.temperature, t.weight
+        ));
     }
     out
 }
