@@ -96,6 +96,10 @@ pub struct TuneArgs {
     /// minimum, MNIST).
     #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
+    /// Bits of every candidate's first-layer input quantizer, as `sqnn train --n-input-bits`
+    /// (at most each candidate's activation bits; default: the same as them).
+    #[arg(long)]
+    pub n_input_bits: Option<u32>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -188,6 +192,9 @@ impl TuneArgs {
         }
         if let Some(i) = self.input_scaling {
             req.base.input_scaling = i;
+        }
+        if self.n_input_bits.is_some() {
+            req.base.n_input_bits = self.n_input_bits;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -516,7 +523,7 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
 }
 
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
-/// seed, activation, weight decay, input scaling, shift augmentation: what `tune` changes for every
+/// seed, activation, weight decay, input scaling and bits, shift augmentation: what `tune` changes for every
 /// candidate), each with a
 /// leading space; next to a point's own flags they train the same model.
 fn base_flags(base: &EstimatorParams) -> String {
@@ -544,6 +551,9 @@ fn base_flags(base: &EstimatorParams) -> String {
             .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
             .unwrap_or_default();
         out.push_str(&format!(" --input-scaling {name}"));
+    }
+    if let Some(b) = base.n_input_bits {
+        out.push_str(&format!(" --n-input-bits {b}"));
     }
     if let Some(s) = base.shift_augment {
         out.push_str(&format!(" --shift-augment {s}"));
