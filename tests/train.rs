@@ -154,6 +154,20 @@ fn estimator_rejects_invalid_parameters() {
                 ..ok.clone()
             },
         ),
+        (
+            "n_input_bits",
+            EstimatorParams {
+                n_input_bits: Some(5),
+                ..ok.clone()
+            },
+        ),
+        (
+            "n_input_bits",
+            EstimatorParams {
+                n_input_bits: Some(0),
+                ..ok.clone()
+            },
+        ),
     ];
     for (name, p) in cases {
         expect_param(NeuralNetClassifier::new(p.clone()), name);
@@ -271,6 +285,61 @@ fn per_neuron_pruning_bounds_every_trained_neuron() {
 }
 
 #[test]
+fn narrower_input_bits_give_the_first_layer_a_larger_accumulator_budget() {
+    // breast_cancer at 3/3/8 bits, accumulator-aware: inputs at 3 bits span 7, so a first-layer
+    // row keeps sum |w| <= 255 / 7 = 36; at 2 bits they span 3 and it may keep up to 85.
+    let base = EstimatorParams {
+        n_layers: 2,
+        n_hidden_neurons_multiplier: 1.0,
+        pruning: PruningMode::AccumulatorAware,
+        ..quick(3, 3, 8)
+    };
+    let mut l1_max = Vec::new();
+    for bits in [None, Some(2)] {
+        let (c, _) = fit_clf(
+            "breast_cancer",
+            false,
+            EstimatorParams {
+                n_input_bits: bits,
+                ..base.clone()
+            },
+        );
+        let q = c.quantized().unwrap();
+        let span0 = q.layers[0].input_quant.hi - q.layers[0].input_quant.lo;
+        let span1 = q.layers[1].input_quant.hi - q.layers[1].input_quant.lo;
+        assert_eq!(span0, if bits.is_some() { 3 } else { 7 }, "{bits:?}");
+        assert_eq!(span1, 7, "{bits:?}: hidden activations keep n_a_bits");
+        let l1: Vec<i64> = q.layers[0]
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|(_, w)| w.abs()).sum())
+            .collect();
+        let most = *l1.iter().max().unwrap();
+        assert!(most * span0 <= 255, "{bits:?}: sum |w| {most} * {span0}");
+        l1_max.push(most);
+        // The client's integers fit the narrower quantizer, and the static check proves
+        // every accumulator on the lowered circuit.
+        let (tr, _) = split("breast_cancer", false);
+        for row in tr.x.rows() {
+            let qi = q.quantize_input(&row.to_vec());
+            assert!(qi
+                .iter()
+                .all(|&v| v >= q.layers[0].input_quant.lo && v <= q.layers[0].input_quant.hi));
+        }
+        let report = analyze(lower(q, "breast_cancer", PruningMode::AccumulatorAware).unwrap())
+            .unwrap()
+            .report()
+            .clone();
+        assert!(report.ok, "{bits:?}: check failed");
+        assert!(report.max_range_bits <= 8);
+    }
+    assert!(
+        l1_max[1] > 36,
+        "2-bit inputs use a budget past 3-bit's: {l1_max:?}"
+    );
+}
+
+#[test]
 fn accumulator_aware_pruning_fits_every_trained_neuron_and_keeps_more_than_omega() {
     for (name, w, a, acc, signed) in [
         ("iris", 4, 4, 10, false),
@@ -352,6 +421,54 @@ fn min_max_input_scaling_maps_training_ranges_onto_the_quantizer() {
     );
     let mean0 = tr.x.column(0).sum() / tr.x.nrows() as f64;
     assert!((clf.quantized().unwrap().feature_mean[0] - mean0).abs() < 1e-12);
+}
+
+#[test]
+fn unit_range_input_scaling_puts_each_training_minimum_at_integer_zero() {
+    let (tr, _) = split("iris", false);
+    for (pow2, c) in [(false, 1.0), (true, 0.9 * 15.0 / 16.0)] {
+        let base = EstimatorParams {
+            power_of_two_scaling: pow2,
+            ..quick(4, 4, 10)
+        };
+        let (clf, _) = fit_clf(
+            "iris",
+            false,
+            EstimatorParams {
+                input_scaling: InputScaling::UnitRange,
+                ..base.clone()
+            },
+        );
+        let (mm, _) = fit_clf("iris", false, base);
+        let q = clf.quantized().unwrap();
+        let qm = mm.quantized().unwrap();
+        for (j, col) in tr.x.columns().into_iter().enumerate() {
+            let z: Vec<f64> = col
+                .iter()
+                .map(|v| (v - q.feature_mean[j]) / q.feature_std[j])
+                .collect();
+            let lo = z.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            // [0, 2c]: min-max's length, shifted so that the minimum is 0.
+            assert!(
+                lo.abs() < 1e-12 && (hi - 2.0 * c).abs() < 1e-12,
+                "{j}: [{lo}, {hi}]"
+            );
+            assert!((q.feature_std[j] - qm.feature_std[j]).abs() < 1e-12);
+        }
+        // The first layer's quantizer is unsigned and a feature at its minimum is the integer
+        // 0, so it adds nothing to any accumulator; min-max puts it at the quantizer's bottom.
+        let iq = &q.layers[0].input_quant;
+        assert_eq!(iq.lo, 0, "{iq:?}");
+        assert!(mm.quantized().unwrap().layers[0].input_quant.lo < 0);
+        let mins: Vec<f64> =
+            tr.x.columns()
+                .into_iter()
+                .map(|c| c.iter().copied().fold(f64::INFINITY, f64::min))
+                .collect();
+        assert!(q.quantize_input(&mins).iter().all(|&v| v == 0));
+        assert!(qm.quantize_input(&mins).iter().all(|&v| v < 0));
+    }
 }
 
 #[test]
@@ -914,6 +1031,70 @@ pub fn mnist_params() -> EstimatorParams {
         weight_decay: 0.0,
         ..Default::default()
     }
+}
+
+/// Hidden neurons of the exported model whose activation integer is not the same on every
+/// row of `x` (the others are constants that still cost a bootstrap).
+fn varying_hidden_neurons(q: &QuantizedMlp, x: &Array2<f64>) -> usize {
+    let first = &q.layers[0];
+    let next = &q.layers[1].input_quant;
+    let act = first.activation.unwrap();
+    let mut seen: Vec<Option<i64>> = vec![None; first.out_dim()];
+    let mut varies = vec![false; first.out_dim()];
+    for row in x.rows() {
+        let q0 = q.quantize_input(&row.to_vec());
+        for (i, r) in first.rows.iter().enumerate() {
+            let acc: i64 = r.iter().map(|&(j, w)| w * q0[j]).sum();
+            let v = next.quantize(act.apply(first.preactivation(i, acc)));
+            match seen[i] {
+                None => seen[i] = Some(v),
+                Some(s) if s != v => varies[i] = true,
+                _ => {}
+            }
+        }
+    }
+    varies.iter().filter(|&&v| v).count()
+}
+
+#[test]
+#[ignore]
+fn mnist_unit_range_inputs_keep_hidden_neurons_alive() {
+    // MNIST's background is each pixel's minimum: at [-1, 1] every background pixel adds -w to
+    // every neuron, Adam's first steps move those weights together and most ReLUs end below 0
+    // for every digit. At [0, 2] the background is 0 and has no gradient.
+    let ds = Dataset::builtin("mnist").unwrap();
+    let s = train_test_split(&ds, 0.2, 42).unwrap();
+    let tr = ds.subset(&s.train);
+    let p = EstimatorParams {
+        n_layers: 2,
+        n_hidden_neurons_multiplier: 0.25,
+        n_w_bits: 3,
+        n_a_bits: 3,
+        n_accum_bits: 12,
+        pruning: PruningMode::AccumulatorAware,
+        epochs: 3,
+        ..Default::default()
+    };
+    let sample: Vec<usize> = (0..tr.x.nrows()).step_by(4).collect();
+    let x = tr.x.select(ndarray::Axis(0), &sample);
+    let mut live = Vec::new();
+    for scaling in [InputScaling::MinMax, InputScaling::UnitRange] {
+        let mut c = NeuralNetClassifier::new(EstimatorParams {
+            input_scaling: scaling,
+            ..p.clone()
+        })
+        .unwrap();
+        c.fit_dataset(&tr).unwrap();
+        let q = c.quantized().unwrap();
+        live.push((q.layers[0].out_dim(), varying_hidden_neurons(q, &x)));
+    }
+    println!(
+        "hidden neurons exported, varying on the training digits: min-max {:?}, unit range {:?}",
+        live[0], live[1]
+    );
+    // Measured (3 epochs): 196 exported, 45 of them varying, with min-max; 188 and 147 with unit
+    // range.
+    assert!(live[1].1 > 2 * live[0].1, "{live:?}");
 }
 
 #[test]

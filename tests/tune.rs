@@ -402,6 +402,15 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
         (vec!["--weight-decay=-1".into()], "weight_decay"),
         (vec!["--tolerance-se=-1".into()], "tolerance_se"),
         (vec!["--activation".into(), "sine".into()], "sine"),
+        (
+            vec![
+                "--n-input-bits".into(),
+                "4".into(),
+                "--bits".into(),
+                "3/3".into(),
+            ],
+            "n_input_bits",
+        ),
     ];
     for (extra, needle) in cases {
         let out = sqnn()
@@ -450,6 +459,7 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
             "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
         ])
         .args(["--activation", "gelu", "--weight-decay", "0.3"])
+        .args(["--input-scaling", "unit-range", "--n-input-bits", "2"])
         .arg("--out")
         .arg(&model)
         .arg("--json")
@@ -477,4 +487,16 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     assert_eq!(m["params"]["activation_function"], "gelu", "{m}");
     assert_eq!(m["params"]["weight_decay"], 0.3, "{m}");
+    assert_eq!(m["params"]["input_scaling"], "unit_range", "{m}");
+    assert_eq!(m["params"]["n_input_bits"], 2, "{m}");
+    // The printed `sqnn train` flags train the same model.
+    let flags = v["train_flags"].as_str().unwrap();
+    for f in [
+        "--activation gelu",
+        "--weight-decay 0.3",
+        "--input-scaling unit-range",
+        "--n-input-bits 2",
+    ] {
+        assert!(flags.contains(f), "{flags}");
+    }
 }

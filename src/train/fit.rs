@@ -208,12 +208,18 @@ pub(super) fn fit(
 /// The feature scaling fitted on the training rows ([`InputScaling`]).
 fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
     let mut stdz = Standardizer::fit(x);
-    if p.input_scaling == InputScaling::MinMax {
-        // Features go onto [-c, c]. With power-of-two scales, c = 1 would put the initial input
-        // step (2 / (2^a - 1)) just above a power of two, rounded up to twice that: half the
-        // levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under the power of two.
+    if matches!(
+        p.input_scaling,
+        InputScaling::MinMax | InputScaling::UnitRange
+    ) {
+        // Features go onto [-c, c] (min-max) or [0, 2c] (unit range: the same step, 2c over the
+        // 2^a - 1 steps of an unsigned quantizer). With power-of-two scales, c = 1 would put
+        // the initial input step (2 / (2^a - 1)) just above a power of two, rounded up to
+        // twice that: half the levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under
+        // the power of two.
         let c = if p.power_of_two_scaling {
-            let n = ((1u64 << p.n_a_bits) - 1 - u64::from(p.quant_narrow)) as f64;
+            let bits = p.n_input_bits.unwrap_or(p.n_a_bits);
+            let n = ((1u64 << bits) - 1 - u64::from(p.quant_narrow)) as f64;
             0.9 * n / 2f64.powi(n.log2().ceil() as i32)
         } else {
             1.0
@@ -226,7 +232,11 @@ fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
                 });
             let half = (hi - lo) / 2.0;
             if half.is_finite() && half > 10.0 * f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
-                stdz.mean[j] = lo + half;
+                stdz.mean[j] = if p.input_scaling == InputScaling::UnitRange {
+                    lo
+                } else {
+                    lo + half
+                };
                 stdz.std[j] = half / c;
             }
         }

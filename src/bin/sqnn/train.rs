@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// Activation bits.
     #[arg(long)]
     pub n_a_bits: Option<u32>,
+    /// Bits of the first layer's input quantizer (the encrypted features), at most
+    /// --n-a-bits (default: the same): e.g. 2 for MNIST's pixels, whose narrower span lets an
+    /// accumulator-aware first layer keep more weights in the same accumulator budget.
+    #[arg(long)]
+    pub n_input_bits: Option<u32>,
     /// Accumulator budget: every neuron's worst case must fit this many bits.
     #[arg(long)]
     pub n_accum_bits: Option<u32>,
@@ -75,7 +80,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Option<PruningMode>,
     /// How raw features are scaled before the input quantizer (client side): `min-max` maps
-    /// each feature's training range onto the quantizer's, `standardize` is (x - mean) / std.
+    /// each feature's training range onto [-1, 1], `unit-range` onto [0, 2] (the minimum at 0:
+    /// images whose background is the minimum, MNIST), `standardize` is (x - mean) / std.
     #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
     /// Decoupled (AdamW) weight decay of the weights (0 = plain Adam).
@@ -159,6 +165,7 @@ impl TrainArgs {
             n_hidden_neurons_multiplier: None,
             n_w_bits: None,
             n_a_bits: None,
+            n_input_bits: None,
             n_accum_bits: None,
             n_prune_neurons_percentage: None,
             activation: None,
@@ -227,6 +234,9 @@ impl TrainArgs {
             restarts <- restarts,
             act_range <- act_range,
         );
+        if self.n_input_bits.is_some() {
+            p.n_input_bits = self.n_input_bits;
+        }
         if self.remove_neurons.is_some() {
             p.remove_neurons = self.remove_neurons;
         }
@@ -536,12 +546,16 @@ impl From<PruningArg> for PruningMode {
 
 /// `--input-scaling` values ([`InputScaling`]).
 #[derive(Clone, Copy, ValueEnum)]
-enum InputScalingArg {
+pub enum InputScalingArg {
     /// `(x - mean) / std` (scikit-learn's `StandardScaler`).
     Standardize,
     /// Each feature's training range `[min, max]` onto `[-1, 1]`: every feature spans the
     /// whole input quantizer, instead of only the part its standardized range covers.
     MinMax,
+    /// Each feature's training range `[min, max]` onto `[0, 2]`: a feature at its minimum
+    /// (an image's background) is 0 and adds nothing to a neuron, so it cannot push every
+    /// neuron's input below 0 together during training (dead ReLUs).
+    UnitRange,
 }
 
 impl From<InputScalingArg> for InputScaling {
@@ -549,6 +563,7 @@ impl From<InputScalingArg> for InputScaling {
         match a {
             InputScalingArg::Standardize => InputScaling::Standardize,
             InputScalingArg::MinMax => InputScaling::MinMax,
+            InputScalingArg::UnitRange => InputScaling::UnitRange,
         }
     }
 }

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use sqnn::fhe::ParamSetId;
 use sqnn::progress::{NoProgress, Progress};
 use sqnn::train::quantize::Activation;
-use sqnn::train::ImageShifts;
+use sqnn::train::{ImageShifts, InputScaling};
 use sqnn::tune::{self, Assessment, Folds, Point, Refit, SearchSpace, TuneReport, TuneRequest};
 use sqnn::{Dataset, Error, EstimatorParams, PruningMode, Result};
 
 use crate::args::{load_split, SplitArgs};
 use crate::progress::Bar;
-use crate::train::{ActivationArg, PruningArg};
+use crate::train::{ActivationArg, InputScalingArg, PruningArg};
 
 /// `sqnn tune` arguments.
 #[derive(Args)]
@@ -91,6 +91,15 @@ pub struct TuneArgs {
     /// 0 = plain Adam).
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// How every candidate's raw features are scaled (client side), as `sqnn train
+    /// --input-scaling` (default min-max; unit-range for images whose background is the
+    /// minimum, MNIST).
+    #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
+    pub input_scaling: Option<InputScaling>,
+    /// Bits of every candidate's first-layer input quantizer, as `sqnn train --n-input-bits`
+    /// (at most each candidate's activation bits; default: the same as them).
+    #[arg(long)]
+    pub n_input_bits: Option<u32>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -175,6 +184,12 @@ impl TuneArgs {
         }
         if let Some(w) = self.weight_decay {
             req.base.weight_decay = w;
+        }
+        if let Some(i) = self.input_scaling {
+            req.base.input_scaling = i;
+        }
+        if self.n_input_bits.is_some() {
+            req.base.n_input_bits = self.n_input_bits;
         }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
@@ -474,7 +489,7 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
 }
 
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
-/// seed, activation, weight decay, shift augmentation: what `tune` changes for every
+/// seed, activation, weight decay, input scaling and bits, shift augmentation: what `tune` changes for every
 /// candidate), each with a
 /// leading space; next to a point's own flags they train the same model.
 fn base_flags(base: &EstimatorParams) -> String {
@@ -495,6 +510,16 @@ fn base_flags(base: &EstimatorParams) -> String {
     }
     if base.weight_decay != d.weight_decay {
         out.push_str(&format!(" --weight-decay {}", base.weight_decay));
+    }
+    if base.input_scaling != d.input_scaling {
+        let name = serde_json::to_value(base.input_scaling)
+            .ok()
+            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_default();
+        out.push_str(&format!(" --input-scaling {name}"));
+    }
+    if let Some(b) = base.n_input_bits {
+        out.push_str(&format!(" --n-input-bits {b}"));
     }
     if let Some(s) = base.shift_augment {
         out.push_str(&format!(" --shift-augment {s}"));
