@@ -154,6 +154,20 @@ fn estimator_rejects_invalid_parameters() {
                 ..ok.clone()
             },
         ),
+        (
+            "n_input_bits",
+            EstimatorParams {
+                n_input_bits: Some(5),
+                ..ok.clone()
+            },
+        ),
+        (
+            "n_input_bits",
+            EstimatorParams {
+                n_input_bits: Some(0),
+                ..ok.clone()
+            },
+        ),
     ];
     for (name, p) in cases {
         expect_param(NeuralNetClassifier::new(p.clone()), name);
@@ -268,6 +282,61 @@ fn per_neuron_pruning_bounds_every_trained_neuron() {
         }
         println!("{name} {w}/{a}/{acc}: Ω = {omega}, widest accumulator {widest} bits");
     }
+}
+
+#[test]
+fn narrower_input_bits_give_the_first_layer_a_larger_accumulator_budget() {
+    // breast_cancer at 3/3/8 bits, accumulator-aware: inputs at 3 bits span 7, so a first-layer
+    // row keeps sum |w| <= 255 / 7 = 36; at 2 bits they span 3 and it may keep up to 85.
+    let base = EstimatorParams {
+        n_layers: 2,
+        n_hidden_neurons_multiplier: 1.0,
+        pruning: PruningMode::AccumulatorAware,
+        ..quick(3, 3, 8)
+    };
+    let mut l1_max = Vec::new();
+    for bits in [None, Some(2)] {
+        let (c, _) = fit_clf(
+            "breast_cancer",
+            false,
+            EstimatorParams {
+                n_input_bits: bits,
+                ..base.clone()
+            },
+        );
+        let q = c.quantized().unwrap();
+        let span0 = q.layers[0].input_quant.hi - q.layers[0].input_quant.lo;
+        let span1 = q.layers[1].input_quant.hi - q.layers[1].input_quant.lo;
+        assert_eq!(span0, if bits.is_some() { 3 } else { 7 }, "{bits:?}");
+        assert_eq!(span1, 7, "{bits:?}: hidden activations keep n_a_bits");
+        let l1: Vec<i64> = q.layers[0]
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|(_, w)| w.abs()).sum())
+            .collect();
+        let most = *l1.iter().max().unwrap();
+        assert!(most * span0 <= 255, "{bits:?}: sum |w| {most} * {span0}");
+        l1_max.push(most);
+        // The client's integers fit the narrower quantizer, and the static check proves
+        // every accumulator on the lowered circuit.
+        let (tr, _) = split("breast_cancer", false);
+        for row in tr.x.rows() {
+            let qi = q.quantize_input(&row.to_vec());
+            assert!(qi
+                .iter()
+                .all(|&v| v >= q.layers[0].input_quant.lo && v <= q.layers[0].input_quant.hi));
+        }
+        let report = analyze(lower(q, "breast_cancer", PruningMode::AccumulatorAware).unwrap())
+            .unwrap()
+            .report()
+            .clone();
+        assert!(report.ok, "{bits:?}: check failed");
+        assert!(report.max_range_bits <= 8);
+    }
+    assert!(
+        l1_max[1] > 36,
+        "2-bit inputs use a budget past 3-bit's: {l1_max:?}"
+    );
 }
 
 #[test]

@@ -144,6 +144,13 @@ pub struct ModuleConfig {
     pub n_w_bits: u32,
     /// Activation (and input) bit width (1..=8 unsigned, 2..=8 signed).
     pub n_a_bits: u32,
+    /// Bit width of the first layer's input quantizer (the features the client encrypts), if
+    /// narrower than `n_a_bits`; `None`: `n_a_bits`. At most `n_a_bits`, so every bound
+    /// computed from `n_a_bits` (Ω) still holds. A narrower input span lets an
+    /// accumulator-aware first layer keep more weights in the same `n_accum_bits`
+    /// (`span * sum |w|` must fit): 2-bit pixels span 3 instead of 7.
+    #[serde(default)]
+    pub n_input_bits: Option<u32>,
     /// Accumulator budget every neuron must fit (<= 24).
     pub n_accum_bits: u32,
     /// Fraction of hidden neurons removed by structured pruning, in `[0, 1)`.
@@ -229,6 +236,15 @@ impl ModuleConfig {
         max_active_neurons(self.n_accum_bits, self.n_w_bits, self.n_a_bits)
     }
 
+    /// The bit width of layer `layer`'s input quantizer: [`n_input_bits`](Self::n_input_bits)
+    /// (or `n_a_bits`) for the first layer, `n_a_bits` for the others.
+    pub fn input_bits(&self, layer: usize) -> u32 {
+        match self.n_input_bits {
+            Some(b) if layer == 0 => b,
+            _ => self.n_a_bits,
+        }
+    }
+
     /// Checks every parameter; each error is an [`Error::InvalidParameter`] naming the parameter
     /// and the fix.
     ///
@@ -261,6 +277,12 @@ impl ModuleConfig {
             self.quant_narrow,
         )?;
         validate_act_range(self.act_range)?;
+        validate_input_bits(
+            self.n_input_bits,
+            self.n_a_bits,
+            self.quant_signed,
+            self.quant_narrow,
+        )?;
         if self.n_layers >= 2 {
             let width = self.hidden_width();
             if width == 0 {
@@ -291,6 +313,30 @@ impl ModuleConfig {
         }
         Ok(())
     }
+}
+
+/// `n_input_bits`, if given, in `1..=n_a_bits` (2 or more for signed or narrow quantizers).
+pub(super) fn validate_input_bits(
+    n_input_bits: Option<u32>,
+    n_a_bits: u32,
+    quant_signed: bool,
+    quant_narrow: bool,
+) -> Result<()> {
+    let Some(b) = n_input_bits else {
+        return Ok(());
+    };
+    let least = if quant_signed || quant_narrow { 2 } else { 1 };
+    if b < least || b > n_a_bits {
+        return Err(Error::param(
+            "n_input_bits",
+            format!(
+                "is {b}; use an input bit width from {least} to n_a_bits = {n_a_bits} (fewer \
+                 bits for the features than for the activations, e.g. 2 for images), or leave \
+                 it unset"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `ActRange::Percentile(p)` needs `p` in `(50, 100]`.

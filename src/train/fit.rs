@@ -218,7 +218,8 @@ fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
         // twice that: half the levels lost. c = 0.9 (2^a - 1) / 2^a keeps the step 10 % under
         // the power of two.
         let c = if p.power_of_two_scaling {
-            let n = ((1u64 << p.n_a_bits) - 1 - u64::from(p.quant_narrow)) as f64;
+            let bits = p.n_input_bits.unwrap_or(p.n_a_bits);
+            let n = ((1u64 << bits) - 1 - u64::from(p.quant_narrow)) as f64;
             0.9 * n / 2f64.powi(n.log2().ceil() as i32)
         } else {
             1.0

@@ -224,7 +224,8 @@ impl SparseQuantNeuralNetwork {
             return Some(ActQuantizer { scale, lo, hi });
         }
         let o = &l.obs;
-        o.seen.then(|| act_quantizer(o.min, o.max, &self.cfg))
+        o.seen
+            .then(|| act_quantizer(o.min, o.max, &self.cfg, self.cfg.input_bits(layer)))
     }
 
     /// [`ActRange::Learned`]: turns every input quantizer's running statistics into a learned
@@ -237,7 +238,7 @@ impl SparseQuantNeuralNetwork {
             }
             let o = &self.layers[l].obs;
             if o.seen {
-                let q = act_quantizer(o.min, o.max, &self.cfg);
+                let q = act_quantizer(o.min, o.max, &self.cfg, self.cfg.input_bits(l));
                 self.layers[l].step = Some((q.scale.ln(), q.lo, q.hi));
             }
         }
@@ -245,8 +246,9 @@ impl SparseQuantNeuralNetwork {
 
     fn quantizer_for(&self, l: usize, a: &Array2<f64>) -> ActQuantizer {
         self.input_quantizer(l).unwrap_or_else(|| {
-            let (lo, hi) = batch_range(a, &self.cfg);
-            act_quantizer(lo, hi, &self.cfg)
+            let bits = self.cfg.input_bits(l);
+            let (lo, hi) = batch_range(a, &self.cfg, bits);
+            act_quantizer(lo, hi, &self.cfg, bits)
         })
     }
 
@@ -388,7 +390,7 @@ impl SparseQuantNeuralNetwork {
         };
         let mut a = x.to_owned();
         for l in 0..n {
-            let (lo, hi) = batch_range(&a, &self.cfg);
+            let (lo, hi) = batch_range(&a, &self.cfg, self.cfg.input_bits(l));
             self.layers[l].obs.update(lo, hi);
             let q = self.quantizer_for(l, &a);
             let learned = self.layers[l].step.is_some();

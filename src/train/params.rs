@@ -40,6 +40,10 @@ pub struct EstimatorParams {
     pub n_w_bits: u32,
     /// Activation bits (1..=8).
     pub n_a_bits: u32,
+    /// Bits of the first layer's input quantizer (the encrypted features), at most `n_a_bits`;
+    /// `None`: `n_a_bits` ([`ModuleConfig::n_input_bits`](super::ModuleConfig::n_input_bits)).
+    #[serde(default)]
+    pub n_input_bits: Option<u32>,
     /// Accumulator budget of every neuron (<= 24).
     pub n_accum_bits: u32,
     /// Fraction of hidden neurons removed by structured pruning, in `[0, 1)`.
@@ -156,6 +160,7 @@ impl Default for EstimatorParams {
             n_hidden_neurons_multiplier: 4.0,
             n_w_bits: 4,
             n_a_bits: 4,
+            n_input_bits: None,
             n_accum_bits: 10,
             n_prune_neurons_percentage: 0.0,
             activation_function: Activation::Relu,
@@ -238,6 +243,7 @@ impl EstimatorParams {
             n_hidden_neurons_multiplier: 4.0,
             n_w_bits: 4,
             n_a_bits: 4,
+            n_input_bits: None,
             n_accum_bits: 24,
             n_prune_neurons_percentage: 0.0,
             activation_function: Activation::Relu,
@@ -274,6 +280,7 @@ impl EstimatorParams {
             n_hidden_neurons_multiplier: self.n_hidden_neurons_multiplier,
             n_w_bits: self.n_w_bits,
             n_a_bits: self.n_a_bits,
+            n_input_bits: self.n_input_bits,
             n_accum_bits: self.n_accum_bits,
             n_prune_neurons_percentage: self.n_prune_neurons_percentage,
             activation_function: self.activation_function,
@@ -305,6 +312,12 @@ impl EstimatorParams {
             self.quant_narrow,
         )?;
         validate_act_range(self.act_range)?;
+        super::config::validate_input_bits(
+            self.n_input_bits,
+            self.n_a_bits,
+            self.quant_signed,
+            self.quant_narrow,
+        )?;
         if self.epochs == 0 {
             return Err(Error::param("epochs", "is 0; train for at least 1 epoch"));
         }

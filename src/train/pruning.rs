@@ -67,7 +67,8 @@ impl SparseQuantNeuralNetwork {
 
     /// The largest `sum |w|` of integer weights one row of `layer` may have:
     /// `floor((2^n_accum_bits - 1) / s)`, `s` the span `hi - lo` of the layer's integer input
-    /// range (its input quantizer's, or `2^n_a_bits - 1` (- 1 when narrow) before it has one).
+    /// range (its input quantizer's, or `2^b - 1` (- 1 when narrow) before it has one, `b` the
+    /// layer's [`input_bits`](super::ModuleConfig::input_bits)).
     /// Every input of a neuron lies in `[lo, lo + s]`, so its accumulator spans at most
     /// `s * sum |w|`, i.e. at most `2^n_accum_bits` values.
     ///
@@ -75,7 +76,7 @@ impl SparseQuantNeuralNetwork {
     /// If `layer >= n_layers()`.
     pub fn accumulator_l1_budget(&self, layer: usize) -> i64 {
         let span = self.input_quantizer(layer).map_or_else(
-            || (1i64 << self.cfg.n_a_bits) - 1 - i64::from(self.cfg.quant_narrow),
+            || (1i64 << self.cfg.input_bits(layer)) - 1 - i64::from(self.cfg.quant_narrow),
             |q| q.hi - q.lo,
         );
         ((1i64 << self.cfg.n_accum_bits) - 1) / span.max(1)

@@ -58,9 +58,9 @@ pub(super) fn pow2_ceil(x: f64) -> f64 {
     s
 }
 
-/// The activation quantizer for an observed input range `[min, max]`.
-pub(super) fn act_quantizer(min: f64, max: f64, cfg: &ModuleConfig) -> ActQuantizer {
-    let a = cfg.n_a_bits;
+/// The activation quantizer of `a` bits for an observed input range `[min, max]`
+/// ([`ModuleConfig::input_bits`] of its layer).
+pub(super) fn act_quantizer(min: f64, max: f64, cfg: &ModuleConfig, a: u32) -> ActQuantizer {
     let fix = |s: f64| {
         let s = if s.is_finite() && s > 0.0 { s } else { 1.0 };
         if cfg.power_of_two_scaling {
@@ -116,7 +116,7 @@ pub(super) fn min_max(a: &Array2<f64>) -> (f64, f64) {
 /// The range `[r_lo * min, r_hi * max]` (both ratios on a grid from 1 down to 0.2) whose
 /// quantizer has the smallest squared error on (a strided sample of at most 4096 of) the values
 /// of `a`.
-fn mse_range(a: &Array2<f64>, cfg: &ModuleConfig) -> (f64, f64) {
+fn mse_range(a: &Array2<f64>, cfg: &ModuleConfig, bits: u32) -> (f64, f64) {
     let (mn, mx) = min_max(a);
     if a.is_empty() || !(mn.is_finite() && mx.is_finite()) {
         return (mn, mx);
@@ -138,7 +138,7 @@ fn mse_range(a: &Array2<f64>, cfg: &ModuleConfig) -> (f64, f64) {
             } else {
                 (mn * rl, mx * rh)
             };
-            let q = act_quantizer(lo, hi, cfg);
+            let q = act_quantizer(lo, hi, cfg, bits);
             let err: f64 = sample
                 .iter()
                 .map(|&v| {
@@ -154,12 +154,12 @@ fn mse_range(a: &Array2<f64>, cfg: &ModuleConfig) -> (f64, f64) {
     (best.1, best.2)
 }
 
-/// The range an observer records for one batch.
-pub(super) fn batch_range(a: &Array2<f64>, cfg: &ModuleConfig) -> (f64, f64) {
+/// The range an observer records for one batch (of an input quantizer of `bits` bits).
+pub(super) fn batch_range(a: &Array2<f64>, cfg: &ModuleConfig, bits: u32) -> (f64, f64) {
     match cfg.act_range {
         ActRange::MinMax | ActRange::Learned => min_max(a),
         ActRange::Percentile(p) => percentile_range(a, p),
-        ActRange::Mse => mse_range(a, cfg),
+        ActRange::Mse => mse_range(a, cfg, bits),
     }
 }
 
@@ -224,22 +224,22 @@ mod tests {
         let mut c = cfg(4, 2, 2);
         c.power_of_two_scaling = false;
         c.quant_signed = true;
-        let q = act_quantizer(-1.0, 2.0, &c);
+        let q = act_quantizer(-1.0, 2.0, &c, c.n_a_bits);
         assert_eq!((q.lo, q.hi), (-4, 3));
         assert!((q.scale - 0.5).abs() < 1e-15);
         c.quant_narrow = true;
-        let q = act_quantizer(-1.0, 2.0, &c);
+        let q = act_quantizer(-1.0, 2.0, &c, c.n_a_bits);
         assert_eq!((q.lo, q.hi), (-3, 3));
         c.quant_narrow = false;
         c.quant_signed = false;
-        let q = act_quantizer(0.0, 7.0, &c);
+        let q = act_quantizer(0.0, 7.0, &c, c.n_a_bits);
         assert_eq!((q.lo, q.hi), (0, 7));
         assert!((q.scale - 1.0).abs() < 1e-15);
-        let q = act_quantizer(-2.0, 5.0, &c);
+        let q = act_quantizer(-2.0, 5.0, &c, c.n_a_bits);
         assert_eq!(q.hi - q.lo, 7);
         assert_eq!(q.lo, -2);
         c.power_of_two_scaling = true;
-        let q = act_quantizer(-2.0, 5.5, &c);
+        let q = act_quantizer(-2.0, 5.5, &c, c.n_a_bits);
         assert_eq!(q.scale, 2.0);
         assert_eq!(q.hi - q.lo, 7);
     }

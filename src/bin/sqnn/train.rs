@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// Activation bits.
     #[arg(long)]
     pub n_a_bits: Option<u32>,
+    /// Bits of the first layer's input quantizer (the encrypted features), at most
+    /// --n-a-bits (default: the same): e.g. 2 for MNIST's pixels, whose narrower span lets an
+    /// accumulator-aware first layer keep more weights in the same accumulator budget.
+    #[arg(long)]
+    pub n_input_bits: Option<u32>,
     /// Accumulator budget: every neuron's worst case must fit this many bits.
     #[arg(long)]
     pub n_accum_bits: Option<u32>,
@@ -162,6 +167,7 @@ impl TrainArgs {
             n_hidden_neurons_multiplier: None,
             n_w_bits: None,
             n_a_bits: None,
+            n_input_bits: None,
             n_accum_bits: None,
             n_prune_neurons_percentage: None,
             activation: None,
@@ -244,6 +250,9 @@ impl TrainArgs {
             restarts <- restarts,
             act_range <- act_range,
         );
+        if self.n_input_bits.is_some() {
+            p.n_input_bits = self.n_input_bits;
+        }
         if let Some(Removal(r)) = self.remove_neurons {
             p.remove_neurons = r;
         }

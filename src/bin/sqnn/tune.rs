@@ -96,6 +96,10 @@ pub struct TuneArgs {
     /// minimum, MNIST).
     #[arg(long, value_parser = EnumValueParser::<InputScalingArg>::new().map(InputScaling::from))]
     pub input_scaling: Option<InputScaling>,
+    /// Bits of every candidate's first-layer input quantizer, as `sqnn train --n-input-bits`
+    /// (at most each candidate's activation bits; default: the same as them).
+    #[arg(long)]
+    pub n_input_bits: Option<u32>,
     /// Seed of training, of the validation folds and of the order among equally cheap
     /// candidates.
     #[arg(long)]
@@ -124,6 +128,11 @@ pub struct TuneArgs {
     /// Its accumulator budgets (comma-separated, e.g. `10,11,12`; default 8 to 13).
     #[arg(long, value_delimiter = ',')]
     pub n_accum_bits: Vec<u32>,
+    /// Wider bits that only linear candidates take: `off` or comma-separated `W/A/ACC`
+    /// triples (default 6/6/16,8/8/20: a linear model has no table, so precision costs it no
+    /// bootstrap).
+    #[arg(long, value_delimiter = ',')]
+    pub linear_bits: Vec<String>,
     /// Its pruning modes (comma-separated; default per-neuron,accumulator-aware).
     #[arg(long, value_delimiter = ',', value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Vec<PruningMode>,
@@ -184,6 +193,9 @@ impl TuneArgs {
         if let Some(i) = self.input_scaling {
             req.base.input_scaling = i;
         }
+        if self.n_input_bits.is_some() {
+            req.base.n_input_bits = self.n_input_bits;
+        }
         if let Some(s) = self.train_seed {
             req.base.seed = s;
             req.folds.seed = s;
@@ -232,6 +244,16 @@ impl TuneArgs {
             .collect::<Result<Vec<_>>>()?;
         set(&mut space.bits, &bits);
         set(&mut space.n_accum_bits, &self.n_accum_bits);
+        if !self.linear_bits.is_empty() {
+            let wide = self
+                .linear_bits
+                .iter()
+                .filter(|v| v.trim() != "off")
+                .map(|v| parse_linear_bits(v))
+                .collect::<Result<Vec<_>>>()?;
+            space.linear_bits = Vec::new();
+            set(&mut space.linear_bits, &wide);
+        }
         if !self.pruning.is_empty() {
             let mut p = self.pruning.clone();
             p.dedup();
@@ -279,6 +301,25 @@ fn parse_bits(text: &str) -> Result<(u32, u32)> {
             format!("`{text}` is not a weight/activation pair such as 3/3 or 4/4"),
         )
     })
+}
+
+/// `W/A/ACC` (e.g. `8/8/20`): weight, activation and accumulator bits of a linear candidate.
+fn parse_linear_bits(text: &str) -> Result<(u32, u32, u32)> {
+    let parts: Vec<Option<u32>> = text
+        .trim()
+        .split('/')
+        .map(|p| p.trim().parse().ok())
+        .collect();
+    match parts[..] {
+        [Some(w), Some(a), Some(acc)] => Ok((w, a, acc)),
+        _ => Err(Error::param(
+            "linear_bits",
+            format!(
+                "`{text}` is neither `off` nor a weight/activation/accumulator triple such as \
+                 8/8/20"
+            ),
+        )),
+    }
 }
 
 /// A front point with, when refitted, the model trained on all rows and its test score.
@@ -482,7 +523,7 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
 }
 
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
-/// seed, activation, weight decay, input scaling, shift augmentation: what `tune` changes for every
+/// seed, activation, weight decay, input scaling and bits, shift augmentation: what `tune` changes for every
 /// candidate), each with a
 /// leading space; next to a point's own flags they train the same model.
 fn base_flags(base: &EstimatorParams) -> String {
@@ -510,6 +551,9 @@ fn base_flags(base: &EstimatorParams) -> String {
             .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
             .unwrap_or_default();
         out.push_str(&format!(" --input-scaling {name}"));
+    }
+    if let Some(b) = base.n_input_bits {
+        out.push_str(&format!(" --n-input-bits {b}"));
     }
     if let Some(s) = base.shift_augment {
         out.push_str(&format!(" --shift-augment {s}"));
