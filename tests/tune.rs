@@ -26,6 +26,7 @@ fn small() -> (Dataset, TuneRequest) {
         noise_aware: vec![None],
         remove_neurons: vec![None],
         sets: vec![ParamSetId::ClassicMsg1Carry1, ParamSetId::ClassicMsg2Carry2],
+        linear_bits: vec![],
     };
     req.folds = Folds {
         k: 3,
@@ -248,9 +249,15 @@ fn linear_candidates_cost_no_bootstrap_and_lose_nothing_to_noise() {
     // Per layer count: linear 2 (accumulators), 2 layers 2 × 2 × 2 × 2.
     assert_eq!(req.space.configs().len(), 2 + 16);
     req.space.n_layers = vec![1];
+    // A linear model's wider bits: no table, so still no bootstrap.
+    req.space.linear_bits = vec![(8, 8, 16)];
     let r = run(&train, &req);
-    assert_eq!(r.space_size, 2);
-    assert_eq!(r.evaluated.len(), 2);
+    assert_eq!(r.space_size, 3);
+    assert_eq!(r.evaluated.len(), 3);
+    assert!(r
+        .evaluated
+        .iter()
+        .any(|e| e.config.n_w_bits == 8 && e.config.n_accum_bits == 16));
     for p in &r.points {
         assert!(p.config.is_linear());
         assert_eq!(p.pbs_count, 0.0);
@@ -402,6 +409,8 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
         (vec!["--weight-decay=-1".into()], "weight_decay"),
         (vec!["--tolerance-se=-1".into()], "tolerance_se"),
         (vec!["--activation".into(), "sine".into()], "sine"),
+        (vec!["--linear-bits".into(), "8/8".into()], "8/8"),
+        (vec!["--linear-bits".into(), "9/8/20".into()], "n_w_bits"),
         (
             vec![
                 "--n-input-bits".into(),
@@ -499,4 +508,57 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
     ] {
         assert!(flags.contains(f), "{flags}");
     }
+}
+
+#[test]
+fn sqnn_tune_gives_linear_candidates_the_wider_bits_its_flag_names() {
+    let space_of = |linear_bits: &str| {
+        let out = sqnn()
+            .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
+            .args([
+                "--repeats",
+                "1",
+                "--noise-seeds",
+                "1",
+                "--refit",
+                "recommended",
+            ])
+            .args(["--n-layers", "1", "--bits", "3/3", "--n-accum-bits", "10"])
+            .args(["--pruning", "per-neuron", "--linear-bits", linear_bits])
+            .args([
+                "--parameters",
+                "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+            ])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let bits: Vec<(u64, u64)> = v["report"]["evaluated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let c = &e["config"];
+                assert_eq!(c["n_layers"], 1, "{c}");
+                (
+                    c["n_w_bits"].as_u64().unwrap(),
+                    c["n_accum_bits"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (v["space_size"].as_u64().unwrap(), bits)
+    };
+    let (size, bits) = space_of("8/8/16");
+    assert_eq!(size, 2);
+    assert!(
+        bits.contains(&(8, 16)) && bits.contains(&(3, 10)),
+        "{bits:?}"
+    );
+    assert_eq!(space_of("off"), (1, vec![(3, 10)]));
 }

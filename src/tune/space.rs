@@ -210,12 +210,22 @@ pub struct SearchSpace {
     pub remove_neurons: Vec<Option<f64>>,
     /// Parameter sets every candidate is planned on (approximate reads).
     pub sets: Vec<ParamSetId>,
+    /// Wider `(weight, activation, accumulator)` bits that only linear candidates take (with
+    /// every pruning mode), ascending: a linear model has no table, so its precision costs no
+    /// bootstrap; only its output's ciphertext space grows. Empty: linear candidates take the
+    /// shared axes only.
+    #[serde(default)]
+    pub linear_bits: Vec<(u32, u32, u32)>,
 }
 
 /// The tolerances of neuron removal in [`SearchSpace::for_features`]: a neuron goes when the
 /// score (under the read noise, with noise-aware training) does not drop without it, or drops
 /// by at most one percentage point.
 pub const REMOVE_NEURONS: [f64; 2] = [0.0, 0.01];
+
+/// The wider bits of linear candidates in [`SearchSpace::for_features`]: 6/6 and 8/8 with the
+/// accumulators a dense 10-feature row of them needs (diabetes's 8/8 rows reach 18 bits).
+pub const LINEAR_BITS: [(u32, u32, u32); 2] = [(6, 6, 16), (8, 8, 20)];
 
 /// The widest hidden layer [`SearchSpace::for_features`] proposes.
 pub const MAX_DEFAULT_WIDTH: f64 = 800.0;
@@ -226,7 +236,8 @@ impl SearchSpace {
     /// 8- to 13-bit accumulators; per-neuron and accumulator-aware pruning; training without
     /// read noise or with the 2-bit or 4-bit classic set's; without neuron removal or with
     /// one of [`REMOVE_NEURONS`]; every selectable 2^-128 parameter set (the family tfhe-rs
-    /// recommends; the planner takes a 2^-64 set only for a clear gain).
+    /// recommends; the planner takes a 2^-64 set only for a clear gain); and for linear
+    /// candidates also [`LINEAR_BITS`].
     pub fn for_features(n_features: usize) -> SearchSpace {
         let d = n_features as f64;
         let mut multipliers: Vec<f64> = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
@@ -255,7 +266,32 @@ impl SearchSpace {
                 .chain(REMOVE_NEURONS.into_iter().map(Some))
                 .collect(),
             sets: default_sets(),
+            linear_bits: LINEAR_BITS.to_vec(),
         }
+    }
+
+    /// The linear candidates of [`linear_bits`](Self::linear_bits) (none without 1 among
+    /// [`n_layers`](Self::n_layers)), in their [`canonical`](Self::canonical) form.
+    fn wide_linear(&self) -> Vec<Config> {
+        if !self.n_layers.contains(&1) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for &(w, a, acc) in &self.linear_bits {
+            for &pruning in &self.pruning {
+                out.push(self.canonical(&Config {
+                    n_layers: 1,
+                    n_hidden_neurons_multiplier: self.multipliers.first().copied().unwrap_or(1.0),
+                    n_w_bits: w,
+                    n_a_bits: a,
+                    n_accum_bits: acc,
+                    pruning,
+                    noise_aware: None,
+                    remove_neurons: None,
+                }));
+            }
+        }
+        out
     }
 
     /// `c` with the axes that do not apply to it set to one value: a linear candidate
@@ -280,7 +316,8 @@ impl SearchSpace {
 
     /// Every candidate of the space (`n_layers × multipliers × bits × n_accum_bits × pruning ×
     /// noise_aware × remove_neurons`, a linear candidate once per bits, accumulator budget and
-    /// pruning: [`canonical`](Self::canonical)), in [`Config`]'s order.
+    /// pruning: [`canonical`](Self::canonical); then the linear candidates of
+    /// [`linear_bits`](Self::linear_bits)), in [`Config`]'s order.
     pub fn configs(&self) -> Vec<Config> {
         let mut out = Vec::new();
         for &n_layers in &self.n_layers {
@@ -307,6 +344,7 @@ impl SearchSpace {
                 }
             }
         }
+        out.extend(self.wide_linear());
         out.sort();
         out.dedup();
         out
@@ -438,10 +476,27 @@ pub fn neighbours(space: &SearchSpace, c: &Config) -> Vec<Config> {
             ..*c
         });
     }
+    // A linear candidate's wider bits are one more step of precision: the linear candidates
+    // of `linear_bits` with its pruning neighbour every linear candidate.
+    if c.is_linear() {
+        out.extend(
+            space
+                .wide_linear()
+                .into_iter()
+                .filter(|w| w.pruning == c.pruning),
+        );
+    }
+    // A step from a wide linear candidate onto an axis it is not on (2 layers at 8/8 bits)
+    // leaves the space.
+    let in_space = |n: &Config| {
+        n.is_linear()
+            || (space.bits.contains(&(n.n_w_bits, n.n_a_bits))
+                && space.n_accum_bits.contains(&n.n_accum_bits))
+    };
     let mut seen = BTreeSet::new();
     out.into_iter()
         .map(|n| space.canonical(&n))
-        .filter(|n| n != c && seen.insert(*n))
+        .filter(|n| n != c && in_space(n) && seen.insert(*n))
         .collect()
 }
 
@@ -494,11 +549,46 @@ mod tests {
         let mnist = SearchSpace::for_features(784);
         assert_eq!(mnist.multipliers, vec![0.25, 0.5, 1.0]);
         assert!(!iris.sets.is_empty());
-        // Linear candidates once per bits, accumulator budget and pruning.
-        assert_eq!(iris.configs().len(), 2 * 4 * 2 * 6 * 2 * 3 * 3 + 2 * 6 * 2);
+        // Linear candidates once per bits, accumulator budget and pruning, and once per
+        // wider linear bits and pruning.
+        assert_eq!(
+            iris.configs().len(),
+            2 * 4 * 2 * 6 * 2 * 3 * 3 + 2 * 6 * 2 + LINEAR_BITS.len() * 2
+        );
         let base = Config::of(&EstimatorParams::default());
         assert_eq!(iris.snap(&base), base);
         assert_eq!(mnist.snap(&base).n_hidden_neurons_multiplier, 1.0);
+    }
+
+    #[test]
+    fn wider_linear_bits_are_linear_steps_that_never_leave_the_space() {
+        let space = SearchSpace::for_features(10);
+        let linear = space.snap(&Config {
+            n_layers: 1,
+            ..Config::of(&EstimatorParams::default())
+        });
+        let wide = |c: &Config| (c.n_w_bits, c.n_a_bits, c.n_accum_bits);
+        // From a linear candidate: every wider linear candidate with its pruning.
+        let n = neighbours(&space, &linear);
+        for &w in &LINEAR_BITS {
+            assert!(n
+                .iter()
+                .any(|c| wide(c) == w && c.pruning == linear.pruning && c.is_linear()));
+        }
+        // From a wide one: no 2-layer model at 8/8 bits, which the space does not hold.
+        let top = n.iter().find(|c| wide(c) == (8, 8, 20)).unwrap();
+        let from_top = neighbours(&space, top);
+        assert!(from_top.iter().all(|c| c.is_linear()), "{from_top:?}");
+        assert!(from_top.iter().any(|c| wide(c) == (6, 6, 16)));
+        assert!(from_top.iter().any(|c| c.pruning != top.pruning));
+        let all = space.configs();
+        assert!(from_top.iter().all(|c| all.contains(c)));
+        // Without linear candidates in the space, none of the wider bits either.
+        let deep = SearchSpace {
+            n_layers: vec![2, 3],
+            ..space.clone()
+        };
+        assert!(deep.configs().iter().all(|c| c.n_w_bits <= 4));
     }
 
     #[test]
@@ -532,7 +622,7 @@ mod tests {
             .into_iter()
             .filter(Config::is_linear)
             .collect();
-        assert_eq!(linear.len(), 2 * 6 * 2);
+        assert_eq!(linear.len(), 2 * 6 * 2 + LINEAR_BITS.len() * 2);
         assert!(linear.iter().all(|c| c.n_hidden_neurons_multiplier == 1.0
             && c.noise_aware.is_none()
             && c.remove_neurons.is_none()));
@@ -547,9 +637,10 @@ mod tests {
         let snapped = space.snap(&asked);
         assert!(linear.contains(&snapped), "{snapped:?}");
         // Layers 2 (from the narrowest width, the first noise and removal values), 3/3 bits,
-        // accumulators 9 and 11, the other pruning: nothing along the moot axes.
+        // accumulators 9 and 11, the other pruning, the wider linear bits: nothing along the
+        // moot axes.
         let n = neighbours(&space, &snapped);
-        assert_eq!(n.len(), 5, "{n:?}");
+        assert_eq!(n.len(), 5 + LINEAR_BITS.len(), "{n:?}");
         let up = n.iter().find(|c| !c.is_linear()).unwrap();
         assert_eq!(
             (

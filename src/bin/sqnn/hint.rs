@@ -48,6 +48,7 @@ const FLAGS: &[&str] = &[
     "noise_seeds",
     "max_candidates",
     "budget",
+    "linear_bits",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).
@@ -74,6 +75,15 @@ pub fn hints(e: &Error) -> Vec<String> {
              in SQNN_TOKEN"
                 .to_string(),
         ),
+        Error::InvalidParameter { name, message }
+            if *name == "distill" && !message.contains("--distill") =>
+        {
+            out.push(
+                "on the command line, `distill` is --distill-from TEACHER.model.json \
+             [--distill-temperature T] [--distill-weight A]"
+                    .to_string(),
+            )
+        }
         Error::InvalidParameter { name, .. } if *name == "read_noise" => out.push(
             "on the command line, `read_noise` is --noise-aware SET|auto (a set of \
              `sqnn::fhe::ParamSetId::ALL`, as --parameters)"

@@ -128,6 +128,11 @@ pub struct TuneArgs {
     /// Its accumulator budgets (comma-separated, e.g. `10,11,12`; default 8 to 13).
     #[arg(long, value_delimiter = ',')]
     pub n_accum_bits: Vec<u32>,
+    /// Wider bits that only linear candidates take: `off` or comma-separated `W/A/ACC`
+    /// triples (default 6/6/16,8/8/20: a linear model has no table, so precision costs it no
+    /// bootstrap).
+    #[arg(long, value_delimiter = ',')]
+    pub linear_bits: Vec<String>,
     /// Its pruning modes (comma-separated; default per-neuron,accumulator-aware).
     #[arg(long, value_delimiter = ',', value_parser = EnumValueParser::<PruningArg>::new().map(PruningMode::from))]
     pub pruning: Vec<PruningMode>,
@@ -239,6 +244,16 @@ impl TuneArgs {
             .collect::<Result<Vec<_>>>()?;
         set(&mut space.bits, &bits);
         set(&mut space.n_accum_bits, &self.n_accum_bits);
+        if !self.linear_bits.is_empty() {
+            let wide = self
+                .linear_bits
+                .iter()
+                .filter(|v| v.trim() != "off")
+                .map(|v| parse_linear_bits(v))
+                .collect::<Result<Vec<_>>>()?;
+            space.linear_bits = Vec::new();
+            set(&mut space.linear_bits, &wide);
+        }
         if !self.pruning.is_empty() {
             let mut p = self.pruning.clone();
             p.dedup();
@@ -286,6 +301,25 @@ fn parse_bits(text: &str) -> Result<(u32, u32)> {
             format!("`{text}` is not a weight/activation pair such as 3/3 or 4/4"),
         )
     })
+}
+
+/// `W/A/ACC` (e.g. `8/8/20`): weight, activation and accumulator bits of a linear candidate.
+fn parse_linear_bits(text: &str) -> Result<(u32, u32, u32)> {
+    let parts: Vec<Option<u32>> = text
+        .trim()
+        .split('/')
+        .map(|p| p.trim().parse().ok())
+        .collect();
+    match parts[..] {
+        [Some(w), Some(a), Some(acc)] => Ok((w, a, acc)),
+        _ => Err(Error::param(
+            "linear_bits",
+            format!(
+                "`{text}` is neither `off` nor a weight/activation/accumulator triple such as \
+                 8/8/20"
+            ),
+        )),
+    }
 }
 
 /// A front point with, when refitted, the model trained on all rows and its test score.
