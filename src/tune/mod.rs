@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 pub use front::{dominates, effective_tolerance, most_accurate, pareto_front, recommend};
 pub use judge::{set_label, standard_error, Folds, Part, Point};
 pub use space::{
-    default_sets, neighbours, next_candidate, Config, SearchSpace, MAX_DEFAULT_WIDTH,
+    default_sets, neighbours, next_candidate, Config, SearchSpace, LINEAR_BITS, MAX_DEFAULT_WIDTH,
     REMOVE_NEURONS,
 };
 pub use svg::render_svg;
