@@ -258,10 +258,18 @@ fn noise_aware_training_names_its_set() {
     // `auto` is the default; `off` trains without noise.
     let (_, default) = train(dir.path(), "iris", &["--epochs", "20"]);
     assert_eq!(default["noise_aware"], two_bit, "{default}");
-    let (_, plain) = train(dir.path(), "iris", &["--epochs", "20", "--noise-aware", "off"]);
+    let (_, plain) = train(
+        dir.path(),
+        "iris",
+        &["--epochs", "20", "--noise-aware", "off"],
+    );
     assert!(plain["noise_aware"].is_null());
     // The concrete-ml preset, and a network without hidden layer, train without noise.
-    let (_, cml) = train(dir.path(), "iris", &["--epochs", "20", "--preset", "concrete-ml"]);
+    let (_, cml) = train(
+        dir.path(),
+        "iris",
+        &["--epochs", "20", "--preset", "concrete-ml"],
+    );
     assert!(cml["noise_aware"].is_null());
     let (_, linear) = train(dir.path(), "iris", &["--epochs", "20", "--n-layers", "1"]);
     assert!(linear["noise_aware"].is_null());
