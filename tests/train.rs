@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1};
 use sqnn::analyze::analyze;
 use sqnn::data::{peer_split, train_test_split, Dataset, Split};
 use sqnn::lower::lower;
@@ -393,12 +393,7 @@ fn min_max_input_scaling_maps_training_ranges_onto_the_quantizer() {
         );
         let q = clf.quantized().unwrap();
         for (j, col) in tr.x.columns().into_iter().enumerate() {
-            let z: Vec<f64> = col
-                .iter()
-                .map(|v| (v - q.feature_mean[j]) / q.feature_std[j])
-                .collect();
-            let lo = z.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = scaled_range(col, q.feature_mean[j], q.feature_std[j]);
             assert!(
                 (lo + c).abs() < 1e-12 && (hi - c).abs() < 1e-12,
                 "{j}: [{lo}, {hi}]"
@@ -423,6 +418,15 @@ fn min_max_input_scaling_maps_training_ranges_onto_the_quantizer() {
     assert!((clf.quantized().unwrap().feature_mean[0] - mean0).abs() < 1e-12);
 }
 
+/// The smallest and largest of `col` scaled as `(v - mean) / std`.
+fn scaled_range(col: ArrayView1<f64>, mean: f64, std: f64) -> (f64, f64) {
+    col.iter()
+        .map(|v| (v - mean) / std)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), z| {
+            (lo.min(z), hi.max(z))
+        })
+}
+
 #[test]
 fn unit_range_input_scaling_puts_each_training_minimum_at_integer_zero() {
     let (tr, _) = split("iris", false);
@@ -443,12 +447,7 @@ fn unit_range_input_scaling_puts_each_training_minimum_at_integer_zero() {
         let q = clf.quantized().unwrap();
         let qm = mm.quantized().unwrap();
         for (j, col) in tr.x.columns().into_iter().enumerate() {
-            let z: Vec<f64> = col
-                .iter()
-                .map(|v| (v - q.feature_mean[j]) / q.feature_std[j])
-                .collect();
-            let lo = z.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = scaled_range(col, q.feature_mean[j], q.feature_std[j]);
             // [0, 2c]: min-max's length, shifted so that the minimum is 0.
             assert!(
                 lo.abs() < 1e-12 && (hi - 2.0 * c).abs() < 1e-12,

@@ -317,6 +317,16 @@ fn folds_cover_the_training_rows_once_and_never_more() {
     }
 }
 
+/// `sqnn tune` on iris, as quick as it goes: 5 epochs, one fold, one cut, one noise seed, only
+/// the recommended point refitted.
+fn quick_tune() -> Command {
+    let mut c = sqnn();
+    c.args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
+        .args(["--repeats", "1", "--noise-seeds", "1"])
+        .args(["--refit", "recommended"]);
+    c
+}
+
 fn sqnn() -> Command {
     Command::cargo_bin("sqnn").unwrap()
 }
@@ -443,16 +453,7 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
 fn sqnn_tune_searches_the_space_its_flags_give() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.json");
-    let out = sqnn()
-        .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
-        .args([
-            "--repeats",
-            "1",
-            "--noise-seeds",
-            "1",
-            "--refit",
-            "recommended",
-        ])
+    let out = quick_tune()
         .args(["--n-layers", "2", "--n-hidden-neurons-multiplier", "2,1,2"])
         .args([
             "--bits",
@@ -513,16 +514,7 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
 #[test]
 fn sqnn_tune_gives_linear_candidates_the_wider_bits_its_flag_names() {
     let space_of = |linear_bits: &str| {
-        let out = sqnn()
-            .args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
-            .args([
-                "--repeats",
-                "1",
-                "--noise-seeds",
-                "1",
-                "--refit",
-                "recommended",
-            ])
+        let out = quick_tune()
             .args(["--n-layers", "1", "--bits", "3/3", "--n-accum-bits", "10"])
             .args(["--pruning", "per-neuron", "--linear-bits", linear_bits])
             .args([

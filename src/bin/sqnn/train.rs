@@ -135,17 +135,8 @@ pub struct TrainArgs {
     /// up to SHIFT pixels (default 1) per axis.
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
-    /// Knowledge distillation: a sqnn classifier's model file trained on the same data and
-    /// split (typically wider, with more bits). The loss mixes the labels' cross-entropy with
-    /// the teacher's soft targets (its logits in the clear, on the rows the student sees).
-    #[arg(long)]
-    pub distill_from: Option<PathBuf>,
-    /// With --distill-from: softmax temperature of the teacher's soft targets (default 3).
-    #[arg(long)]
-    pub distill_temperature: Option<f64>,
-    /// With --distill-from: share of the teacher's term in the loss, in [0, 1] (default 0.7).
-    #[arg(long)]
-    pub distill_weight: Option<f64>,
+    #[command(flatten)]
+    pub distill: DistillArgs,
     /// Print one JSON object as the last line of standard output.
     #[arg(long)]
     pub json: bool,
@@ -189,9 +180,7 @@ impl TrainArgs {
             noise_scale: None,
             remove_neurons: None,
             shift_augment: None,
-            distill_from: None,
-            distill_temperature: None,
-            distill_weight: None,
+            distill: DistillArgs::default(),
             json: false,
             quiet: false,
             split: SplitArgs {
@@ -259,11 +248,7 @@ impl TrainArgs {
         if self.shift_augment.is_some() {
             p.shift_augment = self.shift_augment;
         }
-        p.distill = distill(
-            self.distill_from.as_deref(),
-            self.distill_temperature,
-            self.distill_weight,
-        )?;
+        p.distill = self.distill.distill()?;
         if let Some(name) = self.noise_aware().filter(|n| *n != "auto") {
             let set = name.parse::<ParamSetId>().map_err(|_| {
                 let names: Vec<&str> = ParamSetId::ALL.iter().map(|id| id.name()).collect();
@@ -295,24 +280,42 @@ impl TrainArgs {
     }
 }
 
-/// The distillation `--distill-from`, `--distill-temperature` and `--distill-weight` ask for.
-pub fn distill(
-    from: Option<&Path>,
-    temperature: Option<f64>,
-    weight: Option<f64>,
-) -> Result<Option<Distill>> {
-    match from {
-        Some(path) => Ok(Some(Distill::from_file(
-            path,
-            temperature.unwrap_or(DISTILL_TEMPERATURE),
-            weight.unwrap_or(DISTILL_WEIGHT),
-        )?)),
-        None if temperature.is_some() || weight.is_some() => Err(sqnn::Error::param(
-            "distill",
-            "--distill-temperature and --distill-weight tune distillation: give the teacher \
-             with --distill-from MODEL too",
-        )),
-        None => Ok(None),
+/// Knowledge distillation's flags (`train` and `tune`).
+#[derive(Args, Clone, Default)]
+pub struct DistillArgs {
+    /// Knowledge distillation: a sqnn classifier's model file trained on the same data and
+    /// split (typically wider, with more bits). The loss mixes the labels' cross-entropy with
+    /// the teacher's soft targets (its logits in the clear, on the rows the student sees).
+    /// With `tune`, the teacher has seen the validation folds' labels: the folds' scores of
+    /// distilled candidates are optimistic (the test rows stay unseen).
+    #[arg(long)]
+    pub distill_from: Option<PathBuf>,
+    /// With --distill-from: softmax temperature of the teacher's soft targets (default 3).
+    #[arg(long)]
+    pub distill_temperature: Option<f64>,
+    /// With --distill-from: share of the teacher's term in the loss, in [0, 1] (default 0.7).
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
+}
+
+impl DistillArgs {
+    /// The distillation these flags ask for.
+    pub fn distill(&self) -> Result<Option<Distill>> {
+        match &self.distill_from {
+            Some(path) => Ok(Some(Distill::from_file(
+                path,
+                self.distill_temperature.unwrap_or(DISTILL_TEMPERATURE),
+                self.distill_weight.unwrap_or(DISTILL_WEIGHT),
+            )?)),
+            None if self.distill_temperature.is_some() || self.distill_weight.is_some() => {
+                Err(sqnn::Error::param(
+                    "distill",
+                    "--distill-temperature and --distill-weight tune distillation: give the \
+                     teacher with --distill-from MODEL too",
+                ))
+            }
+            None => Ok(None),
+        }
     }
 }
 

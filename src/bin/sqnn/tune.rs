@@ -71,18 +71,9 @@ pub struct TuneArgs {
     /// as `sqnn train --shift-augment` (28x28 for MNIST).
     #[arg(long)]
     pub shift_augment: Option<ImageShifts>,
-    /// Knowledge distillation of every candidate (and of the refits) from this teacher model,
-    /// as `sqnn train --distill-from`. The teacher was trained on all training rows, the
-    /// validation folds' rows included: the folds' scores of distilled candidates are
-    /// optimistic (the teacher saw their labels); the test rows stay unseen.
-    #[arg(long)]
-    pub distill_from: Option<PathBuf>,
-    /// With --distill-from: softmax temperature of the soft targets (default 3).
-    #[arg(long)]
-    pub distill_temperature: Option<f64>,
-    /// With --distill-from: share of the teacher's term in the loss (default 0.7).
-    #[arg(long)]
-    pub distill_weight: Option<f64>,
+    /// Knowledge distillation of every candidate and of the refits, as `sqnn train`'s.
+    #[command(flatten)]
+    pub distill: crate::train::DistillArgs,
     /// Activation function of every candidate's hidden layers (default relu; gelu for a
     /// regression).
     #[arg(long, value_parser = EnumValueParser::<ActivationArg>::new().map(Activation::from))]
@@ -179,11 +170,7 @@ impl TuneArgs {
         if self.shift_augment.is_some() {
             req.base.shift_augment = self.shift_augment;
         }
-        req.base.distill = crate::train::distill(
-            self.distill_from.as_deref(),
-            self.distill_temperature,
-            self.distill_weight,
-        )?;
+        req.base.distill = self.distill.distill()?;
         if let Some(a) = self.activation {
             req.base.activation_function = a;
         }
