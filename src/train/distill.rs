@@ -68,8 +68,9 @@ impl Distill {
     /// Errors: [`Error::Model`] for a file that is not a model, [`Error::InvalidParameter`]
     /// (`distill`) for a regressor teacher or a temperature or weight out of range.
     pub fn from_file(path: &Path, temperature: f64, weight: f64) -> Result<Distill> {
+        // One read: the recorded hash is of the bytes the teacher is loaded from.
         let bytes = crate::fsio::read_limited(path, super::MAX_MODEL_BYTES, "teacher model")?;
-        let model = Model::load(path)?;
+        let model = Model::from_bytes(path, &bytes)?;
         let Model::Classifier(_) = &model else {
             return Err(Error::param(
                 "distill",

@@ -10,7 +10,7 @@ use ndarray::Array2;
 
 use super::fit::{self, check_x, FitReport, Targets};
 use super::metrics::{accuracy, argmax, r2};
-use super::model_file::{read_model, write_model, KIND_CLASSIFIER, KIND_REGRESSOR};
+use super::model_file::{parse_model, read_model, write_model, KIND_CLASSIFIER, KIND_REGRESSOR};
 use super::network::SparseQuantNeuralNetwork;
 use super::EstimatorParams;
 use crate::data::{check_finite, Dataset, TrainingRows};
@@ -483,7 +483,16 @@ impl Model {
 
     /// Reads any sqnn model file; see [`Estimator::load`] for the errors.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        let f = read_model(path.as_ref())?;
+        Ok(Model::of_file(read_model(path.as_ref())?))
+    }
+
+    /// The model in `bytes`, the contents of the model file `path` (named in errors), checked
+    /// as [`load`](Self::load) checks a file.
+    pub(super) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
+        Ok(Model::of_file(parse_model(path, bytes)?))
+    }
+
+    fn of_file(f: super::model_file::ModelFile) -> Model {
         fn fitted<T: TaskSpec>(f: super::model_file::ModelFile) -> Estimator<T> {
             Estimator {
                 params: f.params,
@@ -495,11 +504,11 @@ impl Model {
                 task: PhantomData,
             }
         }
-        Ok(if f.kind == KIND_CLASSIFIER {
+        if f.kind == KIND_CLASSIFIER {
             Model::Classifier(fitted(f))
         } else {
             Model::Regressor(fitted(f))
-        })
+        }
     }
 
     /// Writes the model file.

@@ -134,14 +134,20 @@ pub(super) fn write_model(
 
 /// Reads and checks a model file of either kind.
 pub(super) fn read_model(path: &Path) -> Result<ModelFile> {
-    let shown = path.display();
-    let fix = "pass a model file written by an estimator's `save`";
     let bytes =
         crate::fsio::read_limited(path, MAX_MODEL_BYTES, "model file").map_err(|e| match e {
             Error::Input(m) => Error::Model(m),
             other => other,
         })?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+    parse_model(path, &bytes)
+}
+
+/// Parses and checks the contents `bytes` of the model file `path` (named in errors), as
+/// [`read_model`] does after reading them.
+pub(super) fn parse_model(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
+    let shown = path.display();
+    let fix = "pass a model file written by an estimator's `save`";
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         Error::Model(format!(
             "{shown}: not a sqnn model file (not JSON: {}); {fix}",
             bounded(&e.to_string(), 200)
