@@ -500,9 +500,9 @@ fn auto_noise_set(
 #[derive(Clone, Copy, Debug)]
 pub struct Removal(pub Option<f64>);
 
-/// Parses `--remove-neurons`: `off` or a tolerance (checked against the range with the other
-/// parameters).
-fn parse_removal(s: &str) -> std::result::Result<Removal, String> {
+/// Parses a `--remove-neurons` value (`train`'s, and each of `tune`'s): `off` or a tolerance
+/// (checked against the range with the other parameters).
+pub fn parse_removal(s: &str) -> std::result::Result<Removal, String> {
     match s.trim() {
         "off" => Ok(Removal(None)),
         t => t.parse::<f64>().map(|v| Removal(Some(v))).map_err(|_| {

@@ -261,14 +261,10 @@ impl TuneArgs {
         let removal = self
             .remove_neurons
             .iter()
-            .map(|v| match v.trim() {
-                "off" => Ok(None),
-                t => t.parse::<f64>().map(Some).map_err(|_| {
-                    Error::param(
-                        "remove_neurons",
-                        format!("`{t}` is neither `off` nor a tolerance such as 0.01"),
-                    )
-                }),
+            .map(|v| {
+                crate::train::parse_removal(v)
+                    .map(|r| r.0)
+                    .map_err(|m| Error::param("remove_neurons", m))
             })
             .collect::<Result<Vec<_>>>()?;
         set(&mut space.remove_neurons, &removal);
