@@ -13,8 +13,8 @@ use sqnn::{Error, Result};
 #[derive(Args)]
 pub struct CalibrateArgs {
     /// Bootstraps timed per parameter set one at a time (after one to warm up), and as many
-    /// per thread at once.
-    #[arg(long, default_value_t = 5)]
+    /// rounds of one per thread at once (the medians are kept).
+    #[arg(long, default_value_t = 11)]
     pub bootstraps: usize,
     /// Measure only this set (repeatable; default: every selectable set). Sets left out are
     /// planned with their built-in figures scaled by this machine's measured ratio.
