@@ -182,7 +182,7 @@ fn rounded_tables_are_read_through_their_rounding() {
 
 /// The choice by accuracy on the committed iris circuit: every candidate faster than the chosen
 /// one was simulated on the training rows and changes more predictions than the tolerance
-/// allows; the chosen one keeps within it; a looser tolerance takes a faster set, a tolerance
+/// allows, or is a 2^-64 set less than `FAIL64_MIN_GAIN` faster; the chosen one keeps within it; a looser tolerance takes a faster set, a tolerance
 /// nothing meets takes the one that loses least. The test rows are never used.
 #[test]
 fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
@@ -210,8 +210,17 @@ fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
     assert!(sim.loss() <= Calibration::DEFAULT_TOLERANCE, "{sim:?}");
     for c in &strict.candidates[..chosen] {
         let s = c.simulated.expect("a faster candidate was simulated");
-        assert!(s.loss() > Calibration::DEFAULT_TOLERANCE, "{c:?}");
         assert!(c.latency_ms_per_sample < strict.latency_ms_per_sample);
+        if s.loss() <= Calibration::DEFAULT_TOLERANCE {
+            let gain = 1.0 - c.latency_ms_per_sample / strict.latency_ms_per_sample;
+            assert!(
+                c.family.ends_with("2^-64") && gain < fhe::FAIL64_MIN_GAIN,
+                "{c:?}"
+            );
+            assert!(c.note.contains("taken only when"), "{}", c.note);
+        } else {
+            assert!(c.note.contains("allowed"), "{}", c.note);
+        }
     }
     // The simulation is what the plan's reads do: the same as simulating the chosen plan.
     assert_eq!(cal.simulate(&strict).unwrap(), sim);

@@ -140,7 +140,7 @@ pub fn extraction_pairs() -> Vec<(ParamSetId, ParamSetId)> {
 /// to the core free first ([`chains_ms`]). With more chains than cores this is the work over the
 /// cores plus up to one chain of tail (13 tables of 5 to 6 bootstraps on 2 cores: 7 chains' time
 /// on one core, not 6.5). While chains run side by side a bootstrap costs what the set's
-/// measurement with one bootstrap per core gives (`pbs_ms_2_threads` × cores), not its time
+/// measurement with one bootstrap per core gives ([`ParamSet::together_ms`]), not its time
 /// alone. Classic sets only.
 pub(super) fn rounding_circuit_ms(
     table: &ParamSet,
@@ -163,7 +163,7 @@ pub(super) fn rounding_circuit_ms(
     let c = cores.max(1);
     let busy = |s: &ParamSet, together: bool| {
         if together && c > 1 {
-            (s.pbs_ms_2_threads * c as f64).max(s.pbs_ms_1_thread)
+            s.together_ms()
         } else {
             s.pbs_ms_1_thread
         }

@@ -5,40 +5,43 @@ use super::catalogue::ParamSet;
 use super::facts::PlanFacts;
 
 impl ParamSet {
-    /// Per-bootstrap latency with `cores` cores sharing many bootstraps (ideal scaling of the
-    /// one-core figure: the throughput floor, whatever the family).
-    pub fn pbs_ms(&self, cores: usize) -> f64 {
-        self.pbs_ms_1_thread / cores.max(1) as f64
-    }
-
-    /// One bootstrap alone on `cores` cores (ms): its sequential part plus its parallel part
-    /// spread over `min(cores, pbs_threads)` threads (a classic bootstrap has no parallel part).
-    pub fn pbs_alone_ms(&self, cores: usize) -> f64 {
-        self.layer_ms(1, cores)
+    /// One bootstrap's wall time while every core runs one (ms): twice
+    /// [`pbs_ms_2_threads`](Self::pbs_ms_2_threads), the amortized time measured with two at
+    /// once (the cores share memory bandwidth and caches), taken to hold on any number of cores
+    /// (modelled beyond this machine's two), and at least its time alone.
+    pub fn together_ms(&self) -> f64 {
+        (2.0 * self.pbs_ms_2_threads).max(self.pbs_ms_1_thread)
     }
 
     /// The predicted time of one layer of `m` independent bootstraps on `cores` cores (ms).
     ///
     /// Model (the figures it uses are measured; the scaling beyond this machine's 2 cores is
-    /// modelled): one bootstrap costs `t1` = [`pbs_ms_1_thread`](Self::pbs_ms_1_thread) of one
-    /// core's work, of which a share `f` = [`pbs_parallel_fraction`](Self::pbs_parallel_fraction)
-    /// runs on up to [`pbs_threads`](Self::pbs_threads) threads (a multi-bit bootstrap prepares
-    /// the `2^g - 1` rotated keys of each group on its producer threads; its chain of `n / g`
-    /// external products is sequential) and the rest is sequential. The layer takes the larger
-    /// of the total work over the cores, `m·t1 / cores`, and the critical path of one bootstrap
-    /// given `cores / m` cores, `t1·(1 - f) + t1·f / min(max(cores / m, 1), pbs_threads)`.
-    /// Classic bootstraps (`f = 0`) thus take `max(m / cores, 1)·t1`; a multi-bit bootstrap
-    /// wins when the layers are narrower than the cores and its parallel share is large.
+    /// modelled): the cores take the bootstraps in rounds of one per core, as the executor's
+    /// thread pool does. A full round takes [`together_ms`](Self::together_ms), the measured
+    /// time of one bootstrap while every core runs one. A last round of one bootstrap runs
+    /// alone, on its critical path: `t1·(1 - f) + t1·f / min(cores, pbs_threads)`, where
+    /// `t1` = [`pbs_ms_1_thread`](Self::pbs_ms_1_thread) and `f` =
+    /// [`pbs_parallel_fraction`](Self::pbs_parallel_fraction) (a multi-bit bootstrap prepares
+    /// the `2^g - 1` rotated keys of each group on its producer threads; a classic bootstrap
+    /// has `f = 0` and takes `t1`). A last round of two or more takes a full round's time. So
+    /// 5 classic bootstraps on 2 cores take `2·together + t1`, not `2.5·t1`: the granularity
+    /// of the rounds and the cores' contention both count.
     pub fn layer_ms(&self, m: usize, cores: usize) -> f64 {
         if m == 0 {
             return 0.0;
         }
-        let c = cores.max(1) as f64;
+        let c = cores.max(1);
         let t1 = self.pbs_ms_1_thread;
         let f = self.pbs_parallel_fraction.clamp(0.0, 1.0);
-        let per = (c / m as f64).clamp(1.0, self.pbs_threads.max(1) as f64);
-        let critical = t1 * (1.0 - f) + t1 * f / per;
-        (m as f64 * t1 / c).max(critical)
+        let per = c.min(self.pbs_threads).max(1) as f64;
+        let alone = t1 * (1.0 - f) + t1 * f / per;
+        let round = if c > 1 { self.together_ms() } else { t1 };
+        let tail = match m % c {
+            0 => 0.0,
+            1 => alone,
+            _ => round,
+        };
+        (m / c) as f64 * round + tail
     }
 
     /// The predicted evaluation time of a circuit whose layers hold these numbers of

@@ -109,6 +109,7 @@ pub(super) fn plan_on(
         pbs_count,
         cores,
         pbs_ms_1_thread: set.pbs_ms_1_thread,
+        pbs_ms_together: set.together_ms(),
         extraction_pbs_ms_1_thread: other.map(|e| e.pbs_ms_1_thread),
         latency_ms_per_sample: latency,
         latency_ms_per_sample_1_core: latency_1_core,

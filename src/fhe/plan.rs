@@ -153,13 +153,17 @@ pub struct FhePlan {
     pub cores: usize,
     /// One bootstrap on one thread (ms).
     pub pbs_ms_1_thread: f64,
+    /// One bootstrap's wall time while every core runs one (ms), [`ParamSet::together_ms`]; 0
+    /// in plans written before it was recorded.
+    #[serde(default)]
+    pub pbs_ms_together: f64,
     /// One bootstrap of the extraction set on one thread (ms), from the same cost source as
     /// [`pbs_ms_1_thread`](Self::pbs_ms_1_thread); `None` without a separate extraction set.
     #[serde(default)]
     pub extraction_pbs_ms_1_thread: Option<f64>,
     /// Predicted evaluation latency per sample on `cores` cores (ms), on the server: the
-    /// layers of bootstraps one after another, each [`ParamSet::layer_ms`] (at least
-    /// `bootstraps × pbs_ms_1_thread ÷ cores`), plus the work outside bootstraps
+    /// layers of bootstraps one after another, each [`ParamSet::layer_ms`] (rounds of one
+    /// bootstrap per core), plus the work outside bootstraps
     /// ([`linear_ms_per_sample`](Self::linear_ms_per_sample)).
     pub latency_ms_per_sample: f64,
     /// The same on one core (ms).

@@ -44,7 +44,8 @@ pub struct SetCost {
     /// One keyswitch + bootstrap at a time on the calling thread (median, ms): one core's work
     /// for a classic bootstrap; a multi-bit bootstrap also runs its own threads.
     pub pbs_ms_alone: f64,
-    /// Time per bootstrap with one bootstrap per core running at once (amortized, ms).
+    /// Time per bootstrap with one bootstrap per core running at once (amortized, ms): the
+    /// median round of one per core, over the cores.
     pub pbs_ms_all_threads: f64,
     /// Bootstraps timed alone (the amortized figure times `cores` times as many).
     pub samples: usize,
@@ -238,12 +239,16 @@ impl Costs<'_> {
     pub fn set(&self, set: &ParamSet) -> ParamSet {
         match self.profile {
             None => *set,
+            // The profile's amortized time with one bootstrap per core on its `cores` cores,
+            // as the built-in figure's amortized time over two: the same wall time per round.
             Some(p) => ParamSet {
                 pbs_ms_1_thread: p.one_thread_ms(set),
                 pbs_ms_2_threads: p
                     .sets
                     .get(&set.id)
-                    .map_or(set.pbs_ms_2_threads * p.scale(), |c| c.pbs_ms_all_threads),
+                    .map_or(set.pbs_ms_2_threads * p.scale(), |c| {
+                        c.pbs_ms_all_threads * p.cores.max(1) as f64 / 2.0
+                    }),
                 ..*set
             },
         }

@@ -49,8 +49,16 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "  encoding     {}-bit ciphertext space (the circuit needs {}), {} positions per value\n",
         plan.space_bits, plan.needed_bits, plan.box_positions
     ));
+    let together = if plan.pbs_ms_together > 0.0 && plan.cores > 1 {
+        format!(
+            ", {} each while every core runs one",
+            ms(plan.pbs_ms_together)
+        )
+    } else {
+        String::new()
+    };
     s.push_str(&format!(
-        "  bootstraps   {} per sample, {} each on one thread\n",
+        "  bootstraps   {} per sample, {} each alone on one thread{together}\n",
         plan.pbs_count,
         ms(plan.pbs_ms_1_thread)
     ));
@@ -58,7 +66,8 @@ pub fn render_plan(plan: &FhePlan) -> String {
         "each table's extractions and read one chain, the chains longest first on the core \
          free first"
     } else {
-        "the larger of bootstraps × latency ÷ cores and one bootstrap's critical path"
+        "the bootstraps in rounds of one per core at the time measured with every core busy, \
+         a lone last one at its time alone"
     };
     let how = if plan.pbs_count == 0 {
         "no bootstrap: the inputs taken in and the dot products".to_string()

@@ -139,7 +139,8 @@ fn precision_covers_accumulators_outputs_and_activations() {
     let r = report(vec![neuron(0, 0, 4, 4, true), neuron(0, 1, 4, 4, true)], 2);
     let p = choose(&r, -40.0, 2).unwrap();
     assert_eq!(p.pbs_count, 2);
-    assert!((p.latency_ms_per_sample - p.pbs_ms_1_thread).abs() < 1e-9);
+    assert!((p.latency_ms_per_sample - p.pbs_ms_together).abs() < 1e-9);
+    assert!(p.pbs_ms_together >= p.pbs_ms_1_thread);
     assert!((p.latency_ms_per_sample_1_core - 2.0 * p.pbs_ms_1_thread).abs() < 1e-9);
     assert_eq!(p.neurons.len(), 2);
     assert!(p.total_log2_p_fail >= p.worst_log2_p_fail);
