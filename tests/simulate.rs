@@ -222,8 +222,15 @@ fn the_choice_by_accuracy_takes_the_fastest_set_within_the_tolerance() {
             assert!(c.note.contains("allowed"), "{}", c.note);
         }
     }
-    // The simulation is what the plan's reads do: the same as simulating the chosen plan.
-    assert_eq!(cal.simulate(&strict).unwrap(), sim);
+    // The simulation is what the plan's reads do: the same as simulating the chosen plan
+    // with as many seeds as the choice took.
+    let again = cal
+        .clone()
+        .seeds(sim.seeds)
+        .unwrap()
+        .simulate(&strict)
+        .unwrap();
+    assert_eq!(again, sim);
     let loose = choose(cal.clone().tolerance(0.5).unwrap());
     assert!(loose.latency_ms_per_sample < strict.latency_ms_per_sample);
     let impossible = choose(cal.clone().tolerance(0.0).unwrap());
@@ -279,6 +286,51 @@ fn calibration_seeds_are_what_the_estimate_pools() {
             "{share}"
         );
     }
+}
+
+/// The choice's estimate adds seeds only near the tolerance: far from it, the given seeds; near
+/// it, twice as many until two standard errors clear it or the simulation budget is spent.
+/// Whatever the count, it is the plain simulation with that many seeds.
+#[test]
+fn the_choice_adds_noise_seeds_only_near_the_tolerance() {
+    use sqnn::fhe::{self, Calibration, FheMode, ParamSetId, PlanFacts, PlanRequest};
+    let (an, cal) = iris_calibration();
+    let facts = PlanFacts::new(&an);
+    // The 2-bit set changes about 1.3 % of iris's training predictions.
+    let plan = fhe::plan(
+        &facts,
+        &PlanRequest::new(FheMode::Approximate)
+            .target(-40.0)
+            .cores(2)
+            .on(ParamSetId::ClassicMsg1Carry1),
+    )
+    .unwrap();
+    let base = cal.simulate(&plan).unwrap();
+    assert_eq!(base.seeds, cal.seeds);
+    let loss = base.loss();
+    assert!(loss > 0.005 && loss < 0.05, "{base:?}");
+    // Far from the tolerance: the given seeds, the same estimate.
+    let far = cal.clone().tolerance(0.2).unwrap();
+    assert_eq!(far.simulate_to_decide(&plan).unwrap(), base);
+    // At the estimate itself: doubled until the budget, a power of two times the seeds.
+    let near = cal.clone().tolerance(loss).unwrap();
+    let decided = near.simulate_to_decide(&plan).unwrap();
+    let cap = Calibration::MAX_SIMULATIONS / cal.rows() as u64;
+    assert!(
+        decided.seeds > cal.seeds && decided.seeds <= cap,
+        "{decided:?}"
+    );
+    assert!(decided.seeds * 2 > cap, "stopped early: {decided:?}");
+    let ratio = decided.seeds / cal.seeds;
+    assert!(ratio.is_power_of_two() && ratio * cal.seeds == decided.seeds);
+    let plain = cal
+        .clone()
+        .seeds(decided.seeds)
+        .unwrap()
+        .simulate(&plan)
+        .unwrap();
+    assert_eq!(decided, plain);
+    assert_eq!(near.simulate_to_decide(&plan).unwrap(), decided);
 }
 
 /// The committed iris circuit, analysed, and the planner's calibration on its training split

@@ -329,7 +329,7 @@ pub(super) fn choose_by_accuracy(
             .iter()
             .position(|q| std::ptr::eq(q, p))
             .expect("one of the plans");
-        let sim = match cal.simulate(p) {
+        let sim = match cal.simulate_to_decide(p) {
             Ok(sim) => sim,
             Err(e) => {
                 failure = Some(e);

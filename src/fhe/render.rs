@@ -201,14 +201,24 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
     if plan.candidates.is_empty() {
         return;
     }
-    let simulated = plan
-        .candidates
-        .iter()
-        .find_map(|c| c.simulated)
+    // Candidates near the tolerance were simulated on more seeds than the rest
+    // (`Calibration::simulate_to_decide`).
+    let sims = plan.candidates.iter().filter_map(|c| c.simulated);
+    let most = sims.clone().map(|s| s.seeds).max().unwrap_or(0);
+    let simulated = sims
+        .min_by_key(|s| s.seeds)
         .map(|s| {
+            let seeds = if most > s.seeds {
+                format!(
+                    "{} to {most} noise seeds (more near the tolerance)",
+                    s.seeds
+                )
+            } else {
+                format!("{} noise seeds", s.seeds)
+            };
             format!(
-                "; chosen by accuracy, reads simulated on {} calibration rows × {} noise seeds",
-                s.rows, s.seeds
+                "; chosen by accuracy, reads simulated on {} calibration rows × {seeds}",
+                s.rows
             )
         })
         .unwrap_or_default();
@@ -232,7 +242,12 @@ fn candidate_lines(plan: &FhePlan, s: &mut String) {
             c.note
         ));
         if let Some(sim) = &c.simulated {
-            s.push_str(&format!("{:>16}simulated: {}\n", "", sim.describe()));
+            s.push_str(&format!(
+                "{:>16}simulated over {} seeds: {}\n",
+                "",
+                sim.seeds,
+                sim.describe()
+            ));
         }
     }
 }

@@ -29,7 +29,8 @@ pub struct FheArgs {
     /// rows. More seeds give a more precise share of changed predictions (a small training
     /// split needs many: rows × seeds in the thousands), at more time. Default: enough for
     /// 4,000 row × seed simulations, at least 4 (36 on iris's 112 training rows, 4 from 1,000
-    /// rows).
+    /// rows). The least a candidate gets: near the tolerance the choice doubles them until its
+    /// estimate is two standard errors from it (at most 128,000 row × seed simulations).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=sqnn::fhe::Calibration::MAX_SEEDS))]
     pub calibration_seeds: Option<u64>,
     /// Approximate mode, expert override (off by default): also skip sets whose read noise
