@@ -427,7 +427,33 @@ fn keys_for_another_circuit_name_keygen() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(last_json(&out.stdout)["mode"], "approximate");
+    let v = last_json(&out.stdout);
+    assert_eq!(v["mode"], "approximate");
+    // Loaded keys carry no plan: no prediction to compare with.
+    assert!(v["predicted_latency_ms_per_sample"].is_null(), "{v}");
+    // Fresh keys come from a plan, whose predicted latency the run reports beside its own.
+    let out = sqnn()
+        .arg("run")
+        .arg(&other)
+        .args([
+            "--data",
+            "iris",
+            "--backend",
+            "tfhe",
+            "--samples",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = last_json(&out.stdout);
+    let predicted = v["predicted_latency_ms_per_sample"].as_f64().unwrap();
+    assert!(predicted > 0.0, "{v}");
     let out = sqnn()
         .arg("run")
         .arg(circuits().join("iris.circuit.json"))

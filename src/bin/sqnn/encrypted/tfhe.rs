@@ -71,14 +71,21 @@ pub fn run(
     let checked = checked(an)?;
     let t = Instant::now();
     let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
-    let (backend, plan_name, keygen_s, mode) = match &a.keys {
+    // The plan's predicted latency, when the plan is made here (not with loaded keys).
+    let (backend, plan_name, keygen_s, mode, predicted) = match &a.keys {
         Some(dir) => {
             let m = load_manifest(dir)?;
             a.fhe.check_loaded_keys(dir, &m.parameter_set, m.mode)?;
             let b = TfheBackend::load(dir, &checked)?;
             // Keys written before the manifest recorded the mode: the mode asked for.
             let mode = m.mode.unwrap_or(a.fhe.mode);
-            (b, m.parameter_set, m.keygen_seconds.unwrap_or(0.0), mode)
+            (
+                b,
+                m.parameter_set,
+                m.keygen_seconds.unwrap_or(0.0),
+                mode,
+                None,
+            )
         }
         None => {
             let plan = a.fhe.plan_for(checked.analyzed(), None, Some(rows))?;
@@ -90,7 +97,13 @@ pub fn run(
                 .client()
                 .keygen_seconds()
                 .unwrap_or(t.elapsed().as_secs_f64());
-            (b, plan.parameter_set.to_string(), s, plan.mode)
+            (
+                b,
+                plan.parameter_set.to_string(),
+                s,
+                plan.mode,
+                Some(plan.latency_ms_per_sample),
+            )
         }
     };
     let progress: &dyn Progress = if a.json { &NoProgress } else { &bars };
@@ -122,6 +135,7 @@ pub fn run(
                 "agreement_with_clear": agreement,
                 "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
                 "latency_ms_per_sample": median,
+                "predicted_latency_ms_per_sample": predicted,
                 "encrypt_ms_per_sample": mean(&run.encrypt_ms),
                 "decrypt_ms_per_sample": mean(&run.decrypt_ms),
                 "pbs_count": run.pbs_count,
@@ -137,7 +151,8 @@ pub fn run(
             "tfhe backend ({plan_name}, {mode}): {name} {value:.4} on {n} encrypted samples; \
              {same_pred}/{n} same prediction as the clear backend, {agree}/{n} bit-identical \
              outputs (approximate reads differ by design, exact ones never); {median:.0} ms per \
-             sample (server, median), {} bootstraps each; keys {keygen_s:.1} s",
+             sample (server, median{}), {} bootstraps each; keys {keygen_s:.1} s",
+            predicted.map_or(String::new(), |p| against_prediction(median, p)),
             run.pbs_count
         );
     }
@@ -157,6 +172,51 @@ pub fn run(
     })
 }
 
+/// The measured latency against the plan's prediction, with what to do when they differ by
+/// more than this machine's run-to-run noise (a quarter).
+fn against_prediction(measured: f64, predicted: f64) -> String {
+    if !(predicted > 0.0 && measured.is_finite()) {
+        return String::new();
+    }
+    let ratio = measured / predicted;
+    let why = if ratio > 1.25 {
+        ": slower than the plan's cost figures, so this machine is slower or busier than they \
+         say; `sqnn calibrate` measures it, and plans then use its figures"
+    } else if ratio < 0.8 {
+        ": faster than the plan's cost figures; `sqnn calibrate` measures this machine, and \
+         plans then use its figures"
+    } else {
+        ""
+    };
+    format!("; predicted {predicted:.0} ms, measured {ratio:.2}x that{why}")
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::against_prediction;
+
+    #[test]
+    fn the_run_says_how_far_it_is_from_the_prediction_and_what_to_do() {
+        let close = against_prediction(110.0, 100.0);
+        assert!(
+            close.contains("predicted 100 ms, measured 1.10x"),
+            "{close}"
+        );
+        assert!(!close.contains("calibrate"), "{close}");
+        let slow = against_prediction(160.0, 100.0);
+        assert!(slow.contains("1.60x") && slow.contains("slower"), "{slow}");
+        assert!(slow.contains("`sqnn calibrate`"), "{slow}");
+        let fast = against_prediction(50.0, 100.0);
+        assert!(
+            fast.contains("faster") && fast.contains("`sqnn calibrate`"),
+            "{fast}"
+        );
+        // No plan figure, no comparison.
+        assert_eq!(against_prediction(50.0, 0.0), "");
+        assert_eq!(against_prediction(f64::NAN, 100.0), "");
+    }
 }
