@@ -18,7 +18,15 @@
 //!   with clear;
 //! * `iris-shape`: Concrete ML's default iris shape (4-16-16-3, 9-bit accumulators) in
 //!   approximate mode on the 4-bit set, against the floor, stage by stage;
-//! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor.
+//! * `committed-iris`: the committed iris circuit under its chosen plan, against the floor;
+//! * `builtin-latency PROFILE...`: the latency figures of `src/fhe/measured.json` from cost
+//!   profiles that `sqnn calibrate --out PROFILE` wrote on this machine: per set the median
+//!   over the profiles holding it; classic sets' time with every core busy from one contention
+//!   factor, the median over all their measurements (the sets' own medians differ by more than
+//!   the sets do); sets no profile holds, their figures times the median ratio of new to old.
+//!   Prints one line per set to paste into `measured.json` (how the figures of 2026-12-01 were
+//!   made, from the 9 profiles of `sqnn calibrate --bootstraps 21` in
+//!   `docs/cost-profiles/2026-12-01/`).
 //!
 //! `SQNN_SETS=2,4,4mb4` picks the sets of `noise` and `latency` by tag (see `tag`).
 //!
@@ -44,7 +52,8 @@ use common::builder::{all_inputs, Builder};
 use common::tfhe::*;
 
 const USAGE: &str = "usage: cargo run --release --features calibration --example calibrate -- \
-                     [noise|latency|variant-cost|bootstrap-parts|exact-before-after|iris-shape|committed-iris]";
+                     [noise|latency|variant-cost|bootstrap-parts|exact-before-after|iris-shape|committed-iris|\
+                     builtin-latency PROFILE...]";
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -60,6 +69,7 @@ fn main() -> ExitCode {
         "variant-cost" => variant_cost(),
         "bootstrap-parts" => bootstrap_parts(),
         "exact-before-after" => exact_before_after(),
+        "builtin-latency" => return builtin_latency(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -753,4 +763,101 @@ fn committed_iris() {
     );
     print_stage_profile(&b, &c, &prepared, &inputs, cores);
     assert_eq!(run.outputs.len(), inputs.len());
+}
+
+/// `builtin-latency PROFILE...`: see the module docs.
+fn builtin_latency() -> ExitCode {
+    use sqnn::fhe::{catalogue, CostProfile};
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2]),
+            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    };
+    let mut profiles = Vec::new();
+    for path in std::env::args().skip(2) {
+        match CostProfile::load(Path::new(&path)) {
+            Ok(p) => profiles.push(p),
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if profiles.is_empty() {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    // One contention factor for classic sets: a round of one bootstrap per core against one
+    // alone, over every classic measurement.
+    let kappa = median(
+        profiles
+            .iter()
+            .flat_map(|p| {
+                p.sets
+                    .iter()
+                    .filter(|(id, _)| id.set().grouping_factor == 1)
+                    .map(|(_, c)| 2.0 * c.pbs_ms_all_threads / c.pbs_ms_alone)
+            })
+            .collect(),
+    )
+    .expect("a classic set measured");
+    let kappa = (kappa * 100.0).round() / 100.0;
+    let mut new = Vec::new();
+    for set in catalogue() {
+        let runs: Vec<_> = profiles
+            .iter()
+            .filter_map(|p| p.sets.get(&set.id).map(|c| (p.cores, c)))
+            .collect();
+        // A multi-bit set's time alone ran on its threads over the profile's cores: undone of
+        // its parallel share, as plans read a profile.
+        let one_core = |cores: usize, alone: f64| {
+            let f = set.pbs_parallel_fraction.clamp(0.0, 1.0);
+            let per = cores.min(set.pbs_threads).max(1) as f64;
+            alone / ((1.0 - f) + f / per)
+        };
+        let t1 = median(
+            runs.iter()
+                .map(|(c, r)| one_core(*c, r.pbs_ms_alone))
+                .collect(),
+        );
+        let t2 = if set.grouping_factor == 1 {
+            t1.map(|t| kappa * t / 2.0)
+        } else {
+            median(
+                runs.iter()
+                    .map(|(c, r)| r.pbs_ms_all_threads * *c as f64 / 2.0)
+                    .collect(),
+            )
+        };
+        new.push((set, runs.len(), t1.zip(t2)));
+    }
+    let scale = median(
+        new.iter()
+            .filter_map(|(s, _, f)| f.map(|(t1, _)| t1 / s.pbs_ms_1_thread))
+            .collect(),
+    )
+    .expect("a set measured");
+    println!(
+        "contention factor {kappa} (median of the classic sets' rounds against alone); sets no \
+         profile holds: built-in figures × {scale:.2}"
+    );
+    for (set, n, figures) in new {
+        let (t1, t2, from) = match figures {
+            Some((t1, t2)) => (t1, t2, format!("{n} profiles")),
+            None => (
+                set.pbs_ms_1_thread * scale,
+                set.pbs_ms_2_threads * scale,
+                "scaled".into(),
+            ),
+        };
+        println!(
+            "\"{}\": pbs_ms_1_thread {:.1}, pbs_ms_2_threads {:.1}  ({from})",
+            set.name, t1, t2
+        );
+    }
+    ExitCode::SUCCESS
 }
