@@ -414,44 +414,36 @@ fn keys_for_another_circuit_name_keygen() {
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(keys.join("keys.json")).unwrap()).unwrap();
     assert_eq!(manifest["mode"], "approximate", "{manifest}");
-    let out = sqnn()
-        .arg("run")
-        .arg(&other)
-        .args(["--data", "iris", "--backend", "tfhe", "--samples", "1"])
-        .args(["--json", "--keys"])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = last_json(&out.stdout);
+    // One encrypted iris sample of `other`, as JSON.
+    let run_json = |extra: &[&std::ffi::OsStr]| {
+        let out = sqnn()
+            .arg("run")
+            .arg(&other)
+            .args([
+                "--data",
+                "iris",
+                "--backend",
+                "tfhe",
+                "--samples",
+                "1",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last_json(&out.stdout)
+    };
+    let v = run_json(&["--keys".as_ref(), keys.as_os_str()]);
     assert_eq!(v["mode"], "approximate");
     // Loaded keys carry no plan: no prediction to compare with.
     assert!(v["predicted_latency_ms_per_sample"].is_null(), "{v}");
     // Fresh keys come from a plan, whose predicted latency the run reports beside its own.
-    let out = sqnn()
-        .arg("run")
-        .arg(&other)
-        .args([
-            "--data",
-            "iris",
-            "--backend",
-            "tfhe",
-            "--samples",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = last_json(&out.stdout);
+    let v = run_json(&[]);
     let predicted = v["predicted_latency_ms_per_sample"].as_f64().unwrap();
     assert!(predicted > 0.0, "{v}");
     let out = sqnn()
