@@ -793,7 +793,7 @@ fn builtin_latency() -> ExitCode {
     }
     // One contention factor for classic sets: a round of one bootstrap per core against one
     // alone, over every classic measurement.
-    let kappa = median(
+    let Some(kappa) = median(
         profiles
             .iter()
             .flat_map(|p| {
@@ -803,8 +803,13 @@ fn builtin_latency() -> ExitCode {
                     .map(|(_, c)| 2.0 * c.pbs_ms_all_threads / c.pbs_ms_alone)
             })
             .collect(),
-    )
-    .expect("a classic set measured");
+    ) else {
+        eprintln!(
+            "error: no profile measured a classic set; run `sqnn calibrate` without \
+             --parameters, or with a classic set among them"
+        );
+        return ExitCode::from(2);
+    };
     let kappa = (kappa * 100.0).round() / 100.0;
     let mut new = Vec::new();
     for set in catalogue() {
@@ -835,12 +840,13 @@ fn builtin_latency() -> ExitCode {
         };
         new.push((set, runs.len(), t1.zip(t2)));
     }
+    // Some set was measured: a classic one gave the contention factor.
     let scale = median(
         new.iter()
             .filter_map(|(s, _, f)| f.map(|(t1, _)| t1 / s.pbs_ms_1_thread))
             .collect(),
     )
-    .expect("a set measured");
+    .unwrap_or(1.0);
     println!(
         "contention factor {kappa} (median of the classic sets' rounds against alone); sets no \
          profile holds: built-in figures × {scale:.2}"
