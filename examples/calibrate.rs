@@ -768,15 +768,8 @@ fn committed_iris() {
 /// `builtin-latency PROFILE...`: see the module docs.
 fn builtin_latency() -> ExitCode {
     use sqnn::fhe::{catalogue, CostProfile};
-    let median = |mut v: Vec<f64>| -> Option<f64> {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(v[n / 2]),
-            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-        }
-    };
+    // The median, `None` without values.
+    let median = |v: Vec<f64>| (!v.is_empty()).then(|| sqnn::tfhe::median(&v));
     let mut profiles = Vec::new();
     for path in std::env::args().skip(2) {
         match CostProfile::load(Path::new(&path)) {

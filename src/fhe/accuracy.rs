@@ -209,22 +209,17 @@ impl Calibration {
         Ok(self.pool(&runs))
     }
 
-    /// A seed's loss: its share of changed predictions, or its R² below the clear one.
-    fn loss_of(&self, run: &SeedRun) -> f64 {
-        if self.regression() {
-            self.clear_metric - run.metric
-        } else {
-            1.0 - run.same as f64 / self.rows().max(1) as f64
-        }
-    }
-
     /// Whether the mean of the seeds' losses is within two standard errors of the tolerance.
     fn near_tolerance(&self, runs: &[SeedRun]) -> bool {
         let n = runs.len();
         if n < 2 {
             return false;
         }
-        let losses: Vec<f64> = runs.iter().map(|r| self.loss_of(r)).collect();
+        // Each seed's own loss ([`Simulated::loss`] of that seed alone).
+        let losses: Vec<f64> = runs
+            .iter()
+            .map(|r| self.pool(std::slice::from_ref(r)).loss())
+            .collect();
         let mean = losses.iter().sum::<f64>() / n as f64;
         let var = losses.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         (mean - self.tolerance).abs() < 2.0 * (var / n as f64).sqrt()

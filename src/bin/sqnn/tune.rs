@@ -505,6 +505,15 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
     }
 }
 
+/// A unit enum's serde name as its command-line value (`snake_case` to `kebab-case`), as the
+/// flags' value enums spell it.
+fn flag_value<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
+        .unwrap_or_default()
+}
+
 /// The `sqnn train` flags of the settings in which `base` differs from the defaults (epochs,
 /// seed, activation, weight decay, input scaling and bits, shift augmentation: what `tune` changes for every
 /// candidate), each with a
@@ -519,20 +528,14 @@ fn base_flags(base: &EstimatorParams) -> String {
         out.push_str(&format!(" --train-seed {}", base.seed));
     }
     if base.activation_function != d.activation_function {
-        let name = serde_json::to_value(base.activation_function)
-            .ok()
-            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
-            .unwrap_or_default();
+        let name = flag_value(&base.activation_function);
         out.push_str(&format!(" --activation {name}"));
     }
     if base.weight_decay != d.weight_decay {
         out.push_str(&format!(" --weight-decay {}", base.weight_decay));
     }
     if base.input_scaling != d.input_scaling {
-        let name = serde_json::to_value(base.input_scaling)
-            .ok()
-            .and_then(|v| v.as_str().map(|n| n.replace('_', "-")))
-            .unwrap_or_default();
+        let name = flag_value(&base.input_scaling);
         out.push_str(&format!(" --input-scaling {name}"));
     }
     if let Some(b) = base.n_input_bits {
