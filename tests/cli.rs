@@ -22,24 +22,33 @@ fn last_json(out: &[u8]) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
 }
 
+/// `sqnn run` flags for one iris test row under TFHE.
+const ONE_ENCRYPTED_IRIS: [&str; 6] = ["--data", "iris", "--backend", "tfhe", "--samples", "1"];
+
 fn circuits() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("circuits")
 }
 
 fn train(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, Value) {
     let model = dir.join(format!("{name}.model.json"));
-    let out = sqnn()
-        .args(["train", "--data", name, "--json", "--out"])
-        .arg(&model)
-        .args(extra)
-        .output()
-        .unwrap();
+    let v = json_of(
+        sqnn()
+            .args(["train", "--data", name, "--json", "--out"])
+            .arg(&model)
+            .args(extra),
+    );
+    (model, v)
+}
+
+/// The last line of a command's output, as JSON, once it succeeded (else its stderr).
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (model, last_json(&out.stdout))
+    last_json(&out.stdout)
 }
 
 #[test]
@@ -416,27 +425,14 @@ fn keys_for_another_circuit_name_keygen() {
     assert_eq!(manifest["mode"], "approximate", "{manifest}");
     // One encrypted iris sample of `other`, as JSON.
     let run_json = |extra: &[&std::ffi::OsStr]| {
-        let out = sqnn()
-            .arg("run")
-            .arg(&other)
-            .args([
-                "--data",
-                "iris",
-                "--backend",
-                "tfhe",
-                "--samples",
-                "1",
-                "--json",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        last_json(&out.stdout)
+        json_of(
+            sqnn()
+                .arg("run")
+                .arg(&other)
+                .args(ONE_ENCRYPTED_IRIS)
+                .arg("--json")
+                .args(extra),
+        )
     };
     let v = run_json(&["--keys".as_ref(), keys.as_os_str()]);
     assert_eq!(v["mode"], "approximate");
@@ -449,15 +445,8 @@ fn keys_for_another_circuit_name_keygen() {
     let out = sqnn()
         .arg("run")
         .arg(circuits().join("iris.circuit.json"))
-        .args([
-            "--data",
-            "iris",
-            "--backend",
-            "tfhe",
-            "--samples",
-            "1",
-            "--keys",
-        ])
+        .args(ONE_ENCRYPTED_IRIS)
+        .arg("--keys")
         .arg(&keys)
         .output()
         .unwrap();
