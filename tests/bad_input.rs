@@ -517,6 +517,43 @@ fn keygen_checks_its_output_directory_before_generating() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
+/// A second `keygen` into a directory that holds a client key is refused before generating:
+/// it replaced the secret key, and with it every way to decrypt what it had encrypted.
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn keygen_never_replaces_a_client_key() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let before: Vec<Vec<u8>> = ["client.key", "server.key", "keys.json"]
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
+    let out = sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("already holds a client key") && e.contains("delete"),
+        "{e}"
+    );
+    assert!(out.stdout.is_empty(), "generated first: {e}");
+    for (f, old) in ["client.key", "server.key", "keys.json"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(
+            &std::fs::read(dir.path().join(f)).unwrap(),
+            old,
+            "{f} changed"
+        );
+    }
+}
+
 /// A model trained on another split than `run`'s default: `run` and `compile` use the recorded
 /// training split, and a split that scores training rows (or calibrates on test rows) is
 /// refused with the flags that made the model's split, writing nothing.
