@@ -87,10 +87,10 @@ pub struct PredictArgs {
     #[arg(long)]
     pub data: String,
     /// Encrypt only the first N test samples.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::args::at_least_one)]
     pub samples: usize,
     /// Samples per request.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     pub batch: usize,
     /// Print one JSON object as the last line.
     #[arg(long)]
@@ -111,7 +111,7 @@ pub struct EncryptArgs {
     #[arg(long)]
     pub data: String,
     /// Encrypt only the first N test samples.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::args::at_least_one)]
     pub samples: usize,
     /// The batch file to write.
     #[arg(long)]
