@@ -1013,7 +1013,8 @@ fn fast_fhe_preset_accuracy() {
 
 // ---- MNIST (slow; run with --ignored) -------------------------------------------------------
 
-/// The MNIST configuration reported in the README.
+/// The MNIST configuration of an earlier committed circuit (3/3/12 bits, per-neuron pruning),
+/// reported in `docs/figures.md` ("MNIST").
 pub fn mnist_params() -> EstimatorParams {
     EstimatorParams {
         n_layers: 2,
@@ -1027,7 +1028,7 @@ pub fn mnist_params() -> EstimatorParams {
         batch_size: 64,
         lr: 0.01,
         restarts: 1,
-        // The recipe the README's MNIST figures were measured with (before sqnn's defaults
+        // The recipe those MNIST figures were measured with (before sqnn's defaults
         // moved to min-max inputs, weight decay and no hold-out).
         validation_fraction: 0.2,
         input_scaling: InputScaling::Standardize,
