@@ -90,10 +90,20 @@ fn fixture() -> &'static Fixture {
         let model = f._dir.path().join("linear.model.json");
         let linear = f.circuits.join("linear.circuit.json");
         let model_arg = model.to_str().unwrap();
-        sqnn(&["train", "--data", "diabetes", "--n-layers", "1", "--epochs", "3"]
+        sqnn(
+            &[
+                "train",
+                "--data",
+                "diabetes",
+                "--n-layers",
+                "1",
+                "--epochs",
+                "3",
+            ]
             .into_iter()
             .chain(["--out", model_arg, "--quiet"])
-            .collect::<Vec<_>>());
+            .collect::<Vec<_>>(),
+        );
         sqnn(&["compile", model_arg, "--out", linear.to_str().unwrap()]);
         keygen(&linear, &f.linear);
         f

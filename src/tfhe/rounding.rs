@@ -40,8 +40,8 @@ use ::tfhe::core_crypto::prelude::{
 };
 use ::tfhe::shortint::ciphertext::Degree;
 use ::tfhe::shortint::server_key::LookupTableOwned;
-use ::tfhe::shortint::ServerKey as ShortintServerKey;
 use ::tfhe::shortint::Ciphertext;
+use ::tfhe::shortint::ServerKey as ShortintServerKey;
 
 use super::eval::{extraction_constant, PreparedCircuit};
 use super::keys::ServerKey;

@@ -341,7 +341,10 @@ fn a_linear_circuit_gets_a_server_key_without_bootstrapping_key() {
     let lin = linear_circuit();
     assert_eq!(lin.report().pbs_count, 0);
     let plan = plan(&lin, SET4);
-    assert_eq!((plan.server_key_bytes, plan.compressed_server_key_bytes), (0, 0));
+    assert_eq!(
+        (plan.server_key_bytes, plan.compressed_server_key_bytes),
+        (0, 0)
+    );
     let (ck, sk) = ClientKey::generate(&lin, &plan).unwrap();
     assert!(!sk.can_bootstrap());
     assert_eq!(sk.memory_bytes(), 0);
@@ -363,7 +366,10 @@ fn a_linear_circuit_gets_a_server_key_without_bootstrapping_key() {
     // It cannot read a table: bound to a circuit with tables, it is refused with the fix.
     let c4 = circuit4();
     let e = keys_error(sk.rebind(&c4).unwrap_err());
-    assert!(e.contains("no bootstrapping key") && e.contains("generate keys"), "{e}");
+    assert!(
+        e.contains("no bootstrapping key") && e.contains("generate keys"),
+        "{e}"
+    );
     // Nor can its file pass for a key of such a circuit (its digest rewritten, the empty
     // payload's checksum still valid).
     let mut bytes = std::fs::read(dir.path().join("server.key")).unwrap();
