@@ -437,7 +437,7 @@ fn latency() {
             "{name}: sqnn keygen {keygen:.1} s; client.key {} bytes, server.key {} bytes (compressed), {} in memory; reload {load_s:.1} s",
             m.client_key_bytes, m.server_key_bytes, in_memory
         );
-        let (cks, sks) = measure::shortint_keys(&ck, &sk);
+        let (cks, sks) = measure::shortint_keys(&ck, &sk).unwrap();
         let lut = sks.generate_lookup_table(|x| x);
         let n1 = if s.precision() >= 6 { 8 } else { 30 };
         // One core: a pinned thread (a multi-bit bootstrap's threads inherit the pinning).

@@ -30,6 +30,8 @@ struct Fixture {
     iris2: PathBuf,
     cancer: PathBuf,
     diabetes: PathBuf,
+    /// Keys of `linear`, a circuit without tables (diabetes, one layer).
+    linear: PathBuf,
 }
 
 fn sqnn(args: &[&str]) -> std::process::Output {
@@ -76,6 +78,7 @@ fn fixture() -> &'static Fixture {
             iris2: dir.path().join("iris-keys-2"),
             cancer: dir.path().join("cancer-keys"),
             diabetes: dir.path().join("diabetes-keys"),
+            linear: dir.path().join("linear-keys"),
             circuits,
             tokens,
             _dir: dir,
@@ -84,6 +87,25 @@ fn fixture() -> &'static Fixture {
         keygen(&f.circuits.join("iris.circuit.json"), &f.iris2);
         keygen(&f.circuits.join("breast_cancer.circuit.json"), &f.cancer);
         keygen(&repo.join("diabetes.circuit.json"), &f.diabetes);
+        let model = f._dir.path().join("linear.model.json");
+        let linear = f.circuits.join("linear.circuit.json");
+        let model_arg = model.to_str().unwrap();
+        sqnn(
+            &[
+                "train",
+                "--data",
+                "diabetes",
+                "--n-layers",
+                "1",
+                "--epochs",
+                "3",
+            ]
+            .into_iter()
+            .chain(["--out", model_arg, "--quiet"])
+            .collect::<Vec<_>>(),
+        );
+        sqnn(&["compile", model_arg, "--out", linear.to_str().unwrap()]);
+        keygen(&linear, &f.linear);
         f
     })
 }
@@ -324,6 +346,28 @@ fn served_evaluation_matches_in_process_and_clear() {
         .unwrap();
     let pbs: usize = line.split(' ').nth(1).unwrap().parse().unwrap();
     assert_eq!(pbs, bootstraps, "{line}");
+    server.stop();
+}
+
+#[test]
+fn a_linear_circuit_is_served_with_a_key_of_a_few_hundred_bytes() {
+    let f = fixture();
+    // No table, so no bootstrapping key: the upload is the key file's header alone.
+    let key = std::fs::read(f.linear.join("server.key")).unwrap();
+    assert!(key.len() < 4096, "{} bytes", key.len());
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(store.path(), &[]);
+    let n = 4;
+    let v = predict(&server, ALICE, &f.linear, "linear", "diabetes", n);
+    assert_eq!(v["key_uploaded"], true);
+    let (checked, inputs) = rows("linear", "diabetes", n);
+    assert_eq!(checked.report().pbs_count, 0);
+    // Nothing is read under encryption: the outputs are the clear backend's, bit for bit.
+    let clear = ClearBackend::default()
+        .evaluate(checked.analyzed(), &inputs)
+        .unwrap();
+    assert_eq!(ints(&v["outputs"]), clear);
+    assert_eq!(ints(&v["clear_outputs"]), clear);
     server.stop();
 }
 

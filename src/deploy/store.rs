@@ -21,6 +21,10 @@ use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::tfhe::{PreparedCircuit, ServerKey};
 
+/// What a cached key counts at least (see [`LoadedKey::memory_bytes`]): a linear circuit's
+/// prepared constants and its key's bookkeeping, rounded up.
+pub const MIN_ENTRY_BYTES: u64 = 64 << 10;
+
 /// A decompressed evaluation key, ready to evaluate its circuit.
 pub struct LoadedKey {
     /// The circuit's name.
@@ -43,9 +47,11 @@ impl LoadedKey {
         })
     }
 
-    /// Bytes the key takes in memory (the set's decompressed server key).
+    /// Bytes the key takes in memory: its decompressed evaluation keys, and at least a
+    /// nominal [`MIN_ENTRY_BYTES`] for the prepared circuit, so that keys without a
+    /// bootstrapping key (linear circuits) still count against the cache's budget.
     pub fn memory_bytes(&self) -> u64 {
-        self.key.set().server_key_bytes
+        self.key.memory_bytes().max(MIN_ENTRY_BYTES)
     }
 }
 

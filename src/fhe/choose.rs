@@ -88,7 +88,7 @@ fn ranked_plans(
 ) -> (Vec<FhePlan>, Vec<Candidate>) {
     let layers = pbs_per_layer(facts);
     let needed = needed_bits(facts);
-    let mut rows: Vec<(Option<FhePlan>, Candidate)> = catalogue()
+    let mut rows: Vec<(Option<FhePlan>, Candidate, u64)> = catalogue()
         .iter()
         .filter(|p| p.selectable && allow(p))
         .map(|s| {
@@ -120,24 +120,30 @@ fn ranked_plans(
                     },
                     |p| p.latency_ms_per_sample,
                 ),
-                server_key_bytes: s.server_key_bytes,
+                server_key_bytes: if facts.pbs_count > 0 {
+                    s.server_key_bytes
+                } else {
+                    0
+                },
                 space_bits: plan.as_ref().map(|p| p.space_bits),
                 extraction_parameter_set: plan.as_ref().and_then(|p| p.extraction_parameter_set),
                 worst_log2_p_fail: plan.as_ref().map(|p| p.worst_log2_p_fail),
                 note,
                 simulated: None,
             };
-            (plan, c)
+            (plan, c, s.server_key_bytes)
         })
         .collect();
-    rows.sort_by(|(pa, a), (pb, b)| {
+    // Ties go to the smaller key of the set, even where the circuit needs none (a linear
+    // circuit): the same choice as when every circuit shipped one.
+    rows.sort_by(|(pa, a, ka), (pb, b, kb)| {
         pb.is_some()
             .cmp(&pa.is_some())
             .then(a.latency_ms_per_sample.total_cmp(&b.latency_ms_per_sample))
-            .then(a.server_key_bytes.cmp(&b.server_key_bytes))
+            .then(ka.cmp(kb))
     });
-    let candidates = rows.iter().map(|(_, c)| c.clone()).collect();
-    let plans = rows.into_iter().filter_map(|(p, _)| p).collect();
+    let candidates = rows.iter().map(|(_, c, _)| c.clone()).collect();
+    let plans = rows.into_iter().filter_map(|(p, _, _)| p).collect();
     (plans, candidates)
 }
 

@@ -70,6 +70,7 @@ pub(super) fn plan_on(
     let linear = linear_ms(set, facts, costs.scale());
     let (latency, latency_1_core) = (latency + linear, latency_1_core + linear);
     let pbs_count = facts.pbs_count + extractions;
+    let tables = facts.pbs_count > 0;
     let worst = neurons
         .iter()
         .max_by(|a, b| a.log2_p_fail.total_cmp(&b.log2_p_fail))
@@ -115,11 +116,23 @@ pub(super) fn plan_on(
         latency_ms_per_sample_1_core: latency_1_core,
         linear_ms_per_sample: linear,
         client_ms_per_sample: client_ms(set, facts, costs.scale()),
-        server_key_bytes: set.server_key_bytes + other.map_or(0, |e| e.server_key_bytes),
-        compressed_server_key_bytes: set.compressed_server_key_bytes
-            + other.map_or(0, |e| e.compressed_server_key_bytes),
+        // Without a table the server never bootstraps: keygen makes no server key.
+        server_key_bytes: if tables {
+            set.server_key_bytes + other.map_or(0, |e| e.server_key_bytes)
+        } else {
+            0
+        },
+        compressed_server_key_bytes: if tables {
+            set.compressed_server_key_bytes + other.map_or(0, |e| e.compressed_server_key_bytes)
+        } else {
+            0
+        },
         client_key_bytes: set.client_key_bytes + other.map_or(0, |e| 8 * e.lwe_dimension as u64),
-        keygen_seconds: set.keygen_seconds + other.map_or(0.0, |e| e.keygen_seconds),
+        keygen_seconds: if tables {
+            set.keygen_seconds + other.map_or(0.0, |e| e.keygen_seconds)
+        } else {
+            0.0
+        },
         max_sum_w2: max_sum_w2(set, space_bits, mode, facts, target),
         neurons,
         family: set.family(),

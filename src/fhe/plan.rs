@@ -177,9 +177,9 @@ pub struct FhePlan {
     /// decrypting the outputs. 0 in plans written before it was predicted.
     #[serde(default)]
     pub client_ms_per_sample: f64,
-    /// Server key in memory (bytes).
+    /// Server key in memory (bytes); 0 for a circuit without tables, which needs none.
     pub server_key_bytes: u64,
-    /// Server key as saved, compressed (bytes).
+    /// Server key as saved, compressed (bytes); 0 for a circuit without tables.
     pub compressed_server_key_bytes: u64,
     /// Client key (bytes).
     pub client_key_bytes: u64,
@@ -224,7 +224,7 @@ pub struct Candidate {
     pub precision_bits: u32,
     /// Predicted latency per sample on the plan's cores (ms), [`ParamSet::circuit_ms`].
     pub latency_ms_per_sample: f64,
-    /// Server key in memory (bytes).
+    /// Server key in memory (bytes); 0 for a circuit without tables.
     pub server_key_bytes: u64,
     /// The space its plan would use, when it holds the circuit at the target.
     pub space_bits: Option<u32>,

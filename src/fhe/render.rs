@@ -98,13 +98,22 @@ pub fn render_plan(plan: &FhePlan) -> String {
         ));
     }
     noise_lines(plan, &mut s);
-    s.push_str(&format!(
-        "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} s\n",
-        bytes(plan.server_key_bytes),
-        bytes(plan.compressed_server_key_bytes),
-        bytes(plan.client_key_bytes),
-        plan.keygen_seconds.max(1.0)
-    ));
+    if plan.pbs_count == 0 {
+        s.push_str(&format!(
+            "  keys         server: none (no table: the server only multiplies and adds \
+             ciphertexts, its key file holds no key), client {}, generation under a second\n",
+            bytes(plan.client_key_bytes)
+        ));
+    } else {
+        s.push_str(&format!(
+            "  keys         server {} ({} compressed on disk), client {}, generation about {:.0} \
+             s\n",
+            bytes(plan.server_key_bytes),
+            bytes(plan.compressed_server_key_bytes),
+            bytes(plan.client_key_bytes),
+            plan.keygen_seconds.max(1.0)
+        ));
+    }
     candidate_lines(plan, &mut s);
     s
 }

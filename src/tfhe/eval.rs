@@ -115,6 +115,9 @@ impl ServerKey {
                 Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
         }
+        if circuit.tables {
+            self.bootstrapping_key()?;
+        }
         let extract = self.extraction_tables(&circuit, &layout);
         let rest = self.rest_tables(&circuit, &layout);
         Ok(PreparedCircuit {
@@ -177,7 +180,7 @@ impl ServerKey {
         if !self.exact_rounding {
             return Vec::new();
         }
-        let (_, set) = self.extraction_key();
+        let set = self.extraction_params();
         (0..circuit.max_round_bits)
             .map(|b| LookupTableOwned {
                 acc: generate_programmable_bootstrap_glwe_lut(
@@ -204,7 +207,7 @@ impl ServerKey {
         if !self.exact_rounding || self.chunk_bits < 2 {
             return Vec::new();
         }
-        let (_, set) = self.extraction_key();
+        let set = self.extraction_params();
         let mut chunks: Vec<(u32, u32)> = (1..=circuit.max_round_bits)
             .flat_map(|r| fhe::extraction_chunks(r, self.chunk_bits))
             .filter(|&(_, c)| c >= 2)
@@ -349,7 +352,7 @@ impl ServerKey {
         let modulus = input.cts[0].ct.ciphertext_modulus();
         for (luts, dots) in &prepared.circuit.stages {
             let t_tables = Instant::now();
-            for (id, ct) in self.run_tables(g, prepared, luts, &vals, progress) {
+            for (id, ct) in self.run_tables(g, prepared, luts, &vals, progress)? {
                 vals[id] = Some(ct);
             }
             let tables_ms = t_tables.elapsed().as_secs_f64() * 1e3;
@@ -412,8 +415,18 @@ impl ServerKey {
         luts: &[NodeId],
         vals: &[Option<Ciphertext>],
         progress: &dyn Progress,
-    ) -> Vec<(NodeId, Ciphertext)> {
-        luts.par_iter()
+    ) -> Result<Vec<(NodeId, Ciphertext)>> {
+        if luts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.bootstrapping_key()?;
+        let extract = if prepared.rescale.iter().any(Option::is_some) {
+            Some(self.extraction_key()?.0)
+        } else {
+            None
+        };
+        Ok(luts
+            .par_iter()
             .map(|&id| {
                 let Op::Lut {
                     input, round_bits, ..
@@ -423,15 +436,17 @@ impl ServerKey {
                 };
                 let src = vals[input].as_ref().expect("dot before its table");
                 let lut = prepared.luts[id].as_ref().expect("prepared table");
-                let out = if let Some(rescale) = &prepared.rescale[id] {
-                    self.rounded_read(src, round_bits, rescale, lut, prepared, progress)
-                } else {
-                    self.key.apply_lookup_table(src, lut)
+                let out = match (&prepared.rescale[id], extract) {
+                    (Some(rescale), Some(extract)) => {
+                        let table = (round_bits, rescale, lut);
+                        self.rounded_read(src, table, (key, extract), prepared, progress)
+                    }
+                    _ => key.apply_lookup_table(src, lut),
                 };
                 progress.advance(1);
                 (id, out)
             })
-            .collect()
+            .collect())
     }
 
     /// The dot products of one stage, in parallel, on the raw LWE ciphertexts: `Σ w_j · ct_j`

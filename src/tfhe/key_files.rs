@@ -31,7 +31,7 @@ use super::container::{
 };
 use super::extract::{extraction_client_key, ExtractServerKey};
 use super::files::{client_key_limit, server_key_limit};
-use super::keys::{ClientKey, ServerKey};
+use super::keys::{ClientKey, ServerKey, NO_BOOTSTRAPPING_KEY};
 use super::layout::Circuit;
 use super::params::{ggsw_count, tfhe_parameters};
 use crate::analyze::CheckedGraph;
@@ -157,6 +157,21 @@ impl ServerKey {
     }
 
     fn container(&self) -> Result<(FileHeader, Vec<u8>)> {
+        if self.key.is_none() {
+            // A circuit without tables: no key parts, the header alone (the encoding and the
+            // key pair still bind it to its client key and circuit).
+            let header = FileHeader::new(
+                KIND_SERVER,
+                &self.digest,
+                self.set,
+                0,
+                self.space_bits,
+                self.key_pair.as_deref(),
+            )
+            .with_rounding(self.exact_rounding, self.chunk_bits)
+            .with_scale_target(self.scale_target);
+            return Ok((header, Vec::new()));
+        }
         let Some(c) = &self.compressed else {
             return Err(Error::Keys(
                 "this server key was loaded from a file: copy that file instead of saving it again"
@@ -321,11 +336,41 @@ impl ServerKey {
         payload: &[u8],
     ) -> Result<ServerKey> {
         let space_bits = header.space_bits(set);
-        Circuit::new(checked)?.check_supported(set, space_bits)?;
+        let circuit = Circuit::new(checked)?;
+        circuit.check_supported(set, space_bits)?;
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &source.label())?;
         let chunk_bits = header.chunk_bits(&source.label())?;
         let scale_target = header.scale_target(&source.label())?;
+        if header.items == 0 {
+            // The key of a circuit without tables holds no key parts.
+            if circuit.tables {
+                return Err(Error::Keys(format!(
+                    "{}: {NO_BOOTSTRAPPING_KEY}",
+                    source.label()
+                )));
+            }
+            if ext.is_some() || !payload.is_empty() {
+                return Err(Error::Keys(format!(
+                    "{}: a server key without key parts cannot name an extraction set or carry \
+                     a payload; the server key file is corrupted: generate keys for this \
+                     circuit again",
+                    source.label()
+                )));
+            }
+            return Ok(ServerKey {
+                extract: None,
+                key: None,
+                compressed: None,
+                digest,
+                set,
+                space_bits,
+                exact_rounding: header.exact_rounding,
+                chunk_bits,
+                scale_target,
+                key_pair: header.key_pair,
+            });
+        }
         let max_degree = header.max_degree.unwrap_or(0);
         let (compressed, ext_compressed) = decode(source, "server key", || {
             let mut r: &[u8] = payload;
@@ -359,7 +404,7 @@ impl ServerKey {
         };
         Ok(ServerKey {
             extract,
-            key: Arc::new(key),
+            key: Some(Arc::new(key)),
             compressed: None,
             digest,
             set,

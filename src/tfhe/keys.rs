@@ -72,9 +72,15 @@ impl std::fmt::Debug for ClientKey {
 /// keyswitching keys, public), the circuit digest and the parameter set: nothing secret, and no
 /// way to reach the [`ClientKey`] it was made with. When it was just generated it also keeps
 /// its compressed (seeded) form, which is what [`save_keys`](super::save_keys) writes.
+///
+/// A circuit without tables (a linear model) reads nothing under encryption: the server only
+/// multiplies ciphertexts by its weights and adds them. Its key then holds no `shortint` key
+/// at all (none is generated, and its file is a few hundred bytes instead of tens of
+/// megabytes); it can evaluate only such circuits.
 #[derive(Clone)]
 pub struct ServerKey {
-    pub(super) key: Arc<::tfhe::shortint::ServerKey>,
+    /// `None`: the circuit has no table, so no bootstrap (see above).
+    pub(super) key: Option<Arc<::tfhe::shortint::ServerKey>>,
     pub(super) compressed: Option<Arc<CompressedServerKey>>,
     pub(super) digest: String,
     pub(super) set: &'static ParamSet,
@@ -210,10 +216,16 @@ impl ClientKey {
             0,
         );
         let key = ::tfhe::shortint::ClientKey::new(params);
-        progress.message(&format!("generating the {} server key", set.label()));
-        let compressed = CompressedServerKey::new(&key);
-        progress.message("decompressing the server key");
-        let server = compressed.decompress();
+        // Without a table the server never bootstraps: no bootstrapping key is made.
+        let server = if circuit.tables {
+            progress.message(&format!("generating the {} server key", set.label()));
+            let compressed = CompressedServerKey::new(&key);
+            progress.message("decompressing the server key");
+            let server = compressed.decompress();
+            Some((Arc::new(server), Arc::new(compressed)))
+        } else {
+            None
+        };
         let (extract, extract_server) = match plan.extraction_parameter_set {
             Some(e) => {
                 let e = e.set();
@@ -246,8 +258,8 @@ impl ClientKey {
                 extract,
             },
             ServerKey {
-                key: Arc::new(server),
-                compressed: Some(Arc::new(compressed)),
+                key: server.as_ref().map(|(k, _)| Arc::clone(k)),
+                compressed: server.map(|(_, c)| c),
                 digest: circuit.digest,
                 set,
                 space_bits,
@@ -531,11 +543,41 @@ impl ServerKey {
     }
 
     /// The key exact rounding's extractions bootstrap with, and its set.
-    pub(super) fn extraction_key(&self) -> (&::tfhe::shortint::ServerKey, &'static ParamSet) {
+    pub(super) fn extraction_key(
+        &self,
+    ) -> Result<(&::tfhe::shortint::ServerKey, &'static ParamSet)> {
         match &self.extract {
-            Some(e) => (&e.key, e.set),
-            None => (&self.key, self.set),
+            Some(e) => Ok((&e.key, e.set)),
+            None => Ok((self.bootstrapping_key()?, self.set)),
         }
+    }
+
+    /// The set exact rounding's extractions bootstrap on.
+    pub(super) fn extraction_params(&self) -> &'static ParamSet {
+        self.extract.as_ref().map_or(self.set, |e| e.set)
+    }
+
+    /// The `shortint` key that reads tables; an error for the key of a circuit without
+    /// tables, which holds none.
+    pub(super) fn bootstrapping_key(&self) -> Result<&::tfhe::shortint::ServerKey> {
+        self.key.as_deref().ok_or_else(no_bootstrapping_key)
+    }
+
+    /// Whether it holds a bootstrapping key (it does unless its circuit has no table).
+    pub fn can_bootstrap(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Bytes the key takes in memory once decompressed: the set's evaluation key (and the
+    /// extraction set's, for exact rounding on two sets), or 0 for the key of a circuit
+    /// without tables, which holds none.
+    pub fn memory_bytes(&self) -> u64 {
+        if self.key.is_none() {
+            return 0;
+        }
+        self.set
+            .server_key_bytes
+            .saturating_add(self.extract.as_ref().map_or(0, |e| e.set.server_key_bytes))
     }
 
     /// The parameter set (its sizes tell what the key costs in memory).
@@ -585,6 +627,9 @@ impl ServerKey {
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
         let (digest, (space_bits, exact_rounding, chunk_bits, scale_target)) =
             bind(sets, checked, encoding, plan)?;
+        if self.key.is_none() && Circuit::new(checked)?.tables {
+            return Err(no_bootstrapping_key());
+        }
         Ok(ServerKey {
             digest,
             space_bits,
@@ -594,6 +639,16 @@ impl ServerKey {
             ..self.clone()
         })
     }
+}
+
+/// Why the key of a circuit without tables cannot evaluate a circuit with tables.
+pub(super) const NO_BOOTSTRAPPING_KEY: &str = "this server key holds no bootstrapping key (it \
+     was generated for a circuit without tables, which never bootstraps), but the circuit reads \
+     tables: generate keys for this circuit";
+
+/// The error for a table to read with the key of a circuit without tables.
+pub(super) fn no_bootstrapping_key() -> Error {
+    Error::Keys(NO_BOOTSTRAPPING_KEY.into())
 }
 
 /// Every ciphertext must have the set's dimension and moduli (a file could hold anything).

@@ -95,15 +95,16 @@ pub fn switched_position(set: &ParamSet, small: &[u64], ks: &LweCiphertext<Vec<u
     phase % two_n
 }
 
-/// The `shortint` keys inside sqnn's keys (for measurements with the same key material).
+/// The `shortint` keys inside sqnn's keys (for measurements with the same key material); an
+/// error for the keys of a circuit without tables, whose server key holds none.
 pub fn shortint_keys<'a>(
     client: &'a ClientKey,
     server: &'a ServerKey,
-) -> (
+) -> Result<(
     &'a ::tfhe::shortint::ClientKey,
     &'a ::tfhe::shortint::ServerKey,
-) {
-    (&client.key, &server.key)
+)> {
+    Ok((&client.key, server.bootstrapping_key()?))
 }
 
 /// Bytes of the set's evaluation key in memory: the Fourier bootstrapping key
@@ -282,7 +283,7 @@ pub fn table_reads(
     let AtomicPatternClientKey::Standard(cap) = &client.key.atomic_pattern else {
         return Err(Error::Backend("standard atomic pattern expected".into()));
     };
-    let AtomicPatternServerKey::Standard(sap) = &server.key.atomic_pattern else {
+    let AtomicPatternServerKey::Standard(sap) = &server.bootstrapping_key()?.atomic_pattern else {
         return Err(Error::Backend("standard atomic pattern expected".into()));
     };
     let observer = ReadObserver {

@@ -41,6 +41,7 @@ use ::tfhe::core_crypto::prelude::{
 use ::tfhe::shortint::ciphertext::Degree;
 use ::tfhe::shortint::server_key::LookupTableOwned;
 use ::tfhe::shortint::Ciphertext;
+use ::tfhe::shortint::ServerKey as ShortintServerKey;
 
 use super::eval::{extraction_constant, PreparedCircuit};
 use super::keys::ServerKey;
@@ -141,20 +142,19 @@ impl ServerKey {
         Ok((lut, rescale))
     }
 
-    /// Exact rounding's read of `src` (the dot a table reads): clears its `r` low bits, rescales
-    /// the result, bootstraps it through `lut` and adds `K` back (see the module docs).
+    /// Exact rounding's read of `src` (the dot a table reads): clears its `r` low bits with the
+    /// extraction key, rescales the result, bootstraps it through `lut` with the table key and
+    /// adds `K` back (see the module docs).
     pub(super) fn rounded_read(
         &self,
         src: &Ciphertext,
-        r: u32,
-        rescale: &Rescale,
-        lut: &LookupTableOwned,
+        (r, rescale, lut): (u32, &Rescale, &LookupTableOwned),
+        (key, extract): (&ShortintServerKey, &ShortintServerKey),
         prepared: &PreparedCircuit,
         progress: &dyn Progress,
     ) -> Ciphertext {
         let delta = prepared.layout.delta;
         let p = prepared.layout.space_bits;
-        let (extract, _) = self.extraction_key();
         let mut x = src.clone();
         for (b, c) in fhe::extraction_chunks(r, self.chunk_bits) {
             // The chunk at the top of the torus: phase v / 2^c.
@@ -189,7 +189,7 @@ impl ServerKey {
         lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(rescale.lowest.wrapping_neg()));
         lwe_ciphertext_cleartext_mul_assign(&mut x.ct, Cleartext(1u64 << rescale.scale_bits));
         lwe_ciphertext_plaintext_add_assign(&mut x.ct, Plaintext(prepared.read_shift));
-        let mut out = self.key.apply_lookup_table(&x, lut);
+        let mut out = key.apply_lookup_table(&x, lut);
         lwe_ciphertext_plaintext_add_assign(&mut out.ct, Plaintext(rescale.restore));
         out
     }

@@ -324,3 +324,61 @@ fn keys_and_ciphertexts_round_trip_through_bytes() {
     );
     assert!(ObjectInfo::read(b"garbage").is_err());
 }
+
+/// A linear circuit: three inputs, two dots, no table.
+fn linear_circuit() -> CheckedGraph {
+    let mut b = Builder::new("tfhe-test-linear", 3, 2, 6);
+    let x0 = b.input(-2, 1);
+    let x1 = b.input(0, 3);
+    let x2 = b.input(-1, 2);
+    let o0 = b.dot(0, &[(x0, 3), (x1, -2), (x2, 1)], 5);
+    let o1 = b.dot(0, &[(x0, -1), (x2, 3)], -4);
+    b.finish(&[o0, o1])
+}
+
+#[test]
+fn a_linear_circuit_gets_a_server_key_without_bootstrapping_key() {
+    let lin = linear_circuit();
+    assert_eq!(lin.report().pbs_count, 0);
+    let plan = plan(&lin, SET4);
+    assert_eq!(
+        (plan.server_key_bytes, plan.compressed_server_key_bytes),
+        (0, 0)
+    );
+    let (ck, sk) = ClientKey::generate(&lin, &plan).unwrap();
+    assert!(!sk.can_bootstrap());
+    assert_eq!(sk.memory_bytes(), 0);
+    // Against a circuit with tables: the key holds tens of megabytes.
+    assert!(keys4().1.can_bootstrap() && keys4().1.memory_bytes() > 10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let m = save_keys(dir.path(), &lin, &ck, &sk, fhe::FheMode::Approximate).unwrap();
+    assert!(m.server_key_bytes < 4096, "{m:?}");
+    // Loaded, it evaluates every input of the circuit as the clear backend does, bit for bit.
+    let b = TfheBackend::load(dir.path(), &lin).unwrap();
+    assert!(!b.server().can_bootstrap());
+    let inputs: Vec<Vec<i64>> = (-2..=1)
+        .flat_map(|a| (0..=3).flat_map(move |c| (-1..=2).map(move |d| vec![a, c, d])))
+        .collect();
+    assert_eq!(
+        b.run(&lin, &inputs).unwrap(),
+        ClearBackend::default().run(&lin, &inputs).unwrap()
+    );
+    // It cannot read a table: bound to a circuit with tables, it is refused with the fix.
+    let c4 = circuit4();
+    let e = keys_error(sk.rebind(&c4).unwrap_err());
+    assert!(
+        e.contains("no bootstrapping key") && e.contains("generate keys"),
+        "{e}"
+    );
+    // Nor can its file pass for a key of such a circuit (its digest rewritten, the empty
+    // payload's checksum still valid).
+    let mut bytes = std::fs::read(dir.path().join("server.key")).unwrap();
+    let (have, want) = (lin.graph().digest().unwrap(), c4.graph().digest().unwrap());
+    let at = bytes
+        .windows(have.len())
+        .position(|w| w == have.as_bytes())
+        .unwrap();
+    bytes[at..at + want.len()].copy_from_slice(want.as_bytes());
+    let e = keys_error(ServerKey::from_bytes(&bytes, "forged", &c4).unwrap_err());
+    assert!(e.contains("no bootstrapping key"), "{e}");
+}

@@ -63,8 +63,18 @@ pub fn keygen(
     print!("{}", render_plan(&plan));
     let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
     let manifest = save_keys(out_dir, &checked, &client, &server, plan.mode)?;
+    let size = match manifest.server_key_bytes {
+        b if b >= 1_000_000 => format!("{:.0} MB", b as f64 / 1e6),
+        b => format!("{b} bytes"),
+    };
+    let why = if server.can_bootstrap() {
+        ""
+    } else {
+        ": no bootstrapping key, the circuit has no table"
+    };
     println!(
-        "keys for {} in {} ({}; generated in {:.1} s): client.key (secret, keep it), server.key (give it to the server), keys.json",
+        "keys for {} in {} ({}; generated in {:.1} s): client.key (secret, keep it), server.key \
+         (give it to the server; {size}{why}), keys.json",
         checked.graph().name,
         out_dir.display(),
         manifest.parameter_set,
