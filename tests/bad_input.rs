@@ -643,6 +643,43 @@ fn keygen_checks_its_output_directory_before_generating() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
+/// `client encrypt --out` onto a key file, the circuit or the data is refused before any
+/// work: it replaced the client key (the only copy of a secret) with a batch, exit 0.
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn client_encrypt_never_writes_over_its_keys_or_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    keygen(&keys);
+    let c = dir.path().join("iris.circuit.json");
+    std::fs::copy(circuit("iris"), &c).unwrap();
+    let files = [
+        keys.join("client.key"),
+        keys.join("server.key"),
+        keys.join("keys.json"),
+        c.clone(),
+    ];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for target in &files {
+        let out = sqnn()
+            .args(["client", "encrypt", "--data", "iris", "--samples", "1"])
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--circuit")
+            .arg(&c)
+            .arg("--out")
+            .arg(target)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {e}", target.display());
+        assert!(e.contains("also an input"), "{e}");
+    }
+    for (f, old) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(f).unwrap(), old, "{} changed", f.display());
+    }
+}
+
 /// A second `keygen` into a directory that holds a client key is refused before generating:
 /// it replaced the secret key, and with it every way to decrypt what it had encrypted.
 #[cfg(feature = "tfhe-backend")]

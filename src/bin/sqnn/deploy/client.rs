@@ -13,7 +13,7 @@ use sqnn::deploy::{decrypt_batch, encrypt_batch, Batch, BatchKind, Client, Sessi
 use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::report::render_text;
-use sqnn::tfhe::{load_client_key, load_manifest, SERVER_KEY_FILE};
+use sqnn::tfhe::{load_client_key, load_manifest, CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{fsio, Error, Result};
 
 use super::{DecryptArgs, EncryptArgs, PredictArgs};
@@ -139,6 +139,19 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
 }
 
 pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
+    // The batch must not land on a key (the client key is the only copy of a secret), the
+    // circuit or the data.
+    let keys = [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE].map(|f| a.keys.join(f));
+    let data_file = Path::new(&a.data);
+    let split_file = match a.split.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    };
+    let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+    inputs.push(&a.circuit);
+    inputs.extend(data_file.is_file().then_some(data_file));
+    inputs.extend(split_file.as_deref());
+    fsio::check_output(&a.out, "out", &inputs)?;
     let graph = IntGraph::load(&a.circuit)?;
     let (inputs, _) = test_rows(&graph, &a.data, &a.split, a.samples)?;
     let checked = checked(graph)?;
