@@ -54,9 +54,11 @@ pub struct ServeArgs {
 
 #[derive(Subcommand)]
 pub enum ClientCmd {
-    /// Encrypt a data set's test rows, have the server evaluate them, decrypt, and score.
+    /// Encrypt a data set's test rows (--data) or new samples (--rows), have the server
+    /// evaluate them, decrypt, and print the predictions (scored when targets are known).
     Predict(PredictArgs),
-    /// Encrypt test rows into a batch file (the body of POST /v1/circuits/NAME/evaluate).
+    /// Encrypt test rows (--data) or new samples (--rows) into a batch file (the body of POST
+    /// /v1/circuits/NAME/evaluate).
     Encrypt(EncryptArgs),
     /// Decrypt a server's answer (a batch file) and print the predictions.
     Decrypt(DecryptArgs),
