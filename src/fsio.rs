@@ -3,7 +3,10 @@
 //! * Every file sqnn writes goes through [`write_atomic`]: a temporary file in the same
 //!   directory, written, synced, then renamed over the target (and the directory synced). A
 //!   failure at any point, or a kill, leaves the previous file as it was. Secret files are
-//!   created owner-only ([`Secrecy::OwnerOnly`]) before a byte is written.
+//!   created owner-only ([`Secrecy::OwnerOnly`]) before a byte is written. A target that is a
+//!   symbolic link is written where the link points (the link stays); one that is a device,
+//!   pipe or socket (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never replaced by a
+//!   regular file.
 //! * Outputs are checked before long work starts ([`check_output`]): the directory exists and
 //!   takes new files, the path is not a directory, and it is not one of the command's inputs.
 //! * Every reader has a size limit checked before reading ([`read_limited`], [`Limited`]): the
@@ -56,40 +59,103 @@ fn temp_builder(secrecy: Secrecy) -> tempfile::Builder<'static, 'static> {
 
 /// A file being written: a synced temporary file in the target's directory, renamed over the
 /// target by [`Staged::commit`]; dropped uncommitted, it is removed and the target untouched.
+/// A target that exists and is not a regular file (a device, a pipe) is written into at
+/// [`Staged::commit`] instead: renaming over it would replace it (as root, `/dev/null` itself).
 pub struct Staged {
-    file: tempfile::NamedTempFile,
+    inner: Inner,
     target: PathBuf,
+}
+
+enum Inner {
+    /// The temporary file, renamed over the target at commit.
+    Temp(tempfile::NamedTempFile),
+    /// The bytes to write into an existing device or pipe at commit.
+    Stream(Vec<u8>),
+}
+
+/// Where a write to `target` goes, and whether it is an existing non-regular file (device,
+/// pipe, socket): a symbolic link is followed, so that renaming replaces the file it points
+/// to and keeps the link.
+fn resolve_target(target: &Path) -> Result<(PathBuf, bool)> {
+    // Written through the path as given: `/dev/stdout` may point at a pipe with no path.
+    if std::fs::metadata(target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Ok((target.to_path_buf(), true));
+    }
+    if !std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok((target.to_path_buf(), false));
+    }
+    let real = std::fs::canonicalize(target).map_err(|e| {
+        Error::io(
+            target,
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "a symbolic link whose target cannot be resolved ({e}); point it at an \
+                     existing file or write to another path"
+                ),
+            ),
+        )
+    })?;
+    Ok((real, false))
 }
 
 impl Staged {
     /// Starts writing `target` (nothing visible changes until [`Staged::commit`]).
     pub fn new(target: &Path, secrecy: Secrecy) -> Result<Staged> {
-        let file = temp_builder(secrecy)
-            .tempfile_in(parent_dir(target))
-            .map_err(|e| Error::io(target, e))?;
+        let (real, special) = resolve_target(target)?;
+        let inner = if special {
+            if secrecy == Secrecy::OwnerOnly {
+                return Err(Error::io(
+                    target,
+                    std::io::Error::other(
+                        "a secret file must be a regular file (created owner-only), not a \
+                         device or pipe; choose another path",
+                    ),
+                ));
+            }
+            Inner::Stream(Vec::new())
+        } else {
+            Inner::Temp(
+                temp_builder(secrecy)
+                    .tempfile_in(parent_dir(&real))
+                    .map_err(|e| Error::io(target, e))?,
+            )
+        };
         Ok(Staged {
-            file,
-            target: target.to_path_buf(),
+            inner,
+            target: real,
         })
     }
 
-    /// Writes the whole content and syncs it to disk.
+    /// Writes the whole content and syncs it to disk (a device or pipe: keeps it for commit).
     pub fn write(mut self, bytes: &[u8]) -> Result<Staged> {
         let target = self.target.clone();
-        self.file
-            .write_all(bytes)
-            .and_then(|()| self.file.as_file().sync_all())
-            .map_err(|e| Error::io(&target, e))?;
+        match &mut self.inner {
+            Inner::Temp(file) => file
+                .write_all(bytes)
+                .and_then(|()| file.as_file().sync_all())
+                .map_err(|e| Error::io(&target, e))?,
+            Inner::Stream(buf) => buf.extend_from_slice(bytes),
+        }
         Ok(self)
     }
 
-    /// Renames the written file over the target, then syncs the directory.
+    /// Renames the written file over the target, then syncs the directory (a device or pipe:
+    /// writes the bytes into it).
     pub fn commit(self) -> Result<()> {
         let target = self.target;
-        self.file
-            .persist(&target)
-            .map_err(|e| Error::io(&target, e.error))?;
-        sync_dir(parent_dir(&target));
+        match self.inner {
+            Inner::Temp(file) => {
+                file.persist(&target)
+                    .map_err(|e| Error::io(&target, e.error))?;
+                sync_dir(parent_dir(&target));
+            }
+            Inner::Stream(bytes) => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(|e| Error::io(&target, e))?,
+        }
         Ok(())
     }
 }
@@ -157,7 +223,12 @@ pub fn check_output(path: &Path, flag: &'static str, inputs: &[&Path]) -> Result
             format!("{shown} is a directory; give a file path inside it"),
         ));
     }
-    let dir = parent_dir(path);
+    let (real, special) = resolve_target(path).map_err(|e| Error::param(flag, e.to_string()))?;
+    if special {
+        // Written into at the end, not replaced: its directory need not take new files.
+        return Ok(());
+    }
+    let dir = parent_dir(&real);
     if !dir.is_dir() {
         return Err(Error::param(
             flag,

@@ -301,6 +301,68 @@ fn a_write_killed_half_way_keeps_the_old_file() {
     assert_eq!(std::fs::read(&old).unwrap(), before);
 }
 
+/// An output that is a pipe, device or symbolic link is written into (through the link), never
+/// replaced by a regular file: renaming over `--svg /dev/null` replaced the machine's
+/// `/dev/null` for root.
+#[cfg(unix)]
+#[test]
+fn a_pipe_or_a_link_given_as_output_stays_what_it_was() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("picture.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The reader opens the pipe while `check` writes into it.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::fs::File::open(fifo)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        })
+    };
+    let out = sqnn()
+        .arg("check")
+        .arg(circuit("iris"))
+        .arg("--svg")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ty = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&ty),
+        "the pipe was replaced"
+    );
+    assert!(reader.join().unwrap().trim_end().ends_with("</svg>"));
+
+    let (real, link) = (dir.path().join("real.svg"), dir.path().join("link.svg"));
+    std::fs::write(&real, "old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    sqnn()
+        .arg("check")
+        .arg(circuit("iris"))
+        .arg("--svg")
+        .arg(&link)
+        .assert()
+        .success();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real).unwrap().contains("<svg"));
+}
+
 #[test]
 fn a_model_with_nan_is_never_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -453,6 +515,43 @@ fn keygen_checks_its_output_directory_before_generating() {
     assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(out.stdout.is_empty(), "generated first: {e}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
+/// A second `keygen` into a directory that holds a client key is refused before generating:
+/// it replaced the secret key, and with it every way to decrypt what it had encrypted.
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn keygen_never_replaces_a_client_key() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let before: Vec<Vec<u8>> = ["client.key", "server.key", "keys.json"]
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
+    let out = sqnn()
+        .arg("keygen")
+        .arg(circuit("iris"))
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("already holds a client key") && e.contains("delete"),
+        "{e}"
+    );
+    assert!(out.stdout.is_empty(), "generated first: {e}");
+    for (f, old) in ["client.key", "server.key", "keys.json"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(
+            &std::fs::read(dir.path().join(f)).unwrap(),
+            old,
+            "{f} changed"
+        );
+    }
 }
 
 /// A model trained on another split than `run`'s default: `run` and `compile` use the recorded

@@ -341,6 +341,35 @@ fn csv_error_nan_and_inf() {
 }
 
 #[test]
+fn csv_error_values_too_large_to_square() {
+    // 1e308 is finite, but its square is not: training's variances, losses and R² would be
+    // NaN or infinite, and the column useless, with exit 0.
+    let limit = sqnn::data::MAX_ABS_VALUE;
+    for cell in ["1e308", "-1e200", "2e150"] {
+        let (e, s) = csv_err(&format!("a,b,c\n1,2,0\n{cell},1,1\n"), None, None);
+        assert_eq!(loc(&e), (Some(3), Some("1 (`a`)".into())), "{s}");
+        assert!(s.contains("too large") && s.contains("rescale"), "{s}");
+    }
+    // A regression target, too; a class label that reads as a large number is only a name.
+    let (e, s) = csv_err("a,b,c\n1,2,0.5\n1,2,1e200\n", None, None);
+    assert_eq!(loc(&e), (Some(3), Some("3 (`c`)".into())), "{s}");
+    assert!(
+        s.contains("target `1e200`") && s.contains("too large"),
+        "{s}"
+    );
+    let ds = csv("a,b,c\n1,2,1e200\n3,4,0\n", None, Some(TaskKind::Classify)).unwrap();
+    assert_eq!(ds.n_classes(), Some(2));
+    // The limit itself is taken.
+    let ds = csv(
+        &format!("a,b,c\n{limit},2,0.5\n1,2,{}\n", -limit),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!((ds.x[[0, 0]], ds.y[1]), (limit, -limit));
+}
+
+#[test]
 fn csv_error_missing_target_column() {
     let (e, s) = csv_err("a,b,c\n1,2,0\n", Some("label"), None);
     assert_eq!(loc(&e).0, Some(1));

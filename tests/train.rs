@@ -208,6 +208,12 @@ fn fit_and_predict_validate_inputs() {
         Err(Error::Input(m)) => assert!(m.contains("row 3"), "{m}"),
         other => panic!("{other:?}"),
     }
+    // Finite features whose squares are not (variances would overflow).
+    bad[[3, 1]] = 1e300;
+    match c.fit(&bad, &labels) {
+        Err(Error::Input(m)) => assert!(m.contains("row 3") && m.contains("rescale"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     // A single class.
     assert!(matches!(
         c.fit(&tr.x, &vec![1; labels.len()]),
@@ -233,6 +239,12 @@ fn fit_and_predict_validate_inputs() {
     let mut y = vec![1.0; tr.x.nrows()];
     y[5] = f64::INFINITY;
     assert!(matches!(r.fit(&tr.x, &y), Err(Error::Input(_))));
+    // Finite targets whose squares are not: a NaN R² and a useless model before.
+    y[5] = -1e200;
+    match r.fit(&tr.x, &y) {
+        Err(Error::Input(m)) => assert!(m.contains("target 5") && m.contains("rescale"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -117,7 +117,15 @@ fn read_csv<R: Read>(
     let numeric = numeric_targets(source, &targets, &tcol, task)?;
     let kind = task.unwrap_or_else(|| infer_kind(numeric.as_deref()));
     let (y, task) = match (kind, numeric) {
-        (TaskKind::Regress, Some(numeric)) => (numeric, Task::Regress),
+        (TaskKind::Regress, Some(numeric)) => {
+            for (v, (cell, line)) in numeric.iter().zip(&targets) {
+                super::check_magnitude(*v).map_err(|m| {
+                    let m = format!("target `{}` {m}", bounded(cell, 64));
+                    data_err(source, Some(*line), Some(tcol.clone()), m)
+                })?;
+            }
+            (numeric, Task::Regress)
+        }
         // `numeric_targets` refuses a non-number when regression is asked for, and inference
         // never picks regression for one.
         (TaskKind::Regress, None) => {

@@ -41,6 +41,11 @@ pub use schema::{ColumnMatch, Conformed, RowsToPredict, Schema, MAX_NAME_LEN};
 /// Largest CSV text sqnn reads (after decompression): about 30 million cells, whose features
 /// take up to 1 GiB in memory.
 pub const MAX_CSV_BYTES: u64 = 256 * crate::fsio::MIB;
+/// Largest magnitude of a feature or regression target that sqnn takes. Training sums the
+/// squares of a column's values (variances, losses, R²): past about 1e154 a square is infinite
+/// and every statistic of the column with it, so larger values are refused rather than
+/// silently turned into NaN scores or a useless column.
+pub const MAX_ABS_VALUE: f64 = 1e150;
 /// Largest split file sqnn reads.
 pub const MAX_SPLIT_BYTES: u64 = 16 * crate::fsio::MIB;
 pub use split::{
@@ -77,14 +82,17 @@ fn data_err(
     }
 }
 
-/// Parses a float cell, rejecting NaN and infinities (which `str::parse` accepts).
+/// Parses a float cell, rejecting NaN and infinities (which `str::parse` accepts) and values
+/// past [`MAX_ABS_VALUE`].
 fn parse_finite(cell: &str) -> std::result::Result<f64, String> {
     let shown = || bounded(cell, 64);
     if cell.is_empty() {
         return Err("empty cell (missing value); fill in or drop the row".to_string());
     }
     match cell.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) if v.is_finite() => {
+            check_magnitude(v).map_err(|m| format!("value `{}` {m}", shown()))
+        }
         Ok(_) => Err(format!(
             "value `{}` is NaN or infinite; replace it with a finite number or drop the row",
             shown()
@@ -94,6 +102,20 @@ fn parse_finite(cell: &str) -> std::result::Result<f64, String> {
              numbers or drop the column)",
             shown()
         )),
+    }
+}
+
+/// `Err` (the end of a message that starts with the value) when `|v|` exceeds
+/// [`MAX_ABS_VALUE`].
+pub(crate) fn check_magnitude(v: f64) -> std::result::Result<f64, String> {
+    if v.abs() <= MAX_ABS_VALUE {
+        Ok(v)
+    } else {
+        Err(format!(
+            "is too large: sqnn takes values up to {MAX_ABS_VALUE:e} in magnitude (the squares \
+             in its means, variances and scores must stay finite); rescale the column (divide \
+             it by a power of ten) or drop the row"
+        ))
     }
 }
 
@@ -241,7 +263,10 @@ mod tests {
     #[test]
     fn parse_finite_rejects_nan_inf_and_text() {
         assert_eq!(parse_finite("1.5"), Ok(1.5));
-        for bad in ["nan", "NaN", "inf", "-inf", "infinity", "1e400", "", "abc"] {
+        assert_eq!(parse_finite("-1e150"), Ok(-1e150));
+        for bad in [
+            "nan", "NaN", "inf", "-inf", "infinity", "1e400", "1e308", "-2e150", "", "abc",
+        ] {
             assert!(parse_finite(bad).is_err(), "{bad}");
         }
     }

@@ -154,10 +154,15 @@ impl TaskSpec for Regress {
     }
 
     fn check(y: &[f64], _: &Task) -> Result<()> {
-        match y.iter().position(|v| !v.is_finite()) {
+        match y
+            .iter()
+            .position(|v| !v.is_finite() || v.abs() > crate::data::MAX_ABS_VALUE)
+        {
             Some(i) => Err(Error::Input(format!(
-                "target {i} (0-based) is {}; targets must be finite",
-                y[i]
+                "target {i} (0-based) is {:e}; targets must be finite and at most {:e} in \
+                 magnitude (training squares them); rescale the target or drop the row",
+                y[i],
+                crate::data::MAX_ABS_VALUE
             ))),
             None => Ok(()),
         }

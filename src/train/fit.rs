@@ -93,7 +93,18 @@ pub(super) fn check_x(x: &Array2<f64>, what: &str) -> Result<()> {
             "{what}: no feature columns; pass at least one feature"
         )));
     }
-    check_finite(x, what)
+    check_finite(x, what)?;
+    match x
+        .indexed_iter()
+        .find(|(_, v)| v.abs() > crate::data::MAX_ABS_VALUE)
+    {
+        Some(((r, c), v)) => Err(Error::Input(format!(
+            "{what}: row {r}, column {c} (0-based) is {v:e}, past the {:e} in magnitude that \
+             training's variances can square; rescale the feature or drop the row",
+            crate::data::MAX_ABS_VALUE
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Seeded validation split: stratified by class for classification.

@@ -45,6 +45,21 @@ pub fn keygen(
     for file in [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE] {
         sqnn::fsio::check_output(&out_dir.join(file), "out_dir", &[circuit])?;
     }
+    // A client key is the only way to decrypt what was encrypted with it, and the server keys
+    // uploaded for it are useless without it: never replaced silently.
+    let old_key = out_dir.join(CLIENT_KEY_FILE);
+    if std::fs::symlink_metadata(&old_key).is_ok() {
+        return Err(Error::param(
+            "out_dir",
+            format!(
+                "{} already holds a client key ({}): new keys would replace it, and whatever \
+                 was encrypted with it could never be decrypted again; choose another directory, \
+                 or delete the old keys first if you mean to replace them",
+                out_dir.display(),
+                old_key.display()
+            ),
+        ));
+    }
     print!("{}", render_plan(&plan));
     let (client, server) = ClientKey::generate_with_progress(&checked, &plan, &Bar::new())?;
     let manifest = save_keys(out_dir, &checked, &client, &server, plan.mode)?;
