@@ -416,6 +416,132 @@ fn an_output_equal_to_an_input_is_refused() {
     assert_eq!(std::fs::read(&c).unwrap(), before);
 }
 
+/// A distillation teacher is an input of `train` and `tune`, a split file of `tune`, and
+/// `tune`'s picture must not land on its model: each was overwritten with exit 0.
+#[test]
+fn teachers_splits_and_a_second_output_are_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher.json");
+    sqnn()
+        .args([
+            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
+        ])
+        .arg(&teacher)
+        .assert()
+        .success();
+    let before = std::fs::read(&teacher).unwrap();
+    let quick_tune = [
+        "tune",
+        "--data",
+        "iris",
+        "--budget",
+        "1",
+        "--max-candidates",
+        "1",
+    ];
+    let refused = |cmd: &mut Command, flag: &str| {
+        let out = cmd.output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        assert!(e.contains(&format!("`{flag}` is --{flag}")), "{e}");
+        assert_eq!(std::fs::read(&teacher).unwrap(), before, "{e}");
+    };
+    refused(
+        sqnn()
+            .args(["train", "--data", "iris", "--epochs", "2", "--quiet"])
+            .arg("--distill-from")
+            .arg(&teacher)
+            .arg("--out")
+            .arg(&teacher),
+        "out",
+    );
+    refused(
+        sqnn()
+            .args(quick_tune)
+            .arg("--distill-from")
+            .arg(&teacher)
+            .arg("--out")
+            .arg(&teacher),
+        "out",
+    );
+    let model = dir.path().join("m.json");
+    std::fs::copy(&teacher, &model).unwrap();
+    refused(
+        sqnn()
+            .args(quick_tune)
+            .arg("--out")
+            .arg(&model)
+            .arg("--svg")
+            .arg(&model),
+        "svg",
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    let split = dir.path().join("split.json");
+    std::fs::write(&split, "{\"train\": [0, 1, 2], \"test\": [3, 4]}").unwrap();
+    let out = sqnn()
+        .args(quick_tune)
+        .arg("--split")
+        .arg(&split)
+        .arg("--svg")
+        .arg(&split)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(std::fs::read_to_string(&split)
+        .unwrap()
+        .starts_with("{\"train\""));
+}
+
+/// `--samples 0` ran nothing and printed an accuracy of 0 with exit 0.
+#[test]
+fn zero_samples_are_refused() {
+    for args in [
+        &["run", "--data", "iris", "--samples", "0"][..],
+        &[
+            "run",
+            "--data",
+            "iris",
+            "--backend",
+            "simulate",
+            "--samples",
+            "0",
+        ],
+    ] {
+        let out = sqnn().args(args).arg(circuit("iris")).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains("at least 1"), "{e}");
+        assert!(out.stdout.is_empty(), "{args:?} ran");
+    }
+    let client = ["--keys", "k", "--circuit", "c", "--data", "iris"];
+    for args in [
+        vec!["demo", "--samples", "0"],
+        [
+            &["client", "encrypt", "--out", "o"][..],
+            &client,
+            &["--samples", "0"],
+        ]
+        .concat(),
+        [
+            &["client", "predict", "--server", "s", "--token", "t"][..],
+            &client,
+            &["--samples", "0"],
+        ]
+        .concat(),
+        [
+            &["client", "predict", "--server", "s", "--token", "t"][..],
+            &client,
+            &["--batch", "0"],
+        ]
+        .concat(),
+    ] {
+        let out = sqnn().args(&args).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains("at least 1"), "{args:?}: {e}");
+    }
+}
+
 #[test]
 fn an_unwritable_output_is_found_before_training() {
     let dir = tempfile::tempdir().unwrap();

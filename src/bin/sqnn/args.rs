@@ -8,6 +8,16 @@ use clap::{Args, ValueEnum};
 use sqnn::data::{Dataset, Schema, Split, SplitSpec, SplitUse, TaskKind, TrainingRows};
 use sqnn::Result;
 
+/// A count of samples (or of samples per request): at least 1. Zero ran nothing and printed
+/// an accuracy of 0 with exit 0.
+pub fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: expected a whole number, at least 1")),
+    }
+}
+
 /// How the TFHE parameters are chosen.
 #[derive(Args, Clone)]
 pub struct FheArgs {

@@ -18,7 +18,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "iris")]
     pub data: String,
     /// Encrypted samples to run.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::args::at_least_one)]
     pub samples: usize,
     /// Working directory for the model and circuit (default: a temporary directory).
     #[arg(long)]

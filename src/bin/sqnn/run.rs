@@ -27,7 +27,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendKind::Clear)]
     pub backend: BackendKind,
     /// Run only the first N test samples (default: all for clear, 5 for tfhe).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one)]
     pub samples: Option<usize>,
     /// Keys directory from `sqnn keygen` (tfhe; default: generate fresh keys in memory).
     #[arg(long)]

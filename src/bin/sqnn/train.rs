@@ -344,7 +344,8 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     };
     let data_file =
         (!sqnn::Dataset::BUILTIN.contains(&a.data.as_str())).then(|| Path::new(&a.data));
-    let inputs: Vec<&Path> = [data_file, split_file.as_deref()]
+    let teacher = a.distill.distill_from.as_deref();
+    let inputs: Vec<&Path> = [data_file, split_file.as_deref(), teacher]
         .into_iter()
         .flatten()
         .collect();

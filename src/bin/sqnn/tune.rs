@@ -314,10 +314,30 @@ struct Row<'a> {
 
 pub fn tune(a: &TuneArgs) -> Result<ExitCode> {
     let data_file = (!Dataset::BUILTIN.contains(&a.data.as_str())).then(|| Path::new(&a.data));
-    let inputs: Vec<&Path> = data_file.into_iter().collect();
+    let split_file = match a.split.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    };
+    let teacher = a.distill.distill_from.as_deref();
+    let inputs: Vec<&Path> = [data_file, split_file.as_deref(), teacher]
+        .into_iter()
+        .flatten()
+        .collect();
     for (path, name) in [(&a.out, "out"), (&a.svg, "svg")] {
         if let Some(p) = path {
             sqnn::fsio::check_output(p, name, &inputs)?;
+        }
+    }
+    if let (Some(out), Some(svg)) = (&a.out, &a.svg) {
+        if sqnn::fsio::same_file(out, svg) {
+            return Err(Error::param(
+                "svg",
+                format!(
+                    "{} is also --out's path: the picture would overwrite the recommended \
+                     model; choose another path",
+                    svg.display()
+                ),
+            ));
         }
     }
     let (ds, split) = load_split(&a.data, &a.split)?;

@@ -88,7 +88,7 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub rows: RowArgs,
     /// Samples per request.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     pub batch: usize,
     /// Write the predictions to this CSV file (`row,prediction`, and `target` when known).
     #[arg(long)]
@@ -129,7 +129,7 @@ pub struct RowArgs {
     #[arg(long)]
     pub rows: Option<PathBuf>,
     /// Encrypt only the first N rows (default: 5 test rows with --data, every row with --rows).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one)]
     pub samples: Option<usize>,
 }
 
