@@ -782,7 +782,10 @@ fn rows_to_predict_match_by_name_with_or_without_targets() {
     };
     // One row, no target: fine (training data needs more; new rows do not).
     let r = load_rows(&pets, "b,a\n2,1\n").unwrap();
-    assert_eq!((r.x, r.y, r.columns), (array![[1.0, 2.0]], None, ColumnMatch::ByName));
+    assert_eq!(
+        (r.x, r.y, r.columns),
+        (array![[1.0, 2.0]], None, ColumnMatch::ByName)
+    );
     // A target of one class, and a numeric label written as the model names it (1.0 is 1).
     let r = load_rows(&pets, "a,kind,b\n1,dog,2\n3,dog,4\n5,1.0,6\n").unwrap();
     assert_eq!(r.y, Some(vec![2.0, 2.0, 0.0]));
@@ -804,6 +807,8 @@ fn rows_to_predict_match_by_name_with_or_without_targets() {
     };
     let r = load_rows(&value, "x,y,t\n1,2,0.5\n").unwrap();
     assert_eq!((r.y, r.columns), (Some(vec![0.5]), ColumnMatch::ByPosition));
-    let e = load_rows(&value, "x,y,t\n1,2,big\n").unwrap_err().to_string();
+    let e = load_rows(&value, "x,y,t\n1,2,big\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 2") && e.contains("`big`"), "{e}");
 }
