@@ -554,3 +554,58 @@ fn sqnn_tune_gives_linear_candidates_the_wider_bits_its_flag_names() {
     );
     assert_eq!(space_of("off"), (1, vec![(3, 10)]));
 }
+
+/// The printed `train it:` command trains what `tune` judged: the same target, task and split,
+/// and it names `--out` (which `train` requires). It left them out: on a CSV whose target is
+/// not the last column, it trained on another column.
+#[test]
+fn sqnn_tune_prints_a_train_command_that_runs_on_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("label first.csv");
+    let mut text = String::from("label,a,b,c\n");
+    for i in 0..80u32 {
+        let (a, b) = (f64::from(i % 7), f64::from(i % 5));
+        let c = f64::from(i) * 0.37 + 0.1;
+        text += &format!("{},{a},{b},{c}\n", u32::from(a + b > 5.0));
+    }
+    std::fs::write(&data, text).unwrap();
+    let out = sqnn()
+        .arg("tune")
+        .arg("--data")
+        .arg(&data)
+        .args(["--target", "label", "--seed", "7", "--max-candidates", "1"])
+        .args(["--epochs", "5", "--folds", "1", "--repeats", "1"])
+        .args(["--noise-seeds", "1", "--refit", "recommended"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("train it: sqnn "))
+        .unwrap_or_else(|| panic!("no train command in {text}"));
+    assert!(
+        line.contains(" --target label") && line.contains(" --seed 7"),
+        "{line}"
+    );
+    let model = dir.path().join("m.json");
+    let line = line.replace("MODEL.json", model.to_str().unwrap());
+    let bin = assert_cmd::cargo::cargo_bin("sqnn");
+    let run = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' {line} --json --quiet", bin.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{line}: {err}");
+    let last = String::from_utf8_lossy(&run.stdout);
+    let v: Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert!(
+        v["test_accuracy"].is_number(),
+        "trained on another target: {v}"
+    );
+}

@@ -366,7 +366,43 @@ pub fn load_split_for(
     Ok((conformed.data, split))
 }
 
+/// `text` as one shell word: as it is when it holds only safe characters, else single-quoted.
+pub fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=,+@%".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 impl SplitArgs {
+    /// The flags given, as a command line shows them (each with a leading space): a printed
+    /// command reads the same rows, target and task.
+    pub fn flags(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = self.test_size {
+            out.push_str(&format!(" --test-size {t}"));
+        }
+        if let Some(s) = self.seed {
+            out.push_str(&format!(" --seed {s}"));
+        }
+        if self.split != "auto" {
+            out.push_str(&format!(" --split {}", shell_word(&self.split)));
+        }
+        if let Some(t) = &self.target {
+            out.push_str(&format!(" --target {}", shell_word(t)));
+        }
+        if let Some(t) = self.task {
+            let name = match t {
+                TaskKind::Classify => "classify",
+                TaskKind::Regress => "regress",
+            };
+            out.push_str(&format!(" --task {name}"));
+        }
+        out
+    }
+
     /// Whether a split flag was given (`--split` other than `auto`, `--test-size`, `--seed`).
     pub fn given(&self) -> bool {
         self.split != "auto" || self.test_size.is_some() || self.seed.is_some()

@@ -499,8 +499,9 @@ fn print_recommendation(r: &TuneReport, rec: Option<&(Refit, Assessment)>, a: &T
         );
     }
     println!(
-        "  train it: sqnn train --data {} {}{}",
-        a.data,
+        "  train it: sqnn train --data {}{} {}{} --out MODEL.json",
+        crate::args::shell_word(&a.data),
+        a.split.flags(),
         p.config.train_flags(),
         base_flags(&r.base)
     );
