@@ -35,6 +35,9 @@ fn checked(graph: IntGraph) -> Result<CheckedGraph> {
     })
 }
 
+/// A file of new rows may have no targets.
+type Targets = Option<Vec<f64>>;
+
 /// The rows to encrypt, quantized for `graph`, and their targets when known: the first
 /// `--samples` test rows of `--data` (5 by default), or the rows of the `--rows` file (all by
 /// default), whose targets are known when the file has a target column.
@@ -42,7 +45,7 @@ fn rows_to_encrypt(
     graph: &IntGraph,
     r: &RowArgs,
     split: &SplitArgs,
-) -> Result<(Vec<Vec<i64>>, Option<Vec<f64>>)> {
+) -> Result<(Vec<Vec<i64>>, Targets)> {
     let Some(path) = &r.rows else {
         let data = r.data.as_deref().ok_or_else(|| {
             Error::param(
