@@ -675,6 +675,24 @@ fn client_encrypt_never_writes_over_its_keys_or_inputs() {
         assert_eq!(out.status.code(), Some(2), "{}: {e}", target.display());
         assert!(e.contains("also an input"), "{e}");
     }
+    // The predictions of `client decrypt --out` and `client predict --out` neither.
+    let key = keys.join("client.key");
+    let c_arg = c.to_str().unwrap();
+    let k_arg = keys.to_str().unwrap();
+    for args in [
+        vec!["decrypt", "--circuit", c_arg, "--answer", c_arg],
+        vec!["predict", "--server", "http://127.0.0.1:9", "--token", "t"],
+    ] {
+        let mut cmd = sqnn();
+        cmd.arg("client").args(&args).args(["--keys", k_arg]);
+        if args[0] == "predict" {
+            cmd.args(["--circuit", "iris", "--data", "iris"]);
+        }
+        let out = cmd.arg("--out").arg(&key).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains("also an input"), "{args:?}: {e}");
+    }
     for (f, old) in files.iter().zip(&before) {
         assert_eq!(&std::fs::read(f).unwrap(), old, "{} changed", f.display());
     }

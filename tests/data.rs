@@ -759,3 +759,56 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rows to predict (`Schema::load_rows`)
+// ---------------------------------------------------------------------------------------------
+
+fn load_rows(schema: &sqnn::data::Schema, text: &str) -> sqnn::Result<sqnn::data::RowsToPredict> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.csv");
+    std::fs::write(&path, text).unwrap();
+    schema.load_rows(&path, None, 2)
+}
+
+#[test]
+fn rows_to_predict_match_by_name_with_or_without_targets() {
+    use sqnn::data::{ColumnMatch, Schema};
+    let pets = Schema {
+        feature_names: Some(vec!["a".into(), "b".into()]),
+        task: Task::Classify {
+            classes: vec!["1".into(), "cat".into(), "dog".into()],
+        },
+    };
+    // One row, no target: fine (training data needs more; new rows do not).
+    let r = load_rows(&pets, "b,a\n2,1\n").unwrap();
+    assert_eq!(
+        (r.x, r.y, r.columns),
+        (array![[1.0, 2.0]], None, ColumnMatch::ByName)
+    );
+    // A target of one class, and a numeric label written as the model names it (1.0 is 1).
+    let r = load_rows(&pets, "a,kind,b\n1,dog,2\n3,dog,4\n5,1.0,6\n").unwrap();
+    assert_eq!(r.y, Some(vec![2.0, 2.0, 0.0]));
+    assert_eq!(r.x.row(2).to_vec(), vec![5.0, 6.0]);
+    // Unknown labels, missing or extra columns: refused, naming them.
+    for (text, names) in [
+        ("a,b,kind\n1,2,Cat\n", vec!["`Cat`", "`dog`"]),
+        ("a,c\n1,2\n", vec!["`b`", "`c`"]),
+        ("a,b,c,d\n1,2,3,4\n", vec!["`c`", "`d`"]),
+        ("a,b\n1,x\n", vec!["line 2", "`x`"]),
+    ] {
+        let e = load_rows(&pets, text).unwrap_err().to_string();
+        assert!(names.iter().all(|n| e.contains(n)), "{text:?}: {e}");
+    }
+    // Regression by position (no names recorded): the column after the features is the target.
+    let value = Schema {
+        feature_names: None,
+        task: Task::Regress,
+    };
+    let r = load_rows(&value, "x,y,t\n1,2,0.5\n").unwrap();
+    assert_eq!((r.y, r.columns), (Some(vec![0.5]), ColumnMatch::ByPosition));
+    let e = load_rows(&value, "x,y,t\n1,2,big\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && e.contains("`big`"), "{e}");
+}

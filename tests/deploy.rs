@@ -825,3 +825,134 @@ fn the_listing_shows_the_recorded_plan() {
     assert!(old.plan.contains("records none"), "{}", old.plan);
     assert_eq!(old.mode, "approximate");
 }
+
+/// `n` test rows of a built-in data set as a CSV file of new samples: the columns in reverse
+/// order, with the target column (its class labels or values) when `target` is given.
+fn new_rows_csv(path: &Path, data: &str, n: usize, target: Option<&str>) {
+    let ds = Dataset::builtin(data).unwrap();
+    let split = sqnn::SplitSpec::Auto.split(&ds).unwrap();
+    let test = ds.subset(&split.test[..n]);
+    let mut names: Vec<String> = test.feature_names.iter().rev().cloned().collect();
+    names.extend(target.map(str::to_string));
+    let mut text = names.join(",") + "\n";
+    for i in 0..n {
+        let mut cells: Vec<String> = test.x.row(i).iter().rev().map(|v| v.to_string()).collect();
+        if target.is_some() {
+            cells.push(match &test.task {
+                sqnn::data::Task::Classify { classes } => classes[test.y[i] as usize].clone(),
+                sqnn::data::Task::Regress => test.y[i].to_string(),
+            });
+        }
+        text += &(cells.join(",") + "\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn predict_rows(server: &Server, keys: &Path, circuit: &str, rows: &Path, out: &Path) -> Value {
+    let args = [
+        "client",
+        "predict",
+        "--server",
+        &server.url,
+        "--token",
+        ALICE,
+        "--keys",
+        keys.to_str().unwrap(),
+        "--circuit",
+        circuit,
+        "--rows",
+        rows.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    let text = String::from_utf8(sqnn(&args).stdout).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn new_rows_are_predicted_by_column_name_and_written_as_labels() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(store.path(), &[]);
+    let work = tempfile::tempdir().unwrap();
+    // Iris rows without a target, columns reversed: matched by name, every row predicted.
+    let (rows_csv, out) = (work.path().join("new.csv"), work.path().join("p.csv"));
+    new_rows_csv(&rows_csv, "iris", 4, None);
+    let v = predict_rows(&server, &f.iris, "iris", &rows_csv, &out);
+    let (checked, inputs) = rows("iris", "iris", 4);
+    let clear = ClearBackend::default()
+        .evaluate(checked.analyzed(), &inputs)
+        .unwrap();
+    assert_eq!(ints(&v["clear_outputs"]), clear, "columns matched by name");
+    assert!(v.get("accuracy").is_none(), "no target, no score: {v}");
+    let g = checked.graph();
+    let labels: Vec<String> = predictions(&v)
+        .iter()
+        .map(|&p| g.prediction_label(p))
+        .collect();
+    assert!(labels
+        .iter()
+        .all(|l| ["setosa", "versicolor", "virginica"].contains(&l.as_str())));
+    let written = std::fs::read_to_string(&out).unwrap();
+    let want: String = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{i},{l}\n"))
+        .collect();
+    assert_eq!(written, format!("row,prediction\n{want}"));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "predictions are the client's: {mode:o}");
+    // The same rows with their labels: scored.
+    new_rows_csv(&rows_csv, "iris", 4, Some("species"));
+    let v = predict_rows(&server, &f.iris, "iris", &rows_csv, &out);
+    assert!(v["accuracy"].as_f64().is_some(), "{v}");
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .starts_with("row,prediction,target\n"));
+    // Regression, a linear circuit: the values, bit-identical to clear.
+    new_rows_csv(&rows_csv, "diabetes", 6, None);
+    let v = predict_rows(&server, &f.linear, "linear", &rows_csv, &out);
+    let (checked, inputs) = rows("linear", "diabetes", 6);
+    let g = checked.graph();
+    let clear: Vec<f64> = ClearBackend::default()
+        .evaluate(checked.analyzed(), &inputs)
+        .unwrap()
+        .iter()
+        .map(|o| g.predict(o))
+        .collect();
+    assert_eq!(predictions(&v), clear);
+    let written: Vec<f64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(written, clear);
+    // A file whose columns are not the circuit's: exit 2, naming the column; no output.
+    std::fs::write(&rows_csv, "a,b,c,d\n1,2,3,4\n").unwrap();
+    let out2 = work.path().join("p2.csv");
+    let o = Command::new(BIN)
+        .args([
+            "client",
+            "predict",
+            "--server",
+            &server.url,
+            "--token",
+            ALICE,
+        ])
+        .args(["--keys", f.iris.to_str().unwrap(), "--circuit", "iris"])
+        .args(["--rows", rows_csv.to_str().unwrap()])
+        .args(["--out", out2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("petal width (cm)") && err.contains("`a`"),
+        "{err}"
+    );
+    assert!(!out2.exists());
+    server.stop();
+}

@@ -44,7 +44,16 @@ impl Dataset {
             .flexible(true)
             .trim(::csv::Trim::All)
             .from_reader(r);
-        read_header(&source, &mut rdr)
+        read_names(&source, &mut rdr)
+    }
+
+    /// Reads a CSV file of rows to predict: a header row of column names, then one row per
+    /// sample, every column a numeric feature except the column named `target`, if given,
+    /// whose cells are returned as they are (with their line numbers), for matching to a
+    /// model's labels. Unlike [`Dataset::from_csv`], one row and a single class are fine.
+    /// Match the columns to a model with [`Schema::load_rows`](super::Schema::load_rows).
+    pub fn rows_from_csv(path: &Path, target: Option<&str>) -> Result<CsvRows> {
+        rows_csv(&path.display().to_string(), open(path)?, target)
     }
 
     /// Like [`Dataset::from_csv`], from any reader; `source_name` is used in error messages and
@@ -102,7 +111,7 @@ fn read_csv<R: Read>(
         .from_reader(r);
     let header = read_header(source, &mut rdr)?;
     let t = target_column(source, &header, target)?;
-    let Rows { xs, targets } = read_rows(source, &mut rdr, &header, t)?;
+    let Rows { xs, targets } = read_rows(source, &mut rdr, &header, Some(t))?;
     let n = targets.len();
     let tcol = col_label(t, &header[t]);
     let numeric = numeric_targets(source, &targets, &tcol, task)?;
@@ -158,6 +167,65 @@ fn read_csv<R: Read>(
     })
 }
 
+/// A CSV file of rows to predict ([`Dataset::rows_from_csv`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvRows {
+    /// The feature columns' names, in the file's order.
+    pub feature_names: Vec<String>,
+    /// One row per sample, the features in the file's order.
+    pub x: Array2<f64>,
+    /// The target column's label (for messages) and its cells with their line numbers.
+    pub targets: Option<(String, Vec<(String, usize)>)>,
+}
+
+/// Features and, when `target` names a column, its cells.
+fn rows_csv<R: Read>(source: &str, r: R, target: Option<&str>) -> Result<CsvRows> {
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(r);
+    let header = read_names(source, &mut rdr)?;
+    let t = match target {
+        Some(name) => Some(target_column(source, &header, Some(name))?),
+        None => None,
+    };
+    let feature_names: Vec<String> = (0..header.len())
+        .filter(|&j| Some(j) != t)
+        .map(|j| header[j].clone())
+        .collect();
+    super::Schema::validate_names(&feature_names, feature_names.len()).map_err(|m| {
+        data_err(
+            source,
+            Some(1),
+            None,
+            format!("{m}; give every column its own name"),
+        )
+    })?;
+    let Rows { xs, targets } = read_rows(source, &mut rdr, &header, t)?;
+    let n = if feature_names.is_empty() {
+        targets.len()
+    } else {
+        xs.len() / feature_names.len()
+    };
+    let x = Array2::from_shape_vec((n, feature_names.len()), xs)
+        .map_err(|e| data_err(source, None, None, e.to_string()))?;
+    Ok(CsvRows {
+        feature_names,
+        x,
+        targets: t.map(|t| (col_label(t, &header[t]), targets)),
+    })
+}
+
+/// A target cell as a class label: a number as [`Dataset::from_csv`] names numeric classes
+/// (`1.0` is `1`), anything else as written.
+pub(super) fn class_label(cell: &str) -> String {
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => format!("{}", v + 0.0),
+        _ => cell.to_string(),
+    }
+}
+
 /// A reader error as a data error with its line.
 fn csv_error(source: &str, e: ::csv::Error) -> Error {
     let line = e.position().map(|p| p.line() as usize);
@@ -170,6 +238,25 @@ fn csv_error(source: &str, e: ::csv::Error) -> Error {
 
 /// The first non-blank row: column names (a UTF-8 byte order mark dropped), at least three.
 fn read_header<R: Read>(source: &str, rdr: &mut Reader<R>) -> Result<Vec<String>> {
+    let header = read_names(source, rdr)?;
+    let n_cols = header.len();
+    if n_cols < 3 {
+        return Err(data_err(
+            source,
+            Some(1),
+            None,
+            format!(
+                "the header has {n_cols} column(s) ({}); sqnn needs at least 2 feature columns \
+                 plus the target column (check the delimiter: it must be a comma)",
+                list_names(&header)
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// The first non-blank row: column names (a UTF-8 byte order mark dropped).
+fn read_names<R: Read>(source: &str, rdr: &mut Reader<R>) -> Result<Vec<String>> {
     let mut record = ::csv::ByteRecord::new();
     let header: Vec<String> = loop {
         if !rdr
@@ -208,19 +295,6 @@ fn read_header<R: Read>(source: &str, rdr: &mut Reader<R>) -> Result<Vec<String>
         }
         break names;
     };
-    let n_cols = header.len();
-    if n_cols < 3 {
-        return Err(data_err(
-            source,
-            Some(1),
-            None,
-            format!(
-                "the header has {n_cols} column(s) ({}); sqnn needs at least 2 feature columns \
-                 plus the target column (check the delimiter: it must be a comma)",
-                list_names(&header)
-            ),
-        ));
-    }
     Ok(header)
 }
 
@@ -267,7 +341,7 @@ fn read_rows<R: Read>(
     source: &str,
     rdr: &mut Reader<R>,
     header: &[String],
-    t: usize,
+    t: Option<usize>,
 ) -> Result<Rows> {
     let n_cols = header.len();
     let mut record = ::csv::ByteRecord::new();
@@ -303,7 +377,7 @@ fn read_rows<R: Read>(
                     "cell is not valid UTF-8 text; save the file as UTF-8",
                 )
             })?;
-            if j == t {
+            if Some(j) == t {
                 if s.is_empty() {
                     return Err(data_err(
                         source,
@@ -318,7 +392,7 @@ fn read_rows<R: Read>(
             }
         }
     }
-    if targets.is_empty() {
+    if xs.is_empty() && targets.is_empty() {
         return Err(data_err(
             source,
             None,

@@ -33,9 +33,10 @@ use crate::error::{Error, Result};
 use crate::fsio::bounded;
 pub use crate::task::{Task, TaskKind};
 
+pub use csv::CsvRows;
 pub use provenance::{RecordedSplit, SplitUse, TrainingRows};
 pub use scale::Standardizer;
-pub use schema::{ColumnMatch, Conformed, Schema, MAX_NAME_LEN};
+pub use schema::{ColumnMatch, Conformed, RowsToPredict, Schema, MAX_NAME_LEN};
 
 /// Largest CSV text sqnn reads (after decompression): about 30 million cells, whose features
 /// take up to 1 GiB in memory.

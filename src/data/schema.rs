@@ -26,7 +26,7 @@
 //! # Ok::<(), sqnn::Error>(())
 //! ```
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 
 use super::{list_names, Dataset};
 use crate::error::{Error, Result};
@@ -75,6 +75,17 @@ impl ColumnMatch {
 pub struct Conformed {
     /// The data, re-ordered and re-labelled.
     pub data: Dataset,
+    /// How the columns were matched.
+    pub columns: ColumnMatch,
+}
+
+/// Rows to predict, matched to a [`Schema`] ([`Schema::load_rows`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowsToPredict {
+    /// One row per sample, the features in the schema's order.
+    pub x: Array2<f64>,
+    /// The targets (class indices of the schema, or values), when the file has them.
+    pub y: Option<Vec<f64>>,
     /// How the columns were matched.
     pub columns: ColumnMatch,
 }
@@ -275,6 +286,114 @@ impl Schema {
             }
         }
         Dataset::load(name_or_path, target.as_deref(), task)
+    }
+
+    /// Loads rows to predict from the CSV file `path` for a model of `n_features` features:
+    /// its feature columns by name, in any order (by position when the schema records no
+    /// names). A file with one column more holds targets too (that column, or the one named
+    /// `target`), matched as [`Schema::conform`] matches them, so the predictions can be
+    /// scored; a file of the features alone gives rows without targets. Missing or unknown
+    /// columns are refused, naming them.
+    ///
+    /// ```
+    /// use sqnn::data::{Schema, Task};
+    ///
+    /// let schema = Schema {
+    ///     feature_names: Some(vec!["a".into(), "b".into()]),
+    ///     task: Task::Classify { classes: vec!["cat".into(), "dog".into()] },
+    /// };
+    /// let dir = tempfile::tempdir()?;
+    /// let new = dir.path().join("new.csv");
+    /// std::fs::write(&new, "b,a\n2,1\n4,3\n")?;
+    /// let rows = schema.load_rows(&new, None, 2)?;
+    /// assert_eq!(rows.x.row(0).to_vec(), vec![1.0, 2.0]);
+    /// assert_eq!(rows.y, None);
+    /// std::fs::write(&new, "b,a,kind\n2,1,dog\n4,3,cat\n")?;
+    /// assert_eq!(schema.load_rows(&new, None, 2)?.y, Some(vec![1.0, 0.0]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_rows(
+        &self,
+        path: &std::path::Path,
+        target: Option<&str>,
+        n_features: usize,
+    ) -> Result<RowsToPredict> {
+        let source = path.display().to_string();
+        let header = Dataset::csv_header(path)?;
+        // Features only, or features and one target column; anything else is refused by
+        // `column_order`, which names the missing and unknown columns.
+        let target = match (target, &self.feature_names) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, Some(names)) => {
+                let unknown: Vec<&String> = header.iter().filter(|h| !names.contains(h)).collect();
+                match unknown.as_slice() {
+                    [] => None,
+                    [one] if names.iter().all(|n| header.contains(n)) => Some(one.to_string()),
+                    _ => {
+                        // Missing columns, or more than one unknown: refused, naming them.
+                        self.column_order(&source, &header, n_features)?;
+                        None
+                    }
+                }
+            }
+            (None, None) if header.len() == n_features + 1 => header.last().cloned(),
+            (None, None) => None,
+        };
+        let rows = Dataset::rows_from_csv(path, target.as_deref())?;
+        let (order, columns) = self.column_order(&source, &rows.feature_names, n_features)?;
+        let y = match rows.targets {
+            Some((column, cells)) => Some(self.targets(&source, &column, &cells)?),
+            None => None,
+        };
+        Ok(RowsToPredict {
+            x: rows.x.select(Axis(1), &order),
+            y,
+            columns,
+        })
+    }
+
+    /// Target cells of a file of rows as the schema's class indices (labels matched by value)
+    /// or regression values.
+    fn targets(&self, source: &str, column: &str, cells: &[(String, usize)]) -> Result<Vec<f64>> {
+        match &self.task {
+            Task::Classify { classes } => {
+                let labels: Vec<String> = cells
+                    .iter()
+                    .map(|(c, _)| super::csv::class_label(c))
+                    .collect();
+                let mut unknown: Vec<String> = labels
+                    .iter()
+                    .filter(|l| !classes.contains(l))
+                    .cloned()
+                    .collect();
+                unknown.sort_unstable();
+                unknown.dedup();
+                if !unknown.is_empty() {
+                    return Err(mismatch(
+                        source,
+                        format!(
+                            "the target column {column} holds {}, which are not classes of the \
+                             model, which knows {}; rename them to the model's labels (or drop \
+                             that column to predict without scoring)",
+                            list_names(&unknown),
+                            list_names(classes)
+                        ),
+                    ));
+                }
+                Ok(labels
+                    .iter()
+                    .map(|l| classes.iter().position(|k| k == l).unwrap_or(0) as f64)
+                    .collect())
+            }
+            Task::Regress => cells
+                .iter()
+                .map(|(c, line)| {
+                    super::parse_finite(c).map_err(|m| {
+                        super::data_err(source, Some(*line), Some(column.to_string()), m)
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// The kind of task the schema expects.

@@ -319,6 +319,19 @@ impl IntGraph {
             Task::Regress => y[0],
         }
     }
+
+    /// A prediction of [`IntGraph::predict`] as the user reads it: the class's label, or the
+    /// regression value.
+    pub fn prediction_label(&self, prediction: f64) -> String {
+        match &self.meta.task {
+            Task::Classify { classes } => classes
+                .iter()
+                .enumerate()
+                .find(|&(k, _)| k as f64 == prediction)
+                .map_or_else(|| format!("class {prediction}"), |(_, c)| c.clone()),
+            Task::Regress => format!("{prediction}"),
+        }
+    }
 }
 
 /// A dot product and the table that reads it ([`IntGraph::dot_sites`]).

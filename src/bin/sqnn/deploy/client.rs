@@ -16,7 +16,7 @@ use sqnn::report::render_text;
 use sqnn::tfhe::{load_client_key, load_manifest, CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{fsio, Error, Result};
 
-use super::{DecryptArgs, EncryptArgs, PredictArgs};
+use super::{DecryptArgs, EncryptArgs, PredictArgs, RowArgs};
 use crate::args::{load_split_for, SplitArgs};
 use crate::progress::Bar;
 use crate::run::metric;
@@ -35,24 +35,102 @@ fn checked(graph: IntGraph) -> Result<CheckedGraph> {
     })
 }
 
-/// The first `n` test rows of `data`, quantized for `graph`, and their targets.
-fn test_rows(
+/// A file of new rows may have no targets.
+type Targets = Option<Vec<f64>>;
+
+/// The rows to encrypt, quantized for `graph`, and their targets when known: the first
+/// `--samples` test rows of `--data` (5 by default), or the rows of the `--rows` file (all by
+/// default), whose targets are known when the file has a target column.
+fn rows_to_encrypt(
     graph: &IntGraph,
-    data: &str,
+    r: &RowArgs,
     split: &SplitArgs,
-    n: usize,
-) -> Result<(Vec<Vec<i64>>, Vec<f64>)> {
-    let (ds, s) = load_split_for(
-        data,
-        split,
-        &graph.schema(),
-        graph.meta.training_rows.as_ref(),
-        SplitUse::Evaluate,
-    )?;
-    let test = ds.subset(&s.test);
-    let n = n.min(test.n_samples());
-    let test = test.subset(&(0..n).collect::<Vec<_>>());
-    Ok((graph.quantize_inputs(&test.x)?, test.y.to_vec()))
+) -> Result<(Vec<Vec<i64>>, Targets)> {
+    let Some(path) = &r.rows else {
+        let data = r.data.as_deref().ok_or_else(|| {
+            Error::param(
+                "data",
+                "give --data (a data set's test rows) or --rows FILE.csv",
+            )
+        })?;
+        let (ds, s) = load_split_for(
+            data,
+            split,
+            &graph.schema(),
+            graph.meta.training_rows.as_ref(),
+            SplitUse::Evaluate,
+        )?;
+        let test = ds.subset(&s.test);
+        let n = r.samples.unwrap_or(5).min(test.n_samples());
+        let test = test.subset(&(0..n).collect::<Vec<_>>());
+        return Ok((graph.quantize_inputs(&test.x)?, Some(test.y.to_vec())));
+    };
+    if split.split != "auto" || split.test_size.is_some() || split.seed.is_some() {
+        return Err(Error::param(
+            "split",
+            "--split, --test-size and --seed choose the test rows of --data; --rows encrypts \
+             the rows of its file (the first --samples): drop them",
+        ));
+    }
+    let rows = graph
+        .schema()
+        .load_rows(path, split.target.as_deref(), graph.n_features())?;
+    if let Some(note) = rows.columns.note() {
+        eprintln!("note: {note}");
+    }
+    let n = r.samples.unwrap_or(usize::MAX).min(rows.x.nrows());
+    let x = rows.x.slice(ndarray::s![..n, ..]).to_owned();
+    let y = rows.y.map(|y| y[..n].to_vec());
+    Ok((graph.quantize_inputs(&x)?, y))
+}
+
+/// Writes `row,prediction[,target]` (labels for classes) to `path`, atomically.
+fn write_predictions(path: &Path, g: &IntGraph, preds: &[f64], y: Option<&[f64]>) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| Error::Input(format!("cannot write the predictions: {e}"));
+    let mut header = vec!["row", "prediction"];
+    if y.is_some() {
+        header.push("target");
+    }
+    w.write_record(&header).map_err(csv_err)?;
+    for (i, p) in preds.iter().enumerate() {
+        let mut rec = vec![i.to_string(), g.prediction_label(*p)];
+        if let Some(y) = y {
+            rec.push(g.prediction_label(y[i]));
+        }
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Input(format!("cannot write the predictions: {e}")))?;
+    fsio::write_atomic(path, &bytes, fsio::Secrecy::OwnerOnly)
+}
+
+/// The files of a keys directory: an output on any of them would destroy a key.
+fn key_files(keys: &Path) -> [std::path::PathBuf; 3] {
+    [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE].map(|f| keys.join(f))
+}
+
+/// The split file the split flags name, if any.
+fn split_file(s: &SplitArgs) -> Option<std::path::PathBuf> {
+    match s.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Checks `--out` before any work: a writable place that is none of the inputs (`others`,
+/// and the rows' files).
+fn check_out(out: Option<&Path>, r: &RowArgs, others: &[&Path]) -> Result<()> {
+    let Some(out) = out else { return Ok(()) };
+    let mut inputs: Vec<&Path> = others.to_vec();
+    if let Some(rows) = &r.rows {
+        inputs.push(rows);
+    }
+    if let Some(data) = &r.data {
+        inputs.push(Path::new(data));
+    }
+    fsio::check_output(out, "out", &inputs)
 }
 
 fn read_server_key(keys: &Path) -> Result<Vec<u8>> {
@@ -60,9 +138,14 @@ fn read_server_key(keys: &Path) -> Result<Vec<u8>> {
 }
 
 pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
+    let keys = key_files(&a.keys);
+    let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+    let split_file = split_file(&a.split);
+    inputs.extend(split_file.as_deref());
+    check_out(a.out.as_deref(), &a.rows, &inputs)?;
     let client = Client::new(&a.server.server, &a.server.token)?;
     let graph = client.circuit(&a.circuit)?;
-    let (inputs, y) = test_rows(&graph, &a.data, &a.split, a.samples)?;
+    let (inputs, y) = rows_to_encrypt(&graph, &a.rows, &a.split)?;
     let checked = checked(graph)?;
     // Loading the client key checks that the keys were made for this circuit.
     let key = load_client_key(&a.keys, &checked)?;
@@ -93,7 +176,7 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
     let clear = ClearBackend::default().evaluate(checked.analyzed(), &inputs)?;
     let g = checked.graph();
     let preds: Vec<f64> = p.outputs.iter().map(|o| g.predict(o)).collect();
-    let (name, value) = metric(g, &preds, &y);
+    let score = y.as_deref().map(|y| metric(g, &preds, y));
     let n = inputs.len();
     let same = p
         .outputs
@@ -105,34 +188,50 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
     let per = |v: f64| v / n.max(1) as f64;
     let rtt = per(p.round_trip_ms.iter().sum());
     let server = per(p.server_ms.iter().sum());
+    if let Some(out) = &a.out {
+        write_predictions(out, g, &preds, y.as_deref())?;
+    }
+    let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     if a.json {
-        println!(
-            "{}",
-            json!({ name: value, "samples": n,
-                "same_prediction_as_clear": per(same as f64),
-                "agreement_with_clear": per(identical as f64),
-                "latency_ms_per_sample": rtt, "server_ms_per_sample": server,
-                "encrypt_ms_per_sample": per(p.encrypt_ms),
-                "decrypt_ms_per_sample": per(p.decrypt_ms),
-                "batch_size": p.batch_size, "key_id": info.key_id,
-                "key_uploaded": uploaded, "key_upload_seconds": upload_s,
-                "parameters": manifest.parameter_set, "circuit": a.circuit,
-                "predictions": preds, "outputs": p.outputs,
-                "clear_outputs": clear,
-                "backend": "remote" })
-        );
+        let mut v = json!({ "samples": n,
+            "same_prediction_as_clear": per(same as f64),
+            "agreement_with_clear": per(identical as f64),
+            "latency_ms_per_sample": rtt, "server_ms_per_sample": server,
+            "encrypt_ms_per_sample": per(p.encrypt_ms),
+            "decrypt_ms_per_sample": per(p.decrypt_ms),
+            "batch_size": p.batch_size, "key_id": info.key_id,
+            "key_uploaded": uploaded, "key_upload_seconds": upload_s,
+            "parameters": manifest.parameter_set, "circuit": a.circuit,
+            "predictions": preds, "labels": labels, "outputs": p.outputs,
+            "clear_outputs": clear,
+            "backend": "remote" });
+        if let Some((name, value)) = score {
+            v[name] = json!(value);
+        }
+        println!("{v}");
     } else {
-        for (i, (e, c)) in preds.iter().zip(&clear).enumerate() {
+        for (i, (e, c)) in labels.iter().zip(&clear).enumerate() {
+            let target = y.as_deref().map_or(String::new(), |y| {
+                format!(", target {}", g.prediction_label(y[i]))
+            });
             println!(
-                "sample {i}: predicted {e} (clear {}, target {})",
-                g.predict(c),
-                y[i]
+                "sample {i}: predicted {e} (clear {}{target})",
+                g.prediction_label(g.predict(c))
             );
         }
+        let scored = score.map_or_else(
+            || format!("{n} encrypted samples predicted"),
+            |(name, value)| format!("{name} {value:.4} on {n} encrypted samples"),
+        );
         println!(
-            "{} at {}: {name} {value:.4} on {n} encrypted samples; {same}/{n} same prediction \
-             as clear; {rtt:.0} ms per sample round trip ({server:.0} ms on the server)",
-            a.circuit, a.server.server
+            "{} at {}: {scored}; {same}/{n} same prediction as clear; {rtt:.0} ms per sample \
+             round trip ({server:.0} ms on the server){}",
+            a.circuit,
+            a.server.server,
+            a.out.as_ref().map_or(String::new(), |o| format!(
+                "; predictions in {}",
+                o.display()
+            ))
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -140,20 +239,15 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
 
 pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
     // The batch must not land on a key (the client key is the only copy of a secret), the
-    // circuit or the data.
-    let keys = [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE].map(|f| a.keys.join(f));
-    let data_file = Path::new(&a.data);
-    let split_file = match a.split.spec() {
-        sqnn::data::SplitSpec::File(p) => Some(p),
-        _ => None,
-    };
+    // circuit or the rows.
+    let keys = key_files(&a.keys);
     let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
     inputs.push(&a.circuit);
-    inputs.extend(data_file.is_file().then_some(data_file));
+    let split_file = split_file(&a.split);
     inputs.extend(split_file.as_deref());
-    fsio::check_output(&a.out, "out", &inputs)?;
+    check_out(Some(&a.out), &a.rows, &inputs)?;
     let graph = IntGraph::load(&a.circuit)?;
-    let (inputs, _) = test_rows(&graph, &a.data, &a.split, a.samples)?;
+    let (inputs, _) = rows_to_encrypt(&graph, &a.rows, &a.split)?;
     let checked = checked(graph)?;
     let key = load_client_key(&a.keys, &checked)?;
     let id = key_id(&read_server_key(&a.keys)?);
@@ -170,6 +264,12 @@ pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
 }
 
 pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
+    if let Some(out) = &a.out {
+        let keys = key_files(&a.keys);
+        let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+        inputs.extend([a.circuit.as_path(), a.answer.as_path()]);
+        fsio::check_output(out, "out", &inputs)?;
+    }
     let checked = checked(IntGraph::load(&a.circuit)?)?;
     let key = load_client_key(&a.keys, &checked)?;
     let bytes = fsio::read_limited(&a.answer, MAX_BATCH_FILE, "answer")?;
@@ -177,11 +277,18 @@ pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
     let outs = decrypt_batch(&key, &checked, &batch)?;
     let g = checked.graph();
     let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
+    if let Some(out) = &a.out {
+        write_predictions(out, g, &preds, None)?;
+    }
+    let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     if a.json {
-        println!("{}", json!({ "predictions": preds, "outputs": outs }));
+        println!(
+            "{}",
+            json!({ "predictions": preds, "labels": labels, "outputs": outs })
+        );
     } else {
-        for (i, p) in preds.iter().enumerate() {
-            println!("sample {i}: predicted {p}");
+        for (i, l) in labels.iter().enumerate() {
+            println!("sample {i}: predicted {l}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -54,9 +54,11 @@ pub struct ServeArgs {
 
 #[derive(Subcommand)]
 pub enum ClientCmd {
-    /// Encrypt a data set's test rows, have the server evaluate them, decrypt, and score.
+    /// Encrypt a data set's test rows (--data) or new samples (--rows), have the server
+    /// evaluate them, decrypt, and print the predictions (scored when targets are known).
     Predict(PredictArgs),
-    /// Encrypt test rows into a batch file (the body of POST /v1/circuits/NAME/evaluate).
+    /// Encrypt test rows (--data) or new samples (--rows) into a batch file (the body of POST
+    /// /v1/circuits/NAME/evaluate).
     Encrypt(EncryptArgs),
     /// Decrypt a server's answer (a batch file) and print the predictions.
     Decrypt(DecryptArgs),
@@ -83,15 +85,14 @@ pub struct PredictArgs {
     /// The circuit's name on the server.
     #[arg(long)]
     pub circuit: String,
-    /// Built-in data set name or CSV path (its test split is used).
-    #[arg(long)]
-    pub data: String,
-    /// Encrypt only the first N test samples.
-    #[arg(long, default_value_t = 5, value_parser = crate::args::at_least_one)]
-    pub samples: usize,
+    #[command(flatten)]
+    pub rows: RowArgs,
     /// Samples per request.
     #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     pub batch: usize,
+    /// Write the predictions to this CSV file (`row,prediction`, and `target` when known).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -107,17 +108,29 @@ pub struct EncryptArgs {
     /// The circuit file (as `GET /v1/circuits/NAME` answers it).
     #[arg(long)]
     pub circuit: PathBuf,
-    /// Built-in data set name or CSV path (its test split is used).
-    #[arg(long)]
-    pub data: String,
-    /// Encrypt only the first N test samples.
-    #[arg(long, default_value_t = 5, value_parser = crate::args::at_least_one)]
-    pub samples: usize,
+    #[command(flatten)]
+    pub rows: RowArgs,
     /// The batch file to write.
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
     pub split: SplitArgs,
+}
+
+/// Which rows to encrypt: a data set's test rows, or every row of a CSV file of new samples.
+#[derive(Args)]
+pub struct RowArgs {
+    /// Built-in data set name or CSV path: its test split is encrypted (and scored).
+    #[arg(long, required_unless_present = "rows", conflicts_with = "rows")]
+    pub data: Option<String>,
+    /// CSV file of new samples to predict: a header row, then the circuit's feature columns by
+    /// name (any order); every row is encrypted. A target column, if present, is used to score
+    /// the predictions.
+    #[arg(long)]
+    pub rows: Option<PathBuf>,
+    /// Encrypt only the first N rows (default: 5 test rows with --data, every row with --rows).
+    #[arg(long, value_parser = crate::args::at_least_one)]
+    pub samples: Option<usize>,
 }
 
 #[derive(Args)]
@@ -131,6 +144,9 @@ pub struct DecryptArgs {
     /// The server's answer (a batch file).
     #[arg(long)]
     pub answer: PathBuf,
+    /// Write the predictions to this CSV file (`row,prediction`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
