@@ -223,15 +223,15 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
             || format!("{n} encrypted samples predicted"),
             |(name, value)| format!("{name} {value:.4} on {n} encrypted samples"),
         );
+        let written = a.out.as_ref().map_or(String::new(), |o| {
+            format!("; predictions in {}", o.display())
+        });
+        // A circuit without bootstraps takes about a millisecond.
+        let prec = if rtt < 10.0 { 2 } else { 0 };
         println!(
-            "{} at {}: {scored}; {same}/{n} same prediction as clear; {rtt:.0} ms per sample \
-             round trip ({server:.0} ms on the server){}",
-            a.circuit,
-            a.server.server,
-            a.out.as_ref().map_or(String::new(), |o| format!(
-                "; predictions in {}",
-                o.display()
-            ))
+            "{} at {}: {scored}; {same}/{n} same prediction as clear; {rtt:.prec$} ms per \
+             sample round trip ({server:.prec$} ms on the server){written}",
+            a.circuit, a.server.server,
         );
     }
     Ok(ExitCode::SUCCESS)
