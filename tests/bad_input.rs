@@ -643,6 +643,61 @@ fn keygen_checks_its_output_directory_before_generating() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
+/// `client encrypt --out` onto a key file, the circuit or the data is refused before any
+/// work: it replaced the client key (the only copy of a secret) with a batch, exit 0.
+#[cfg(feature = "tfhe-backend")]
+#[test]
+fn client_encrypt_never_writes_over_its_keys_or_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    keygen(&keys);
+    let c = dir.path().join("iris.circuit.json");
+    std::fs::copy(circuit("iris"), &c).unwrap();
+    let files = [
+        keys.join("client.key"),
+        keys.join("server.key"),
+        keys.join("keys.json"),
+        c.clone(),
+    ];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for target in &files {
+        let out = sqnn()
+            .args(["client", "encrypt", "--data", "iris", "--samples", "1"])
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--circuit")
+            .arg(&c)
+            .arg("--out")
+            .arg(target)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {e}", target.display());
+        assert!(e.contains("also an input"), "{e}");
+    }
+    // The predictions of `client decrypt --out` and `client predict --out` neither.
+    let key = keys.join("client.key");
+    let c_arg = c.to_str().unwrap();
+    let k_arg = keys.to_str().unwrap();
+    for args in [
+        vec!["decrypt", "--circuit", c_arg, "--answer", c_arg],
+        vec!["predict", "--server", "http://127.0.0.1:9", "--token", "t"],
+    ] {
+        let mut cmd = sqnn();
+        cmd.arg("client").args(&args).args(["--keys", k_arg]);
+        if args[0] == "predict" {
+            cmd.args(["--circuit", "iris", "--data", "iris"]);
+        }
+        let out = cmd.arg("--out").arg(&key).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains("also an input"), "{args:?}: {e}");
+    }
+    for (f, old) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(f).unwrap(), old, "{} changed", f.display());
+    }
+}
+
 /// A second `keygen` into a directory that holds a client key is refused before generating:
 /// it replaced the secret key, and with it every way to decrypt what it had encrypted.
 #[cfg(feature = "tfhe-backend")]

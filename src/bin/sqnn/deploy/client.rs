@@ -13,7 +13,7 @@ use sqnn::deploy::{decrypt_batch, encrypt_batch, Batch, BatchKind, Client, Sessi
 use sqnn::execute::ClearBackend;
 use sqnn::ir::IntGraph;
 use sqnn::report::render_text;
-use sqnn::tfhe::{load_client_key, load_manifest, SERVER_KEY_FILE};
+use sqnn::tfhe::{load_client_key, load_manifest, CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{fsio, Error, Result};
 
 use super::{DecryptArgs, EncryptArgs, PredictArgs, RowArgs};
@@ -106,10 +106,24 @@ fn write_predictions(path: &Path, g: &IntGraph, preds: &[f64], y: Option<&[f64]>
     fsio::write_atomic(path, &bytes, fsio::Secrecy::OwnerOnly)
 }
 
-/// Checks `--out` before any work: a writable place that is none of the inputs.
-fn check_out(out: Option<&Path>, r: &RowArgs, keys: &Path) -> Result<()> {
+/// The files of a keys directory: an output on any of them would destroy a key.
+fn key_files(keys: &Path) -> [std::path::PathBuf; 3] {
+    [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE].map(|f| keys.join(f))
+}
+
+/// The split file the split flags name, if any.
+fn split_file(s: &SplitArgs) -> Option<std::path::PathBuf> {
+    match s.spec() {
+        sqnn::data::SplitSpec::File(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Checks `--out` before any work: a writable place that is none of the inputs (`others`,
+/// and the rows' files).
+fn check_out(out: Option<&Path>, r: &RowArgs, others: &[&Path]) -> Result<()> {
     let Some(out) = out else { return Ok(()) };
-    let mut inputs: Vec<&Path> = vec![keys];
+    let mut inputs: Vec<&Path> = others.to_vec();
     if let Some(rows) = &r.rows {
         inputs.push(rows);
     }
@@ -124,7 +138,11 @@ fn read_server_key(keys: &Path) -> Result<Vec<u8>> {
 }
 
 pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
-    check_out(a.out.as_deref(), &a.rows, &a.keys)?;
+    let keys = key_files(&a.keys);
+    let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+    let split_file = split_file(&a.split);
+    inputs.extend(split_file.as_deref());
+    check_out(a.out.as_deref(), &a.rows, &inputs)?;
     let client = Client::new(&a.server.server, &a.server.token)?;
     let graph = client.circuit(&a.circuit)?;
     let (inputs, y) = rows_to_encrypt(&graph, &a.rows, &a.split)?;
@@ -220,7 +238,14 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
 }
 
 pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
-    fsio::check_output(&a.out, "out", &[a.circuit.as_path(), a.keys.as_path()])?;
+    // The batch must not land on a key (the client key is the only copy of a secret), the
+    // circuit or the rows.
+    let keys = key_files(&a.keys);
+    let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+    inputs.push(&a.circuit);
+    let split_file = split_file(&a.split);
+    inputs.extend(split_file.as_deref());
+    check_out(Some(&a.out), &a.rows, &inputs)?;
     let graph = IntGraph::load(&a.circuit)?;
     let (inputs, _) = rows_to_encrypt(&graph, &a.rows, &a.split)?;
     let checked = checked(graph)?;
@@ -240,7 +265,9 @@ pub fn encrypt(a: &EncryptArgs) -> Result<ExitCode> {
 
 pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
     if let Some(out) = &a.out {
-        let inputs = [a.circuit.as_path(), a.keys.as_path(), a.answer.as_path()];
+        let keys = key_files(&a.keys);
+        let mut inputs: Vec<&Path> = keys.iter().map(|p| p.as_path()).collect();
+        inputs.extend([a.circuit.as_path(), a.answer.as_path()]);
         fsio::check_output(out, "out", &inputs)?;
     }
     let checked = checked(IntGraph::load(&a.circuit)?)?;
