@@ -226,7 +226,25 @@ fn predict(
     data: &str,
     n: usize,
 ) -> Value {
-    let out = sqnn(&[
+    let n = n.to_string();
+    client_predict(
+        server,
+        token,
+        keys,
+        circuit,
+        &["--data", data, "--samples", &n],
+    )
+}
+
+/// `sqnn client predict --json` of `circuit` with `keys` and the rows that `rows` choose.
+fn client_predict(
+    server: &Server,
+    token: &str,
+    keys: &Path,
+    circuit: &str,
+    rows: &[&str],
+) -> Value {
+    let mut args = vec![
         "client",
         "predict",
         "--server",
@@ -237,13 +255,10 @@ fn predict(
         keys.to_str().unwrap(),
         "--circuit",
         circuit,
-        "--data",
-        data,
-        "--samples",
-        &n.to_string(),
         "--json",
-    ]);
-    let text = String::from_utf8(out.stdout).unwrap();
+    ];
+    args.extend_from_slice(rows);
+    let text = String::from_utf8(sqnn(&args).stdout).unwrap();
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
@@ -849,25 +864,14 @@ fn new_rows_csv(path: &Path, data: &str, n: usize, target: Option<&str>) {
 }
 
 fn predict_rows(server: &Server, keys: &Path, circuit: &str, rows: &Path, out: &Path) -> Value {
-    let args = [
-        "client",
-        "predict",
-        "--server",
-        &server.url,
-        "--token",
+    let (rows, out) = (rows.to_str().unwrap(), out.to_str().unwrap());
+    client_predict(
+        server,
         ALICE,
-        "--keys",
-        keys.to_str().unwrap(),
-        "--circuit",
+        keys,
         circuit,
-        "--rows",
-        rows.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ];
-    let text = String::from_utf8(sqnn(&args).stdout).unwrap();
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+        &["--rows", rows, "--out", out],
+    )
 }
 
 #[test]

@@ -19,6 +19,26 @@ const MAX_INFERRED_CLASSES: usize = 20;
 /// length (the loader checks them, with a better message), cells trimmed.
 type Reader<R> = ::csv::Reader<R>;
 
+fn reader<R: Read>(r: R) -> Reader<R> {
+    ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(r)
+}
+
+/// Feature names as a model records them: one per column, distinct, non-empty, not too long.
+fn check_feature_names(source: &str, names: &[String]) -> Result<()> {
+    super::Schema::validate_names(names, names.len()).map_err(|m| {
+        data_err(
+            source,
+            Some(1),
+            None,
+            format!("{m}; give every column its own name"),
+        )
+    })
+}
+
 impl Dataset {
     /// Reads a CSV file (a `.gz` suffix means gzip-compressed): first row the column names,
     /// then one row per sample. `target` names the target column (default: the last column);
@@ -39,11 +59,7 @@ impl Dataset {
     pub fn csv_header(path: &Path) -> Result<Vec<String>> {
         let source = path.display().to_string();
         let r = open(path)?;
-        let mut rdr = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(::csv::Trim::All)
-            .from_reader(r);
+        let mut rdr = reader(r);
         read_names(&source, &mut rdr)
     }
 
@@ -104,11 +120,7 @@ fn read_csv<R: Read>(
     target: Option<&str>,
     task: Option<TaskKind>,
 ) -> Result<Dataset> {
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(r);
+    let mut rdr = reader(r);
     let header = read_header(source, &mut rdr)?;
     let t = target_column(source, &header, target)?;
     let Rows { xs, targets } = read_rows(source, &mut rdr, &header, Some(t))?;
@@ -148,14 +160,7 @@ fn read_csv<R: Read>(
             }
         })
         .collect();
-    super::Schema::validate_names(&feature_names, feature_names.len()).map_err(|m| {
-        data_err(
-            source,
-            Some(1),
-            None,
-            format!("{m}; give every column its own name"),
-        )
-    })?;
+    check_feature_names(source, &feature_names)?;
     let x = Array2::from_shape_vec((n, header.len() - 1), xs)
         .map_err(|e| data_err(source, None, None, e.to_string()))?;
     Ok(Dataset {
@@ -180,11 +185,7 @@ pub struct CsvRows {
 
 /// Features and, when `target` names a column, its cells.
 fn rows_csv<R: Read>(source: &str, r: R, target: Option<&str>) -> Result<CsvRows> {
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(r);
+    let mut rdr = reader(r);
     let header = read_names(source, &mut rdr)?;
     let t = match target {
         Some(name) => Some(target_column(source, &header, Some(name))?),
@@ -194,14 +195,7 @@ fn rows_csv<R: Read>(source: &str, r: R, target: Option<&str>) -> Result<CsvRows
         .filter(|&j| Some(j) != t)
         .map(|j| header[j].clone())
         .collect();
-    super::Schema::validate_names(&feature_names, feature_names.len()).map_err(|m| {
-        data_err(
-            source,
-            Some(1),
-            None,
-            format!("{m}; give every column its own name"),
-        )
-    })?;
+    check_feature_names(source, &feature_names)?;
     let Rows { xs, targets } = read_rows(source, &mut rdr, &header, t)?;
     let n = if feature_names.is_empty() {
         targets.len()

@@ -342,7 +342,7 @@ impl ServerKey {
         let ext = header.extraction(set, &source.label())?;
         let chunk_bits = header.chunk_bits(&source.label())?;
         let scale_target = header.scale_target(&source.label())?;
-        if header.items == 0 {
+        let (key, extract) = if header.items == 0 {
             // The key of a circuit without tables holds no key parts.
             if circuit.tables {
                 return Err(Error::Keys(format!(
@@ -358,53 +358,14 @@ impl ServerKey {
                     source.label()
                 )));
             }
-            return Ok(ServerKey {
-                extract: None,
-                key: None,
-                compressed: None,
-                digest,
-                set,
-                space_bits,
-                exact_rounding: header.exact_rounding,
-                chunk_bits,
-                scale_target,
-                key_pair: header.key_pair,
-            });
-        }
-        let max_degree = header.max_degree.unwrap_or(0);
-        let (compressed, ext_compressed) = decode(source, "server key", || {
-            let mut r: &[u8] = payload;
-            let (ksk, bsk) = read_seeded_parts(&mut r, set)?;
-            check_server_key(set, &params, &ksk, &bsk, max_degree)?;
-            let key = compressed_server_key(set, params, ksk, bsk, max_degree);
-            // Two sets: the extraction set's keys, with its own (default) max degree.
-            let ext_key = match ext {
-                Some(e) => {
-                    let p = tfhe_parameters(e).map_err(|err| err.to_string())?;
-                    let (ksk, bsk) = read_seeded_parts(&mut r, e)?;
-                    let degree = e.message_space() - 1;
-                    check_server_key(e, &p, &ksk, &bsk, degree)?;
-                    Some((e, compressed_server_key(e, p, ksk, bsk, degree)))
-                }
-                None => None,
-            };
-            if !r.is_empty() {
-                return Err(format!("{} trailing bytes", r.len()));
-            }
-            Ok((key, ext_key))
-        })?;
-        let key = decode(source, "server key", || Ok(compressed.decompress()))?;
-        let extract = match ext_compressed {
-            Some((e, c)) => Some(ExtractServerKey {
-                set: e,
-                key: Arc::new(decode(source, "server key", || Ok(c.decompress()))?),
-                compressed: None,
-            }),
-            None => None,
+            (None, None)
+        } else {
+            let (key, extract) = expanded(source, &header, set, params, ext, payload)?;
+            (Some(Arc::new(key)), extract)
         };
         Ok(ServerKey {
             extract,
-            key: Some(Arc::new(key)),
+            key,
             compressed: None,
             digest,
             set,
@@ -415,6 +376,50 @@ impl ServerKey {
             key_pair: header.key_pair,
         })
     }
+}
+
+/// A server key file's payload, decoded, checked and decompressed: the set's `shortint` key
+/// and, for exact rounding on two sets, the extraction set's.
+fn expanded<S: Source + ?Sized>(
+    source: &S,
+    header: &FileHeader,
+    set: &'static ParamSet,
+    params: PBSParameters,
+    ext: Option<&'static ParamSet>,
+    payload: &[u8],
+) -> Result<(::tfhe::shortint::ServerKey, Option<ExtractServerKey>)> {
+    let max_degree = header.max_degree.unwrap_or(0);
+    let (compressed, ext_compressed) = decode(source, "server key", || {
+        let mut r: &[u8] = payload;
+        let (ksk, bsk) = read_seeded_parts(&mut r, set)?;
+        check_server_key(set, &params, &ksk, &bsk, max_degree)?;
+        let key = compressed_server_key(set, params, ksk, bsk, max_degree);
+        // Two sets: the extraction set's keys, with its own (default) max degree.
+        let ext_key = match ext {
+            Some(e) => {
+                let p = tfhe_parameters(e).map_err(|err| err.to_string())?;
+                let (ksk, bsk) = read_seeded_parts(&mut r, e)?;
+                let degree = e.message_space() - 1;
+                check_server_key(e, &p, &ksk, &bsk, degree)?;
+                Some((e, compressed_server_key(e, p, ksk, bsk, degree)))
+            }
+            None => None,
+        };
+        if !r.is_empty() {
+            return Err(format!("{} trailing bytes", r.len()));
+        }
+        Ok((key, ext_key))
+    })?;
+    let key = decode(source, "server key", || Ok(compressed.decompress()))?;
+    let extract = match ext_compressed {
+        Some((e, c)) => Some(ExtractServerKey {
+            set: e,
+            key: Arc::new(decode(source, "server key", || Ok(c.decompress()))?),
+            compressed: None,
+        }),
+        None => None,
+    };
+    Ok((key, extract))
 }
 
 /// A seeded keyswitching key as a `tfhe` chunk (serializable).
