@@ -830,3 +830,49 @@ fn a_split_that_mixes_training_and_test_rows_is_refused() {
     );
     assert!(!other.exists());
 }
+
+/// A flag the planner refuses is an error of `compile` and `check` (exit 2, no circuit
+/// written): `compile --parameters TYPO` printed the error as a report line, wrote the circuit
+/// without the plan asked for, and exited 0.
+#[test]
+fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.json");
+    sqnn()
+        .args([
+            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .assert()
+        .success();
+    let c = dir.path().join("c.json");
+    for flags in [
+        &["--parameters", "V1_8_PARAM_TYPO"][..],
+        &["--p-error", "NaN"],
+        &["--tolerance", "2"],
+    ] {
+        let out = sqnn()
+            .arg("compile")
+            .arg(&model)
+            .arg("--out")
+            .arg(&c)
+            .args(flags)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {e}");
+        assert!(e.contains("invalid parameter"), "{flags:?}: {e}");
+        assert!(!c.exists(), "{flags:?}: circuit written");
+        if flags[0] == "--tolerance" {
+            continue; // `check` without --calibrate has no calibration rows to apply it to
+        }
+        let out = sqnn()
+            .arg("check")
+            .arg(circuit("iris"))
+            .args(flags)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "check {flags:?}: {e}");
+    }
+}

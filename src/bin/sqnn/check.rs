@@ -10,7 +10,7 @@ use sqnn::analyze::{analyze, Analyzed};
 use sqnn::data::SplitUse;
 use sqnn::fsio::check_output;
 use sqnn::ir::IntGraph;
-use sqnn::{report, Result};
+use sqnn::{report, Error, Result};
 
 use crate::args::{load_split_for, FheArgs, Rows, SplitArgs};
 
@@ -94,6 +94,9 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
         // Broken input (the calibration data or split) is an error; a circuit that no
         // parameter set fits is reported, and compiled without a plan.
         match compile_plan(a, &an, &trained_on)? {
+            // A flag the planner refuses (`--parameters` not in the catalogue, `--p-error NaN`)
+            // is broken input too: the circuit is not written without the plan asked for.
+            Err(e) if !matches!(e, Error::Backend(_)) => return Err(e),
             Ok((plan, chosen_by)) => {
                 print!("{}", sqnn::fhe::render_plan(&plan));
                 graph.plan = Some(sqnn::ir::PlanRecord {
@@ -198,7 +201,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
             &a.fhe,
             a.calibrate.as_ref().map(|_| "--calibrate"),
             rows,
-        );
+        )?;
     }
     if let Some(data) = &a.calibrate {
         calibrate(&an, data, &a.split, a.json)?;
@@ -272,12 +275,20 @@ pub fn calibrate(an: &Analyzed, data: &str, split: &SplitArgs, json: bool) -> Re
     Ok(())
 }
 
-pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs, asks: Option<&str>, rows: Option<Rows>) {
+/// Prints the plan, or why no parameter set holds the circuit; a flag the planner refuses is
+/// an error (exit 2).
+pub fn print_fhe_plan(
+    an: &Analyzed,
+    fhe: &FheArgs,
+    asks: Option<&str>,
+    rows: Option<Rows>,
+) -> Result<()> {
     if !an.report().ok {
-        return;
+        return Ok(());
     }
     match fhe.plan_for(an, asks, rows) {
         Ok(plan) => print!("{}", sqnn::fhe::render_plan(&plan)),
+        Err(e) if !matches!(e, Error::Backend(_)) => return Err(e),
         Err(e) => {
             println!("TFHE: {e}");
             for h in crate::hint::hints(&e) {
@@ -285,4 +296,5 @@ pub fn print_fhe_plan(an: &Analyzed, fhe: &FheArgs, asks: Option<&str>, rows: Op
             }
         }
     }
+    Ok(())
 }
