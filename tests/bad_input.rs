@@ -147,6 +147,23 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
             "{e}"
         );
     }
+    // The model's features and no target: said so, not "it lacks `petal width (cm)`" (the
+    // last column, taken as the target).
+    let ds = Dataset::builtin("iris").unwrap();
+    std::fs::write(&data, ds.feature_names.join(",") + "\n1,2,3,4\n5,6,7,8\n").unwrap();
+    let out = sqnn()
+        .arg("run")
+        .arg(circuit("iris"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("no target column") && e.contains("--rows"),
+        "{e}"
+    );
 }
 
 #[test]

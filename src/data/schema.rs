@@ -281,8 +281,22 @@ impl Schema {
         if let (None, Some(names), true) = (&target, &self.feature_names, path.is_file()) {
             let header = Dataset::csv_header(path)?;
             let others: Vec<&String> = header.iter().filter(|h| !names.contains(h)).collect();
-            if let [one] = others.as_slice() {
-                target = Some(one.to_string());
+            match others.as_slice() {
+                [one] => target = Some(one.to_string()),
+                // Every column is a feature: the last one would be taken as the target and
+                // then reported missing.
+                [] if header.len() == names.len() => {
+                    return Err(super::data_err(
+                        name_or_path,
+                        Some(1),
+                        None,
+                        "the file has the model's feature columns and no target column, \
+                         which a data set needs (its split and scores use it): add the target \
+                         column, or predict rows without targets with `Schema::load_rows` \
+                         (`sqnn client predict --rows`)",
+                    ))
+                }
+                _ => {}
             }
         }
         Dataset::load(name_or_path, target.as_deref(), task)
