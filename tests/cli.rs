@@ -669,3 +669,72 @@ fn calibration_seeds_set_how_many_noise_seeds_the_choice_simulates() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--calibration-seeds"));
     assert!(!refused.exists());
 }
+
+#[test]
+fn run_rows_predicts_new_samples_in_clear_by_column_name() {
+    use sqnn::execute::ClearBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let circuit = circuits().join("iris.circuit.json");
+    let graph = sqnn::ir::IntGraph::load(&circuit).unwrap();
+    let ds = sqnn::Dataset::builtin("iris").unwrap();
+    let rows: Vec<usize> = (0..150).step_by(13).collect();
+    let test = ds.subset(&rows);
+    // The columns reversed, no target.
+    let mut text = ds
+        .feature_names
+        .iter()
+        .rev()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for r in test.x.rows() {
+        let cells: Vec<String> = r.iter().rev().map(|v| v.to_string()).collect();
+        text += &(cells.join(",") + "\n");
+    }
+    let (csv, out) = (dir.path().join("new.csv"), dir.path().join("p.csv"));
+    std::fs::write(&csv, text).unwrap();
+    let v = json_of(
+        sqnn()
+            .arg("run")
+            .arg(&circuit)
+            .arg("--rows")
+            .arg(&csv)
+            .arg("--out")
+            .arg(&out)
+            .arg("--json"),
+    );
+    let checked = sqnn::analyze(graph.clone()).unwrap();
+    let want = ClearBackend::default()
+        .evaluate(&checked, &graph.quantize_inputs(&test.x).unwrap())
+        .unwrap();
+    let got: Vec<Vec<i64>> = serde_json::from_value(v["outputs"].clone()).unwrap();
+    assert_eq!(got, want, "columns matched by name");
+    assert!(v.get("accuracy").is_none(), "no target, no score: {v}");
+    let labels: Vec<String> = want
+        .iter()
+        .map(|o| graph.prediction_label(graph.predict(o)))
+        .collect();
+    assert_eq!(v["labels"], serde_json::json!(labels));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), rows.len() + 1);
+    assert_eq!(
+        written.lines().nth(1),
+        Some(format!("0,{}", labels[0]).as_str())
+    );
+    // --rows is for the clear backend, and --out for --rows: said, with exit 2.
+    for extra in [
+        &["--rows", "X", "--backend", "tfhe"][..],
+        &["--data", "iris", "--out", "Y"],
+    ] {
+        let o = sqnn()
+            .arg("run")
+            .arg(&circuit)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("--rows"), "{extra:?}: {err}");
+    }
+}

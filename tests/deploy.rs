@@ -960,3 +960,28 @@ fn new_rows_are_predicted_by_column_name_and_written_as_labels() {
     assert!(!out2.exists());
     server.stop();
 }
+
+#[test]
+fn serve_refuses_limits_of_zero_naming_the_flag() {
+    for flag in [
+        "--workers",
+        "--max-samples",
+        "--max-key-mib",
+        "--max-batch-mib",
+        "--timeout",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(BIN)
+            .args(["serve", "--circuits"])
+            .arg(dir.path())
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .args(["--listen", "127.0.0.1:0", flag, "0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains(flag), "{flag}: {err}");
+        assert!(!dir.path().join("store").exists(), "{flag}");
+    }
+}

@@ -293,7 +293,7 @@ impl Schema {
                         "the file has the model's feature columns and no target column, \
                          which a data set needs (its split and scores use it): add the target \
                          column, or predict rows without targets with `Schema::load_rows` \
-                         (`sqnn client predict --rows`)",
+                         (`sqnn run --rows`, `sqnn client predict --rows`)",
                     ))
                 }
                 _ => {}

@@ -68,7 +68,9 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     println!("\n== 3/4 clear backend on the test split");
     run(&RunArgs {
         circuit: circuit.clone(),
-        data: a.data.clone(),
+        data: Some(a.data.clone()),
+        rows: None,
+        out: None,
         backend: BackendKind::Clear,
         samples: None,
         keys: None,
@@ -80,7 +82,9 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     println!("\n== 4/4 TFHE: {} encrypted samples", a.samples);
     run(&RunArgs {
         circuit,
-        data: a.data.clone(),
+        data: Some(a.data.clone()),
+        rows: None,
+        out: None,
         backend: BackendKind::Tfhe,
         samples: Some(a.samples),
         keys: None,

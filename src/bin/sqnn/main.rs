@@ -32,6 +32,7 @@ mod encrypted;
 mod hint;
 mod out;
 mod progress;
+mod rows;
 mod run;
 mod train;
 mod tune;

@@ -21,8 +21,16 @@ pub struct RunArgs {
     /// The circuit file.
     pub circuit: PathBuf,
     /// Built-in data set name or CSV path (its test split is used).
+    #[arg(long, required_unless_present = "rows", conflicts_with = "rows")]
+    pub data: Option<String>,
+    /// CSV file of new samples to predict in clear: a header row, then the circuit's feature
+    /// columns by name (any order); a target column, if present, scores the predictions.
     #[arg(long)]
-    pub data: String,
+    pub rows: Option<PathBuf>,
+    /// With --rows: write the predictions to this CSV file (`row,prediction`, and `target`
+    /// when known), class labels by name.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Execution backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Clear)]
     pub backend: BackendKind,
@@ -59,9 +67,23 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             "keys apply to the tfhe backend only; drop --keys or run with --backend tfhe",
         ));
     }
+    if let Some(rows) = &a.rows {
+        return predict_rows(a, rows);
+    }
+    if a.out.is_some() {
+        return Err(Error::param(
+            "out",
+            "--out writes the predictions of --rows FILE.csv; with --data, use --json for \
+             the scores",
+        ));
+    }
+    let data = a
+        .data
+        .as_deref()
+        .ok_or_else(|| Error::param("data", "give --data (a data set) or --rows FILE.csv"))?;
     let graph = IntGraph::load(&a.circuit)?;
     let (ds, split) = load_split_for(
-        &a.data,
+        data,
         &a.split,
         &graph.schema(),
         graph.meta.training_rows.as_ref(),
@@ -118,6 +140,60 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             encrypted::run(an, &inputs, &test.y, a, rows)
         }
     }
+}
+
+/// `run --rows FILE.csv`: new samples predicted in clear (the predictions an exact encrypted
+/// run gives), scored when the file has targets, written with `--out`.
+fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
+    if a.backend != BackendKind::Clear {
+        return Err(Error::param(
+            "backend",
+            "--rows predicts new samples in clear here; under encryption, serve the circuit \
+             (`sqnn serve`) and run `sqnn client predict --rows`, or measure encrypted accuracy \
+             on a data set with --data",
+        ));
+    }
+    if let Some(out) = &a.out {
+        sqnn::fsio::check_output(out, "out", &[a.circuit.as_path(), path])?;
+    }
+    let graph = IntGraph::load(&a.circuit)?;
+    let (inputs, y) = crate::rows::load(&graph, path, &a.split, a.samples, "predicts")?;
+    let an = analyze(graph)?;
+    let outs = ClearBackend::default().evaluate(&an, &inputs)?;
+    let g = an.graph();
+    let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
+    if let Some(out) = &a.out {
+        crate::rows::write_predictions(out, g, &preds, y.as_deref())?;
+    }
+    let score = y.as_deref().map(|y| metric(g, &preds, y));
+    let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
+    let n = inputs.len();
+    if a.json {
+        let mut v = json!({ "samples": n, "predictions": preds, "labels": labels,
+                            "outputs": outs, "backend": "clear" });
+        if let Some((name, value)) = score {
+            v[name] = json!(value);
+        }
+        println!("{v}");
+    } else {
+        for (i, l) in labels.iter().enumerate() {
+            let target = y.as_deref().map_or(String::new(), |y| {
+                format!(" (target {})", g.prediction_label(y[i]))
+            });
+            println!("sample {i}: predicted {l}{target}");
+        }
+        let scored = score.map_or(String::new(), |(name, value)| {
+            format!(", {name} {value:.4}")
+        });
+        let written = a.out.as_ref().map_or(String::new(), |o| {
+            format!("; predictions in {}", o.display())
+        });
+        println!(
+            "clear backend: {n} rows of {} predicted{scored}{written}",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `run --backend simulate`: what the chosen TFHE parameters would give, in milliseconds.

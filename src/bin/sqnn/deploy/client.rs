@@ -35,9 +35,6 @@ fn checked(graph: IntGraph) -> Result<CheckedGraph> {
     })
 }
 
-/// A file of new rows may have no targets.
-type Targets = Option<Vec<f64>>;
-
 /// The rows to encrypt, quantized for `graph`, and their targets when known: the first
 /// `--samples` test rows of `--data` (5 by default), or the rows of the `--rows` file (all by
 /// default), whose targets are known when the file has a target column.
@@ -45,7 +42,7 @@ fn rows_to_encrypt(
     graph: &IntGraph,
     r: &RowArgs,
     split: &SplitArgs,
-) -> Result<(Vec<Vec<i64>>, Targets)> {
+) -> Result<crate::rows::Chosen> {
     let Some(path) = &r.rows else {
         let data = r.data.as_deref().ok_or_else(|| {
             Error::param(
@@ -65,45 +62,7 @@ fn rows_to_encrypt(
         let test = test.subset(&(0..n).collect::<Vec<_>>());
         return Ok((graph.quantize_inputs(&test.x)?, Some(test.y.to_vec())));
     };
-    if split.split != "auto" || split.test_size.is_some() || split.seed.is_some() {
-        return Err(Error::param(
-            "split",
-            "--split, --test-size and --seed choose the test rows of --data; --rows encrypts \
-             the rows of its file (the first --samples): drop them",
-        ));
-    }
-    let rows = graph
-        .schema()
-        .load_rows(path, split.target.as_deref(), graph.n_features())?;
-    if let Some(note) = rows.columns.note() {
-        eprintln!("note: {note}");
-    }
-    let n = r.samples.unwrap_or(usize::MAX).min(rows.x.nrows());
-    let x = rows.x.slice(ndarray::s![..n, ..]).to_owned();
-    let y = rows.y.map(|y| y[..n].to_vec());
-    Ok((graph.quantize_inputs(&x)?, y))
-}
-
-/// Writes `row,prediction[,target]` (labels for classes) to `path`, atomically.
-fn write_predictions(path: &Path, g: &IntGraph, preds: &[f64], y: Option<&[f64]>) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| Error::Input(format!("cannot write the predictions: {e}"));
-    let mut header = vec!["row", "prediction"];
-    if y.is_some() {
-        header.push("target");
-    }
-    w.write_record(&header).map_err(csv_err)?;
-    for (i, p) in preds.iter().enumerate() {
-        let mut rec = vec![i.to_string(), g.prediction_label(*p)];
-        if let Some(y) = y {
-            rec.push(g.prediction_label(y[i]));
-        }
-        w.write_record(&rec).map_err(csv_err)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::Input(format!("cannot write the predictions: {e}")))?;
-    fsio::write_atomic(path, &bytes, fsio::Secrecy::OwnerOnly)
+    crate::rows::load(graph, path, split, r.samples, "encrypts")
 }
 
 /// The files of a keys directory: an output on any of them would destroy a key.
@@ -189,7 +148,7 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
     let rtt = per(p.round_trip_ms.iter().sum());
     let server = per(p.server_ms.iter().sum());
     if let Some(out) = &a.out {
-        write_predictions(out, g, &preds, y.as_deref())?;
+        crate::rows::write_predictions(out, g, &preds, y.as_deref())?;
     }
     let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     if a.json {
@@ -278,7 +237,7 @@ pub fn decrypt(a: &DecryptArgs) -> Result<ExitCode> {
     let g = checked.graph();
     let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
     if let Some(out) = &a.out {
-        write_predictions(out, g, &preds, None)?;
+        crate::rows::write_predictions(out, g, &preds, None)?;
     }
     let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     if a.json {

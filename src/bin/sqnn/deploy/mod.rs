@@ -30,24 +30,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub tokens: Option<PathBuf>,
     /// Evaluations run at once (each uses every core for its bootstraps).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::args::at_least_one)]
     pub workers: usize,
-    /// Evaluations that may wait for a worker; past that, requests get 503 with Retry-After.
+    /// Evaluations that may wait for a worker; past that, requests get 503 with Retry-After
+    /// (0: none wait, a busy server answers 503 at once).
     #[arg(long, default_value_t = 16)]
     pub queue: usize,
     /// Most samples per evaluate request.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::args::at_least_one)]
     pub max_samples: usize,
     /// Largest key upload, MiB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = crate::args::at_least_one)]
     pub max_key_mib: usize,
     /// Largest evaluate request, MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::args::at_least_one)]
     pub max_batch_mib: usize,
     /// Longest a request may wait for and use a worker, seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
-    /// Memory for decompressed evaluation keys, MiB.
+    /// Memory for decompressed evaluation keys, MiB (0: none kept, every request decodes its
+    /// key again).
     #[arg(long, default_value_t = 4096)]
     pub cache_mib: u64,
 }

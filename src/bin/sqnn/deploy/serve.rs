@@ -34,10 +34,10 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let config = ServerConfig {
         workers: a.workers,
         queue: a.queue,
-        max_samples: a.max_samples.max(1),
+        max_samples: a.max_samples,
         max_key_bytes: mib(a.max_key_mib, "max_key_mib")?,
         max_batch_bytes: mib(a.max_batch_mib, "max_batch_mib")?,
-        timeout: Duration::from_secs(a.timeout.max(1)),
+        timeout: Duration::from_secs(a.timeout),
         cache_bytes: a.cache_mib.saturating_mul(1 << 20),
         ..ServerConfig::new(a.circuits.clone(), tokens)
     };
