@@ -781,6 +781,8 @@ fn file_based_client_encrypt_and_decrypt() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the server's answer"), "{err}");
 }
 
 #[test]
@@ -984,4 +986,21 @@ fn serve_refuses_limits_of_zero_naming_the_flag() {
         assert!(err.contains(flag), "{flag}: {err}");
         assert!(!dir.path().join("store").exists(), "{flag}");
     }
+    // A circuits directory that does not exist: named, with the flag.
+    let o = Command::new(BIN)
+        .args([
+            "serve",
+            "--circuits",
+            "/nonexistent/circuits",
+            "--store",
+            "/tmp/unused",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--circuits") && err.contains("/nonexistent/circuits"),
+        "{err}"
+    );
 }

@@ -80,11 +80,14 @@ impl Batch {
     /// Reads a batch of `kind` holding at most `max_samples` samples; every length is checked
     /// against the bytes present before anything is copied.
     pub fn from_bytes(bytes: &[u8], kind: BatchKind, max_samples: usize) -> Result<Batch> {
-        let bad = |m: String| {
-            Error::Input(format!(
-                "not an sqnn batch ({m}): send the bytes `sqnn client encrypt` wrote, unchanged"
-            ))
+        let fix = match kind {
+            BatchKind::Inputs => "send the bytes `sqnn client encrypt` wrote, unchanged",
+            BatchKind::Outputs => {
+                "give the server's answer to POST /v1/circuits/NAME/evaluate, unchanged (not \
+                 the batch `sqnn client encrypt` wrote)"
+            }
         };
+        let bad = |m: String| Error::Input(format!("not an sqnn batch of {kind:?} ({m}): {fix}"));
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(bad("bad magic".into()));
         }
@@ -97,10 +100,7 @@ impl Batch {
         let header: BatchHeader = serde_json::from_slice(&bytes[12..body])
             .map_err(|e| bad(format!("unreadable header: {e}")))?;
         if header.kind != kind {
-            return Err(bad(format!(
-                "it holds {:?}, expected {kind:?}",
-                header.kind
-            )));
+            return Err(bad(format!("it holds {:?}", header.kind)));
         }
         let n = header.sample_bytes.len();
         if n == 0 {

@@ -249,7 +249,7 @@ pub(super) fn check_manifest(dir: &Path, checked: &CheckedGraph) -> Result<KeyMa
     let digest = checked.graph().digest()?;
     if m.digest != digest {
         return Err(digest_mismatch(
-            &format!("the keys in {}", dir.display()),
+            &format!("the key directory {}", dir.display()),
             &m.digest,
             &digest,
         ));

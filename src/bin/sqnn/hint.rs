@@ -49,6 +49,9 @@ const FLAGS: &[&str] = &[
     "max_candidates",
     "budget",
     "linear_bits",
+    "circuits",
+    "backend",
+    "data",
 ];
 
 /// The command-line hints for `e`, one per line (empty when the message says it all).

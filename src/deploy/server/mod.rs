@@ -88,7 +88,16 @@ pub struct ServedCircuit {
 /// Loads and checks every `NAME.circuit.json` of `dir`; refuses a directory without any, or a
 /// circuit that fails its check (naming the file).
 pub fn load_circuits(dir: &Path) -> Result<BTreeMap<String, Arc<ServedCircuit>>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::param(
+            "circuits",
+            format!(
+                "cannot read the circuits directory {} ({e}): give the directory that holds \
+                 the NAME.circuit.json files to serve",
+                dir.display()
+            ),
+        )
+    })?;
     let mut out = BTreeMap::new();
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
