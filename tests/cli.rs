@@ -724,17 +724,12 @@ fn run_rows_predicts_new_samples_in_clear_by_column_name() {
     );
     // --rows is for the clear backend, and --out for --rows: said, with exit 2.
     for extra in [
-        &["--rows", "X", "--backend", "tfhe"][..],
-        &["--data", "iris", "--out", "Y"],
+        ["--rows", "X", "--backend", "tfhe"],
+        ["--data", "iris", "--out", "Y"],
     ] {
-        let o = sqnn()
-            .arg("run")
-            .arg(&circuit)
-            .args(extra)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        let mut args = vec!["run".as_ref(), circuit.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let err = fails_with_2(&args);
         assert!(err.contains("--rows"), "{extra:?}: {err}");
     }
 }

@@ -320,8 +320,15 @@ fn folds_cover_the_training_rows_once_and_never_more() {
 /// `sqnn tune` on iris, as quick as it goes: 5 epochs, one fold, one cut, one noise seed, only
 /// the recommended point refitted.
 fn quick_tune() -> Command {
+    quick_tune_on("iris".as_ref())
+}
+
+/// [`quick_tune`] on `data` (a built-in name or a CSV path).
+fn quick_tune_on(data: &std::ffi::OsStr) -> Command {
     let mut c = sqnn();
-    c.args(["tune", "--data", "iris", "--epochs", "5", "--folds", "1"])
+    c.args(["tune", "--data"])
+        .arg(data)
+        .args(["--epochs", "5", "--folds", "1"])
         .args(["--repeats", "1", "--noise-seeds", "1"])
         .args(["--refit", "recommended"]);
     c
@@ -569,13 +576,8 @@ fn sqnn_tune_prints_a_train_command_that_runs_on_the_same_rows() {
         text += &format!("{},{a},{b},{c}\n", u32::from(a + b > 5.0));
     }
     std::fs::write(&data, text).unwrap();
-    let out = sqnn()
-        .arg("tune")
-        .arg("--data")
-        .arg(&data)
+    let out = quick_tune_on(data.as_os_str())
         .args(["--target", "label", "--seed", "7", "--max-candidates", "1"])
-        .args(["--epochs", "5", "--folds", "1", "--repeats", "1"])
-        .args(["--noise-seeds", "1", "--refit", "recommended"])
         .output()
         .unwrap();
     assert!(
