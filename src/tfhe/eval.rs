@@ -77,6 +77,10 @@ impl ServerKey {
             ));
         }
         circuit.check_supported(self.set, self.space_bits)?;
+        if circuit.tables {
+            // Refused before any test vector is built.
+            self.bootstrapping_key()?;
+        }
         let g = checked.graph();
         let layout = Layout::new(
             checked,
@@ -114,9 +118,6 @@ impl ServerKey {
                 }
                 Op::Lut { .. } => luts[id] = Some(self.lookup_table(checked, &layout, id)?),
             }
-        }
-        if circuit.tables {
-            self.bootstrapping_key()?;
         }
         let extract = self.extraction_tables(&circuit, &layout);
         let rest = self.rest_tables(&circuit, &layout);

@@ -326,10 +326,10 @@ impl ClientKey {
             self.scale_target,
         );
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, (space_bits, exact_rounding, chunk_bits, scale_target)) =
+        let (circuit, (space_bits, exact_rounding, chunk_bits, scale_target)) =
             bind(sets, checked, encoding, plan)?;
         Ok(ClientKey {
-            digest,
+            digest: circuit.digest,
             space_bits,
             exact_rounding,
             chunk_bits,
@@ -443,15 +443,15 @@ impl ClientKey {
     }
 }
 
-/// The digest and encoding of a key of `set` bound to `checked`: the key's own `encoding`
-/// (`space_bits`, exact rounding), or `plan`'s (whose parameter set must be the key's), checked
-/// against the circuit.
+/// The circuit (its digest, whether it has tables) and encoding of a key of `set` bound to
+/// `checked`: the key's own `encoding` (`space_bits`, exact rounding), or `plan`'s (whose
+/// parameter set must be the key's), checked against the circuit.
 fn bind(
     (set, ext): (&ParamSet, Option<&ParamSet>),
     checked: &CheckedGraph,
     encoding: Encoding,
     plan: Option<&FhePlan>,
-) -> Result<(String, Encoding)> {
+) -> Result<(Circuit, Encoding)> {
     if let Some(plan) = plan {
         check_plan_set(set, plan)?;
         check_plan_extraction(ext, plan)?;
@@ -467,7 +467,7 @@ fn bind(
         None => encoding,
     };
     c.check_supported(set, encoding.0)?;
-    Ok((c.digest, encoding))
+    Ok((c, encoding))
 }
 
 /// A key's encoding (not key material): the space `P`, exact rounding, its chunk width, and
@@ -625,13 +625,13 @@ impl ServerKey {
             self.scale_target,
         );
         let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (digest, (space_bits, exact_rounding, chunk_bits, scale_target)) =
+        let (circuit, (space_bits, exact_rounding, chunk_bits, scale_target)) =
             bind(sets, checked, encoding, plan)?;
-        if self.key.is_none() && Circuit::new(checked)?.tables {
+        if self.key.is_none() && circuit.tables {
             return Err(no_bootstrapping_key());
         }
         Ok(ServerKey {
-            digest,
+            digest: circuit.digest,
             space_bits,
             exact_rounding,
             chunk_bits,
