@@ -20,6 +20,15 @@ fn sqnn() -> Command {
     c
 }
 
+/// Runs `cmd` and returns its standard error once it exited with 2 (a clear error); `what`
+/// names the case in a failure.
+fn refused(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{what}: {e}");
+    e
+}
+
 fn circuit(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("circuits")
@@ -139,9 +148,7 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
         } else {
             c.arg("--calibrate").arg(&data);
         }
-        let out = c.args(["--split", "seeded"]).output().unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {e}");
+        let e = refused(c.args(["--split", "seeded"]), &format!("{cmd:?}"));
         assert!(
             e.contains("lacks `sepal length (cm)`") && e.contains("`a`"),
             "{e}"
@@ -151,15 +158,14 @@ fn columns_the_circuit_does_not_know_are_refused_naming_them() {
     // last column, taken as the target).
     let ds = Dataset::builtin("iris").unwrap();
     std::fs::write(&data, ds.feature_names.join(",") + "\n1,2,3,4\n5,6,7,8\n").unwrap();
-    let out = sqnn()
-        .arg("run")
-        .arg(circuit("iris"))
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    let e = refused(
+        sqnn()
+            .arg("run")
+            .arg(circuit("iris"))
+            .arg("--data")
+            .arg(&data),
+        "",
+    );
     assert!(
         e.contains("no target column") && e.contains("--rows"),
         "{e}"
@@ -219,9 +225,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         if cmd == "compile" {
             c.arg("--out").arg(dir.path().join("c.json"));
         }
-        let out = c.output().unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {e}");
+        let e = refused(&mut c, cmd);
         assert!(
             e.contains("larger than") && e.contains("256 MiB"),
             "{cmd}: {e}"
@@ -235,13 +239,12 @@ fn oversized_inputs_are_refused_before_they_are_read() {
 fn an_endless_data_stream_is_cut_at_the_limit() {
     // /dev/zero has no size and no line end: the reader stops at the CSV limit.
     let dir = tempfile::tempdir().unwrap();
-    let out = sqnn()
-        .args(["train", "--data", "/dev/zero", "--out"])
-        .arg(dir.path().join("m.json"))
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    let e = refused(
+        sqnn()
+            .args(["train", "--data", "/dev/zero", "--out"])
+            .arg(dir.path().join("m.json")),
+        "",
+    );
     assert!(e.contains("larger than the 256 MiB limit"), "{e}");
 }
 
@@ -385,15 +388,14 @@ fn a_model_with_nan_is_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.json");
     std::fs::write(&model, "the user's good model").unwrap();
-    let out = sqnn()
-        .args([
-            "train", "--data", "iris", "--lr", "1e30", "--quiet", "--out",
-        ])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    let e = refused(
+        sqnn()
+            .args([
+                "train", "--data", "iris", "--lr", "1e30", "--quiet", "--out",
+            ])
+            .arg(&model),
+        "",
+    );
     assert!(e.contains("not writing"), "{e}");
     assert_eq!(
         std::fs::read_to_string(&model).unwrap(),
@@ -407,15 +409,14 @@ fn an_output_equal_to_an_input_is_refused() {
     let data = dir.path().join("d.csv");
     iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
     let before = std::fs::read(&data).unwrap();
-    let out = sqnn()
-        .args(["train", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path().join(".").join("d.csv"))
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    let e = refused(
+        sqnn()
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.path().join(".").join("d.csv")),
+        "",
+    );
     assert!(e.contains("also an input"), "{e}");
     assert_eq!(std::fs::read(&data).unwrap(), before);
 
@@ -456,14 +457,12 @@ fn teachers_splits_and_a_second_output_are_not_overwritten() {
         "--max-candidates",
         "1",
     ];
-    let refused = |cmd: &mut Command, flag: &str| {
-        let out = cmd.output().unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{e}");
+    let refused_naming = |cmd: &mut Command, flag: &str| {
+        let e = refused(cmd, flag);
         assert!(e.contains(&format!("`{flag}` is --{flag}")), "{e}");
         assert_eq!(std::fs::read(&teacher).unwrap(), before, "{e}");
     };
-    refused(
+    refused_naming(
         sqnn()
             .args(["train", "--data", "iris", "--epochs", "2", "--quiet"])
             .arg("--distill-from")
@@ -472,7 +471,7 @@ fn teachers_splits_and_a_second_output_are_not_overwritten() {
             .arg(&teacher),
         "out",
     );
-    refused(
+    refused_naming(
         sqnn()
             .args(quick_tune)
             .arg("--distill-from")
@@ -483,7 +482,7 @@ fn teachers_splits_and_a_second_output_are_not_overwritten() {
     );
     let model = dir.path().join("m.json");
     std::fs::copy(&teacher, &model).unwrap();
-    refused(
+    refused_naming(
         sqnn()
             .args(quick_tune)
             .arg("--out")
@@ -552,9 +551,7 @@ fn zero_samples_are_refused() {
         ]
         .concat(),
     ] {
-        let out = sqnn().args(&args).output().unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        let e = refused(sqnn().args(&args), &format!("{args:?}"));
         assert!(e.contains("at least 1"), "{args:?}: {e}");
     }
 }
@@ -678,18 +675,17 @@ fn client_encrypt_never_writes_over_its_keys_or_inputs() {
     ];
     let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     for target in &files {
-        let out = sqnn()
-            .args(["client", "encrypt", "--data", "iris", "--samples", "1"])
-            .arg("--keys")
-            .arg(&keys)
-            .arg("--circuit")
-            .arg(&c)
-            .arg("--out")
-            .arg(target)
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {e}", target.display());
+        let e = refused(
+            sqnn()
+                .args(["client", "encrypt", "--data", "iris", "--samples", "1"])
+                .arg("--keys")
+                .arg(&keys)
+                .arg("--circuit")
+                .arg(&c)
+                .arg("--out")
+                .arg(target),
+            &format!("{}", target.display()),
+        );
         assert!(e.contains("also an input"), "{e}");
     }
     // The predictions of `client decrypt --out` and `client predict --out` neither.
@@ -705,9 +701,7 @@ fn client_encrypt_never_writes_over_its_keys_or_inputs() {
         if args[0] == "predict" {
             cmd.args(["--circuit", "iris", "--data", "iris"]);
         }
-        let out = cmd.arg("--out").arg(&key).output().unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        let e = refused(cmd.arg("--out").arg(&key), &format!("{args:?}"));
         assert!(e.contains("also an input"), "{args:?}: {e}");
     }
     for (f, old) in files.iter().zip(&before) {
@@ -851,28 +845,23 @@ fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
         &["--p-error", "NaN"],
         &["--tolerance", "2"],
     ] {
-        let out = sqnn()
-            .arg("compile")
-            .arg(&model)
-            .arg("--out")
-            .arg(&c)
-            .args(flags)
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {e}");
+        let e = refused(
+            sqnn()
+                .arg("compile")
+                .arg(&model)
+                .arg("--out")
+                .arg(&c)
+                .args(flags),
+            &format!("{flags:?}"),
+        );
         assert!(e.contains("invalid parameter"), "{flags:?}: {e}");
         assert!(!c.exists(), "{flags:?}: circuit written");
         if flags[0] == "--tolerance" {
             continue; // `check` without --calibrate has no calibration rows to apply it to
         }
-        let out = sqnn()
-            .arg("check")
-            .arg(circuit("iris"))
-            .args(flags)
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "check {flags:?}: {e}");
+        refused(
+            sqnn().arg("check").arg(circuit("iris")).args(flags),
+            &format!("check {flags:?}"),
+        );
     }
 }
