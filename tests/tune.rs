@@ -338,38 +338,43 @@ fn sqnn() -> Command {
     Command::cargo_bin("sqnn").unwrap()
 }
 
+/// Runs `cmd`, expects success (else shows its stderr), and returns its standard output.
+fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn sqnn_tune_writes_a_model_that_compiles_and_a_picture() {
     let dir = tempfile::tempdir().unwrap();
     let (model, svg) = (dir.path().join("m.json"), dir.path().join("front.svg"));
-    let out = sqnn()
-        .args([
-            "tune",
-            "--data",
-            "iris",
-            "--max-candidates",
-            "2",
-            "--epochs",
-            "10",
-        ])
-        .args([
-            "--folds",
-            "1",
-            "--repeats",
-            "1",
-            "--noise-seeds",
-            "1",
-            "--json",
-        ])
-        .arg("--out")
-        .arg(&model)
-        .arg("--svg")
-        .arg(&svg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = succeeded(
+        sqnn()
+            .args([
+                "tune",
+                "--data",
+                "iris",
+                "--max-candidates",
+                "2",
+                "--epochs",
+                "10",
+            ])
+            .args([
+                "--folds",
+                "1",
+                "--repeats",
+                "1",
+                "--noise-seeds",
+                "1",
+                "--json",
+            ])
+            .arg("--out")
+            .arg(&model)
+            .arg("--svg")
+            .arg(&svg),
+    );
     let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(v["candidates"], 2);
     assert_eq!(v["metric"], "accuracy");
@@ -460,31 +465,28 @@ fn sqnn_tune_refuses_bad_flags_with_exit_2() {
 fn sqnn_tune_searches_the_space_its_flags_give() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.json");
-    let out = quick_tune()
-        .args(["--n-layers", "2", "--n-hidden-neurons-multiplier", "2,1,2"])
-        .args([
-            "--bits",
-            "3/3",
-            "--n-accum-bits",
-            "9",
-            "--pruning",
-            "per-neuron",
-        ])
-        .args(["--noise-aware", "off", "--remove-neurons", "off,0.01"])
-        .args([
-            "--parameters",
-            "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
-        ])
-        .args(["--activation", "gelu", "--weight-decay", "0.3"])
-        .args(["--input-scaling", "unit-range", "--n-input-bits", "2"])
-        .arg("--out")
-        .arg(&model)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = succeeded(
+        quick_tune()
+            .args(["--n-layers", "2", "--n-hidden-neurons-multiplier", "2,1,2"])
+            .args([
+                "--bits",
+                "3/3",
+                "--n-accum-bits",
+                "9",
+                "--pruning",
+                "per-neuron",
+            ])
+            .args(["--noise-aware", "off", "--remove-neurons", "off,0.01"])
+            .args([
+                "--parameters",
+                "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+            ])
+            .args(["--activation", "gelu", "--weight-decay", "0.3"])
+            .args(["--input-scaling", "unit-range", "--n-input-bits", "2"])
+            .arg("--out")
+            .arg(&model)
+            .arg("--json"),
+    );
     let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     // Widths 1 and 2 (the repeated 2 counts once) × removal off and on.
     assert_eq!(v["space_size"], 4, "{v}");
@@ -521,22 +523,16 @@ fn sqnn_tune_searches_the_space_its_flags_give() {
 #[test]
 fn sqnn_tune_gives_linear_candidates_the_wider_bits_its_flag_names() {
     let space_of = |linear_bits: &str| {
-        let out = quick_tune()
-            .args(["--n-layers", "1", "--bits", "3/3", "--n-accum-bits", "10"])
-            .args(["--pruning", "per-neuron", "--linear-bits", linear_bits])
-            .args([
-                "--parameters",
-                "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
-            ])
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = succeeded(
+            quick_tune()
+                .args(["--n-layers", "1", "--bits", "3/3", "--n-accum-bits", "10"])
+                .args(["--pruning", "per-neuron", "--linear-bits", linear_bits])
+                .args([
+                    "--parameters",
+                    "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+                ])
+                .arg("--json"),
         );
-        let text = String::from_utf8_lossy(&out.stdout);
         let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         let bits: Vec<(u64, u64)> = v["report"]["evaluated"]
             .as_array()
@@ -576,16 +572,14 @@ fn sqnn_tune_prints_a_train_command_that_runs_on_the_same_rows() {
         text += &format!("{},{a},{b},{c}\n", u32::from(a + b > 5.0));
     }
     std::fs::write(&data, text).unwrap();
-    let out = quick_tune_on(data.as_os_str())
-        .args(["--target", "label", "--seed", "7", "--max-candidates", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = succeeded(quick_tune_on(data.as_os_str()).args([
+        "--target",
+        "label",
+        "--seed",
+        "7",
+        "--max-candidates",
+        "1",
+    ]));
     let line = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("train it: sqnn "))
