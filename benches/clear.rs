@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
         let inputs = an.graph().quantize_inputs(&test.x).unwrap();
         let backend = ClearBackend::default();
         let mut g = c.benchmark_group(format!("clear/{circuit}"));
-        g.throughput(Throughput::Elements(inputs.len() as u64));
+        g.throughput(Throughput::Elements(sqnn::cast::to_u64(inputs.len())));
         g.sample_size(20);
         g.bench_function(format!("{} test samples", inputs.len()), |b| {
             b.iter(|| backend.evaluate(&an, &inputs).unwrap())

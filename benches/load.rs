@@ -32,7 +32,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    let i = sqnn::cast::clamp_count(((sorted.len() as f64 - 1.0) * q).round(), usize::MAX);
     sorted[i.min(sorted.len() - 1)]
 }
 

@@ -48,7 +48,7 @@ fn iris_misses(p: &EstimatorParams, seeds: usize) -> Vec<(usize, usize)> {
     let mut miss = vec![0usize; test.n_samples()];
     for k in 0..seeds {
         let mut m = NeuralNetClassifier::new(EstimatorParams {
-            seed: 42 + 10 * k as u64,
+            seed: 42 + 10 * sqnn::cast::to_u64(k),
             ..p.clone()
         })
         .expect("params");
@@ -114,13 +114,13 @@ fn main() {
             let per_seed: Vec<f64> = (0..n_seeds)
                 .map(|k| {
                     let p = EstimatorParams {
-                        seed: 42 + 10 * k as u64,
+                        seed: 42 + 10 * sqnn::cast::to_u64(k),
                         ..base.clone()
                     };
                     score(&ds, &cml, &p)
                 })
                 .collect();
-            let cv: Vec<f64> = (0..n_splits as u64)
+            let cv: Vec<f64> = (0..sqnn::cast::to_u64(n_splits))
                 .map(|s| score(&ds, &train_test_split(&ds, 0.25, s).expect("split"), &base))
                 .collect();
             let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);

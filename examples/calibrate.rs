@@ -144,7 +144,11 @@ fn noise() {
              kurtosis {b_kurtosis:.3}"
         );
         // The sum at the input of the next bootstrap: a + b·w², measured against predicted.
-        let w = (((4.0 * a) / b).sqrt() as u64).clamp(1, 1 << 20);
+        let w = sqnn::cast::to_u64(sqnn::cast::clamp_count(
+            ((4.0 * a) / b).sqrt().floor(),
+            1 << 20,
+        ))
+        .max(1);
         let st = measure::pbs_input_noise(s, &cks, &sks, w, trials.min(1000)).unwrap();
         println!(
             "{name}: weight {w}: measured std {:.2}, predicted sqrt(a + b·w²) = {:.2} ({st:?})",
@@ -470,7 +474,7 @@ fn latency() {
         (0..n2).into_par_iter().for_each(|_| {
             one_bootstrap(cks, sks, &lut);
         });
-        let amortized = t.elapsed().as_secs_f64() * 1e3 / n2 as f64;
+        let amortized = t.elapsed().as_secs_f64() * 1e3 / f64::from(n2);
         let (t1, ta) = (sqnn::tfhe::median(&one), sqnn::tfhe::median(&alone));
         let cores = rayon::current_num_threads();
         // One bootstrap = s + p on one core, s + p / cores alone on all cores.

@@ -48,7 +48,7 @@ fn mean(v: &[f64]) -> f64 {
 
 fn main() {
     let runs = env("RUNS", 40);
-    let kmax = env("KMAX", 4) as usize;
+    let kmax = sqnn::cast::to_usize(env("KMAX", 4));
     let ds = Dataset::builtin("diabetes").expect("data");
     // (run, training rows, rows to score)
     let mut jobs: Vec<(u64, Dataset, Dataset)> = Vec::new();
@@ -57,12 +57,12 @@ fn main() {
         let folds = Folds {
             k: 5,
             used: 5,
-            repeats: runs as usize,
+            repeats: sqnn::cast::to_usize(runs),
             seed: 7,
         };
         for (i, part) in folds.parts(&train).expect("folds").into_iter().enumerate() {
             jobs.push((
-                i as u64,
+                sqnn::cast::to_u64(i),
                 train.subset(&part.train),
                 train.subset(&part.validation),
             ));
@@ -84,7 +84,7 @@ fn main() {
             let mut bootstraps = 0.0;
             for (k, score) in scores.iter_mut().enumerate() {
                 let p = EstimatorParams {
-                    seed: 42 + 10 * r + 1000 * k as u64,
+                    seed: 42 + 10 * r + 1000 * sqnn::cast::to_u64(k),
                     ..base.clone()
                 };
                 let (m, _) = Model::fit(p, train, &NoProgress).expect("fit");

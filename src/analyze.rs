@@ -226,9 +226,9 @@ fn build_report(graph: &IntGraph, facts: &[NodeFact]) -> CompileReport {
             let ns: Vec<&NeuronReport> = neurons.iter().filter(|r| r.layer == l).collect();
             let tables = || ns.iter().filter(|r| r.table_len > 0);
             let range_bits_max = ns.iter().map(|r| r.range_bits).max().unwrap_or(0);
-            let mut hist = vec![0usize; range_bits_max as usize + 1];
+            let mut hist = vec![0usize; crate::cast::to_usize(range_bits_max) + 1];
             for r in &ns {
-                hist[r.range_bits as usize] += 1;
+                hist[crate::cast::to_usize(r.range_bits)] += 1;
             }
             LayerReport {
                 layer: l,

@@ -285,7 +285,7 @@ impl<R: Read> Read for Limited<R> {
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
-        self.left -= n as u64;
+        self.left -= crate::cast::to_u64(n);
         Ok(n)
     }
 }

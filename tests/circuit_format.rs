@@ -39,7 +39,13 @@ fn committed() -> Vec<(String, String)> {
 #[test]
 fn round_trip_is_exact() {
     for seed in 0..50 {
-        let g = common::random_graph(seed, 1 + (seed as usize % 5), 1 + (seed as usize % 3), 4, 2);
+        let g = common::random_graph(
+            seed,
+            1 + sqnn::cast::to_usize(seed % 5),
+            1 + sqnn::cast::to_usize(seed % 3),
+            4,
+            2,
+        );
         let text = g.to_json().unwrap();
         let back = IntGraph::from_json(&text).unwrap();
         assert_eq!(back, g);

@@ -856,7 +856,9 @@ fn new_rows_csv(path: &Path, data: &str, n: usize, target: Option<&str>) {
         let mut cells: Vec<String> = test.x.row(i).iter().rev().map(|v| v.to_string()).collect();
         if target.is_some() {
             cells.push(match &test.task {
-                sqnn::data::Task::Classify { classes } => classes[test.y[i] as usize].clone(),
+                sqnn::data::Task::Classify { classes } => {
+                    classes[sqnn::cast::label(test.y[i]).unwrap()].clone()
+                }
                 sqnn::data::Task::Regress => test.y[i].to_string(),
             });
         }

@@ -459,7 +459,9 @@ mod keys {
         if bytes.len() < 12 || !rng.gen_bool(0.5) {
             return;
         }
-        let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let hlen = sqnn::cast::to_usize(u32::from_le_bytes([
+            bytes[8], bytes[9], bytes[10], bytes[11],
+        ]));
         let Some(h) = bytes.get(12..12 + hlen) else {
             return;
         };
@@ -472,10 +474,10 @@ mod keys {
             .map(|b| format!("{b:02x}"))
             .collect();
         header["payload_sha256"] = sum.into();
-        header["payload_bytes"] = (payload.len() as u64).into();
+        header["payload_bytes"] = sqnn::cast::to_u64(payload.len()).into();
         let h = serde_json::to_vec(&header).unwrap();
         let mut out = b"SQNNFHE1".to_vec();
-        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        out.extend_from_slice(&u32::try_from(h.len()).unwrap().to_le_bytes());
         out.extend_from_slice(&h);
         out.extend_from_slice(payload);
         *bytes = out;

@@ -99,8 +99,8 @@ fn misread_rate_matches_the_gaussian_model() {
             .iter()
             .zip(&inputs)
             .filter(|(o, x)| o[0] != x[0] + 8)
-            .count() as u64;
-        assert_eq!(moved, stats.misreads[2]);
+            .count();
+        assert_eq!(sqnn::cast::to_u64(moved), stats.misreads[2]);
     }
 }
 
@@ -315,7 +315,7 @@ fn the_choice_adds_noise_seeds_only_near_the_tolerance() {
     // At the estimate itself: doubled until the budget, a power of two times the seeds.
     let near = cal.clone().tolerance(loss).unwrap();
     let decided = near.simulate_to_decide(&plan).unwrap();
-    let cap = Calibration::MAX_SIMULATIONS / cal.rows() as u64;
+    let cap = Calibration::MAX_SIMULATIONS / sqnn::cast::to_u64(cal.rows());
     assert!(
         decided.seeds > cal.seeds && decided.seeds <= cap,
         "{decided:?}"

@@ -56,7 +56,7 @@ fn row_widths(q: &QuantizedMlp) -> Vec<(usize, u32, usize)> {
                 lo += (w * xlo).min(w * xhi);
                 hi += (w * xlo).max(w * xhi);
             }
-            let width = ((hi - lo + 1) as f64).log2().ceil() as u32;
+            let width = 64 - (hi - lo).unsigned_abs().leading_zeros(); // ceil(log2(hi - lo + 1))
             out.push((l, width, row.len()));
         }
     }
@@ -271,7 +271,7 @@ fn per_neuron_pruning_bounds_every_trained_neuron() {
         };
         let (c, _) = fit_clf(name, false, p);
         let q = c.quantized().unwrap();
-        let omega = max_active_neurons(acc, w, a) as usize;
+        let omega = sqnn::cast::to_usize(max_active_neurons(acc, w, a));
         let rows = row_widths(q);
         let widest = rows.iter().map(|r| r.1).max().unwrap();
         for &(l, width, nnz) in &rows {
@@ -366,7 +366,7 @@ fn accumulator_aware_pruning_fits_every_trained_neuron_and_keeps_more_than_omega
         };
         let (c, te) = fit_clf(name, false, p);
         let q = c.quantized().unwrap();
-        let omega = max_active_neurons(acc, w, a) as usize;
+        let omega = sqnn::cast::to_usize(max_active_neurons(acc, w, a));
         let rows = row_widths(q);
         let widest = rows.iter().map(|r| r.1).max().unwrap();
         let most = rows.iter().map(|r| r.2).max().unwrap();
@@ -490,7 +490,7 @@ fn layer_global_pruning_exceeds_omega_on_breast_cancer() {
     };
     let (c, _) = fit_clf("breast_cancer", false, p);
     let q = c.quantized().unwrap();
-    let omega = max_active_neurons(8, 3, 3) as usize;
+    let omega = sqnn::cast::to_usize(max_active_neurons(8, 3, 3));
     let rows = row_widths(q);
     let over: Vec<_> = rows.iter().filter(|r| r.2 > omega).collect();
     let max_nnz = rows.iter().map(|r| r.2).max().unwrap();
@@ -818,7 +818,9 @@ fn fake_quant_forward_agrees_with_integer_model() {
 
 #[test]
 fn power_of_two_scaling_gives_exact_powers_of_two() {
-    let is_pow2 = |s: f64| s > 0.0 && s.log2().fract() == 0.0 && 2f64.powi(s.log2() as i32) == s;
+    let is_pow2 = |s: f64| {
+        s > 0.0 && s.log2().fract() == 0.0 && 2f64.powi(sqnn::cast::float_exponent(s.log2())) == s
+    };
     for per_channel in [true, false] {
         for act_range in [ActRange::Learned, ActRange::MinMax] {
             let p = EstimatorParams {
@@ -862,7 +864,10 @@ fn structured_pruning_removes_neurons_and_their_columns() {
     );
     let q = pruned.quantized().unwrap();
     let qf = full.quantized().unwrap();
-    let width = (30.0 * base.n_hidden_neurons_multiplier) as usize; // 30 features * multiplier
+    let width = sqnn::cast::clamp_count(
+        (30.0 * base.n_hidden_neurons_multiplier).floor(),
+        usize::MAX,
+    ); // 30 features * multiplier
     let n = q.layers.len();
     for l in 0..n - 1 {
         assert!(
@@ -932,7 +937,7 @@ const TRAIN_SEEDS: [u64; 5] = [42, 1042, 2042, 3042, 4042];
 /// accumulator range fits `n_accum_bits`.
 fn score_over_seeds(name: &str, peer: bool, p: &EstimatorParams) -> (f64, f64) {
     let (tr, te) = split(name, peer);
-    let omega = p.max_active_neurons() as usize;
+    let omega = sqnn::cast::to_usize(p.max_active_neurons());
     let mut scores = Vec::new();
     for seed in TRAIN_SEEDS {
         let p = EstimatorParams { seed, ..p.clone() };

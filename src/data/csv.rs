@@ -222,7 +222,7 @@ pub(super) fn class_label(cell: &str) -> String {
 
 /// A reader error as a data error with its line.
 fn csv_error(source: &str, e: ::csv::Error) -> Error {
-    let line = e.position().map(|p| p.line() as usize);
+    let line = e.position().map(|p| crate::cast::to_usize(p.line()));
     let message = match e.kind() {
         ::csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
         _ => format!("malformed CSV: {e}"),
@@ -268,7 +268,7 @@ fn read_names<R: Read>(source: &str, rdr: &mut Reader<R>) -> Result<Vec<String>>
         if is_blank(&record) {
             continue;
         }
-        let line = record.position().map(|p| p.line() as usize);
+        let line = record.position().map(|p| crate::cast::to_usize(p.line()));
         let mut names = Vec::with_capacity(record.len());
         for (j, cell) in record.iter().enumerate() {
             let cell = if j == 0 {
@@ -348,7 +348,7 @@ fn read_rows<R: Read>(
         if is_blank(&record) {
             continue;
         }
-        let line = record.position().map(|p| p.line() as usize);
+        let line = record.position().map(|p| crate::cast::to_usize(p.line()));
         if record.len() != n_cols {
             return Err(data_err(
                 source,

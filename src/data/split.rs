@@ -88,7 +88,7 @@ pub fn stratified_indices(
     for rows in by_class.values_mut() {
         let c = rows.len();
         let k = if c >= 2 {
-            ((test_size * c as f64).round() as usize).clamp(1, c - 1)
+            crate::cast::clamp_count((test_size * c as f64).round(), c - 1).max(1)
         } else {
             0
         };
@@ -107,7 +107,7 @@ pub fn stratified_indices(
 /// each side, else [`Error::InvalidParameter`].
 pub fn shuffled_indices(n: usize, test_size: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     check_test_size(test_size)?;
-    let k = (test_size * n as f64).round() as usize;
+    let k = crate::cast::clamp_count((test_size * n as f64).round(), n);
     check_sides(n, k, test_size)?;
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

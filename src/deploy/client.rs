@@ -307,7 +307,7 @@ impl Client {
             encrypt_ms: 0.0,
             decrypt_ms: 0.0,
         };
-        progress.start("encrypted samples", inputs.len() as u64);
+        progress.start("encrypted samples", crate::cast::to_u64(inputs.len()));
         for chunk in inputs.chunks(batch_size) {
             let t = Instant::now();
             let batch = encrypt_batch(key, checked, key_id, chunk)?;
@@ -319,7 +319,7 @@ impl Client {
             let t = Instant::now();
             p.outputs.extend(decrypt_batch(key, checked, &answer)?);
             p.decrypt_ms += ms(t);
-            progress.advance(chunk.len() as u64);
+            progress.advance(crate::cast::to_u64(chunk.len()));
         }
         progress.finish();
         Ok(p)
@@ -352,7 +352,7 @@ fn read_body(r: ureq::Response) -> Result<Vec<u8>> {
             status: None,
             message: format!("the connection dropped while reading the answer ({e})"),
         })?;
-    if bytes.len() as u64 > MAX_ANSWER_BYTES {
+    if crate::cast::to_u64(bytes.len()) > MAX_ANSWER_BYTES {
         return Err(Error::Service {
             status: None,
             message: format!("the server's answer is over {MAX_ANSWER_BYTES} bytes"),

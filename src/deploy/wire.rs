@@ -58,7 +58,11 @@ impl Batch {
             kind: self.kind,
             key_id: self.key_id.clone(),
             digest: self.digest.clone(),
-            sample_bytes: self.samples.iter().map(|s| s.len() as u64).collect(),
+            sample_bytes: self
+                .samples
+                .iter()
+                .map(|s| crate::cast::to_u64(s.len()))
+                .collect(),
         };
         let h = serde_json::to_vec(&header)
             .map_err(|e| Error::Input(format!("cannot write a batch header: {e}")))?;
@@ -93,10 +97,10 @@ impl Batch {
         }
         let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
         let body = 12 + u64::from(hlen);
-        if hlen > MAX_HEADER || body > bytes.len() as u64 {
+        if hlen > MAX_HEADER || body > crate::cast::to_u64(bytes.len()) {
             return Err(bad(format!("header length {hlen} is impossible")));
         }
-        let body = body as usize;
+        let body = crate::cast::to_usize(body);
         let header: BatchHeader = serde_json::from_slice(&bytes[12..body])
             .map_err(|e| bad(format!("unreadable header: {e}")))?;
         if header.kind != kind {
@@ -119,7 +123,7 @@ impl Batch {
             .sample_bytes
             .iter()
             .try_fold(0u64, |a, &b| a.checked_add(b));
-        if announced != Some((bytes.len() - body) as u64) {
+        if announced != Some(crate::cast::to_u64(bytes.len() - body)) {
             return Err(bad(format!(
                 "{} bytes of samples, the header announces {}",
                 bytes.len() - body,
@@ -130,7 +134,7 @@ impl Batch {
         let mut at = body;
         for &len in &header.sample_bytes {
             // Fits: the sum was checked against the slice's length.
-            let end = at + len as usize;
+            let end = at + crate::cast::to_usize(len);
             samples.push(bytes[at..end].to_vec());
             at = end;
         }

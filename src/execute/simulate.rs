@@ -56,7 +56,7 @@ impl ClearBackend {
                 let mut noise = Noise {
                     sigma,
                     rng: ChaCha8Rng::seed_from_u64(
-                        seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        seed ^ crate::cast::to_u64(k).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                     ),
                     misreads: vec![0; g.nodes.len()],
                     changed: vec![0; g.nodes.len()],

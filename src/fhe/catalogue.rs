@@ -136,6 +136,8 @@ impl ParamSetId {
 
     /// The set's figures.
     pub fn set(self) -> &'static ParamSet {
+        // A fieldless enum's discriminant (declaration order, from 0): `as` is Rust's only
+        // conversion, and exact.
         &CATALOGUE[self as usize]
     }
 }
@@ -612,7 +614,7 @@ impl ParamSet {
     /// Positions per value of a `space_bits`-bit space, `box = N / 2^P` (below 1 when the space
     /// is wider than [`max_space_bits`](Self::max_space_bits)).
     pub fn box_positions(&self, space_bits: u32) -> f64 {
-        self.polynomial_size as f64 / 2f64.powi(space_bits.min(1023) as i32)
+        self.polynomial_size as f64 / 2f64.powi(crate::cast::exponent(space_bits.min(1023)))
     }
 
     /// Short label, e.g. `4-bit`.

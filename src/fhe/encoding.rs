@@ -138,7 +138,7 @@ impl ScaledRead {
                 )
             })
             .flatten();
-        let amp = 4f64.powi(scale_bits.min(1000) as i32);
+        let amp = 4f64.powi(crate::cast::exponent(scale_bits.min(1000)));
         ScaledRead {
             scale_bits,
             space_bits: own,
@@ -179,7 +179,7 @@ impl ScaledRead {
 /// use sqnn::fhe::{read_scale_bits, DotFacts, ParamSetId};
 /// let set = ParamSetId::ClassicMsg2Carry2.set();
 /// let dot = |lo: i64, hi: i64, table_len| DotFacts {
-///     node: 0, layer: 0, neuron: 0, lo, hi, range_bits: 64 - ((hi - lo) as u64).leading_zeros(),
+///     node: 0, layer: 0, neuron: 0, lo, hi, range_bits: 64 - (hi - lo).unsigned_abs().leading_zeros(),
 ///     sum_w2: 100, table_len, table_bits: 4, round_bits: 0, table_offset: -lo, terms: 4,
 ///     reads_inputs: false,
 /// };

@@ -108,7 +108,7 @@ pub const MAX_CHUNK_BITS: u32 = 8;
 pub fn extraction_chunks(round_bits: u32, chunk_bits: u32) -> Vec<(u32, u32)> {
     let c = chunk_bits.max(1);
     (0..round_bits)
-        .step_by(c as usize)
+        .step_by(crate::cast::to_usize(c))
         .map(|b| (b, c.min(round_bits - b)))
         .collect()
 }

@@ -43,7 +43,7 @@ impl ParamSet {
     /// the 2^64 torus, and one position is `2^64 / 2N` (about 10^-20 of a bootstrap output's on
     /// the 4-bit set).
     pub fn fresh_variance(&self) -> f64 {
-        let b = self.glwe_noise_bound_log2.min(62) as i32;
+        let b = crate::cast::exponent(self.glwe_noise_bound_log2.min(62));
         let var = (2f64.powi(2 * b + 1) + 1.0) / 6.0;
         let position = 2f64.powi(64) / (2.0 * self.polynomial_size.max(1) as f64);
         var / (position * position)
@@ -156,7 +156,7 @@ pub fn read_offset(sigma_units: f64, z: f64) -> i64 {
     if d.is_nan() {
         0
     } else {
-        d.clamp(-((1u64 << 53) as f64), (1u64 << 53) as f64) as i64
+        crate::cast::round_clamp(d, -(1 << 53), 1 << 53) // d is whole: round is the identity
     }
 }
 
@@ -212,7 +212,7 @@ pub fn ln_erfc(x: f64) -> f64 {
         // Continued fraction: erfc(x) = e^{-x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))).
         let mut k = x;
         for n in (1..=80).rev() {
-            k = x + (n as f64 / 2.0) / k;
+            k = x + (f64::from(n) / 2.0) / k;
         }
         -x * x - ln_sqrt_pi - k.ln()
     }

@@ -53,7 +53,10 @@ pub(super) fn plan_on(
             )
         })
         .collect();
-    let extractions: usize = neurons.iter().map(|n| n.extractions as usize).sum();
+    let extractions: usize = neurons
+        .iter()
+        .map(|n| crate::cast::to_usize(n.extractions))
+        .sum();
     // Exact rounding on classic sets: chains of extractions and a read per table; otherwise
     // layers of independent bootstraps.
     let (latency, latency_1_core) = match rounding.filter(|_| set.grouping_factor == 1) {
@@ -127,7 +130,8 @@ pub(super) fn plan_on(
         } else {
             0
         },
-        client_key_bytes: set.client_key_bytes + other.map_or(0, |e| 8 * e.lwe_dimension as u64),
+        client_key_bytes: set.client_key_bytes
+            + other.map_or(0, |e| 8 * crate::cast::to_u64(e.lwe_dimension)),
         keygen_seconds: if tables {
             set.keygen_seconds + other.map_or(0.0, |e| e.keygen_seconds)
         } else {
@@ -176,7 +180,7 @@ fn layers_with_extractions(facts: &PlanFacts, neurons: &[NeuronNoise]) -> Vec<us
     for n in neurons.iter().filter(|n| n.extractions > 0) {
         let slot = if layers.len() == 1 { 0 } else { n.layer };
         if let Some(l) = layers.get_mut(slot) {
-            *l += n.extractions as usize;
+            *l += crate::cast::to_usize(n.extractions);
         }
     }
     layers

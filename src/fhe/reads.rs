@@ -55,7 +55,7 @@ pub(super) fn neuron_noise(
         Some(_) => {
             // Decryption wraps only past half the padded space around the interval's centre.
             let w = (n.hi - n.lo + 1) as f64;
-            let dist = 2f64.powi(space_bits as i32) - (w / 2.0).ceil() + 0.5;
+            let dist = 2f64.powi(crate::cast::exponent(space_bits)) - (w / 2.0).ceil() + 0.5;
             (log2_erfc_ratio(dist * bx, std) - 1.0).max(LOG2_P_FLOOR)
         }
     };
@@ -124,7 +124,9 @@ fn extraction_noise(
     for (b, c) in extraction_chunks(r, chunk) {
         let tolerance =
             ext.polynomial_size as f64 / f64::from(1u32 << c) - if c > 1 { 0.5 } else { 0.0 };
-        let amp = 4f64.powi((space_bits + 1).saturating_sub(b + c) as i32);
+        let amp = 4f64.powi(crate::cast::exponent(
+            (space_bits + 1).saturating_sub(b + c),
+        ));
         for _ in 0..(if c == 1 { 1 } else { 2 }) {
             let dot_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(outputs);
             let std = (ext.noise_base + rescale_variance(dot_var * amp, set, ext)).sqrt();
@@ -138,8 +140,8 @@ fn extraction_noise(
     let aligned = aligned_margins(n.lo, n.hi, space_bits, r, phase);
     let scale = rounding_scale(n.lo, n.hi, space_bits, r, phase).map_or(0, |(_, s, _)| s);
     let cleared_var = set.noise_per_w2 * n.sum_w2 as f64 + out_var * f64::from(outputs);
-    let std = (set.noise_base + cleared_var * 4f64.powi(scale as i32)).sqrt();
-    let tol = 2f64.powi((r + scale) as i32 - 1) * bx;
+    let std = (set.noise_base + cleared_var * 4f64.powi(crate::cast::exponent(scale))).sqrt();
+    let tol = 2f64.powi(crate::cast::exponent(r + scale) - 1) * bx;
     let read = log2_erfc_ratio(tol, std).max(LOG2_P_FLOOR);
     let fail = match aligned {
         Some(_) => log2_add(fail, read).max(LOG2_P_FLOOR),

@@ -19,7 +19,10 @@ pub struct Interval {
 impl Interval {
     /// Number of integers in the interval, `hi - lo + 1` (as `u128`, never overflows).
     pub fn count(&self) -> u128 {
-        (i128::from(self.hi) - i128::from(self.lo) + 1) as u128
+        // 0 for an empty interval (hi < lo); the analysis builds none.
+        (i128::from(self.hi) - i128::from(self.lo) + 1)
+            .max(0)
+            .unsigned_abs()
     }
 
     /// Range width: bits needed to hold `hi - lo + 1` distinct values with an offset encoding,

@@ -485,7 +485,7 @@ pub(crate) mod rle {
 
     /// Runs `f` (a parse) with all tables together limited to `MAX_TABLE_LEN` entries.
     pub fn with_budget<T>(f: impl FnOnce() -> T) -> T {
-        let before = BUDGET.with(|b| b.replace(Some(super::MAX_TABLE_LEN as u64)));
+        let before = BUDGET.with(|b| b.replace(Some(crate::cast::to_u64(super::MAX_TABLE_LEN))));
         let out = f();
         BUDGET.with(|b| b.set(before));
         out
@@ -500,7 +500,7 @@ pub(crate) mod rle {
             }
             total = total
                 .checked_add(n)
-                .filter(|t| *t <= super::MAX_TABLE_LEN as u64)
+                .filter(|t| *t <= crate::cast::to_u64(super::MAX_TABLE_LEN))
                 .ok_or_else(|| {
                     D::Error::custom(format!(
                         "table longer than {} entries",
@@ -520,9 +520,9 @@ pub(crate) mod rle {
             None => Ok(()),
         });
         left?;
-        let mut table = Vec::with_capacity(total as usize);
+        let mut table = Vec::with_capacity(crate::cast::to_usize(total));
         for (v, n) in runs {
-            table.extend(std::iter::repeat_n(v, n as usize));
+            table.extend(std::iter::repeat_n(v, crate::cast::to_usize(n)));
         }
         Ok(table)
     }

@@ -236,7 +236,7 @@ impl Builder {
         for (i, &d) in dots.iter().enumerate() {
             let iv = self.facts[d].interval;
             let len = iv.count();
-            if len > MAX_TABLE_LEN as u128 {
+            if len > u128::from(crate::cast::to_u64(MAX_TABLE_LEN)) {
                 return Err(Error::Model(format!(
                     "layer {l} neuron {i}: its accumulator spans {len} values, more than a table \
                      may hold ({MAX_TABLE_LEN}); prune harder or lower n_w_bits / n_a_bits"

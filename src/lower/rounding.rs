@@ -93,9 +93,10 @@ pub struct RoundedTable {
 /// let r = round_table(-5, &exact, sqnn::lower::Rounding::LOSSLESS);
 /// assert_eq!((r.round_bits, r.changed), (2, 0));
 /// for (k, &e) in exact.iter().enumerate() {
-///     let v = -5 + k as i64;
-///     assert_eq!(r.table[((v + r.offset) >> r.round_bits) as usize], e);
+///     let v = -5 + i64::try_from(k)?;
+///     assert_eq!(r.table[sqnn::cast::index((v + r.offset) >> r.round_bits)], e);
 /// }
+/// # Ok::<(), std::num::TryFromIntError>(())
 /// ```
 pub fn round_table(lo: i64, exact: &[i64], rounding: Rounding) -> RoundedTable {
     let w = exact.len();
@@ -108,7 +109,10 @@ pub fn round_table(lo: i64, exact: &[i64], rounding: Rounding) -> RoundedTable {
     if w < 2 {
         return unrounded;
     }
-    let budget = (rounding.tolerance * w as f64).floor() as u64;
+    let budget = crate::cast::to_u64(crate::cast::clamp_count(
+        (rounding.tolerance * w as f64).floor(),
+        w,
+    ));
     let mut levels = exact.to_vec();
     levels.sort_unstable();
     levels.dedup();
@@ -135,7 +139,7 @@ pub fn round_table(lo: i64, exact: &[i64], rounding: Rounding) -> RoundedTable {
             .min_by_key(|(_, (_, changed))| *changed)
             .map(|(phase, (table, changed))| RoundedTable {
                 round_bits: r,
-                offset: lo.wrapping_neg().wrapping_add(phase as i64),
+                offset: lo.wrapping_neg().wrapping_add(crate::cast::to_i64(phase)),
                 table,
                 changed,
             })
@@ -174,7 +178,7 @@ fn bucketize(exact: &[i64], r: u32, phase: usize) -> (Vec<i64>, u64) {
             }
             i = j;
         }
-        changed += (end - k - best_len) as u64;
+        changed += crate::cast::to_u64(end - k - best_len);
         table.push(best);
         k = end;
     }
@@ -203,7 +207,7 @@ impl RoundStats {
     /// Counts one (not constant) table of `w` reachable accumulator values.
     pub(super) fn add(&mut self, t: &RoundedTable, w: usize) {
         self.tables += 1;
-        self.values += w as u64;
+        self.values += crate::cast::to_u64(w);
         if t.round_bits > 0 {
             self.rounded += 1;
             if t.changed == 0 {

@@ -3,16 +3,17 @@ use proptest::prelude::*;
 
 /// Reads `t` at accumulator `v` the way the graph does.
 fn read(t: &RoundedTable, v: i64) -> i64 {
-    t.table[((v + t.offset) >> t.round_bits) as usize]
+    t.table[crate::cast::index((v + t.offset) >> t.round_bits)]
 }
 
 /// Counts the accumulators whose output differs from the exact table's.
 fn changed(t: &RoundedTable, lo: i64, exact: &[i64]) -> u64 {
-    exact
+    let n = exact
         .iter()
         .enumerate()
-        .filter(|&(k, &e)| read(t, lo + k as i64) != e)
-        .count() as u64
+        .filter(|&(k, &e)| read(t, lo + crate::cast::to_i64(k)) != e)
+        .count();
+    crate::cast::to_u64(n)
 }
 
 #[test]
@@ -60,14 +61,14 @@ proptest! {
     ) {
         let mut exact = Vec::new();
         for (level, &run) in steps.iter().enumerate() {
-            exact.extend(std::iter::repeat_n(level as i64, run));
+            exact.extend(std::iter::repeat_n(crate::cast::to_i64(level), run));
         }
         let w = exact.len();
         let r = Rounding::new(tol, width).unwrap();
         let t = round_table(lo, &exact, r);
-        let hi = lo + w as i64 - 1;
+        let hi = lo + crate::cast::to_i64(w) - 1;
         prop_assert_eq!((lo + t.offset) >> t.round_bits, 0);
-        prop_assert_eq!(((hi + t.offset) >> t.round_bits) as usize + 1, t.table.len());
+        prop_assert_eq!(crate::cast::index((hi + t.offset) >> t.round_bits) + 1, t.table.len());
         prop_assert!(t.table.len() <= 1 << width);
         prop_assert_eq!(changed(&t, lo, &exact), t.changed);
         let forced = w > 1 << width;

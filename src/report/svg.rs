@@ -120,7 +120,7 @@ fn panel_bars(s: &mut String, r: &CompileReport, l: &LayerReport, f: &Panel) {
             continue;
         }
         let h = 0.85 * plot_h * count as f64 / ymax;
-        let over = b as u32 > r.n_accum_bits;
+        let over = b > crate::cast::to_usize(r.n_accum_bits);
         let color = if over { "#d62728" } else { "#17a398" };
         let x = x0 + bar_w * b as f64 + 2.0;
         let _ = writeln!(

@@ -122,7 +122,7 @@ impl TfheBackend {
         if expected_ms <= 1000.0 {
             return self.run_samples(checked, inputs, pbs, &NoProgress);
         }
-        progress.start("bootstraps", (inputs.len() * pbs) as u64);
+        progress.start("bootstraps", crate::cast::to_u64(inputs.len() * pbs));
         let run = self.run_samples(checked, inputs, pbs, progress);
         progress.finish();
         run

@@ -217,7 +217,7 @@ impl ObjectInfo {
             ))
         };
         let (header, hlen) = parse_header(bytes).map_err(|m| corrupt(&m))?;
-        if (bytes.len() as u64) != 12 + u64::from(hlen) + header.payload_bytes {
+        if crate::cast::to_u64(bytes.len()) != 12 + u64::from(hlen) + header.payload_bytes {
             return Err(corrupt(&format!(
                 "{} bytes, the header announces {}",
                 bytes.len(),
@@ -241,10 +241,10 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<(FileHeader, u32), String> 
     }
     let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let end = 12 + u64::from(hlen);
-    if hlen > MAX_HEADER || end > bytes.len() as u64 {
+    if hlen > MAX_HEADER || end > crate::cast::to_u64(bytes.len()) {
         return Err(format!("header length {hlen} is impossible"));
     }
-    let header = serde_json::from_slice(&bytes[12..end as usize])
+    let header = serde_json::from_slice(&bytes[12..crate::cast::to_usize(end)])
         .map_err(|e| format!("unreadable header ({e})"))?;
     Ok((header, hlen))
 }
@@ -260,7 +260,7 @@ pub(super) fn kind_name(kind: &str) -> &'static str {
 
 /// The container's bytes: magic, header (with the payload's length and checksum), payload.
 pub(super) fn encode(mut header: FileHeader, payload: &[u8]) -> Result<Vec<u8>> {
-    header.payload_bytes = payload.len() as u64;
+    header.payload_bytes = crate::cast::to_u64(payload.len());
     header.payload_sha256 = sha256_hex(payload);
     let h = serde_json::to_vec(&header)
         .map_err(|e| Error::Keys(format!("cannot write a file header: {e}")))?;
@@ -339,7 +339,14 @@ pub(super) fn read_bytes(
     digest: &str,
     max_payload: impl Fn(&ParamSet) -> u64,
 ) -> Result<(FileHeader, &'static ParamSet, Vec<u8>)> {
-    read_container(bytes, bytes.len() as u64, label, kind, digest, max_payload)
+    read_container(
+        bytes,
+        crate::cast::to_u64(bytes.len()),
+        label,
+        kind,
+        digest,
+        max_payload,
+    )
 }
 
 /// Reads a container of `total_len` bytes from `r`: the header first, whose claims are checked
@@ -368,7 +375,7 @@ fn read_container<R: Read, S: Source + ?Sized>(
     if hlen > MAX_HEADER || 12 + u64::from(hlen) > total_len {
         return Err(corrupt(format!("header length {hlen} is impossible")));
     }
-    let mut h = vec![0u8; hlen as usize];
+    let mut h = vec![0u8; crate::cast::to_usize(hlen)];
     r.read_exact(&mut h)
         .map_err(|e| corrupt(format!("cannot read the header ({e})")))?;
     let header: FileHeader =
@@ -404,7 +411,7 @@ fn read_container<R: Read, S: Source + ?Sized>(
             12 + u64::from(hlen) + header.payload_bytes
         )));
     }
-    let mut payload = vec![0u8; header.payload_bytes as usize];
+    let mut payload = vec![0u8; crate::cast::to_usize(header.payload_bytes)];
     r.read_exact(&mut payload)
         .map_err(|e| corrupt(format!("cannot read the payload ({e})")))?;
     if sha256_hex(&payload) != header.payload_sha256 {

@@ -267,9 +267,11 @@ impl ServerKey {
         let align = fhe::read_align_bits(self.set, own);
         let entry = |j: u64| -> u64 {
             let k = j << align;
-            let v = (k as i64 - m_in + iv.lo).clamp(iv.lo, iv.hi);
+            // k < 2N (a box of the test vector): far inside i64.
+            let v = (k.cast_signed() - m_in + iv.lo).clamp(iv.lo, iv.hi);
             let idx = crate::cast::index((v + offset) >> round_bits).min(last);
-            (table[idx] - lo_out + m_out) as u64
+            // Held output value, in [0, 2^P) (mod 2^64 on the torus).
+            (table[idx] - lo_out + m_out).cast_unsigned()
         };
         let acc = generate_programmable_bootstrap_glwe_lut(
             PolynomialSize(self.set.polynomial_size),
@@ -294,7 +296,10 @@ impl ServerKey {
             .iter()
             .map(|n| match n.op {
                 Op::Lut { round_bits, .. } if self.exact_rounding => {
-                    1 + fhe::extraction_bootstraps(round_bits, self.chunk_bits) as usize
+                    1 + crate::cast::to_usize(fhe::extraction_bootstraps(
+                        round_bits,
+                        self.chunk_bits,
+                    ))
                 }
                 Op::Lut { .. } => 1,
                 _ => 0,
@@ -473,7 +478,7 @@ impl ServerKey {
                 for &(src, w) in terms {
                     let s = vals[src].as_ref().expect("source before its dot");
                     tmp.as_mut().copy_from_slice(s.ct.as_ref());
-                    let w = (w as u64).wrapping_mul(scale);
+                    let w = w.cast_unsigned().wrapping_mul(scale); // mod 2^64
                     lwe_ciphertext_cleartext_mul_assign(&mut tmp, Cleartext(w));
                     lwe_ciphertext_add_assign(&mut acc, &tmp);
                 }
@@ -508,7 +513,7 @@ fn dot_constant(
         let l = facts[src].interval.lo.wrapping_sub(layout.below[src]);
         c = c.wrapping_add(w.wrapping_mul(l));
     }
-    (c as u64).wrapping_mul(layout.node_delta(id))
+    c.cast_unsigned().wrapping_mul(layout.node_delta(id)) // mod 2^64
 }
 
 /// Wall-clock time of one stage of an evaluation: its bootstraps (in parallel), then the dot

@@ -66,7 +66,7 @@ impl<K: CiphertextKind> Encrypted<K> {
             K::FILE_KIND,
             &self.digest,
             self.set,
-            self.cts.len() as u64,
+            crate::cast::to_u64(self.cts.len()),
             self.space_bits,
             self.key_pair.as_deref(),
         )
@@ -91,7 +91,7 @@ impl<K: CiphertextKind> Encrypted<K> {
         let limit = ct_bytes(set);
         let cts = decode(source, what, || {
             let mut r: &[u8] = payload;
-            let mut cts = Vec::with_capacity(header.items as usize);
+            let mut cts = Vec::with_capacity(crate::cast::to_usize(header.items));
             for _ in 0..header.items {
                 cts.push(safe_deserialize::<Ciphertext>(&mut r, limit)?);
             }
@@ -112,7 +112,7 @@ fn max_ciphertexts_bytes(set: &ParamSet) -> u64 {
 }
 
 pub(super) fn ct_bytes(set: &ParamSet) -> u64 {
-    ((set.glwe_dimension * set.polynomial_size + 1) * 8 + 4096) as u64
+    crate::cast::to_u64((set.glwe_dimension * set.polynomial_size + 1) * 8 + 4096)
 }
 
 /// Largest `keys.json` sqnn reads.
@@ -162,7 +162,9 @@ pub struct KeyManifest {
 }
 
 pub(super) fn client_key_limit(set: &ParamSet) -> u64 {
-    ((set.glwe_dimension * set.polynomial_size + set.lwe_dimension) * 8 + (1 << 20)) as u64
+    crate::cast::to_u64(
+        (set.glwe_dimension * set.polynomial_size + set.lwe_dimension) * 8 + (1 << 20),
+    )
 }
 
 pub(super) fn server_key_limit(set: &ParamSet) -> u64 {
@@ -193,7 +195,7 @@ pub fn save_keys(
     let sbytes = server.to_bytes()?;
     let staged_client = Staged::new(&cpath, Secrecy::OwnerOnly)?.write(&cbytes)?;
     let staged_server = Staged::new(&spath, Secrecy::Public)?.write(&sbytes)?;
-    let size = |b: &Vec<u8>| b.len() as u64;
+    let size = |b: &Vec<u8>| crate::cast::to_u64(b.len());
     let manifest = KeyManifest {
         format: "sqnn-keys".into(),
         version: 1,

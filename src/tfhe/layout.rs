@@ -175,7 +175,7 @@ impl Layout {
                     Some((p, align)) => fhe::aligned_margins(lo, hi, own, *align, *p),
                     None => fhe::margins(lo, hi, own),
                 }
-                .map(|(m, _)| m as i64)
+                .and_then(|(m, _)| i64::try_from(m).ok())
                 .ok_or_else(|| {
                     Error::Keys(format!(
                         "a value of [{}, {}] does not fit a {own}-bit ciphertext \
@@ -205,7 +205,8 @@ impl Layout {
 
     /// `(v - lo + m)` of node `id`, as held in the space.
     pub(super) fn held(&self, facts: &[NodeFact], id: NodeId, v: i64) -> u64 {
-        (v - facts[id].interval.lo + self.below[id]) as u64
+        // Non-negative for a value of the node (v >= lo, margin >= 0); mod 2^64 otherwise.
+        (v - facts[id].interval.lo + self.below[id]).cast_unsigned()
     }
 
     /// The integer a decrypted phase encodes, `round(phase / Δ)` (`Δ` of node `id`'s own
@@ -214,7 +215,7 @@ impl Layout {
     /// `2^(P - s + 1)`), so a small error in either direction stays small.
     pub(super) fn decode(&self, facts: &[NodeFact], id: NodeId, phase: u64) -> i64 {
         let p = self.node_space(id);
-        let raw = (phase.wrapping_add(self.node_delta(id) >> 1) >> (63 - p)) as i64; // [0, 2^(P+1))
+        let raw = (phase.wrapping_add(self.node_delta(id) >> 1) >> (63 - p)).cast_signed(); // [0, 2^(P+1))
         let iv = facts[id].interval;
         let centre = self.below[id] + (iv.hi - iv.lo) / 2;
         let mut s = (raw - centre).rem_euclid(1i64 << (p + 1));

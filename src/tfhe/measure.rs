@@ -63,7 +63,7 @@ pub fn moments(errors: &[f64]) -> (f64, f64, f64) {
 /// rounds: tfhe's centred switch, plain rounding of each mask element, or (multi-bit)
 /// rounding of each group's subset sum selected by the key bits.
 pub fn switched_position(set: &ParamSet, small: &[u64], ks: &LweCiphertext<Vec<u64>>) -> u64 {
-    let two_n = 2 * set.polynomial_size as u64;
+    let two_n = 2 * crate::cast::to_u64(set.polynomial_size);
     let log = two_n.trailing_zeros();
     let round = |x: u64| x.wrapping_add(1u64 << (63 - log)) >> (64 - log);
     let g = set.grouping_factor.max(1);
@@ -71,7 +71,7 @@ pub fn switched_position(set: &ParamSet, small: &[u64], ks: &LweCiphertext<Vec<u
         fhe::ModulusSwitch::Centered if g == 1 => {
             let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
                 ks.as_view(),
-                CiphertextModulusLog(log as usize),
+                CiphertextModulusLog(crate::cast::to_usize(log)),
             );
             let mut phase = ms.body();
             for (a, s) in ms.mask().zip(small) {
@@ -112,12 +112,16 @@ pub fn shortint_keys<'a>(
 /// keyswitching key (`k·N · levels · (n + 1)` words).
 pub fn server_key_bytes(set: &ParamSet) -> Result<u64> {
     let p = tfhe_parameters(set)?;
-    let k1 = (set.glwe_dimension + 1) as u64;
-    let bsk =
-        ggsw_count(set) as u64 * k1 * k1 * p.pbs_level().0 as u64 * set.polynomial_size as u64 * 8;
-    let ksk = (set.glwe_dimension * set.polynomial_size) as u64
-        * p.ks_level().0 as u64
-        * (set.lwe_dimension as u64 + 1)
+    let k1 = crate::cast::to_u64(set.glwe_dimension + 1);
+    let bsk = crate::cast::to_u64(ggsw_count(set))
+        * k1
+        * k1
+        * crate::cast::to_u64(p.pbs_level().0)
+        * crate::cast::to_u64(set.polynomial_size)
+        * 8;
+    let ksk = crate::cast::to_u64(set.glwe_dimension * set.polynomial_size)
+        * crate::cast::to_u64(p.ks_level().0)
+        * (crate::cast::to_u64(set.lwe_dimension) + 1)
         * 8;
     Ok(bsk + ksk)
 }
@@ -140,7 +144,7 @@ pub fn pbs_input_noise(
         return Err(Error::Backend("standard atomic pattern expected".into()));
     };
     let small = cap.small_lwe_secret_key();
-    let two_n = 2 * set.polynomial_size as u64;
+    let two_n = 2 * crate::cast::to_u64(set.polynomial_size);
     // The identity table: a constant table has an all-zero accumulator, whose bootstrap
     // output is exactly zero and noiseless; every other table gives the typical noise.
     let id_lut = sks.generate_lookup_table(|x| x);
@@ -204,7 +208,8 @@ pub fn bootstrap_output_moments(
         .into_par_iter()
         .map(|_| {
             let out = sks.apply_lookup_table(&cks.unchecked_encrypt(0), &id_lut);
-            cks.decrypt_no_decode(&out).0 as i64 as f64 / unit
+            // The torus read as signed (mod 2^64): an error near 0 either side.
+            cks.decrypt_no_decode(&out).0.cast_signed() as f64 / unit
         })
         .collect();
     moments(&errors)
@@ -232,7 +237,8 @@ pub fn noisy_neuron_failures(
     (0..trials)
         .into_par_iter()
         .filter(|&i| {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ ((i as u64) << 20));
+            let mut rng =
+                rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (crate::cast::to_u64(i) << 20));
             let x = rng.gen_range(0..m);
             let zero = sks.apply_lookup_table(&cks.unchecked_encrypt(0), &id_lut);
             let mut acc = cks.unchecked_encrypt(x);
@@ -360,8 +366,8 @@ impl ReadObserver<'_> {
         let facts = self.checked.facts();
         // The dot's own space (the plan's, or narrower when the dot is scaled).
         let p_bits = self.layout.node_space(*input);
-        let two_n = 2 * self.set.polynomial_size as i64;
-        let bx = (self.set.polynomial_size >> p_bits).max(1) as i64;
+        let two_n = 2 * crate::cast::to_i64(self.set.polynomial_size);
+        let bx = crate::cast::to_i64((self.set.polynomial_size >> p_bits).max(1));
         let hb = bx / 2;
         // The switched position is round(k0·box + s + e - 1/2) with a centred switch (tfhe
         // subtracts half a position; sqnn adds s = 1/2 when box = 1), round(k0·box + s + e)
@@ -373,8 +379,9 @@ impl ReadObserver<'_> {
         let dot = *input;
         let v = value[dot];
         let iv = facts[dot].interval;
-        let pos = self.switched_position(vals, dot) as i64;
-        let k0 = self.layout.held(facts, dot, v) as i64;
+        // A position in [0, 2N) and a held value in [0, 2^(P+1)): far inside i64.
+        let pos = self.switched_position(vals, dot).cast_signed();
+        let k0 = self.layout.held(facts, dot, v).cast_signed();
         let k = ((pos + hb) / bx).rem_euclid(padded);
         let mut d = (k - k0).rem_euclid(padded);
         if d >= padded / 2 {

@@ -95,7 +95,8 @@ impl ServerKey {
         let m_in = layout.below[*input];
         let (lo_out, m_out) = (facts[id].interval.lo, layout.below[id]);
         let last = table.len().saturating_sub(1);
-        let (c, buckets) = (c as i64, buckets as i64);
+        // Positions in a space of at most 2^(P+1) values (`rounding_scale`): far inside `i64`.
+        let (c, buckets) = (c.cast_signed(), buckets.cast_signed());
         // The held output of bucket `j` (clamped to the reachable ones).
         let out = |j: i64| -> i64 {
             let held = c + (j.clamp(0, buckets - 1) << r);
@@ -117,10 +118,10 @@ impl ServerKey {
         let half = layout.delta >> 1;
         let align = fhe::read_align_bits(self.set, p);
         let entry = |box_index: u64| -> u64 {
-            let k = (box_index << align) as i64;
+            let k = (box_index << align).cast_signed(); // < 2N: far inside i64
             let j = (k + (1i64 << (r + s - 1))) >> (r + s);
             let o = if j >= top_bucket { o_top } else { out(j) };
-            (2 * o - two_k).rem_euclid(torus) as u64
+            (2 * o - two_k).rem_euclid(torus).unsigned_abs() // in [0, torus)
         };
         let acc = generate_programmable_bootstrap_glwe_lut(
             PolynomialSize(self.set.polynomial_size),
@@ -135,9 +136,9 @@ impl ServerKey {
             degree: Degree::new((1u64 << p) - 1),
         };
         let rescale = Rescale {
-            lowest: (c as u64).wrapping_mul(layout.delta),
+            lowest: c.cast_unsigned().wrapping_mul(layout.delta), // mod 2^64
             scale_bits: s,
-            restore: (two_k.rem_euclid(torus) as u64).wrapping_mul(half),
+            restore: two_k.rem_euclid(torus).unsigned_abs().wrapping_mul(half),
         };
         Ok((lut, rescale))
     }
@@ -166,7 +167,7 @@ impl ServerKey {
             lwe_ciphertext_cleartext_mul_assign(&mut y.ct, lift);
             let centre = (1u64 << (63 - c)).wrapping_sub(1u64 << 62);
             lwe_ciphertext_plaintext_add_assign(&mut y.ct, Plaintext(centre));
-            let out = extract.apply_lookup_table(&y, &prepared.extract[top as usize]);
+            let out = extract.apply_lookup_table(&y, &prepared.extract[crate::cast::to_usize(top)]);
             lwe_ciphertext_add_assign(&mut x.ct, &out.ct);
             lwe_ciphertext_plaintext_add_assign(
                 &mut x.ct,

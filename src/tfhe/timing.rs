@@ -37,10 +37,10 @@ pub fn measure_costs(
         ));
     }
     let threads = rayon::current_num_threads().max(1);
-    let per_set = (bootstraps + 1 + bootstraps * threads) as u64;
+    let per_set = crate::cast::to_u64(bootstraps + 1 + bootstraps * threads);
     progress.start(
         &format!("timing bootstraps of {} parameter sets", sets.len()),
-        per_set * sets.len() as u64,
+        per_set * crate::cast::to_u64(sets.len()),
     );
     let mut out = BTreeMap::new();
     for (i, id) in sets.iter().enumerate() {

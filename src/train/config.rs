@@ -208,8 +208,8 @@ impl ModuleConfig {
     /// finite non-negative number).
     pub fn hidden_width(&self) -> usize {
         let w = (self.input_dim as f64 * self.n_hidden_neurons_multiplier).floor();
-        if w.is_finite() && w >= 0.0 {
-            w as usize
+        if w.is_finite() {
+            crate::cast::clamp_count(w, usize::MAX)
         } else {
             0
         }

@@ -129,7 +129,7 @@ fn validation_split(
                 rows.shuffle(rng);
                 let c = rows.len();
                 let m = if c >= 2 {
-                    ((frac * c as f64).round() as usize).min(c - 1)
+                    crate::cast::clamp_count((frac * c as f64).round(), c - 1)
                 } else {
                     0
                 };
@@ -140,7 +140,7 @@ fn validation_split(
         None => {
             let mut idx: Vec<usize> = (0..n).collect();
             idx.shuffle(rng);
-            let m = ((frac * n as f64).round() as usize).min(n - 1);
+            let m = crate::cast::clamp_count((frac * n as f64).round(), n - 1);
             val.extend_from_slice(&idx[..m]);
             train.extend_from_slice(&idx[m..]);
         }
@@ -199,7 +199,7 @@ pub(super) fn fit(
     let mut best: Option<Fitted> = None;
     for r in 0..runs {
         let pr = EstimatorParams {
-            seed: p.seed.wrapping_add(r as u64),
+            seed: p.seed.wrapping_add(crate::cast::to_u64(r)),
             ..p.clone()
         };
         let mut f = fit_once(&pr, x, targets, task.clone(), progress)?;
@@ -231,7 +231,7 @@ fn scale_inputs(p: &EstimatorParams, x: &Array2<f64>) -> Standardizer {
         let c = if p.power_of_two_scaling {
             let bits = p.n_input_bits.unwrap_or(p.n_a_bits);
             let n = ((1u64 << bits) - 1 - u64::from(p.quant_narrow)) as f64;
-            0.9 * n / 2f64.powi(n.log2().ceil() as i32)
+            0.9 * n / 2f64.powi(crate::cast::float_exponent(n.log2().ceil()))
         } else {
             1.0
         };
@@ -322,7 +322,7 @@ impl Part {
 fn init_pruning(net: &mut SparseQuantNeuralNetwork, p: &EstimatorParams) -> usize {
     let epochs = p.epochs;
     let warm = if p.pruning == PruningMode::PerNeuron {
-        ((p.prune_warmup * epochs as f64).round() as usize).min(epochs - 1)
+        crate::cast::clamp_count((p.prune_warmup * epochs as f64).round(), epochs - 1)
     } else {
         0
     };
@@ -569,7 +569,10 @@ fn start_run<'a>(
         val,
         warm,
         removal: p.remove_neurons.map(|_| {
-            let at = (super::REMOVE_NEURONS_AT * p.epochs as f64).round() as usize;
+            let at = crate::cast::clamp_count(
+                (super::REMOVE_NEURONS_AT * p.epochs as f64).round(),
+                p.epochs,
+            );
             at.max(warm).max(1)
         }),
         order: (0..tr.len()).collect(),
@@ -627,7 +630,7 @@ fn fit_once(
 ) -> Result<Fitted> {
     let start = Instant::now();
     let (mut run, scaling) = start_run(p, x, targets, &task)?;
-    progress.start("epoch", p.epochs as u64);
+    progress.start("epoch", crate::cast::to_u64(p.epochs));
     for epoch in 0..p.epochs {
         run.start_epoch(epoch);
         let loss = run.train_epoch(epoch);

@@ -297,8 +297,7 @@ impl SparseQuantNeuralNetwork {
             if !l.mask[r * n + j] {
                 return 0;
             }
-            let v = (l.w[[r, j]] / scales[r]).round();
-            v.clamp(qmin as f64, qmax as f64) as i64
+            crate::cast::round_clamp(l.w[[r, j]] / scales[r], qmin, qmax)
         });
         (q, scales)
     }

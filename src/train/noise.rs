@@ -54,7 +54,7 @@ impl ReadNoise {
     /// a `space_bits`-bit space (before [`scale`](Self::scale)).
     pub fn sigma_units(&self, sum_w2: u64, space_bits: u32) -> f64 {
         let std = (self.noise_base + self.noise_per_w2 * sum_w2 as f64).sqrt();
-        std * 2f64.powi(space_bits.min(1023) as i32) / self.polynomial_size as f64
+        std * 2f64.powi(crate::cast::exponent(space_bits.min(1023))) / self.polynomial_size as f64
     }
 
     /// Checks the numbers: `N` a power of two, non-negative finite variances, a positive
@@ -109,7 +109,7 @@ pub(super) struct Injector<'a> {
 
 /// `ceil(log2(hi - lo + 1))`, 0 for a single value (as `crate::ir::Interval::range_bits`).
 fn range_bits(lo: i64, hi: i64) -> u32 {
-    let n = (i128::from(hi) - i128::from(lo) + 1).max(1) as u128;
+    let n = (i128::from(hi) - i128::from(lo) + 1).max(1).unsigned_abs();
     if n <= 1 {
         0
     } else {

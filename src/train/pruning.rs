@@ -35,13 +35,15 @@ impl SparseQuantNeuralNetwork {
         self.prune_structured();
         let omega = self.max_active_neurons();
         for l in 0..self.layers.len() {
-            let fan_in = self.layers[l].in_dim() as u64;
+            let fan_in = crate::cast::to_u64(self.layers[l].in_dim());
             if fan_in <= omega {
                 continue;
             }
             match self.cfg.pruning {
-                PruningMode::PerNeuron => self.prune_rows_to(l, omega as usize),
-                PruningMode::LayerGlobal => self.prune_layer_global(l, omega as usize),
+                PruningMode::PerNeuron => self.prune_rows_to(l, crate::cast::to_usize(omega)),
+                PruningMode::LayerGlobal => {
+                    self.prune_layer_global(l, crate::cast::to_usize(omega))
+                }
                 PruningMode::AccumulatorAware => self.prune_rows_to_accumulator(l),
             }
         }
@@ -58,7 +60,7 @@ impl SparseQuantNeuralNetwork {
         }
         let omega = self.max_active_neurons();
         for l in 0..self.layers.len() {
-            if self.layers[l].in_dim() as u64 > omega {
+            if crate::cast::to_u64(self.layers[l].in_dim()) > omega {
                 self.prune_rows_to_accumulator(l);
             }
         }
@@ -140,15 +142,16 @@ impl SparseQuantNeuralNetwork {
     /// most `Ω + floor((f - Ω) (1 - progress)^3)` weights. `progress` in `[0, 1]`; at 1 this is
     /// the final budget (but no structured pruning: call `enable_pruning` for the last step).
     pub(super) fn prune_gradual(&mut self, progress: f64) {
-        let omega = self.max_active_neurons();
+        let omega = crate::cast::to_usize(self.max_active_neurons());
         let left = (1.0 - progress.clamp(0.0, 1.0)).powi(3);
         for l in 0..self.layers.len() {
-            let fan_in = self.layers[l].in_dim() as u64;
+            let fan_in = self.layers[l].in_dim();
             if fan_in <= omega {
                 continue;
             }
-            let keep = omega + ((fan_in - omega) as f64 * left).floor() as u64;
-            self.prune_rows_to(l, keep as usize);
+            let spare = fan_in - omega;
+            let keep = omega + crate::cast::clamp_count((spare as f64 * left).floor(), spare);
+            self.prune_rows_to(l, keep);
         }
         self.make_pruning_permanent();
     }
@@ -206,7 +209,8 @@ impl SparseQuantNeuralNetwork {
         for l in 0..n_layers.saturating_sub(1) {
             let layer = &self.layers[l];
             let alive: Vec<usize> = (0..layer.out_dim()).filter(|&r| layer.alive[r]).collect();
-            let remove = ((pct * alive.len() as f64).round() as usize).min(alive.len() - 1);
+            let remove =
+                crate::cast::clamp_count((pct * alive.len() as f64).round(), alive.len() - 1);
             if remove == 0 {
                 continue;
             }

@@ -48,7 +48,7 @@ pub(super) fn pow2_ceil(x: f64) -> f64 {
     if !(x.is_finite() && x > 0.0) {
         return 1.0;
     }
-    let mut s = 2f64.powi(x.log2().ceil() as i32);
+    let mut s = 2f64.powi(crate::cast::float_exponent(x.log2().ceil()));
     if s < x {
         s *= 2.0;
     }
@@ -87,7 +87,7 @@ pub(super) fn act_quantizer(min: f64, max: f64, cfg: &ModuleConfig, a: u32) -> A
         let lo_f = min.min(0.0);
         let hi_f = max.max(0.0);
         let scale = fix((hi_f - lo_f) / n as f64);
-        let z = ((-lo_f / scale).round() as i64).clamp(0, n);
+        let z = crate::cast::round_clamp(-lo_f / scale, 0, n);
         ActQuantizer {
             scale,
             lo: -z,
@@ -171,7 +171,7 @@ fn percentile_range(a: &Array2<f64>, pct: f64) -> (f64, f64) {
     }
     let mut v: Vec<f64> = a.iter().copied().collect();
     let n = v.len();
-    let k_hi = (((pct / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1;
+    let k_hi = crate::cast::clamp_count(((pct / 100.0) * n as f64).ceil(), n).max(1) - 1;
     let k_lo = (n - 1) - k_hi;
     let hi = *v.select_nth_unstable_by(k_hi, f64::total_cmp).1;
     let lo = *v.select_nth_unstable_by(k_lo, f64::total_cmp).1;

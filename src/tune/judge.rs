@@ -126,7 +126,7 @@ impl Folds {
     pub fn parts(&self, ds: &Dataset) -> Result<Vec<Part>> {
         self.validate(ds.n_samples())?;
         let mut out = Vec::new();
-        for repeat in 0..self.repeats as u64 {
+        for repeat in 0..crate::cast::to_u64(self.repeats) {
             out.extend(self.cut(ds, repeat));
         }
         Ok(out)

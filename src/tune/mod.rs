@@ -297,7 +297,7 @@ pub fn tune(train: &Dataset, req: &TuneRequest, progress: &dyn Progress) -> Resu
     let space_size = req.space.configs().len();
     let limit = req.max_candidates.unwrap_or(usize::MAX).min(space_size);
     let start = Instant::now();
-    progress.start("tune", limit as u64);
+    progress.start("tune", crate::cast::to_u64(limit));
     let mut tried = BTreeSet::new();
     let (mut evaluated, mut points) = (Vec::new(), Vec::<Point>::new());
     let mut next = Some(req.space.snap(&Config::of(&req.base)));

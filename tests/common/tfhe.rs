@@ -182,7 +182,7 @@ pub fn random_circuit4(seed: u64) -> CheckedGraph {
             }
             let t: Vec<i64> = (0..16).map(|_| rng.gen_range(-2..=1)).collect();
             let lo = b.facts[d].interval.lo;
-            hidden.push(b.lut(0, d, move |a| t[(a - lo) as usize]));
+            hidden.push(b.lut(0, d, move |a| t[sqnn::cast::index(a - lo)]));
         }
         if !ok {
             continue;

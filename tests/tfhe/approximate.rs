@@ -130,18 +130,20 @@ fn multi_bit_reads_follow_the_emulated_modulus_switch() {
 /// The smallest `k` such that no read of `reads` reads with σ `std` positions in boxes of `bx`
 /// is off by more than `k`, except with probability `2^log2_budget` in all.
 fn offset_bound(std: f64, bx: f64, reads: usize, log2_budget: f64) -> i64 {
-    (1u64..)
+    let k = (1u64..)
         .find(|&k| fhe::offset_at_least_log2(std, bx, k + 1) + (reads as f64).log2() <= log2_budget)
-        .unwrap() as i64
+        .unwrap();
+    i64::try_from(k).unwrap()
 }
 
 /// How far decrypting a table's output (σ of a weight-1 output) may be off in boxes of `bx`
 /// positions, over `n` decryptions, except with probability 2^-30 in all (0 when exact).
 fn decryption_bound(set: &ParamSet, bx: f64, n: usize) -> i64 {
     let std = set.decrypt_std(1);
-    (0u64..)
+    let k = (0u64..)
         .find(|&k| fhe::offset_at_least_log2(std, bx, k + 1) + (n as f64).log2() <= -30.0)
-        .unwrap() as i64
+        .unwrap();
+    i64::try_from(k).unwrap()
 }
 
 /// Whether `table` (through `entry`) gives the same value on `[v - k, v + k] ∩ [lo, hi]`.
@@ -219,7 +221,7 @@ fn approximate_reads_stay_within_the_predicted_offsets() {
                     unreachable!()
                 };
                 let iv = facts[r.dot].interval;
-                let entry = |a: i64| table[(a + offset) as usize];
+                let entry = |a: i64| table[sqnn::cast::index(a + offset)];
                 if flat(entry, r.value, k, iv.lo, iv.hi) {
                     assert!(observed(r.output, r.exact), "flat table changed: {r:?}");
                 } else {
@@ -514,7 +516,7 @@ fn misread_rate_matches_prediction() {
             for k in [1i64, 2] {
                 let off = reads.iter().filter(|r| r.offset.abs() >= k).count();
                 let (lo, hi) = wilson(off, n);
-                let pred = fhe::offset_at_least_log2(std, bx, k as u64).exp2();
+                let pred = fhe::offset_at_least_log2(std, bx, k.unsigned_abs()).exp2();
                 print!(
                     "; |d| >= {k}: {off}/{n} = {:.3} [{lo:.3}, {hi:.3}] predicted {pred:.3}",
                     off as f64 / n as f64

@@ -173,18 +173,18 @@ fn the_planner_chooses_the_cheaper_extraction_set() {
 
 fn header(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap();
-    let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let hlen = sqnn::cast::to_usize(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
     serde_json::from_slice(&bytes[12..12 + hlen]).unwrap()
 }
 
 fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
     let bytes = std::fs::read(path).unwrap();
-    let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let hlen = sqnn::cast::to_usize(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
     let mut h = header(path);
     edit(&mut h);
     let h = serde_json::to_vec(&h).unwrap();
     let mut out = bytes[..8].to_vec();
-    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    out.extend_from_slice(&u32::try_from(h.len()).unwrap().to_le_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(&bytes[12 + hlen..]);
     std::fs::write(path, out).unwrap();

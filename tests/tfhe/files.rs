@@ -110,7 +110,7 @@ fn keys_for_another_circuit_are_refused() {
 fn tamper(path: &Path, at: usize, fix_checksum: bool) {
     use sha2::{Digest, Sha256};
     let mut bytes = std::fs::read(path).unwrap();
-    let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let hlen = sqnn::cast::to_usize(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
     let start = 12 + hlen;
     bytes[start + at] ^= 0x5a;
     if fix_checksum {

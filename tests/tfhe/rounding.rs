@@ -243,7 +243,11 @@ fn exact_rounding_in_chunks_matches_clear() {
         let plan = fhe::plan(&facts, &req.clone().extraction_chunk_bits(chunk)).unwrap();
         assert_eq!(plan.extraction_chunk_bits, chunk);
         assert!(plan.worst_log2_p_fail <= -40.0, "{chunk}");
-        assert_eq!(plan.pbs_count, 3 * (1 + per_table as usize), "{chunk}");
+        assert_eq!(
+            plan.pbs_count,
+            3 * (1 + sqnn::cast::to_usize(per_table)),
+            "{chunk}"
+        );
         assert!(plan
             .neurons
             .iter()

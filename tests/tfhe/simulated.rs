@@ -115,7 +115,7 @@ fn predict(
         .unwrap()
         .sigma_units;
     let entry = |a: i64| table[usize::try_from((a + offset) >> round_bits).unwrap()];
-    let reach = (12.0 * sigma).ceil() as i64 + 1;
+    let reach = sqnn::cast::round_clamp((12.0 * sigma).ceil(), 0, 1 << 40) + 1;
     let mut p = Predicted::default();
     for &v in values {
         let (mut moved, mut changed) = (0.0, 0.0);

@@ -172,12 +172,12 @@ fn encrypted_equals_clear_on_every_selectable_variant() {
 /// Rewrites the JSON header of an sqnn file with `edit`.
 fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
     let bytes = std::fs::read(path).unwrap();
-    let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let hlen = sqnn::cast::to_usize(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[12..12 + hlen]).unwrap();
     edit(&mut header);
     let h = serde_json::to_vec(&header).unwrap();
     let mut out = bytes[..8].to_vec();
-    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    out.extend_from_slice(&u32::try_from(h.len()).unwrap().to_le_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(&bytes[12 + hlen..]);
     std::fs::write(path, out).unwrap();
@@ -199,7 +199,7 @@ fn a_key_file_with_an_altered_security_field_is_refused() {
     for file in ["client.key", "server.key"] {
         let header: serde_json::Value = {
             let bytes = std::fs::read(src.path().join(file)).unwrap();
-            let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+            let hlen = sqnn::cast::to_usize(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
             serde_json::from_slice(&bytes[12..12 + hlen]).unwrap()
         };
         assert_eq!(header["parameters"]["lwe_dimension"], 918, "{file}");

@@ -397,7 +397,7 @@ fn refit_front<'a>(
 ) -> Result<Vec<Row<'a>>> {
     let chosen = |i: usize| which == RefitArg::Front || i == report.recommended;
     let n = report.front.iter().filter(|&&i| chosen(i)).count();
-    progress.start("refit on all training rows", n as u64);
+    progress.start("refit on all training rows", sqnn::cast::to_u64(n));
     let mut rows = Vec::new();
     for &i in &report.front {
         let point = &report.points[i];

@@ -180,7 +180,7 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
+    if announced.is_some_and(|n| n > crate::cast::to_u64(limit)) {
         return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -461,9 +461,10 @@ async fn evaluate(
         .await??;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let m = &st.metrics;
-    m.samples.inc_by(n as u64);
-    m.bootstraps
-        .inc_by((n as u64).saturating_mul(circuit.info.bootstraps as u64));
+    m.samples.inc_by(crate::cast::to_u64(n));
+    m.bootstraps.inc_by(
+        crate::cast::to_u64(n).saturating_mul(crate::cast::to_u64(circuit.info.bootstraps)),
+    );
     let answer = Batch {
         kind: BatchKind::Outputs,
         key_id: batch.key_id,

@@ -21,7 +21,11 @@ fn neuron(layer: usize, neuron: usize, range_bits: u32, sum_w2: u64, table: bool
         hi: -3 + count - 1,
         range_bits,
         sum_w2,
-        table_len: if table { count as usize } else { 0 },
+        table_len: if table {
+            usize::try_from(count).unwrap()
+        } else {
+            0
+        },
         table_bits: if table { range_bits } else { 0 },
         round_bits: 0,
         table_offset: 0,
@@ -583,13 +587,13 @@ fn approximate_mode_reads_wide_accumulators_with_one_cheap_bootstrap() {
     let scales: Vec<u32> = p.neurons.iter().map(|n| n.scale_bits).collect();
     assert_eq!(scales, [0, 1, 1, 0]);
     for (n, rn) in p.neurons.iter().zip(&r.dots) {
-        let amp = 4f64.powi(n.scale_bits as i32);
+        let amp = 4f64.powi(crate::cast::exponent(n.scale_bits));
         let std = if rn.table_len > 0 {
             (s.noise_base + s.noise_per_w2 * rn.sum_w2 as f64 * amp).sqrt()
         } else {
             s.decrypt_std(rn.sum_w2)
         };
-        let bx = 2.0 * 2f64.powi(n.scale_bits as i32);
+        let bx = 2.0 * 2f64.powi(crate::cast::exponent(n.scale_bits));
         assert!((n.sigma_units - std / bx).abs() < 1e-12);
         assert!((n.std - std).abs() < 1e-12);
         assert!(

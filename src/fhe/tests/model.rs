@@ -195,7 +195,7 @@ fn offset_probabilities_are_consistent() {
         for _ in 0..n {
             let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(1e-300), rng.gen());
             let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            let d = read_offset(s, z).unsigned_abs() as usize;
+            let d = crate::cast::to_usize(read_offset(s, z).unsigned_abs());
             for (k, c) in off.iter_mut().enumerate() {
                 if d > k {
                     *c += 1;
@@ -203,9 +203,9 @@ fn offset_probabilities_are_consistent() {
             }
         }
         for (k, &c) in off.iter().enumerate() {
-            let p = offset_at_least_log2(s, 1.0, k as u64 + 1).exp2();
-            let got = c as f64 / n as f64;
-            let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-5;
+            let p = offset_at_least_log2(s, 1.0, crate::cast::to_u64(k) + 1).exp2();
+            let got = c as f64 / f64::from(n);
+            let tol = 5.0 * (p * (1.0 - p) / f64::from(n)).sqrt() + 1e-5;
             assert!(
                 (got - p).abs() < tol,
                 "σ {s}, |d| >= {}: {got} vs {p}",

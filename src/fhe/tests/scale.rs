@@ -11,7 +11,7 @@ fn dot(lo: i64, hi: i64, sum_w2: u64, round_bits: u32) -> DotFacts {
         hi,
         range_bits: iv.range_bits(),
         sum_w2,
-        table_len: (((hi - lo) >> round_bits) + 1) as usize,
+        table_len: usize::try_from(((hi - lo) >> round_bits) + 1).unwrap(),
         table_bits: iv.range_bits().saturating_sub(round_bits),
         round_bits,
         table_offset: -lo,
@@ -95,7 +95,10 @@ fn outputs_exact_rounding_and_wide_spaces() {
     let r = ScaledRead::new(s, 13, &n, 1);
     assert_eq!(r.align_bits, 1);
     let (below, _) = r.margins.unwrap();
-    assert_eq!((below as i64) % 2, (n.lo + n.table_offset).rem_euclid(2));
+    assert_eq!(
+        i64::try_from(below).unwrap() % 2,
+        (n.lo + n.table_offset).rem_euclid(2)
+    );
 }
 
 /// The planner's reads follow the rule: approximate mode scales (σ in the scaled units, the
