@@ -247,6 +247,48 @@ fn fit_and_predict_validate_inputs() {
     }
 }
 
+/// Class labels held as `f64` (a hand-built data set's `y`, `Model::score`'s `y`) must be class
+/// indices: a fractional, negative or NaN one is refused with its row and value. (They were
+/// cast with `as usize`: 1.5 read as class 1, -1 and NaN as class 0, silently.)
+#[test]
+fn labels_that_are_not_class_indices_are_refused_not_truncated() {
+    let (tr, te) = split("iris", false);
+    let p = EstimatorParams {
+        epochs: 2,
+        ..quick(2, 2, 6)
+    };
+    let refused = |r: sqnn::Result<f64>, row: usize, v: f64| match r {
+        Err(Error::Input(m)) => assert!(
+            m.contains(&format!("row {row}: label {v} is not a class index")),
+            "{m}"
+        ),
+        other => panic!("label {v}: {other:?}"),
+    };
+    for (row, v) in [(4, 1.5), (7, -1.0), (2, f64::NAN)] {
+        let mut bad = tr.clone();
+        bad.y[row] = v;
+        refused(
+            Model::fit(p.clone(), &bad, &sqnn::NoProgress).map(|_| 0.0),
+            row,
+            v,
+        );
+        // Tune's folds group rows by class: refused there too.
+        let folds = sqnn::tune::Folds {
+            k: 3,
+            used: 3,
+            repeats: 1,
+            seed: 1,
+        };
+        refused(folds.parts(&bad).map(|_| 0.0), row, v);
+        assert!(bad.subset(&[0, 1]).check_labels().is_ok());
+    }
+    let (model, _) = Model::fit(p, &tr, &sqnn::NoProgress).unwrap();
+    let mut y = te.y.clone();
+    assert!(model.score(&te.x, &y).is_ok());
+    y[3] = 2.5;
+    refused(model.score(&te.x, &y), 3, 2.5);
+}
+
 #[test]
 fn omega_formula() {
     assert_eq!(max_active_neurons(8, 3, 3), 5);

@@ -198,10 +198,37 @@ impl Dataset {
     }
 
     /// Class labels as indices, for classification; `None` for regression.
+    ///
+    /// A `y` that is not a class index (negative, fractional, NaN: only a hand-built data set
+    /// holds one) becomes `usize::MAX`, a class no data set names, never a wrong class; training
+    /// and the folds of `tune` refuse it first (see [`check_labels`](Self::check_labels)).
     pub fn labels(&self) -> Option<Vec<usize>> {
         match self.task {
-            Task::Classify { .. } => Some(self.y.iter().map(|&v| v as usize).collect()),
+            Task::Classify { .. } => Some(
+                self.y
+                    .iter()
+                    .map(|&v| crate::cast::label(v).unwrap_or(usize::MAX))
+                    .collect(),
+            ),
             Task::Regress => None,
+        }
+    }
+
+    /// For classification, `Err(Error::Input)` naming the row and value of the first `y` that
+    /// is not a class index (a whole number from 0); `Ok` for regression.
+    ///
+    /// ```
+    /// let mut ds = sqnn::Dataset::builtin("iris")?;
+    /// assert!(ds.check_labels().is_ok());
+    /// ds.y[3] = 1.5;
+    /// let e = ds.check_labels().unwrap_err().to_string();
+    /// assert!(e.contains("row 3: label 1.5 is not a class index"), "{e}");
+    /// # Ok::<(), sqnn::Error>(())
+    /// ```
+    pub fn check_labels(&self) -> Result<()> {
+        match self.task {
+            Task::Classify { .. } => check_labels(&self.name, &self.y),
+            Task::Regress => Ok(()),
         }
     }
 
@@ -232,6 +259,22 @@ fn kind_word(k: TaskKind) -> &'static str {
     match k {
         TaskKind::Classify => "classify",
         TaskKind::Regress => "regress",
+    }
+}
+
+/// `Err(Error::Input)` naming the row and value of the first of `y` (class labels of `source`)
+/// that is not a class index: a whole number from 0, never truncated to one.
+pub(crate) fn check_labels(source: &str, y: &[f64]) -> Result<()> {
+    match y
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| crate::cast::label(v).is_none())
+    {
+        Some((row, v)) => Err(Error::Input(format!(
+            "{source}: row {row}: label {v} is not a class index; a classifier's targets are \
+             whole numbers from 0 (class k as k.0)"
+        ))),
+        None => Ok(()),
     }
 }
 

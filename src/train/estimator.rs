@@ -79,6 +79,7 @@ impl TaskSpec for Classify {
     }
 
     fn of_dataset(ds: &Dataset) -> Result<(Vec<usize>, Task)> {
+        ds.check_labels()?;
         match (ds.labels(), &ds.task) {
             (Some(labels), Task::Classify { .. }) => Ok((labels, ds.task.clone())),
             _ => Err(Error::Input(format!(
@@ -620,7 +621,11 @@ impl Model {
     pub fn score(&self, x: &Array2<f64>, y: &[f64]) -> Result<f64> {
         match self {
             Model::Classifier(c) => {
-                let labels: Vec<usize> = y.iter().map(|&v| v as usize).collect();
+                crate::data::check_labels("the labels", y)?;
+                let labels: Vec<usize> = y
+                    .iter()
+                    .map(|&v| crate::cast::label(v).unwrap_or(usize::MAX))
+                    .collect();
                 c.score(x, &labels)
             }
             Model::Regressor(r) => r.score(x, y),

@@ -125,6 +125,7 @@ impl Folds {
     /// The folds of `ds` (the training rows): every used fold of every repeat.
     pub fn parts(&self, ds: &Dataset) -> Result<Vec<Part>> {
         self.validate(ds.n_samples())?;
+        ds.check_labels()?;
         let mut out = Vec::new();
         for repeat in 0..crate::cast::to_u64(self.repeats) {
             out.extend(self.cut(ds, repeat));
