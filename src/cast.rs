@@ -1,8 +1,9 @@
-//! The crate's only numeric casts that are not `try_from` or `From`, each with its proof obligation.
+//! The crate's only numeric casts that are not `try_from` or `From`, each with its proof
+//! obligation.
 //!
 //! Clippy's `cast_possible_truncation`, `cast_sign_loss`, `cast_possible_wrap` and `cast_lossless`
-//! (`Cargo.toml`, `[lints.clippy]`) refuse a lossy `as` anywhere else; the functions here are the
-//! only ones allowed one, each with the reason it cannot lose.
+//! (`Cargo.toml`, `[lints.clippy]`) refuse a lossy-looking `as` anywhere else; only the functions
+//! here may `#[allow]` one, each saying why it cannot lose.
 //!
 //! Hot loops cannot afford a fallible conversion per value, and float-to-integer conversion has
 //! no `try_from`; these helpers name what makes each cast exact.
@@ -56,7 +57,6 @@ const _: () = assert!(usize::BITS == u64::BITS, "sqnn needs a 64-bit target");
 /// assert_eq!(sqnn::cast::to_u64(usize::MAX), u64::MAX);
 /// ```
 #[inline]
-#[allow(clippy::cast_possible_truncation)] // usize::BITS == 64, asserted at compile time
 pub const fn to_u64(n: usize) -> u64 {
     n as u64
 }

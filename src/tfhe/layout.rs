@@ -215,7 +215,8 @@ impl Layout {
     /// `2^(P - s + 1)`), so a small error in either direction stays small.
     pub(super) fn decode(&self, facts: &[NodeFact], id: NodeId, phase: u64) -> i64 {
         let p = self.node_space(id);
-        let raw = (phase.wrapping_add(self.node_delta(id) >> 1) >> (63 - p)).cast_signed(); // [0, 2^(P+1))
+        // In [0, 2^(P+1)): far inside i64.
+        let raw = (phase.wrapping_add(self.node_delta(id) >> 1) >> (63 - p)).cast_signed();
         let iv = facts[id].interval;
         let centre = self.below[id] + (iv.hi - iv.lo) / 2;
         let mut s = (raw - centre).rem_euclid(1i64 << (p + 1));
