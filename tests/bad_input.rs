@@ -865,3 +865,27 @@ fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
         );
     }
 }
+
+/// `--shift-augment 0x0` was reported through `--noise-aware auto`'s failure (which it had
+/// nothing to do with); each bad layout is said as `--shift-augment`'s.
+#[test]
+fn a_bad_shift_augment_is_said_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    for layout in ["0x0", "28x28", "4x1", "2x2:2"] {
+        let e = refused(
+            sqnn()
+                .args(["train", "--data", "iris", "--epochs", "2", "--quiet"])
+                .args(["--shift-augment", layout, "--out"])
+                .arg(&out),
+            layout,
+        );
+        assert!(!e.contains("noise-aware"), "{layout}: {e}");
+        assert!(e.contains("--shift-augment"), "{layout}: {e}");
+        assert!(
+            e.contains("give ") || e.contains("use "),
+            "{layout}: a fix: {e}"
+        );
+        assert!(!out.exists(), "{layout}: model written");
+    }
+}
