@@ -866,6 +866,70 @@ fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
     }
 }
 
+/// `compile --mode exact` on accumulators too wide for any exact set wrote the circuit without
+/// a plan and exited 0, and `keygen` and `run` then planned approximate reads. A plan flag
+/// that cannot be honoured is refused, naming why and the fixes; without plan flags, the
+/// circuit is written as before (planned approximately when it runs).
+#[test]
+fn compile_refuses_an_exact_plan_no_set_can_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("wide.json");
+    sqnn()
+        .args(WIDE_MODEL)
+        .args(["--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    let c = dir.path().join("c.json");
+    let e = refused(
+        sqnn()
+            .arg("compile")
+            .arg(&model)
+            .arg("--out")
+            .arg(&c)
+            .args(["--mode", "exact"]),
+        "compile --mode exact",
+    );
+    assert!(e.contains("not writing"), "{e}");
+    assert!(e.contains("exact table reads"), "why: {e}");
+    for fix in ["--n-accum-bits", "--max-table-bits", "drop --mode exact"] {
+        assert!(e.contains(fix), "fix {fix}: {e}");
+    }
+    assert!(!c.exists(), "circuit written");
+    // The default request: written, and said.
+    let out = sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.exists());
+}
+
+/// A model whose accumulators no exact parameter set reads (13 bits and more), which one
+/// approximate bootstrap still can after rounding.
+const WIDE_MODEL: [&str; 12] = [
+    "train",
+    "--data",
+    "iris",
+    "--epochs",
+    "2",
+    "--n-w-bits",
+    "6",
+    "--n-accum-bits",
+    "14",
+    "--noise-aware",
+    "off",
+    "--n-a-bits=6",
+];
+
 /// `--shift-augment 0x0` was reported through `--noise-aware auto`'s failure (which it had
 /// nothing to do with); each bad layout is said as `--shift-augment`'s.
 #[test]
@@ -888,4 +952,131 @@ fn a_bad_shift_augment_is_said_as_itself() {
         );
         assert!(!out.exists(), "{layout}: model written");
     }
+}
+
+/// `--tolerance` and `--calibration-seeds` steer the choice by accuracy on calibration rows;
+/// where a command had none (no data set, `--mode exact`, `--parameters`, the clear backend,
+/// `check --json`), they were silently unused with exit 0. Refused, naming the fix; where they
+/// apply, they still work.
+#[test]
+fn choice_flags_without_calibration_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = circuit("iris");
+    let set = sqnn::fhe::ParamSetId::ALL[0].name();
+    for flag in [["--tolerance", "0.01"], ["--calibration-seeds", "8"]] {
+        let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+            (vec!["check".into(), iris.clone().into()], "--calibrate"),
+            (
+                vec!["check".into(), iris.clone().into(), "--json".into()],
+                "drop --json",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                ],
+                "--backend simulate",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                    "--backend".into(),
+                    "simulate".into(),
+                    "--mode".into(),
+                    "exact".into(),
+                ],
+                "drop --mode exact",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                    "--backend".into(),
+                    "simulate".into(),
+                    "--parameters".into(),
+                    set.into(),
+                ],
+                "drop --parameters",
+            ),
+        ];
+        for (args, fix) in cases {
+            let e = refused(sqnn().args(&args).args(flag), &format!("{args:?} {flag:?}"));
+            assert!(e.contains(flag[0]), "{args:?} {flag:?}: {e}");
+            assert!(e.contains(fix), "{args:?} {flag:?}: {e}");
+        }
+        // keygen without --data: refused before any key is generated.
+        #[cfg(feature = "tfhe-backend")]
+        {
+            let keys = dir.path().join("keys");
+            let e = refused(
+                sqnn()
+                    .arg("keygen")
+                    .arg(&iris)
+                    .arg("--out-dir")
+                    .arg(&keys)
+                    .args(flag),
+                "keygen",
+            );
+            assert!(e.contains("give --data"), "{e}");
+            assert!(!keys.join("client.key").exists());
+        }
+        // Where the flag applies it is taken: check with calibration rows, run on a data set.
+        sqnn()
+            .arg("check")
+            .arg(&iris)
+            .args(["--calibrate", "iris"])
+            .args(flag)
+            .assert()
+            .success();
+        sqnn()
+            .arg("run")
+            .arg(&iris)
+            .args(["--data", "iris", "--backend", "simulate"])
+            .args(flag)
+            .assert()
+            .success();
+    }
+    // compile, when the model's data set cannot be loaded here and no --data is given.
+    let data = dir.path().join("d.csv");
+    iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
+    let model = dir.path().join("m.json");
+    sqnn()
+        .args(["train", "--epochs", "2", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    let moved = dir.path().join("moved.csv");
+    std::fs::rename(&data, &moved).unwrap();
+    let c = dir.path().join("c.json");
+    let compile = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = sqnn();
+        cmd.arg("compile")
+            .arg(&model)
+            .arg("--out")
+            .arg(&c)
+            .args(["--tolerance", "0.01"])
+            .args(extra);
+        cmd
+    };
+    let e = refused(&mut compile(&[]), "compile without rows");
+    assert!(e.contains("give --data"), "{e}");
+    assert!(!c.exists(), "circuit written");
+    compile(&["--data".as_ref(), moved.as_os_str()])
+        .assert()
+        .success();
+    let plan = sqnn::ir::IntGraph::load(&c).unwrap().plan.unwrap();
+    assert!(
+        plan.chosen_by.contains("tolerance 0.01"),
+        "{}",
+        plan.chosen_by
+    );
 }

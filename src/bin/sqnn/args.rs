@@ -65,6 +65,10 @@ pub struct FheArgs {
     /// from a directory fix what they would choose, so those flags are refused there.
     #[arg(skip)]
     pub given: Vec<&'static str>,
+    /// How this command takes calibration rows (e.g. `give --data DATA`): the fix named when
+    /// `--tolerance` or `--calibration-seeds` is given without them.
+    #[arg(skip)]
+    pub rows_from: &'static str,
 }
 
 impl FheArgs {
@@ -81,8 +85,10 @@ impl FheArgs {
     ];
 
     /// Records which of this group's flags `matches` (a subcommand's) got from the command
-    /// line.
-    pub fn note_given(&mut self, matches: &clap::ArgMatches) {
+    /// line, and how the command takes calibration rows (`rows_from`, the fix said when a flag
+    /// of the choice by accuracy has none to apply to).
+    pub fn note_given(&mut self, matches: &clap::ArgMatches, rows_from: &'static str) {
+        self.rows_from = rows_from;
         self.given = Self::IDS
             .into_iter()
             .filter(|id| {
@@ -132,6 +138,61 @@ impl FheArgs {
         }
         Ok(())
     }
+    /// Refuses `--tolerance` and `--calibration-seeds` given where they cannot apply: they steer
+    /// the choice by the accuracy kept on calibration rows, which only approximate mode makes,
+    /// only when it chooses the set (no `--parameters`), and only with rows (`has_rows`).
+    /// Unused, they were silently ignored.
+    fn check_choice_flags(&self, has_rows: bool) -> Result<()> {
+        for id in ["tolerance", "calibration_seeds"] {
+            if !self.given.contains(&id) {
+                continue;
+            }
+            let flag = format!("--{}", id.replace('_', "-"));
+            let why = if self.mode == sqnn::fhe::FheMode::Exact {
+                format!(
+                    "--mode exact makes no such choice (exact reads are bit-identical to the \
+                     clear backend's, there is nothing to tolerate): drop {flag}, or drop \
+                     --mode exact for approximate reads"
+                )
+            } else if let Some(set) = &self.parameters {
+                format!(
+                    "--parameters {set} fixes the set, so none is chosen: drop {flag}, or drop \
+                     --parameters and let the accuracy choose"
+                )
+            } else if !has_rows {
+                format!(
+                    "there are no calibration rows: {}, or drop {flag}",
+                    self.rows_from
+                )
+            } else {
+                continue;
+            };
+            return Err(sqnn::Error::param(
+                id,
+                format!(
+                    "{flag} steers the choice of parameters by the accuracy kept on calibration \
+                     rows, and here {why}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses the flags of this group given to a command that makes no plan here (`what`
+    /// says why, `fix` what to do instead): unused, they were silently ignored.
+    pub fn refuse_given(&self, what: &str, fix: &str) -> Result<()> {
+        match self.given.first() {
+            None => Ok(()),
+            Some(&id) => {
+                let flag = format!("--{}", id.replace('_', "-"));
+                Err(sqnn::Error::param(
+                    id,
+                    format!("{flag} chooses TFHE parameters, and {what}: drop {flag}, or {fix}"),
+                ))
+            }
+        }
+    }
+
     /// The plan these flags ask for, with this machine's cost profile when `sqnn calibrate`
     /// wrote one (on its cores), else the built-in figures (on theirs): never the running
     /// machine's core count, so reports are the same on any machine. In approximate mode
@@ -147,6 +208,7 @@ impl FheArgs {
             Some(name) => Some(name.parse::<ParamSetId>()?),
             None => None,
         };
+        self.check_choice_flags(calibration.is_some())?;
         let calibration = match calibration {
             Some(c) => {
                 let c = c.tolerance(self.tolerance)?;
@@ -212,6 +274,7 @@ impl Default for FheArgs {
             extractions: "auto".into(),
             extraction_chunk_bits: None,
             given: Vec::new(),
+            rows_from: "",
         }
     }
 }
@@ -234,6 +297,8 @@ impl FheArgs {
         asks: Option<&str>,
         rows: Option<Rows>,
     ) -> Result<sqnn::fhe::FhePlan> {
+        // Before the note that says a new plan is made.
+        self.check_choice_flags(rows.is_some())?;
         let mut why: Vec<String> = self
             .given
             .iter()

@@ -67,6 +67,12 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             "keys apply to the tfhe backend only; drop --keys or run with --backend tfhe",
         ));
     }
+    if a.backend == BackendKind::Clear {
+        a.fhe.refuse_given(
+            "the clear backend uses none",
+            "run with --backend simulate (no keys) or --backend tfhe",
+        )?;
+    }
     if let Some(rows) = &a.rows {
         return predict_rows(a, rows);
     }
