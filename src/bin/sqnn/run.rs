@@ -23,8 +23,9 @@ pub struct RunArgs {
     /// Built-in data set name or CSV path (its test split is used).
     #[arg(long, required_unless_present = "rows", conflicts_with = "rows")]
     pub data: Option<String>,
-    /// CSV file of new samples to predict in clear: a header row, then the circuit's feature
-    /// columns by name (any order); a target column, if present, scores the predictions.
+    /// CSV file of new samples to predict, in clear or simulated (`--backend simulate`: the
+    /// circuit's recorded plan): a header row, then the circuit's feature columns by name (any
+    /// order); a target column, if present, scores the predictions.
     #[arg(long)]
     pub rows: Option<PathBuf>,
     /// With --rows: write the predictions to this CSV file (`row,prediction`, and `target`
@@ -149,14 +150,15 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
 }
 
 /// `run --rows FILE.csv`: new samples predicted in clear (the predictions an exact encrypted
-/// run gives), scored when the file has targets, written with `--out`.
+/// run gives) or simulated (with the misreads the plan's reads would make), scored when the
+/// file has targets, written with `--out`.
 fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
-    if a.backend != BackendKind::Clear {
+    if a.backend == BackendKind::Tfhe {
         return Err(Error::param(
             "backend",
-            "--rows predicts new samples in clear here; under encryption, serve the circuit \
-             (`sqnn serve`) and run `sqnn client predict --rows`, or measure encrypted accuracy \
-             on a data set with --data",
+            "--rows predicts new samples in clear or simulated here (--backend clear or \
+             simulate); under encryption, serve the circuit (`sqnn serve`) and run `sqnn client \
+             predict --rows FILE.csv`, or measure encrypted accuracy on a data set with --data",
         ));
     }
     if let Some(out) = &a.out {
@@ -165,7 +167,20 @@ fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
     let graph = IntGraph::load(&a.circuit)?;
     let (inputs, y) = crate::rows::load(&graph, path, &a.split, a.samples, "predicts")?;
     let an = analyze(graph)?;
-    let outs = ClearBackend::default().evaluate(&an, &inputs)?;
+    // Simulated: the circuit's recorded plan (or one made now by the read-noise guard: a file
+    // of new samples holds no training rows to choose by accuracy).
+    let sim = match a.backend {
+        BackendKind::Simulate => {
+            encryptable(&an)?;
+            let plan = a.fhe.plan_for(&an, None, None)?;
+            Some(simulated(&an, &inputs, plan, a.noise_seed)?)
+        }
+        _ => None,
+    };
+    let outs = match &sim {
+        Some(s) => s.outs.clone(),
+        None => ClearBackend::default().evaluate(&an, &inputs)?,
+    };
     let g = an.graph();
     let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
     if let Some(out) = &a.out {
@@ -180,26 +195,175 @@ fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
         if let Some((name, value)) = score {
             v[name] = json!(value);
         }
-        println!("{v}");
-    } else {
-        for (i, l) in labels.iter().enumerate() {
-            let target = y.as_deref().map_or(String::new(), |y| {
-                format!(" (target {})", g.prediction_label(y[i]))
-            });
-            println!("sample {i}: predicted {l}{target}");
+        if let Some(s) = &sim {
+            v["backend"] = json!("simulate");
+            v["noise_seed"] = json!(a.noise_seed);
+            v["clear_outputs"] = json!(s.clear);
+            s.add_json(&mut v, g);
         }
-        let scored = score.map_or(String::new(), |(name, value)| {
-            format!(", {name} {value:.4}")
-        });
-        let written = a.out.as_ref().map_or(String::new(), |o| {
-            format!("; predictions in {}", o.display())
-        });
-        println!(
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(s) = &sim {
+        print!("{}", sqnn::fhe::render_plan(&s.plan));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        let mut beside: Vec<String> = Vec::new();
+        if let Some(s) = &sim {
+            beside.push(format!(
+                "clear {}",
+                g.prediction_label(g.predict(&s.clear[i]))
+            ));
+        }
+        if let Some(y) = y.as_deref() {
+            beside.push(format!("target {}", g.prediction_label(y[i])));
+        }
+        let beside = if beside.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", beside.join(", "))
+        };
+        println!("sample {i}: predicted {l}{beside}");
+    }
+    let scored = score.map_or(String::new(), |(name, value)| {
+        format!(", {name} {value:.4}")
+    });
+    let written = a.out.as_ref().map_or(String::new(), |o| {
+        format!("; predictions in {}", o.display())
+    });
+    match &sim {
+        None => println!(
             "clear backend: {n} rows of {} predicted{scored}{written}",
             path.display()
-        );
+        ),
+        Some(s) => println!(
+            "simulate ({}, {}, noise seed {}): {n} rows of {} predicted{scored}; {}/{n} same \
+             prediction as clear, {}/{n} bit-identical outputs; {:.2} misreads per sample \
+             (predicted {:.2}){written}",
+            s.plan.parameter_set,
+            s.plan.mode,
+            a.noise_seed,
+            path.display(),
+            s.same_predictions(g),
+            s.identical(),
+            s.per_sample(s.misreads),
+            s.plan.expected_misreads_per_sample,
+        ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the shares of outputs that equal the clear backend's to `v` (a JSON object):
+/// `identical_outputs_share` (bit-identical outputs) and `identical_predictions_share` (the same
+/// prediction), and under their former names the same values: `agreement_with_clear`
+/// (deprecated: it read like prediction agreement, but is the outputs' share) and
+/// `same_prediction_as_clear`, so that scripts reading them keep working.
+pub fn add_agreement(
+    v: &mut serde_json::Value,
+    identical: usize,
+    same_prediction: usize,
+    n: usize,
+) {
+    let share = |k: usize| k as f64 / n.max(1) as f64;
+    v["identical_outputs_share"] = json!(share(identical));
+    v["identical_predictions_share"] = json!(share(same_prediction));
+    v["agreement_with_clear"] = json!(share(identical));
+    v["same_prediction_as_clear"] = json!(share(same_prediction));
+}
+
+/// A simulated run: the outputs with the misreads the plan's reads would make, the clear
+/// backend's, and what the noise did.
+struct Simulated {
+    plan: sqnn::fhe::FhePlan,
+    outs: Vec<Vec<i64>>,
+    clear: Vec<Vec<i64>>,
+    /// Misread table reads, in all.
+    misreads: u64,
+    /// Misreads that changed a table's output, in all.
+    changed: u64,
+    /// The simulation's time, seconds.
+    secs: f64,
+}
+
+/// Refuses a circuit that fails the accumulator check: it would not be encrypted.
+fn encryptable(an: &Analyzed) -> Result<()> {
+    if an.report().ok {
+        return Ok(());
+    }
+    Err(Error::Backend(format!(
+        "the circuit fails the accumulator check, so it would not be encrypted:\n{}",
+        report::render_text(an.report())
+    )))
+}
+
+/// `inputs` through `an` with the misreads of `plan`'s reads, seeded by `seed`.
+fn simulated(
+    an: &Analyzed,
+    inputs: &[Vec<i64>],
+    plan: sqnn::fhe::FhePlan,
+    seed: u64,
+) -> Result<Simulated> {
+    let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
+    let clear = ClearBackend::default().evaluate(an, inputs)?;
+    let t = Instant::now();
+    let (outs, stats) = ClearBackend::default().simulate(an, inputs, &sigma, seed)?;
+    let secs = t.elapsed().as_secs_f64();
+    let luts = an
+        .graph()
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, nd)| matches!(nd.op, sqnn::ir::Op::Lut { .. }))
+        .map(|(i, _)| i);
+    let (misreads, changed) = luts.fold((0, 0), |(m, c), i| {
+        (m + stats.misreads[i], c + stats.changed[i])
+    });
+    Ok(Simulated {
+        plan,
+        outs,
+        clear,
+        misreads,
+        changed,
+        secs,
+    })
+}
+
+impl Simulated {
+    /// Outputs bit-identical to the clear backend's.
+    fn identical(&self) -> usize {
+        self.outs
+            .iter()
+            .zip(&self.clear)
+            .filter(|(s, c)| s == c)
+            .count()
+    }
+
+    /// Outputs with the clear backend's prediction.
+    fn same_predictions(&self, g: &IntGraph) -> usize {
+        self.outs
+            .iter()
+            .zip(&self.clear)
+            .filter(|(s, c)| g.predict(s) == g.predict(c))
+            .count()
+    }
+
+    /// `total` per sample.
+    fn per_sample(&self, total: u64) -> f64 {
+        total as f64 / self.outs.len().max(1) as f64
+    }
+
+    /// The keys of `run --backend simulate --json` that do not depend on targets.
+    fn add_json(&self, v: &mut serde_json::Value, g: &IntGraph) {
+        let n = self.outs.len();
+        add_agreement(v, self.identical(), self.same_predictions(g), n);
+        v["misreads_per_sample"] = json!(self.per_sample(self.misreads));
+        v["predicted_misreads_per_sample"] = json!(self.plan.expected_misreads_per_sample);
+        v["changed_table_outputs_per_sample"] = json!(self.per_sample(self.changed));
+        v["latency_us_per_sample"] = json!(self.secs * 1e6 / n.max(1) as f64);
+        v["predicted_fhe_ms_per_sample"] = json!(self.plan.latency_ms_per_sample);
+        v["parameters"] = json!(self.plan.parameter_set);
+        v["mode"] = json!(self.plan.mode.to_string());
+    }
 }
 
 /// `run --backend simulate`: what the chosen TFHE parameters would give, in milliseconds.
@@ -211,66 +375,35 @@ pub fn simulate(
     data: &str,
     rows: Rows,
 ) -> Result<ExitCode> {
-    if !an.report().ok {
-        return Err(Error::Backend(format!(
-            "the circuit fails the accumulator check, so it would not be encrypted:\n{}",
-            report::render_text(an.report())
-        )));
-    }
+    encryptable(an)?;
     let plan = a.fhe.plan_for(an, None, Some(rows))?;
-    let sigma = sqnn::fhe::sigma_units_by_node(&plan, an.graph());
-    let exact = ClearBackend::default().evaluate(an, inputs)?;
-    let t = Instant::now();
-    let (outs, stats) = ClearBackend::default().simulate(an, inputs, &sigma, a.noise_seed)?;
-    let secs = t.elapsed().as_secs_f64();
+    let s = simulated(an, inputs, plan, a.noise_seed)?;
     let g = an.graph();
-    let preds: Vec<f64> = outs.iter().map(|o| g.predict(o)).collect();
-    let clear_preds: Vec<f64> = exact.iter().map(|o| g.predict(o)).collect();
+    let preds: Vec<f64> = s.outs.iter().map(|o| g.predict(o)).collect();
+    let clear_preds: Vec<f64> = s.clear.iter().map(|o| g.predict(o)).collect();
     let (name, value) = metric(g, &preds, y);
     let (_, clear_value) = metric(g, &clear_preds, y);
     let n = inputs.len();
-    let identical = outs.iter().zip(&exact).filter(|(s, e)| s == e).count();
-    let same_pred = preds
-        .iter()
-        .zip(&clear_preds)
-        .filter(|(s, e)| s == e)
-        .count();
-    let lut_ids: Vec<usize> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, nd)| matches!(nd.op, sqnn::ir::Op::Lut { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    let misreads: u64 = lut_ids.iter().map(|&i| stats.misreads[i]).sum();
-    let changed: u64 = lut_ids.iter().map(|&i| stats.changed[i]).sum();
-    let per = |v: u64| v as f64 / n.max(1) as f64;
     if a.json {
-        println!(
-            "{}",
-            json!({ name: value, "clear": clear_value, "samples": n,
-                "agreement_with_clear": identical as f64 / n.max(1) as f64,
-                "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
-                "misreads_per_sample": per(misreads),
-                "predicted_misreads_per_sample": plan.expected_misreads_per_sample,
-                "changed_table_outputs_per_sample": per(changed),
-                "latency_us_per_sample": secs * 1e6 / n.max(1) as f64,
-                "predicted_fhe_ms_per_sample": plan.latency_ms_per_sample,
-                "pbs_count": an.report().pbs_count, "parameters": plan.parameter_set,
-                "mode": plan.mode.to_string(), "backend": "simulate" })
-        );
+        let mut v = json!({ name: value, "clear": clear_value, "samples": n,
+            "pbs_count": an.report().pbs_count, "backend": "simulate" });
+        s.add_json(&mut v, g);
+        println!("{v}");
     } else {
-        print!("{}", sqnn::fhe::render_plan(&plan));
+        let plan = &s.plan;
+        print!("{}", sqnn::fhe::render_plan(plan));
         println!(
             "simulate ({}, {}): {name} {value:.4} on {n} test samples of {data} (clear {clear_value:.4}); \
-             {same_pred}/{n} same prediction as clear, {identical}/{n} identical outputs; \
+             {}/{n} same prediction as clear, {}/{n} bit-identical outputs; \
              {:.2} misreads per sample (predicted {:.2}), {:.2} of them change a table's output; \
              predicted encrypted latency {:.prec$} ms per sample",
             plan.parameter_set,
             plan.mode,
-            per(misreads),
+            s.same_predictions(g),
+            s.identical(),
+            s.per_sample(s.misreads),
             plan.expected_misreads_per_sample,
-            per(changed),
+            s.per_sample(s.changed),
             plan.latency_ms_per_sample,
             // A circuit without bootstraps takes well under a millisecond.
             prec = if plan.latency_ms_per_sample < 10.0 { 2 } else { 0 }

@@ -136,14 +136,13 @@ pub fn run(
     let g = checked.graph();
     let preds: Vec<f64> = run.outputs.iter().map(|o| g.predict(o)).collect();
     let (name, value) = metric(g, &preds, y);
-    let agree = run
+    let identical = run
         .outputs
         .iter()
         .zip(&clear)
         .filter(|(e, c)| e == c)
         .count();
     let n = inputs.len();
-    let agreement = agree as f64 / n.max(1) as f64;
     let same_pred = run
         .outputs
         .iter()
@@ -152,13 +151,9 @@ pub fn run(
         .count();
     let median = run.median_evaluate_ms();
     if a.json {
-        println!(
-            "{}",
-            json!({
+        let mut v = json!({
                 name: value,
                 "samples": n,
-                "agreement_with_clear": agreement,
-                "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
                 "latency_ms_per_sample": median,
                 "predicted_latency_ms_per_sample": predicted,
                 "encrypt_ms_per_sample": mean(&run.encrypt_ms),
@@ -169,12 +164,13 @@ pub fn run(
                 "extraction_parameters": backend.server().extraction_set(),
                 "mode": mode.to_string(),
                 "backend": "tfhe",
-            })
-        );
+        });
+        crate::run::add_agreement(&mut v, identical, same_pred, n);
+        println!("{v}");
     } else {
         println!(
             "tfhe backend ({plan_name}, {mode}): {name} {value:.4} on {n} encrypted samples; \
-             {same_pred}/{n} same prediction as the clear backend, {agree}/{n} bit-identical \
+             {same_pred}/{n} same prediction as the clear backend, {identical}/{n} bit-identical \
              outputs (approximate reads differ by design, exact ones never); {median:.0} ms per \
              sample (server, median{}), {} bootstraps each; keys {keygen_s:.1} s",
             predicted.map_or(String::new(), |p| against_prediction(median, p)),
@@ -184,13 +180,13 @@ pub fn run(
     // Exact reads must agree bit for bit, whether the keys are fresh or loaded: a mismatch is
     // a bug (or a bootstrap failure at the predicted, negligible rate). Approximate reads are
     // expected to differ a little.
-    if mode == FheMode::Exact && agree != n {
+    if mode == FheMode::Exact && identical != n {
         eprintln!(
             "error: exact mode, but {} of {n} outputs differ from the clear backend's",
-            n - agree
+            n - identical
         );
     }
-    Ok(if agree == n || mode != FheMode::Exact {
+    Ok(if identical == n || mode != FheMode::Exact {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
