@@ -1080,3 +1080,188 @@ fn choice_flags_without_calibration_rows_are_refused() {
         plan.chosen_by
     );
 }
+
+/// Flags that steer nothing where they were given were silently unused, with exit 0:
+/// `--noise-seed` seeds only the simulation (not the clear or tfhe backend), `--max-sigma`
+/// guards only approximate mode's choice of a set (not `--mode exact`, not a set forced with
+/// `--parameters`), and `--extractions` and `--extraction-chunk-bits` steer only exact rounding
+/// (not approximate reads). Refused, naming why and the fix, before any key is made; where they
+/// apply they still work.
+#[test]
+fn flags_that_steer_nothing_here_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = circuit("iris");
+    let csv = dir.path().join("new.csv");
+    iris_csv(&csv, &[0, 1, 2, 3], class_name, |_| true);
+    let out = dir.path().join("p.csv");
+    let set = sqnn::fhe::ParamSetId::ALL[0].name();
+    let run = |extra: &[&str]| {
+        let mut cmd = sqnn();
+        cmd.arg("run").arg(&iris).args(extra);
+        cmd
+    };
+    let rows = [
+        "--rows",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let cases: Vec<(Command, &str, &str, &str)> = vec![
+        (
+            run(&["--data", "iris", "--noise-seed", "3"]),
+            "--noise-seed",
+            "the clear backend",
+            "--backend simulate",
+        ),
+        (
+            run(&[&rows[..], &["--noise-seed", "3"]].concat()),
+            "--noise-seed",
+            "the clear backend",
+            "--backend simulate",
+        ),
+        (
+            run(&["--data", "iris", "--backend", "tfhe", "--noise-seed", "3"]),
+            "--noise-seed",
+            "the tfhe backend",
+            "--backend simulate",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--mode",
+                "exact",
+                "--max-sigma",
+                "3",
+            ]),
+            "--max-sigma",
+            "--mode exact",
+            "drop --mode exact",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--parameters",
+                set,
+                "--max-sigma",
+                "3",
+            ]),
+            "--max-sigma",
+            "--parameters",
+            "drop --parameters",
+        ),
+        (
+            run(&[
+                &rows[..],
+                &["--backend", "simulate", "--extractions", "table-set"],
+            ]
+            .concat()),
+            "--extractions",
+            "approximate",
+            "give --mode exact",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--extraction-chunk-bits",
+                "1",
+            ]),
+            "--extraction-chunk-bits",
+            "approximate",
+            "give --mode exact",
+        ),
+    ];
+    for (mut cmd, flag, why, fix) in cases {
+        let what = format!("{cmd:?}");
+        let e = refused(&mut cmd, &what);
+        for said in [flag, why, fix, "drop "] {
+            assert!(e.contains(said), "{what}: {said:?} in {e}");
+        }
+        assert!(!out.exists(), "{what}: predictions written");
+    }
+    // check, keygen and compile refuse them as run does (keygen before generating keys).
+    let c = dir.path().join("c.json");
+    let keys = dir.path().join("keys");
+    let model = dir.path().join("m.json");
+    sqnn()
+        .args([
+            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .assert()
+        .success();
+    for flags in [
+        &["--mode", "exact", "--max-sigma", "3"][..],
+        &["--parameters", set, "--max-sigma", "3"],
+        &["--extractions", "table-set"],
+        &["--extraction-chunk-bits", "1"],
+    ] {
+        let e = refused(
+            sqnn().arg("check").arg(&iris).args(flags),
+            &format!("check {flags:?}"),
+        );
+        assert!(e.contains("drop "), "{flags:?}: {e}");
+        refused(
+            sqnn()
+                .arg("compile")
+                .arg(&model)
+                .arg("--out")
+                .arg(&c)
+                .args(flags),
+            &format!("compile {flags:?}"),
+        );
+        assert!(!c.exists(), "{flags:?}: circuit written");
+        refused(
+            sqnn()
+                .arg("keygen")
+                .arg(&iris)
+                .arg("--out-dir")
+                .arg(&keys)
+                .args(flags),
+            &format!("keygen {flags:?}"),
+        );
+        assert!(!keys.join("client.key").exists(), "{flags:?}: keys made");
+    }
+    // Where they apply, they are taken: the seed by the simulation, the guard by approximate
+    // mode's choice, the extraction flags by exact rounding.
+    run(&[
+        "--data",
+        "iris",
+        "--backend",
+        "simulate",
+        "--noise-seed",
+        "3",
+    ])
+    .assert()
+    .success();
+    run(&[
+        "--data",
+        "iris",
+        "--backend",
+        "simulate",
+        "--max-sigma",
+        "3",
+    ])
+    .assert()
+    .success();
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&c)
+        .args(["--max-table-bits", "4", "--mode", "exact"])
+        .args(["--extraction-chunk-bits", "1"])
+        .assert()
+        .success();
+    let plan = sqnn::ir::IntGraph::load(&c).unwrap().plan.unwrap();
+    assert_eq!(plan.mode, "exact");
+    assert_eq!(plan.extraction_chunk_bits, Some(1), "{plan:?}");
+}

@@ -86,11 +86,15 @@ fn main() -> ExitCode {
             sub,
             "give --data DATA (a data set with the model's columns: its training rows choose)",
         ),
-        (Cmd::Run(a), Some((_, sub))) => a.fhe.note_given(
-            sub,
-            "run on --data DATA instead of --rows (its training rows choose), or compile the \
-             circuit with the flag so that it records the plan",
-        ),
+        (Cmd::Run(a), Some((_, sub))) => {
+            a.fhe.note_given(
+                sub,
+                "run on --data DATA instead of --rows (its training rows choose), or compile \
+                 the circuit with the flag so that it records the plan",
+            );
+            a.noise_seed_given =
+                sub.value_source("noise_seed") == Some(clap::parser::ValueSource::CommandLine);
+        }
         (Cmd::Check(a), Some((_, sub))) => a
             .fhe
             .note_given(sub, "give --calibrate DATA (its training rows choose)"),

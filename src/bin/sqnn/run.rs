@@ -41,9 +41,13 @@ pub struct RunArgs {
     /// Keys directory from `sqnn keygen` (tfhe; default: generate fresh keys in memory).
     #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// Seed of the simulated noise (simulate).
+    /// Seed of the simulated noise (--backend simulate only).
     #[arg(long, default_value_t = 1)]
     pub noise_seed: u64,
+    /// Whether --noise-seed was given on the command line (not defaulted): refused where
+    /// nothing is simulated.
+    #[arg(skip)]
+    pub noise_seed_given: bool,
     #[command(flatten)]
     pub fhe: FheArgs,
     /// Print one JSON object as the last line.
@@ -66,6 +70,22 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
         return Err(Error::param(
             "keys",
             "keys apply to the tfhe backend only; drop --keys or run with --backend tfhe",
+        ));
+    }
+    if a.noise_seed_given && a.backend != BackendKind::Simulate {
+        let what = match a.backend {
+            BackendKind::Tfhe => {
+                "the tfhe backend's noise is the encryption's own (fresh randomness), not \
+                 simulated"
+            }
+            _ => "the clear backend has no noise",
+        };
+        return Err(Error::param(
+            "noise_seed",
+            format!(
+                "--noise-seed seeds the simulated read noise of --backend simulate, and {what}: \
+                 drop --noise-seed, or run with --backend simulate"
+            ),
         ));
     }
     if a.backend == BackendKind::Clear {
