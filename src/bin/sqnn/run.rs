@@ -1,4 +1,5 @@
-//! `sqnn run`: a circuit on a data set's test rows, in clear, simulated or encrypted.
+//! `sqnn run`: a circuit on a data set's test rows or on new samples, in clear, simulated or
+//! encrypted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,9 +24,10 @@ pub struct RunArgs {
     /// Built-in data set name or CSV path (its test split is used).
     #[arg(long, required_unless_present = "rows", conflicts_with = "rows")]
     pub data: Option<String>,
-    /// CSV file of new samples to predict, in clear or simulated (`--backend simulate`: the
-    /// circuit's recorded plan): a header row, then the circuit's feature columns by name (any
-    /// order); a target column, if present, scores the predictions.
+    /// CSV file of new samples to predict, in clear, simulated (`--backend simulate`: the
+    /// circuit's recorded plan) or encrypted (`--backend tfhe`, with --keys or fresh keys): a
+    /// header row, then the circuit's feature columns by name (any order); a target column, if
+    /// present, scores the predictions.
     #[arg(long)]
     pub rows: Option<PathBuf>,
     /// With --rows: write the predictions to this CSV file (`row,prediction`, and `target`
@@ -35,7 +37,8 @@ pub struct RunArgs {
     /// Execution backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Clear)]
     pub backend: BackendKind,
-    /// Run only the first N test samples (default: all for clear, 5 for tfhe).
+    /// Run only the first N test samples (default: all for clear, 5 for tfhe) or rows of
+    /// --rows (default: all).
     #[arg(long, value_parser = crate::args::at_least_one)]
     pub samples: Option<usize>,
     /// Keys directory from `sqnn keygen` (tfhe; default: generate fresh keys in memory).
@@ -170,35 +173,42 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
 }
 
 /// `run --rows FILE.csv`: new samples predicted in clear (the predictions an exact encrypted
-/// run gives) or simulated (with the misreads the plan's reads would make), scored when the
-/// file has targets, written with `--out`.
+/// run gives), simulated (with the misreads the plan's reads would make) or encrypted (with the
+/// keys of `--keys`, or fresh ones), scored when the file has targets, written with `--out`.
 fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
-    if a.backend == BackendKind::Tfhe {
-        return Err(Error::param(
-            "backend",
-            "--rows predicts new samples in clear or simulated here (--backend clear or \
-             simulate); under encryption, serve the circuit (`sqnn serve`) and run `sqnn client \
-             predict --rows FILE.csv`, or measure encrypted accuracy on a data set with --data",
-        ));
-    }
     if let Some(out) = &a.out {
-        sqnn::fsio::check_output(out, "out", &[a.circuit.as_path(), path])?;
+        let keys = a
+            .keys
+            .as_deref()
+            .map(encrypted::key_files)
+            .unwrap_or_default();
+        let mut inputs = vec![a.circuit.as_path(), path];
+        inputs.extend(keys.iter().map(|k| k.as_path()));
+        sqnn::fsio::check_output(out, "out", &inputs)?;
     }
     let graph = IntGraph::load(&a.circuit)?;
     let (inputs, y) = crate::rows::load(&graph, path, &a.split, a.samples, "predicts")?;
     let an = analyze(graph)?;
-    // Simulated: the circuit's recorded plan (or one made now by the read-noise guard: a file
-    // of new samples holds no training rows to choose by accuracy).
-    let sim = match a.backend {
+    // Simulated or encrypted: the circuit's recorded plan (or one made now by the read-noise
+    // guard: a file of new samples holds no training rows to choose by accuracy), or the
+    // loaded keys'.
+    let beside = match a.backend {
+        BackendKind::Clear => None,
         BackendKind::Simulate => {
             encryptable(&an)?;
             let plan = a.fhe.plan_for(&an, None, None)?;
-            Some(simulated(&an, &inputs, plan, a.noise_seed)?)
+            let s = simulated(&an, &inputs, plan, a.noise_seed)?;
+            Some(Beside::Simulated(Box::new(s)))
         }
-        _ => None,
+        BackendKind::Tfhe => {
+            let checked = encrypted::checked(an.clone())?;
+            Some(Beside::Encrypted(encrypted::encrypted(
+                &checked, &inputs, a, None,
+            )?))
+        }
     };
-    let outs = match &sim {
-        Some(s) => s.outs.clone(),
+    let outs = match &beside {
+        Some(b) => b.outputs().to_vec(),
         None => ClearBackend::default().evaluate(&an, &inputs)?,
     };
     let g = an.graph();
@@ -209,41 +219,49 @@ fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
     let score = y.as_deref().map(|y| metric(g, &preds, y));
     let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     let n = inputs.len();
+    let code = match &beside {
+        Some(Beside::Encrypted(e)) => e.exit_code(),
+        _ => ExitCode::SUCCESS,
+    };
     if a.json {
         let mut v = json!({ "samples": n, "predictions": preds, "labels": labels,
                             "outputs": outs, "backend": "clear" });
         if let Some((name, value)) = score {
             v[name] = json!(value);
         }
-        if let Some(s) = &sim {
-            v["backend"] = json!("simulate");
-            v["noise_seed"] = json!(a.noise_seed);
-            v["clear_outputs"] = json!(s.clear);
-            s.add_json(&mut v, g);
+        if let Some(b) = &beside {
+            v["clear_outputs"] = json!(b.clear());
+        }
+        match &beside {
+            None => {}
+            Some(Beside::Simulated(s)) => {
+                v["backend"] = json!("simulate");
+                v["noise_seed"] = json!(a.noise_seed);
+                s.add_json(&mut v, g);
+            }
+            Some(Beside::Encrypted(e)) => e.add_json(&mut v, g),
         }
         println!("{v}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
-    if let Some(s) = &sim {
+    if let Some(Beside::Simulated(s)) = &beside {
         print!("{}", sqnn::fhe::render_plan(&s.plan));
     }
     for (i, l) in labels.iter().enumerate() {
-        let mut beside: Vec<String> = Vec::new();
-        if let Some(s) = &sim {
-            beside.push(format!(
-                "clear {}",
-                g.prediction_label(g.predict(&s.clear[i]))
-            ));
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(b) = &beside {
+            let clear = g.prediction_label(g.predict(&b.clear()[i]));
+            notes.push(format!("clear {clear}"));
         }
         if let Some(y) = y.as_deref() {
-            beside.push(format!("target {}", g.prediction_label(y[i])));
+            notes.push(format!("target {}", g.prediction_label(y[i])));
         }
-        let beside = if beside.is_empty() {
+        let notes = if notes.is_empty() {
             String::new()
         } else {
-            format!(" ({})", beside.join(", "))
+            format!(" ({})", notes.join(", "))
         };
-        println!("sample {i}: predicted {l}{beside}");
+        println!("sample {i}: predicted {l}{notes}");
     }
     let scored = score.map_or(String::new(), |(name, value)| {
         format!(", {name} {value:.4}")
@@ -251,26 +269,72 @@ fn predict_rows(a: &RunArgs, path: &std::path::Path) -> Result<ExitCode> {
     let written = a.out.as_ref().map_or(String::new(), |o| {
         format!("; predictions in {}", o.display())
     });
-    match &sim {
-        None => println!(
-            "clear backend: {n} rows of {} predicted{scored}{written}",
-            path.display()
-        ),
-        Some(s) => println!(
-            "simulate ({}, {}, noise seed {}): {n} rows of {} predicted{scored}; {}/{n} same \
-             prediction as clear, {}/{n} bit-identical outputs; {:.2} misreads per sample \
-             (predicted {:.2}){written}",
+    let agreement = beside.as_ref().map_or(String::new(), |b| {
+        format!(
+            "; {}/{n} same prediction as clear, {}/{n} bit-identical outputs",
+            same_predictions(g, b.outputs(), b.clear()),
+            identical(b.outputs(), b.clear())
+        )
+    });
+    let rows = path.display();
+    match &beside {
+        None => println!("clear backend: {n} rows of {rows} predicted{scored}{written}"),
+        Some(Beside::Simulated(s)) => println!(
+            "simulate ({}, {}, noise seed {}): {n} rows of {rows} predicted{scored}{agreement}; \
+             {:.2} misreads per sample (predicted {:.2}){written}",
             s.plan.parameter_set,
             s.plan.mode,
             a.noise_seed,
-            path.display(),
-            s.same_predictions(g),
-            s.identical(),
             s.per_sample(s.misreads),
             s.plan.expected_misreads_per_sample,
         ),
+        Some(Beside::Encrypted(e)) => println!(
+            "tfhe backend ({}, {}): {n} rows of {rows} encrypted and predicted{scored}\
+             {agreement}; {}{written}",
+            e.parameters,
+            e.mode,
+            e.cost()
+        ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// What `run --rows` sets beside the clear backend's outputs: a simulated or an encrypted run.
+enum Beside {
+    Simulated(Box<Simulated>),
+    Encrypted(encrypted::EncryptedRun),
+}
+
+impl Beside {
+    /// The run's outputs, a row per sample.
+    fn outputs(&self) -> &[Vec<i64>] {
+        match self {
+            Beside::Simulated(s) => &s.outs,
+            Beside::Encrypted(e) => &e.outputs,
+        }
+    }
+
+    /// The clear backend's outputs of the same samples.
+    fn clear(&self) -> &[Vec<i64>] {
+        match self {
+            Beside::Simulated(s) => &s.clear,
+            Beside::Encrypted(e) => &e.clear,
+        }
+    }
+}
+
+/// How many of `outputs` are bit-identical to `clear`'s (row by row).
+pub fn identical(outputs: &[Vec<i64>], clear: &[Vec<i64>]) -> usize {
+    outputs.iter().zip(clear).filter(|(o, c)| o == c).count()
+}
+
+/// How many of `outputs` give `clear`'s prediction (row by row).
+pub fn same_predictions(g: &IntGraph, outputs: &[Vec<i64>], clear: &[Vec<i64>]) -> usize {
+    outputs
+        .iter()
+        .zip(clear)
+        .filter(|(o, c)| g.predict(o) == g.predict(c))
+        .count()
 }
 
 /// Adds the shares of outputs that equal the clear backend's to `v` (a JSON object):
@@ -351,20 +415,12 @@ fn simulated(
 impl Simulated {
     /// Outputs bit-identical to the clear backend's.
     fn identical(&self) -> usize {
-        self.outs
-            .iter()
-            .zip(&self.clear)
-            .filter(|(s, c)| s == c)
-            .count()
+        identical(&self.outs, &self.clear)
     }
 
     /// Outputs with the clear backend's prediction.
     fn same_predictions(&self, g: &IntGraph) -> usize {
-        self.outs
-            .iter()
-            .zip(&self.clear)
-            .filter(|(s, c)| g.predict(s) == g.predict(c))
-            .count()
+        same_predictions(g, &self.outs, &self.clear)
     }
 
     /// `total` per sample.
