@@ -865,3 +865,403 @@ fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
         );
     }
 }
+
+/// `compile --mode exact` on accumulators too wide for any exact set wrote the circuit without
+/// a plan and exited 0, and `keygen` and `run` then planned approximate reads. A plan flag
+/// that cannot be honoured is refused, naming why and the fixes; without plan flags, the
+/// circuit is written as before (planned approximately when it runs).
+#[test]
+fn compile_refuses_an_exact_plan_no_set_can_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("wide.json");
+    sqnn()
+        .args(WIDE_MODEL)
+        .args(["--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    let c = dir.path().join("c.json");
+    let e = refused(
+        sqnn()
+            .arg("compile")
+            .arg(&model)
+            .arg("--out")
+            .arg(&c)
+            .args(["--mode", "exact"]),
+        "compile --mode exact",
+    );
+    assert!(e.contains("not writing"), "{e}");
+    assert!(e.contains("exact table reads"), "why: {e}");
+    for fix in ["--n-accum-bits", "--max-table-bits", "drop --mode exact"] {
+        assert!(e.contains(fix), "fix {fix}: {e}");
+    }
+    assert!(!c.exists(), "circuit written");
+    // The default request: written, and said.
+    let out = sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.exists());
+}
+
+/// A model whose accumulators no exact parameter set reads (13 bits and more), which one
+/// approximate bootstrap still can after rounding.
+const WIDE_MODEL: [&str; 12] = [
+    "train",
+    "--data",
+    "iris",
+    "--epochs",
+    "2",
+    "--n-w-bits",
+    "6",
+    "--n-accum-bits",
+    "14",
+    "--noise-aware",
+    "off",
+    "--n-a-bits=6",
+];
+
+/// `--shift-augment 0x0` was reported through `--noise-aware auto`'s failure (which it had
+/// nothing to do with); each bad layout is said as `--shift-augment`'s.
+#[test]
+fn a_bad_shift_augment_is_said_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    for layout in ["0x0", "28x28", "4x1", "2x2:2"] {
+        let e = refused(
+            sqnn()
+                .args(["train", "--data", "iris", "--epochs", "2", "--quiet"])
+                .args(["--shift-augment", layout, "--out"])
+                .arg(&out),
+            layout,
+        );
+        assert!(!e.contains("noise-aware"), "{layout}: {e}");
+        assert!(e.contains("--shift-augment"), "{layout}: {e}");
+        assert!(
+            e.contains("give ") || e.contains("use "),
+            "{layout}: a fix: {e}"
+        );
+        assert!(!out.exists(), "{layout}: model written");
+    }
+}
+
+/// `--tolerance` and `--calibration-seeds` steer the choice by accuracy on calibration rows;
+/// where a command had none (no data set, `--mode exact`, `--parameters`, the clear backend,
+/// `check --json`), they were silently unused with exit 0. Refused, naming the fix; where they
+/// apply, they still work.
+#[test]
+fn choice_flags_without_calibration_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = circuit("iris");
+    let set = sqnn::fhe::ParamSetId::ALL[0].name();
+    for flag in [["--tolerance", "0.01"], ["--calibration-seeds", "8"]] {
+        let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+            (vec!["check".into(), iris.clone().into()], "--calibrate"),
+            (
+                vec!["check".into(), iris.clone().into(), "--json".into()],
+                "drop --json",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                ],
+                "--backend simulate",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                    "--backend".into(),
+                    "simulate".into(),
+                    "--mode".into(),
+                    "exact".into(),
+                ],
+                "drop --mode exact",
+            ),
+            (
+                vec![
+                    "run".into(),
+                    iris.clone().into(),
+                    "--data".into(),
+                    "iris".into(),
+                    "--backend".into(),
+                    "simulate".into(),
+                    "--parameters".into(),
+                    set.into(),
+                ],
+                "drop --parameters",
+            ),
+        ];
+        for (args, fix) in cases {
+            let e = refused(sqnn().args(&args).args(flag), &format!("{args:?} {flag:?}"));
+            assert!(e.contains(flag[0]), "{args:?} {flag:?}: {e}");
+            assert!(e.contains(fix), "{args:?} {flag:?}: {e}");
+        }
+        // keygen without --data: refused before any key is generated.
+        #[cfg(feature = "tfhe-backend")]
+        {
+            let keys = dir.path().join("keys");
+            let e = refused(
+                sqnn()
+                    .arg("keygen")
+                    .arg(&iris)
+                    .arg("--out-dir")
+                    .arg(&keys)
+                    .args(flag),
+                "keygen",
+            );
+            assert!(e.contains("give --data"), "{e}");
+            assert!(!keys.join("client.key").exists());
+        }
+        // Where the flag applies it is taken: check with calibration rows, run on a data set.
+        sqnn()
+            .arg("check")
+            .arg(&iris)
+            .args(["--calibrate", "iris"])
+            .args(flag)
+            .assert()
+            .success();
+        sqnn()
+            .arg("run")
+            .arg(&iris)
+            .args(["--data", "iris", "--backend", "simulate"])
+            .args(flag)
+            .assert()
+            .success();
+    }
+    // compile, when the model's data set cannot be loaded here and no --data is given.
+    let data = dir.path().join("d.csv");
+    iris_csv(&data, &[0, 1, 2, 3], class_name, |_| true);
+    let model = dir.path().join("m.json");
+    sqnn()
+        .args(["train", "--epochs", "2", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    let moved = dir.path().join("moved.csv");
+    std::fs::rename(&data, &moved).unwrap();
+    let c = dir.path().join("c.json");
+    let compile = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = sqnn();
+        cmd.arg("compile")
+            .arg(&model)
+            .arg("--out")
+            .arg(&c)
+            .args(["--tolerance", "0.01"])
+            .args(extra);
+        cmd
+    };
+    let e = refused(&mut compile(&[]), "compile without rows");
+    assert!(e.contains("give --data"), "{e}");
+    assert!(!c.exists(), "circuit written");
+    compile(&["--data".as_ref(), moved.as_os_str()])
+        .assert()
+        .success();
+    let plan = sqnn::ir::IntGraph::load(&c).unwrap().plan.unwrap();
+    assert!(
+        plan.chosen_by.contains("tolerance 0.01"),
+        "{}",
+        plan.chosen_by
+    );
+}
+
+/// Flags that steer nothing where they were given were silently unused, with exit 0:
+/// `--noise-seed` seeds only the simulation (not the clear or tfhe backend), `--max-sigma`
+/// guards only approximate mode's choice of a set (not `--mode exact`, not a set forced with
+/// `--parameters`), and `--extractions` and `--extraction-chunk-bits` steer only exact rounding
+/// (not approximate reads). Refused, naming why and the fix, before any key is made; where they
+/// apply they still work.
+#[test]
+fn flags_that_steer_nothing_here_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = circuit("iris");
+    let csv = dir.path().join("new.csv");
+    iris_csv(&csv, &[0, 1, 2, 3], class_name, |_| true);
+    let out = dir.path().join("p.csv");
+    let set = sqnn::fhe::ParamSetId::ALL[0].name();
+    let run = |extra: &[&str]| {
+        let mut cmd = sqnn();
+        cmd.arg("run").arg(&iris).args(extra);
+        cmd
+    };
+    let rows = [
+        "--rows",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let cases: Vec<(Command, &str, &str, &str)> = vec![
+        (
+            run(&["--data", "iris", "--noise-seed", "3"]),
+            "--noise-seed",
+            "the clear backend",
+            "--backend simulate",
+        ),
+        (
+            run(&[&rows[..], &["--noise-seed", "3"]].concat()),
+            "--noise-seed",
+            "the clear backend",
+            "--backend simulate",
+        ),
+        (
+            run(&["--data", "iris", "--backend", "tfhe", "--noise-seed", "3"]),
+            "--noise-seed",
+            "the tfhe backend",
+            "--backend simulate",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--mode",
+                "exact",
+                "--max-sigma",
+                "3",
+            ]),
+            "--max-sigma",
+            "--mode exact",
+            "drop --mode exact",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--parameters",
+                set,
+                "--max-sigma",
+                "3",
+            ]),
+            "--max-sigma",
+            "--parameters",
+            "drop --parameters",
+        ),
+        (
+            run(&[
+                &rows[..],
+                &["--backend", "simulate", "--extractions", "table-set"],
+            ]
+            .concat()),
+            "--extractions",
+            "approximate",
+            "give --mode exact",
+        ),
+        (
+            run(&[
+                "--data",
+                "iris",
+                "--backend",
+                "simulate",
+                "--extraction-chunk-bits",
+                "1",
+            ]),
+            "--extraction-chunk-bits",
+            "approximate",
+            "give --mode exact",
+        ),
+    ];
+    for (mut cmd, flag, why, fix) in cases {
+        let what = format!("{cmd:?}");
+        let e = refused(&mut cmd, &what);
+        for said in [flag, why, fix, "drop "] {
+            assert!(e.contains(said), "{what}: {said:?} in {e}");
+        }
+        assert!(!out.exists(), "{what}: predictions written");
+    }
+    // check, keygen and compile refuse them as run does (keygen before generating keys).
+    let c = dir.path().join("c.json");
+    let keys = dir.path().join("keys");
+    let model = dir.path().join("m.json");
+    sqnn()
+        .args([
+            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
+        ])
+        .arg(&model)
+        .assert()
+        .success();
+    for flags in [
+        &["--mode", "exact", "--max-sigma", "3"][..],
+        &["--parameters", set, "--max-sigma", "3"],
+        &["--extractions", "table-set"],
+        &["--extraction-chunk-bits", "1"],
+    ] {
+        let e = refused(
+            sqnn().arg("check").arg(&iris).args(flags),
+            &format!("check {flags:?}"),
+        );
+        assert!(e.contains("drop "), "{flags:?}: {e}");
+        refused(
+            sqnn()
+                .arg("compile")
+                .arg(&model)
+                .arg("--out")
+                .arg(&c)
+                .args(flags),
+            &format!("compile {flags:?}"),
+        );
+        assert!(!c.exists(), "{flags:?}: circuit written");
+        refused(
+            sqnn()
+                .arg("keygen")
+                .arg(&iris)
+                .arg("--out-dir")
+                .arg(&keys)
+                .args(flags),
+            &format!("keygen {flags:?}"),
+        );
+        assert!(!keys.join("client.key").exists(), "{flags:?}: keys made");
+    }
+    // Where they apply, they are taken: the seed by the simulation, the guard by approximate
+    // mode's choice, the extraction flags by exact rounding.
+    run(&[
+        "--data",
+        "iris",
+        "--backend",
+        "simulate",
+        "--noise-seed",
+        "3",
+    ])
+    .assert()
+    .success();
+    run(&[
+        "--data",
+        "iris",
+        "--backend",
+        "simulate",
+        "--max-sigma",
+        "3",
+    ])
+    .assert()
+    .success();
+    sqnn()
+        .arg("compile")
+        .arg(&model)
+        .arg("--out")
+        .arg(&c)
+        .args(["--max-table-bits", "4", "--mode", "exact"])
+        .args(["--extraction-chunk-bits", "1"])
+        .assert()
+        .success();
+    let plan = sqnn::ir::IntGraph::load(&c).unwrap().plan.unwrap();
+    assert_eq!(plan.mode, "exact");
+    assert_eq!(plan.extraction_chunk_bits, Some(1), "{plan:?}");
+}

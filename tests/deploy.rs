@@ -383,6 +383,14 @@ fn a_linear_circuit_is_served_with_a_key_of_a_few_hundred_bytes() {
         .unwrap();
     assert_eq!(ints(&v["outputs"]), clear);
     assert_eq!(ints(&v["clear_outputs"]), clear);
+    // Which the JSON says under clear names, and the deprecated one.
+    for key in [
+        "identical_outputs_share",
+        "identical_predictions_share",
+        "agreement_with_clear",
+    ] {
+        assert_eq!(v[key], 1.0, "{key}: {v}");
+    }
     server.stop();
 }
 

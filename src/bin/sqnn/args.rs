@@ -45,26 +45,31 @@ pub struct FheArgs {
     pub calibration_seeds: Option<u64>,
     /// Approximate mode, expert override (off by default): also skip sets whose read noise
     /// (standard deviation, accumulator units) exceeds this. Without calibration rows (no
-    /// data set), a guard of 2 units applies.
+    /// data set), a guard of 2 units applies. Refused with --mode exact or --parameters.
     #[arg(long)]
     pub max_sigma: Option<f64>,
     /// Use this parameter set instead of choosing one (a `tfhe` constant name from `sqnn::fhe::ParamSetId::ALL`).
     #[arg(long)]
     pub parameters: Option<String>,
-    /// Exact rounding: where the bootstraps that clear a table's dropped bits run:
-    /// `auto` (the cheapest set that meets the target: the table set, or a smaller set sharing
-    /// its GLWE key), `table-set` (every bootstrap on one set), or a parameter set's name.
+    /// Exact rounding (--mode exact only): where the bootstraps that clear a table's dropped
+    /// bits run: `auto` (the cheapest set that meets the target: the table set, or a smaller
+    /// set sharing its GLWE key), `table-set` (every bootstrap on one set), or a parameter
+    /// set's name.
     #[arg(long, default_value = "auto")]
     pub extractions: String,
-    /// Exact rounding: clear a table's dropped bits in chunks of this many bits (1: one bit
-    /// per bootstrap; a wider chunk takes two bootstraps). Default: the cheapest width that
-    /// meets the target.
+    /// Exact rounding (--mode exact only): clear a table's dropped bits in chunks of this many
+    /// bits (1: one bit per bootstrap; a wider chunk takes two bootstraps). Default: the
+    /// cheapest width that meets the target.
     #[arg(long)]
     pub extraction_chunk_bits: Option<u32>,
     /// The flags of this group given on the command line (not defaulted), by id: keys loaded
     /// from a directory fix what they would choose, so those flags are refused there.
     #[arg(skip)]
     pub given: Vec<&'static str>,
+    /// How this command takes calibration rows (e.g. `give --data DATA`): the fix named when
+    /// `--tolerance` or `--calibration-seeds` is given without them.
+    #[arg(skip)]
+    pub rows_from: &'static str,
 }
 
 impl FheArgs {
@@ -81,8 +86,10 @@ impl FheArgs {
     ];
 
     /// Records which of this group's flags `matches` (a subcommand's) got from the command
-    /// line.
-    pub fn note_given(&mut self, matches: &clap::ArgMatches) {
+    /// line, and how the command takes calibration rows (`rows_from`, the fix said when a flag
+    /// of the choice by accuracy has none to apply to).
+    pub fn note_given(&mut self, matches: &clap::ArgMatches, rows_from: &'static str) {
+        self.rows_from = rows_from;
         self.given = Self::IDS
             .into_iter()
             .filter(|id| {
@@ -132,6 +139,118 @@ impl FheArgs {
         }
         Ok(())
     }
+    /// Refuses `--tolerance` and `--calibration-seeds` given where they cannot apply: they steer
+    /// the choice by the accuracy kept on calibration rows, which only approximate mode makes,
+    /// only when it chooses the set (no `--parameters`), and only with rows (`has_rows`).
+    /// Unused, they were silently ignored. Then the other flags that steer one mode's plan only
+    /// ([`check_mode_flags`](Self::check_mode_flags)).
+    fn check_choice_flags(&self, has_rows: bool) -> Result<()> {
+        for id in ["tolerance", "calibration_seeds"] {
+            if !self.given.contains(&id) {
+                continue;
+            }
+            let flag = format!("--{}", id.replace('_', "-"));
+            let why = if self.mode == sqnn::fhe::FheMode::Exact {
+                format!(
+                    "--mode exact makes no such choice (exact reads are bit-identical to the \
+                     clear backend's, there is nothing to tolerate): drop {flag}, or drop \
+                     --mode exact for approximate reads"
+                )
+            } else if let Some(set) = &self.parameters {
+                format!(
+                    "--parameters {set} fixes the set, so none is chosen: drop {flag}, or drop \
+                     --parameters and let the accuracy choose"
+                )
+            } else if !has_rows {
+                format!(
+                    "there are no calibration rows: {}, or drop {flag}",
+                    self.rows_from
+                )
+            } else {
+                continue;
+            };
+            return Err(sqnn::Error::param(
+                id,
+                format!(
+                    "{flag} steers the choice of parameters by the accuracy kept on calibration \
+                     rows, and here {why}"
+                ),
+            ));
+        }
+        self.check_mode_flags()
+    }
+
+    /// Refuses `--max-sigma` where approximate mode chooses no set (`--mode exact` chooses by
+    /// the failure target alone, `--parameters` fixes the set), and `--extractions` and
+    /// `--extraction-chunk-bits` in approximate mode (they place exact rounding's bootstraps,
+    /// and approximate reads round nothing). Unused, they were silently ignored.
+    fn check_mode_flags(&self) -> Result<()> {
+        let exact = self.mode == sqnn::fhe::FheMode::Exact;
+        if self.given.contains(&"max_sigma") {
+            let why = if exact {
+                Some(
+                    "--mode exact chooses the set by the --p-error target alone (exact reads \
+                     must be exact, so the noise is bounded by it): drop --max-sigma, or drop \
+                     --mode exact for approximate reads"
+                        .to_string(),
+                )
+            } else {
+                self.parameters.as_ref().map(|set| {
+                    format!(
+                        "--parameters {set} fixes the set, so none is chosen: drop --max-sigma, \
+                         or drop --parameters and let the guard choose"
+                    )
+                })
+            };
+            if let Some(why) = why {
+                return Err(sqnn::Error::param(
+                    "max_sigma",
+                    format!(
+                        "--max-sigma skips the sets whose read noise exceeds it when approximate \
+                         mode chooses a set, and here {why}"
+                    ),
+                ));
+            }
+        }
+        if exact {
+            return Ok(());
+        }
+        match ["extractions", "extraction_chunk_bits"]
+            .into_iter()
+            .find(|id| self.given.contains(id))
+        {
+            None => Ok(()),
+            Some(id) => {
+                let flag = format!("--{}", id.replace('_', "-"));
+                Err(sqnn::Error::param(
+                    id,
+                    format!(
+                        "{flag} steers exact rounding (the bootstraps that clear a table's \
+                         dropped bits before its exact read), and here the reads are \
+                         approximate (--mode approximate, the default, also when the circuit \
+                         records exact reads: a flag plans anew), which clear no bits: drop \
+                         {flag}, or give --mode exact"
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Refuses the flags of this group given to a command that makes no plan here (`what`
+    /// says why, `fix` what to do instead): unused, they were silently ignored.
+    pub fn refuse_given(&self, what: &str, fix: &str) -> Result<()> {
+        match self.given.first() {
+            None => Ok(()),
+            Some(&id) => {
+                let flag = format!("--{}", id.replace('_', "-"));
+                Err(sqnn::Error::param(
+                    id,
+                    format!("{flag} chooses TFHE parameters, and {what}: drop {flag}, or {fix}"),
+                ))
+            }
+        }
+    }
+
     /// The plan these flags ask for, with this machine's cost profile when `sqnn calibrate`
     /// wrote one (on its cores), else the built-in figures (on theirs): never the running
     /// machine's core count, so reports are the same on any machine. In approximate mode
@@ -147,6 +266,7 @@ impl FheArgs {
             Some(name) => Some(name.parse::<ParamSetId>()?),
             None => None,
         };
+        self.check_choice_flags(calibration.is_some())?;
         let calibration = match calibration {
             Some(c) => {
                 let c = c.tolerance(self.tolerance)?;
@@ -212,6 +332,7 @@ impl Default for FheArgs {
             extractions: "auto".into(),
             extraction_chunk_bits: None,
             given: Vec::new(),
+            rows_from: "",
         }
     }
 }
@@ -234,6 +355,8 @@ impl FheArgs {
         asks: Option<&str>,
         rows: Option<Rows>,
     ) -> Result<sqnn::fhe::FhePlan> {
+        // Before the note that says a new plan is made.
+        self.check_choice_flags(rows.is_some())?;
         let mut why: Vec<String> = self
             .given
             .iter()

@@ -92,11 +92,16 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
     print!("{}", report::render_text(an.report()));
     if an.report().ok {
         // Broken input (the calibration data or split) is an error; a circuit that no
-        // parameter set fits is reported, and compiled without a plan.
+        // parameter set fits is reported, and compiled without a plan, unless a plan flag asked
+        // for the plan that cannot be made.
         match compile_plan(a, &an, &trained_on)? {
             // A flag the planner refuses (`--parameters` not in the catalogue, `--p-error NaN`)
             // is broken input too: the circuit is not written without the plan asked for.
             Err(e) if !matches!(e, Error::Backend(_)) => return Err(e),
+            // Nor when a flag asked for a plan no set can make (`--mode exact` on accumulators
+            // too wide for exact reads): written without one, keygen and run would plan the
+            // default request (approximate reads) instead, after an exit 0 here.
+            Err(e) if !a.fhe.given.is_empty() => return Err(unplannable(a, e)),
             Ok((plan, chosen_by)) => {
                 print!("{}", sqnn::fhe::render_plan(&plan));
                 graph.plan = Some(sqnn::ir::PlanRecord {
@@ -120,6 +125,37 @@ pub fn compile(a: &CompileArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Why `compile` writes nothing when the plan its flags ask for cannot be made: the planner's
+/// reason and fix (`e`), and the other ways out.
+fn unplannable(a: &CompileArgs, e: Error) -> Error {
+    let fhe = &a.fhe;
+    let flags: Vec<String> = fhe
+        .given
+        .iter()
+        .map(|id| match *id {
+            "mode" => format!("--mode {}", fhe.mode),
+            "parameters" => format!("--parameters {}", fhe.parameters.as_deref().unwrap_or("")),
+            id => format!("--{}", id.replace('_', "-")),
+        })
+        .collect();
+    let why = match e {
+        Error::Backend(message) => message,
+        e => e.to_string(),
+    };
+    let exact = if fhe.mode == sqnn::fhe::FheMode::Exact {
+        "; or drop --mode exact for approximate reads"
+    } else {
+        ""
+    };
+    Error::Backend(format!(
+        "not writing {}: no parameter set can make the plan asked for ({}): {why}{exact}. \
+         (Without plan flags, compile reports this and writes the circuit without a plan; \
+         keygen and run then plan approximate reads.)",
+        a.out.display(),
+        flags.join(", ")
+    ))
 }
 
 /// The plan `compile` records, and how it was chosen: by accuracy on the training rows of
@@ -180,6 +216,10 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
     let an = analyze(IntGraph::load(&a.circuit)?)?;
     let r = an.report();
     if a.json {
+        a.fhe.refuse_given(
+            "check --json prints the accumulator report alone, without a plan",
+            "drop --json to see the plan it gives",
+        )?;
         println!("{}", report::render_json(r));
     } else {
         print!("{}", report::render_text(r));

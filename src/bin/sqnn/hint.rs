@@ -42,6 +42,7 @@ const FLAGS: &[&str] = &[
     "svg",
     "noise_scale",
     "remove_neurons",
+    "shift_augment",
     "tolerance",
     "calibration_seeds",
     "folds",

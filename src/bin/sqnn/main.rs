@@ -78,11 +78,29 @@ enum Cmd {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // Which TFHE flags were given: they ask for a new plan instead of the recorded one.
+    // Which TFHE flags were given: they ask for a new plan instead of the recorded one (and
+    // `compile` refuses to write a circuit without the plan they ask for). With each, how the
+    // command takes the calibration rows that `--tolerance` and `--calibration-seeds` need.
     match (&mut cli.cmd, matches.subcommand()) {
-        (Cmd::Run(a), Some((_, sub))) => a.fhe.note_given(sub),
-        (Cmd::Check(a), Some((_, sub))) => a.fhe.note_given(sub),
-        (Cmd::Keygen(a), Some((_, sub))) => a.fhe.note_given(sub),
+        (Cmd::Compile(a), Some((_, sub))) => a.fhe.note_given(
+            sub,
+            "give --data DATA (a data set with the model's columns: its training rows choose)",
+        ),
+        (Cmd::Run(a), Some((_, sub))) => {
+            a.fhe.note_given(
+                sub,
+                "run on --data DATA instead of --rows (its training rows choose), or compile \
+                 the circuit with the flag so that it records the plan",
+            );
+            a.noise_seed_given =
+                sub.value_source("noise_seed") == Some(clap::parser::ValueSource::CommandLine);
+        }
+        (Cmd::Check(a), Some((_, sub))) => a
+            .fhe
+            .note_given(sub, "give --calibrate DATA (its training rows choose)"),
+        (Cmd::Keygen(a), Some((_, sub))) => a
+            .fhe
+            .note_given(sub, "give --data DATA (its training rows choose)"),
         _ => {}
     }
     let result = match cli.cmd {

@@ -351,6 +351,11 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
         .collect();
     sqnn::fsio::check_output(&a.out, "out", &inputs)?;
     let (ds, split) = load_split(&a.data, &a.split)?;
+    // Checked before `--noise-aware auto`'s first training, whose failure message would
+    // otherwise carry it.
+    if let Some(shifts) = params.shift_augment {
+        shifts.validate(ds.n_features())?;
+    }
     let train = ds.subset(&split.train);
     let test = ds.subset(&split.test);
     let omega = params.max_active_neurons();
@@ -371,13 +376,18 @@ pub fn train(a: &TrainArgs) -> Result<Model> {
     let bar = Bar::new();
     let progress: &dyn Progress = if a.quiet || a.json { &NoProgress } else { &bar };
     if a.noise_aware() == Some("auto") && params.n_layers > 1 {
-        let set = auto_noise_set(&params, &train, &ds.name, progress).map_err(|e| {
-            sqnn::Error::Model(format!(
+        let set = auto_noise_set(&params, &train, &ds.name, progress).map_err(|e| match e {
+            // Broken input is said as it is: it is not the noise-aware choice's doing.
+            e @ (sqnn::Error::InvalidParameter { .. }
+            | sqnn::Error::Data { .. }
+            | sqnn::Error::Input(_)
+            | sqnn::Error::Io { .. }) => e,
+            e => sqnn::Error::Model(format!(
                 "not writing {}: `--noise-aware auto` could not plan the model trained without \
                  noise ({e}); give --noise-aware SET or off, or train again (a NaN or infinite \
                  value usually means the learning rate is too high)",
                 a.out.display()
-            ))
+            )),
         })?;
         let mut noise = set.set().read_noise();
         noise.scale = a.noise_scale.unwrap_or(1.0);

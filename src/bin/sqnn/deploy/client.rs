@@ -153,8 +153,6 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
     let labels: Vec<String> = preds.iter().map(|&p| g.prediction_label(p)).collect();
     if a.json {
         let mut v = json!({ "samples": n,
-            "same_prediction_as_clear": per(same as f64),
-            "agreement_with_clear": per(identical as f64),
             "latency_ms_per_sample": rtt, "server_ms_per_sample": server,
             "encrypt_ms_per_sample": per(p.encrypt_ms),
             "decrypt_ms_per_sample": per(p.decrypt_ms),
@@ -167,6 +165,7 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
         if let Some((name, value)) = score {
             v[name] = json!(value);
         }
+        crate::run::add_agreement(&mut v, identical, same, n);
         println!("{v}");
     } else {
         for (i, (e, c)) in labels.iter().zip(&clear).enumerate() {
@@ -188,8 +187,9 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
         // A circuit without bootstraps takes about a millisecond.
         let prec = if rtt < 10.0 { 2 } else { 0 };
         println!(
-            "{} at {}: {scored}; {same}/{n} same prediction as clear; {rtt:.prec$} ms per \
-             sample round trip ({server:.prec$} ms on the server){written}",
+            "{} at {}: {scored}; {same}/{n} same prediction as clear, {identical}/{n} \
+             bit-identical outputs; {rtt:.prec$} ms per sample round trip ({server:.prec$} ms \
+             on the server){written}",
             a.circuit, a.server.server,
         );
     }

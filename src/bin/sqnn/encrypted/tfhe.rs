@@ -1,34 +1,22 @@
-//! `sqnn keygen` and `sqnn run --backend tfhe`.
+//! `sqnn keygen`, and the encrypted run of `sqnn run --backend tfhe`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use serde_json::json;
-
-use sqnn::analyze::{analyze, Analyzed, CheckedGraph};
+use sqnn::analyze::{analyze, CheckedGraph};
 use sqnn::execute::ClearBackend;
-use sqnn::fhe::{render_plan, FheMode};
+use sqnn::fhe::render_plan;
 use sqnn::ir::IntGraph;
 use sqnn::progress::{NoProgress, Progress};
-use sqnn::report::render_text;
 use sqnn::tfhe::{load_manifest, save_keys, ClientKey, TfheBackend};
 use sqnn::tfhe::{CLIENT_KEY_FILE, MANIFEST_FILE, SERVER_KEY_FILE};
 use sqnn::{Error, Result};
 
+use super::{checked, EncryptedRun};
 use crate::args::{FheArgs, Rows};
 use crate::progress::Bar;
-use crate::run::{metric, RunArgs};
-
-/// Passes the check or explains why nothing unchecked is encrypted.
-fn checked(an: Analyzed) -> Result<CheckedGraph> {
-    an.check().map_err(|failed| {
-        Error::Backend(format!(
-            "the circuit fails the accumulator check, so it is not encrypted:\n{}",
-            render_text(failed.report())
-        ))
-    })
-}
+use crate::run::RunArgs;
 
 /// `sqnn keygen CIRCUIT --out-dir DIR`.
 pub fn keygen(
@@ -83,25 +71,33 @@ pub fn keygen(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sqnn run CIRCUIT --backend tfhe`: encrypts each sample, evaluates with the server key
-/// alone, decrypts, and compares with the clear backend.
-pub fn run(
-    an: Analyzed,
+/// The files of a keys directory (`sqnn keygen`), which an output must not replace.
+pub fn key_files(dir: &Path) -> Vec<PathBuf> {
+    [CLIENT_KEY_FILE, SERVER_KEY_FILE, MANIFEST_FILE]
+        .map(|f| dir.join(f))
+        .to_vec()
+}
+
+/// Encrypts each of `inputs` with the client key, evaluates it with the server key alone,
+/// decrypts it, and sets the outputs beside the clear backend's. The keys are loaded from
+/// `--keys` (which fix the plan), else generated in memory for the circuit's recorded plan or,
+/// when a flag asks for a new one, a plan chosen on `rows`' training rows (without rows, by the
+/// read-noise guard).
+pub fn encrypted(
+    checked: &CheckedGraph,
     inputs: &[Vec<i64>],
-    y: &[f64],
     a: &RunArgs,
-    rows: Rows,
-) -> Result<ExitCode> {
-    let clear = ClearBackend::default().evaluate(&an, inputs)?;
-    let checked = checked(an)?;
+    rows: Option<Rows>,
+) -> Result<EncryptedRun> {
+    let clear = ClearBackend::default().evaluate(checked.analyzed(), inputs)?;
     let t = Instant::now();
     let bars = Bar::with_template("{bar:30} {pos}/{len} {prefix}, {msg} [{elapsed} < {eta}]");
     // The plan's predicted latency, when the plan is made here (not with loaded keys).
-    let (backend, plan_name, keygen_s, mode, predicted) = match &a.keys {
+    let (backend, parameters, keygen_seconds, mode, predicted_ms) = match &a.keys {
         Some(dir) => {
             let m = load_manifest(dir)?;
             a.fhe.check_loaded_keys(dir, &m.parameter_set, m.mode)?;
-            let b = TfheBackend::load(dir, &checked)?;
+            let b = TfheBackend::load(dir, checked)?;
             // Keys written before the manifest recorded the mode: the mode asked for.
             let mode = m.mode.unwrap_or(a.fhe.mode);
             (
@@ -113,11 +109,11 @@ pub fn run(
             )
         }
         None => {
-            let plan = a.fhe.plan_for(checked.analyzed(), None, Some(rows))?;
+            let plan = a.fhe.plan_for(checked.analyzed(), None, rows)?;
             if !a.json {
                 print!("{}", render_plan(&plan));
             }
-            let b = TfheBackend::generate_with_progress(&checked, &plan, &bars)?;
+            let b = TfheBackend::generate_with_progress(checked, &plan, &bars)?;
             let s = b
                 .client()
                 .keygen_seconds()
@@ -132,116 +128,19 @@ pub fn run(
         }
     };
     let progress: &dyn Progress = if a.json { &NoProgress } else { &bars };
-    let run = backend.run_timed_with_progress(&checked, inputs, progress)?;
-    let g = checked.graph();
-    let preds: Vec<f64> = run.outputs.iter().map(|o| g.predict(o)).collect();
-    let (name, value) = metric(g, &preds, y);
-    let agree = run
-        .outputs
-        .iter()
-        .zip(&clear)
-        .filter(|(e, c)| e == c)
-        .count();
-    let n = inputs.len();
-    let agreement = agree as f64 / n.max(1) as f64;
-    let same_pred = run
-        .outputs
-        .iter()
-        .zip(&clear)
-        .filter(|(e, c)| g.predict(e) == g.predict(c))
-        .count();
-    let median = run.median_evaluate_ms();
-    if a.json {
-        println!(
-            "{}",
-            json!({
-                name: value,
-                "samples": n,
-                "agreement_with_clear": agreement,
-                "same_prediction_as_clear": same_pred as f64 / n.max(1) as f64,
-                "latency_ms_per_sample": median,
-                "predicted_latency_ms_per_sample": predicted,
-                "encrypt_ms_per_sample": mean(&run.encrypt_ms),
-                "decrypt_ms_per_sample": mean(&run.decrypt_ms),
-                "pbs_count": run.pbs_count,
-                "keygen_seconds": keygen_s,
-                "parameters": plan_name,
-                "extraction_parameters": backend.server().extraction_set(),
-                "mode": mode.to_string(),
-                "backend": "tfhe",
-            })
-        );
-    } else {
-        println!(
-            "tfhe backend ({plan_name}, {mode}): {name} {value:.4} on {n} encrypted samples; \
-             {same_pred}/{n} same prediction as the clear backend, {agree}/{n} bit-identical \
-             outputs (approximate reads differ by design, exact ones never); {median:.0} ms per \
-             sample (server, median{}), {} bootstraps each; keys {keygen_s:.1} s",
-            predicted.map_or(String::new(), |p| against_prediction(median, p)),
-            run.pbs_count
-        );
-    }
-    // Exact reads must agree bit for bit, whether the keys are fresh or loaded: a mismatch is
-    // a bug (or a bootstrap failure at the predicted, negligible rate). Approximate reads are
-    // expected to differ a little.
-    if mode == FheMode::Exact && agree != n {
-        eprintln!(
-            "error: exact mode, but {} of {n} outputs differ from the clear backend's",
-            n - agree
-        );
-    }
-    Ok(if agree == n || mode != FheMode::Exact {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    let run = backend.run_timed_with_progress(checked, inputs, progress)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Ok(EncryptedRun {
+        median_ms: run.median_evaluate_ms(),
+        encrypt_ms: mean(&run.encrypt_ms),
+        decrypt_ms: mean(&run.decrypt_ms),
+        pbs_count: run.pbs_count,
+        outputs: run.outputs,
+        clear,
+        parameters,
+        extraction_parameters: backend.server().extraction_set(),
+        mode,
+        keygen_seconds,
+        predicted_ms,
     })
-}
-
-/// The measured latency against the plan's prediction, with what to do when they differ by
-/// more than this machine's run-to-run noise (a quarter).
-fn against_prediction(measured: f64, predicted: f64) -> String {
-    if !(predicted > 0.0 && measured.is_finite()) {
-        return String::new();
-    }
-    let ratio = measured / predicted;
-    let why = if ratio > 1.25 {
-        ": slower than the plan's cost figures, so this machine is slower or busier than they \
-         say; `sqnn calibrate` measures it, and plans then use its figures"
-    } else if ratio < 0.8 {
-        ": faster than the plan's cost figures; `sqnn calibrate` measures this machine, and \
-         plans then use its figures"
-    } else {
-        ""
-    };
-    format!("; predicted {predicted:.0} ms, measured {ratio:.2}x that{why}")
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::against_prediction;
-
-    #[test]
-    fn the_run_says_how_far_it_is_from_the_prediction_and_what_to_do() {
-        let close = against_prediction(110.0, 100.0);
-        assert!(
-            close.contains("predicted 100 ms, measured 1.10x"),
-            "{close}"
-        );
-        assert!(!close.contains("calibrate"), "{close}");
-        let slow = against_prediction(160.0, 100.0);
-        assert!(slow.contains("1.60x") && slow.contains("slower"), "{slow}");
-        assert!(slow.contains("`sqnn calibrate`"), "{slow}");
-        let fast = against_prediction(50.0, 100.0);
-        assert!(
-            fast.contains("faster") && fast.contains("`sqnn calibrate`"),
-            "{fast}"
-        );
-        // No plan figure, no comparison.
-        assert_eq!(against_prediction(50.0, 0.0), "");
-        assert_eq!(against_prediction(f64::NAN, 100.0), "");
-    }
 }
