@@ -769,7 +769,9 @@ fn new_rows(path: &Path, data: &str, n: usize, graph: &sqnn::ir::IntGraph) -> Ve
     for (i, r) in ds.x.rows().into_iter().enumerate() {
         let mut cells: Vec<String> = r.iter().rev().map(|v| v.to_string()).collect();
         cells.push(match &ds.task {
-            sqnn::data::Task::Classify { classes } => classes[sqnn::cast::label(ds.y[i]).unwrap()].clone(),
+            sqnn::data::Task::Classify { classes } => {
+                classes[sqnn::cast::label(ds.y[i]).unwrap()].clone()
+            }
             sqnn::data::Task::Regress => ds.y[i].to_string(),
         });
         text += &(cells.join(",") + "\n");
