@@ -117,7 +117,7 @@ impl TfheBackend {
     ) -> Result<TfheRun> {
         validate_inputs(checked.analyzed(), inputs)?;
         let pbs = self.server.pbs_per_sample(checked);
-        let expected_ms = inputs.len() as f64 * pbs as f64 * self.server.set.pbs_ms_1_thread
+        let expected_ms = inputs.len() as f64 * pbs as f64 * self.server.set().pbs_ms_1_thread
             / rayon::current_num_threads().max(1) as f64;
         if expected_ms <= 1000.0 {
             return self.run_samples(checked, inputs, pbs, &NoProgress);

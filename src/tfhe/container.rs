@@ -11,7 +11,7 @@ use crate::fsio::sha256_hex;
 use ::tfhe::safe_serialization::safe_serialize;
 use serde::{Deserialize, Serialize};
 
-use super::keys::digest_mismatch;
+use super::keys::{digest_mismatch, Binding, Encoding};
 use super::params::lookup_set;
 use super::security::{check_stored, StoredParameters};
 use crate::error::{Error, Result};
@@ -105,6 +105,32 @@ impl FileHeader {
             extraction_chunk_bits: None,
             read_scale_target_log2: None,
         }
+    }
+
+    /// The header of a key of `kind` bound by `binding`, with `items` key parts (no extraction
+    /// set, no `max_degree`).
+    pub(super) fn of_key(kind: &str, binding: &Binding, items: u64) -> FileHeader {
+        let e = &binding.encoding;
+        FileHeader::new(
+            kind,
+            &binding.digest,
+            binding.set,
+            items,
+            e.space_bits,
+            binding.key_pair.as_deref(),
+        )
+        .with_rounding(e.exact_rounding, e.chunk_bits)
+        .with_scale_target(e.scale_target)
+    }
+
+    /// The key encoding the header records on `set`, checked (`label` names the file).
+    pub(super) fn encoding(&self, set: &ParamSet, label: &str) -> Result<Encoding> {
+        Ok(Encoding {
+            space_bits: self.space_bits(set),
+            exact_rounding: self.exact_rounding,
+            chunk_bits: self.chunk_bits(label)?,
+            scale_target: self.scale_target(label)?,
+        })
     }
 
     /// With the target that bounds the tables' read scales (`None`: unscaled reads).

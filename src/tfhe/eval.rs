@@ -69,26 +69,20 @@ impl ServerKey {
     /// table's test vector and every dot's constant.
     pub fn prepare(&self, checked: &CheckedGraph) -> Result<PreparedCircuit> {
         let circuit = Circuit::new(checked)?;
-        if circuit.digest != self.digest {
+        if circuit.digest != self.binding.digest {
             return Err(digest_mismatch(
                 "the server key",
-                &self.digest,
+                &self.binding.digest,
                 &circuit.digest,
             ));
         }
-        circuit.check_supported(self.set, self.space_bits)?;
+        circuit.check_supported(self.binding.set, self.binding.encoding.space_bits)?;
         if circuit.tables {
             // Refused before any test vector is built.
             self.bootstrapping_key()?;
         }
         let g = checked.graph();
-        let layout = Layout::new(
-            checked,
-            self.set,
-            self.space_bits,
-            self.exact_rounding,
-            self.scale_target,
-        )?;
+        let layout = Layout::new(checked, self.binding.set, &self.binding.encoding)?;
         let shift = self.read_shift(layout.space_bits);
         let extracted = self.extracted_dots(g);
         let mut luts = vec![None; g.nodes.len()];
@@ -111,7 +105,9 @@ impl ServerKey {
                     }
                     constants[id] = k;
                 }
-                Op::Lut { round_bits, .. } if self.exact_rounding && *round_bits > 0 => {
+                Op::Lut { round_bits, .. }
+                    if self.binding.encoding.exact_rounding && *round_bits > 0 =>
+                {
                     let (lut, r) = self.rounded_lookup_table(checked, &layout, id)?;
                     luts[id] = Some(lut);
                     rescale[id] = Some(r);
@@ -144,11 +140,11 @@ impl ServerKey {
     /// half a position is subtracted; with less, half a value minus half a position is added.
     fn read_shift(&self, space_bits: u32) -> u64 {
         // Half a position of the modulus switch to 2N: 2^64 / (4N); half a value: Δ / 2.
-        let n_log = self.set.polynomial_size.trailing_zeros();
+        let n_log = self.binding.set.polynomial_size.trailing_zeros();
         let half_position = 1u64 << (62 - n_log);
         let half_value = 1u64 << (62 - space_bits);
-        let one_position = self.set.box_positions(space_bits) < 2.0;
-        match (self.set.modulus_switch, one_position) {
+        let one_position = self.binding.set.box_positions(space_bits) < 2.0;
+        match (self.binding.set.modulus_switch, one_position) {
             (fhe::ModulusSwitch::Centered, true) => half_value,
             (fhe::ModulusSwitch::Centered, false) => 0,
             (fhe::ModulusSwitch::Rounded, false) => half_position.wrapping_neg(),
@@ -160,7 +156,7 @@ impl ServerKey {
     /// the cleared value, so the read shift goes there instead of onto the dot.
     fn extracted_dots(&self, g: &IntGraph) -> Vec<bool> {
         let mut extracted = vec![false; g.nodes.len()];
-        if self.exact_rounding {
+        if self.binding.encoding.exact_rounding {
             for n in &g.nodes {
                 if let Op::Lut {
                     input, round_bits, ..
@@ -178,7 +174,7 @@ impl ServerKey {
     /// Exact rounding: one sign test vector per bit up to the most any table drops (see
     /// [`PreparedCircuit`]), on the set the extractions run on; none without exact rounding.
     fn extraction_tables(&self, circuit: &Circuit, layout: &Layout) -> Vec<LookupTableOwned> {
-        if !self.exact_rounding {
+        if !self.binding.encoding.exact_rounding {
             return Vec::new();
         }
         let set = self.extraction_params();
@@ -192,7 +188,7 @@ impl ServerKey {
                     extraction_constant(layout.delta, b),
                     |_| 1u64,
                 ),
-                degree: Degree::new((1u64 << self.space_bits) - 1),
+                degree: Degree::new((1u64 << self.binding.encoding.space_bits) - 1),
             })
             .collect()
     }
@@ -205,12 +201,12 @@ impl ServerKey {
         circuit: &Circuit,
         layout: &Layout,
     ) -> Vec<((u32, u32), LookupTableOwned)> {
-        if !self.exact_rounding || self.chunk_bits < 2 {
+        if !self.binding.encoding.exact_rounding || self.binding.encoding.chunk_bits < 2 {
             return Vec::new();
         }
         let set = self.extraction_params();
         let mut chunks: Vec<(u32, u32)> = (1..=circuit.max_round_bits)
-            .flat_map(|r| fhe::extraction_chunks(r, self.chunk_bits))
+            .flat_map(|r| fhe::extraction_chunks(r, self.binding.encoding.chunk_bits))
             .filter(|&(_, c)| c >= 2)
             .collect();
         chunks.sort_unstable();
@@ -229,7 +225,7 @@ impl ServerKey {
                 );
                 let lut = LookupTableOwned {
                     acc,
-                    degree: Degree::new((1u64 << self.space_bits) - 1),
+                    degree: Degree::new((1u64 << self.binding.encoding.space_bits) - 1),
                 };
                 ((b, c), lut)
             })
@@ -264,7 +260,7 @@ impl ServerKey {
         // A space wider than the polynomial: box `j` of the test vector holds the values
         // `k = j·2^align ..`, one bucket of the table (the margins are aligned for it).
         let own = layout.node_space(*input);
-        let align = fhe::read_align_bits(self.set, own);
+        let align = fhe::read_align_bits(self.binding.set, own);
         let entry = |j: u64| -> u64 {
             let k = j << align;
             // k < 2N (a box of the test vector): far inside i64.
@@ -274,8 +270,8 @@ impl ServerKey {
             (table[idx] - lo_out + m_out).cast_unsigned()
         };
         let acc = generate_programmable_bootstrap_glwe_lut(
-            PolynomialSize(self.set.polynomial_size),
-            GlweSize(self.set.glwe_dimension + 1),
+            PolynomialSize(self.binding.set.polynomial_size),
+            GlweSize(self.binding.set.glwe_dimension + 1),
             1usize << (own - align),
             CiphertextModulus::new_native(),
             layout.delta,
@@ -295,10 +291,10 @@ impl ServerKey {
             .nodes
             .iter()
             .map(|n| match n.op {
-                Op::Lut { round_bits, .. } if self.exact_rounding => {
+                Op::Lut { round_bits, .. } if self.binding.encoding.exact_rounding => {
                     1 + crate::cast::to_usize(fhe::extraction_bootstraps(
                         round_bits,
-                        self.chunk_bits,
+                        self.binding.encoding.chunk_bits,
                     ))
                 }
                 Op::Lut { .. } => 1,
@@ -333,8 +329,9 @@ impl ServerKey {
             .iter()
             .map(|&o| vals[o].take().expect("output evaluated"))
             .collect();
-        let mut out = EncryptedOutput::new(self.digest.clone(), self.set, self.space_bits, cts);
-        out.key_pair = self.key_pair.clone();
+        let b = &self.binding;
+        let mut out = EncryptedOutput::new(b.digest.clone(), b.set, b.encoding.space_bits, cts);
+        out.key_pair = b.key_pair.clone();
         Ok(out)
     }
 
@@ -383,21 +380,26 @@ impl ServerKey {
         input: &EncryptedInput,
     ) -> Result<()> {
         let c = &prepared.circuit;
-        if c.digest != self.digest {
-            return Err(digest_mismatch("the server key", &self.digest, &c.digest));
+        if c.digest != self.binding.digest {
+            return Err(digest_mismatch(
+                "the server key",
+                &self.binding.digest,
+                &c.digest,
+            ));
         }
-        if input.digest != self.digest {
+        if input.digest != self.binding.digest {
             return Err(digest_mismatch(
                 "the encrypted input",
                 &input.digest,
-                &self.digest,
+                &self.binding.digest,
             ));
         }
-        if input.space_bits != self.space_bits || prepared.layout.space_bits != self.space_bits {
+        let space_bits = self.space_bits();
+        if input.space_bits != space_bits || prepared.layout.space_bits != space_bits {
             return Err(encoding_mismatch(
                 "the encrypted input",
                 input.space_bits,
-                self.space_bits,
+                space_bits,
             ));
         }
         check_pair("the encrypted input", input.key_pair(), self.key_pair())?;
@@ -409,7 +411,7 @@ impl ServerKey {
                 n_inputs
             )));
         }
-        check_ciphertexts(&input.cts, self.set, "encrypted input")
+        check_ciphertexts(&input.cts, self.binding.set, "encrypted input")
     }
 
     /// The bootstraps of one stage, in parallel: each table reads its dot (with exact rounding,
@@ -465,7 +467,7 @@ impl ServerKey {
         vals: &[Option<Ciphertext>],
         blank: &LweCiphertext<Vec<u64>>,
     ) -> Vec<(NodeId, Ciphertext)> {
-        let degree = Degree::new((1u64 << self.space_bits) - 1);
+        let degree = Degree::new((1u64 << self.binding.encoding.space_bits) - 1);
         dots.par_iter()
             .map(|&id| {
                 let Op::Dot { terms, .. } = &g.nodes[id].op else {
@@ -487,8 +489,8 @@ impl ServerKey {
                     acc,
                     degree,
                     NoiseLevel::NOMINAL,
-                    MessageModulus(1 << self.set.message_bits),
-                    CarryModulus(1 << self.set.carry_bits),
+                    MessageModulus(1 << self.binding.set.message_bits),
+                    CarryModulus(1 << self.binding.set.carry_bits),
                     AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
                 );
                 (id, ct)

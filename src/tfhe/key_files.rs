@@ -31,7 +31,7 @@ use super::container::{
 };
 use super::extract::{extraction_client_key, ExtractServerKey};
 use super::files::{client_key_limit, server_key_limit};
-use super::keys::{ClientKey, ServerKey, NO_BOOTSTRAPPING_KEY};
+use super::keys::{Binding, ClientKey, ServerKey, NO_BOOTSTRAPPING_KEY};
 use super::layout::Circuit;
 use super::params::{ggsw_count, tfhe_parameters};
 use crate::analyze::CheckedGraph;
@@ -67,20 +67,11 @@ impl ClientKey {
             ser(&ap.clone().into_raw_parts().1, &mut payload)?;
         }
         let ext = self.extract.as_ref().map(|e| e.set);
+        let items = 2 + u64::from(ext.is_some());
         encode(
             FileHeader {
                 max_degree: None,
-                ..FileHeader::new(
-                    KIND_CLIENT,
-                    &self.digest,
-                    self.set,
-                    2 + u64::from(ext.is_some()),
-                    self.space_bits,
-                    self.key_pair.as_deref(),
-                )
-                .with_extraction(ext)
-                .with_rounding(self.exact_rounding, self.chunk_bits)
-                .with_scale_target(self.scale_target)
+                ..FileHeader::of_key(KIND_CLIENT, &self.binding, items).with_extraction(ext)
             },
             &payload,
         )
@@ -90,12 +81,11 @@ impl ClientKey {
     pub fn load(path: &Path, checked: &CheckedGraph) -> Result<ClientKey> {
         let digest = checked.graph().digest()?;
         let (header, set, payload) = read_file(path, KIND_CLIENT, &digest, client_key_limit)?;
-        let space_bits = header.space_bits(set);
-        Circuit::new(checked)?.check_supported(set, space_bits)?;
+        Circuit::new(checked)?.check_supported(set, header.space_bits(set))?;
         let params = tfhe_parameters(set)?;
-        let ext = header.extraction(set, &path.display().to_string())?;
-        let chunk_bits = header.chunk_bits(&path.display().to_string())?;
-        let scale_target = header.scale_target(&path.display().to_string())?;
+        let label = path.display().to_string();
+        let ext = header.extraction(set, &label)?;
+        let encoding = header.encoding(set, &label)?;
         let limit = client_key_limit(set);
         let (key, small) = decode(path, "client key", || {
             let mut r: &[u8] = &payload;
@@ -128,14 +118,13 @@ impl ClientKey {
         };
         Ok(ClientKey {
             key,
-            digest,
-            set,
-            space_bits,
-            exact_rounding: header.exact_rounding,
-            chunk_bits,
-            scale_target,
+            binding: Binding {
+                digest,
+                set,
+                encoding,
+                key_pair: header.key_pair,
+            },
             keygen_seconds: None,
-            key_pair: header.key_pair,
             extract,
         })
     }
@@ -160,17 +149,10 @@ impl ServerKey {
         if self.key.is_none() {
             // A circuit without tables: no key parts, the header alone (the encoding and the
             // key pair still bind it to its client key and circuit).
-            let header = FileHeader::new(
-                KIND_SERVER,
-                &self.digest,
-                self.set,
-                0,
-                self.space_bits,
-                self.key_pair.as_deref(),
-            )
-            .with_rounding(self.exact_rounding, self.chunk_bits)
-            .with_scale_target(self.scale_target);
-            return Ok((header, Vec::new()));
+            return Ok((
+                FileHeader::of_key(KIND_SERVER, &self.binding, 0),
+                Vec::new(),
+            ));
         }
         let Some(c) = &self.compressed else {
             return Err(Error::Keys(
@@ -178,7 +160,7 @@ impl ServerKey {
                     .into(),
             ));
         };
-        let (ksk_chunk, bsk_chunk) = seeded_parts(c, self.set)?;
+        let (ksk_chunk, bsk_chunk) = seeded_parts(c, self.binding.set)?;
         let mut payload = Vec::new();
         ser(&ksk_chunk, &mut payload)?;
         ser(&bsk_chunk, &mut payload)?;
@@ -199,19 +181,10 @@ impl ServerKey {
             }
             None => None,
         };
+        let items = 2 + 2 * u64::from(ext.is_some());
         let header = FileHeader {
             max_degree: Some(c.max_degree.get()),
-            ..FileHeader::new(
-                KIND_SERVER,
-                &self.digest,
-                self.set,
-                2 + 2 * u64::from(ext.is_some()),
-                self.space_bits,
-                self.key_pair.as_deref(),
-            )
-            .with_extraction(ext)
-            .with_rounding(self.exact_rounding, self.chunk_bits)
-            .with_scale_target(self.scale_target)
+            ..FileHeader::of_key(KIND_SERVER, &self.binding, items).with_extraction(ext)
         };
         Ok((header, payload))
     }
@@ -335,13 +308,11 @@ impl ServerKey {
         set: &'static ParamSet,
         payload: &[u8],
     ) -> Result<ServerKey> {
-        let space_bits = header.space_bits(set);
         let circuit = Circuit::new(checked)?;
-        circuit.check_supported(set, space_bits)?;
+        circuit.check_supported(set, header.space_bits(set))?;
         let params = tfhe_parameters(set)?;
         let ext = header.extraction(set, &source.label())?;
-        let chunk_bits = header.chunk_bits(&source.label())?;
-        let scale_target = header.scale_target(&source.label())?;
+        let encoding = header.encoding(set, &source.label())?;
         let (key, extract) = if header.items == 0 {
             // The key of a circuit without tables holds no key parts.
             if circuit.tables {
@@ -367,13 +338,12 @@ impl ServerKey {
             extract,
             key,
             compressed: None,
-            digest,
-            set,
-            space_bits,
-            exact_rounding: header.exact_rounding,
-            chunk_bits,
-            scale_target,
-            key_pair: header.key_pair,
+            binding: Binding {
+                digest,
+                set,
+                encoding,
+                key_pair: header.key_pair,
+            },
         })
     }
 }

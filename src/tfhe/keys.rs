@@ -33,38 +33,140 @@ pub(super) fn digest_mismatch(what: &str, have: &str, want: &str) -> Error {
     ))
 }
 
-/// The client's secret key: generates keys, encrypts, decrypts. Never give it to the server.
-#[derive(Clone)]
-pub struct ClientKey {
-    pub(super) key: ::tfhe::shortint::ClientKey,
-    pub(super) digest: String,
-    pub(super) set: &'static ParamSet,
+/// A key's encoding (not key material): the space `P`, exact rounding, its chunk width, and
+/// the target that bounds the tables' read scales.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Encoding {
     /// `P`: the encoding's space (plan's `space_bits`).
     pub(super) space_bits: u32,
-    /// Exact rounding ([`FhePlan::exact_rounding`]): part of the encoding.
+    /// Exact rounding ([`FhePlan::exact_rounding`]): tables clear their dropped bits before
+    /// reading (see `rounding.rs`).
     pub(super) exact_rounding: bool,
     /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
     pub(super) chunk_bits: u32,
     /// The failure target (log2) that bounds how far a table's read is scaled
-    /// ([`FhePlan::read_scale_target`]): part of the encoding. `None` in exact mode and for
-    /// keys written before reads were scaled: every dot is read unscaled.
+    /// ([`FhePlan::read_scale_target`]). `None` in exact mode and for keys written before
+    /// reads were scaled: every dot is read unscaled.
     pub(super) scale_target: Option<f64>,
-    pub(super) keygen_seconds: Option<f64>,
+}
+
+impl Encoding {
+    /// `plan`'s encoding of `circuit`.
+    fn of_plan(plan: &FhePlan, circuit: &Circuit) -> Encoding {
+        Encoding {
+            space_bits: plan_space(plan, circuit),
+            exact_rounding: plan.exact_rounding,
+            chunk_bits: plan_chunk_bits(plan),
+            scale_target: plan.read_scale_target(),
+        }
+    }
+}
+
+/// What binds a key to its circuit, the same in both keys of a pair: two keys were generated
+/// together only if their bindings are equal (and their extraction sets).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Binding {
+    /// The digest of the circuit the key was made for.
+    pub(super) digest: String,
+    /// The parameter set (the tables').
+    pub(super) set: &'static ParamSet,
+    pub(super) encoding: Encoding,
     /// The key pair's id (see [`ClientKey::key_pair`]).
     pub(super) key_pair: Option<String>,
+}
+
+impl Binding {
+    /// The binding of a key of extraction set `ext` moved to `checked`: the key's own
+    /// encoding, or `plan`'s (whose parameter set and extraction set must be the key's),
+    /// checked against the circuit. Also whether the circuit reads tables.
+    fn rebound(
+        &self,
+        ext: Option<&ParamSet>,
+        checked: &CheckedGraph,
+        plan: Option<&FhePlan>,
+    ) -> Result<(Binding, bool)> {
+        if let Some(plan) = plan {
+            check_plan_set(self.set, plan)?;
+            check_plan_extraction(ext, plan)?;
+        }
+        let c = Circuit::new(checked)?;
+        let encoding = match plan {
+            Some(plan) => Encoding::of_plan(plan, &c),
+            None => self.encoding,
+        };
+        c.check_supported(self.set, encoding.space_bits)?;
+        let binding = Binding {
+            digest: c.digest,
+            encoding,
+            ..self.clone()
+        };
+        Ok((binding, c.tables))
+    }
+
+    /// Both keys' `Debug`: what binds the key, and its extraction set.
+    fn fmt_key(
+        &self,
+        f: &mut std::fmt::Formatter<'_>,
+        name: &str,
+        ext: Option<&ParamSet>,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("digest", &self.digest)
+            .field("parameter_set", &self.set.name)
+            .field("space_bits", &self.encoding.space_bits)
+            .field("exact_rounding", &self.encoding.exact_rounding)
+            .field("extraction_set", &ext.map(|e| e.name))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public accessors both keys share, from their [`Binding`] and extraction key.
+macro_rules! binding_accessors {
+    () => {
+        /// The extraction set's name, when exact rounding runs its extractions on another set.
+        pub fn extraction_set(&self) -> Option<&'static str> {
+            self.extract.as_ref().map(|e| e.set.name)
+        }
+
+        /// The parameter set's `tfhe` name.
+        pub fn parameter_set(&self) -> &'static str {
+            self.binding.set.name
+        }
+
+        /// The encoding's space `P` (bits).
+        pub fn space_bits(&self) -> u32 {
+            self.binding.encoding.space_bits
+        }
+
+        /// The digest of the circuit the key was made for.
+        pub fn digest(&self) -> &str {
+            &self.binding.digest
+        }
+
+        /// The key pair's id: random, drawn when the pair was generated, carried by both keys,
+        /// by their files and manifest, and by every ciphertext made or evaluated with them, so
+        /// that keys and ciphertexts of two key generations are never mixed. `None` for keys
+        /// written before pairs were recorded.
+        pub fn key_pair(&self) -> Option<&str> {
+            self.binding.key_pair.as_deref()
+        }
+    };
+}
+
+/// The client's secret key: generates keys, encrypts, decrypts. Never give it to the server.
+#[derive(Clone)]
+pub struct ClientKey {
+    pub(super) key: ::tfhe::shortint::ClientKey,
+    pub(super) binding: Binding,
+    pub(super) keygen_seconds: Option<f64>,
     /// Exact rounding on two sets: the extraction set's key, on the same GLWE key bits.
     pub(super) extract: Option<ExtractClientKey>,
 }
 
 impl std::fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientKey")
-            .field("digest", &self.digest)
-            .field("parameter_set", &self.set.name)
-            .field("space_bits", &self.space_bits)
-            .field("exact_rounding", &self.exact_rounding)
-            .field("extraction_set", &self.extract.as_ref().map(|e| e.set.name))
-            .finish_non_exhaustive()
+        let ext = self.extract.as_ref().map(|e| e.set);
+        self.binding.fmt_key(f, "ClientKey", ext)
     }
 }
 
@@ -82,33 +184,15 @@ pub struct ServerKey {
     /// `None`: the circuit has no table, so no bootstrap (see above).
     pub(super) key: Option<Arc<::tfhe::shortint::ServerKey>>,
     pub(super) compressed: Option<Arc<CompressedServerKey>>,
-    pub(super) digest: String,
-    pub(super) set: &'static ParamSet,
-    /// `P`: the encoding's space (plan's `space_bits`).
-    pub(super) space_bits: u32,
-    /// Exact rounding: tables clear their dropped bits before reading (see the module docs).
-    pub(super) exact_rounding: bool,
-    /// Exact rounding's chunk width ([`FhePlan::extraction_chunk_bits`]; 1 otherwise).
-    pub(super) chunk_bits: u32,
-    /// The failure target (log2) that bounds how far a table's read is scaled
-    /// ([`FhePlan::read_scale_target`]): part of the encoding. `None` in exact mode and for
-    /// keys written before reads were scaled: every dot is read unscaled.
-    pub(super) scale_target: Option<f64>,
-    /// The key pair's id (see [`ClientKey::key_pair`]).
-    pub(super) key_pair: Option<String>,
+    pub(super) binding: Binding,
     /// Exact rounding on two sets: the extraction set's keys.
     pub(super) extract: Option<ExtractServerKey>,
 }
 
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerKey")
-            .field("digest", &self.digest)
-            .field("parameter_set", &self.set.name)
-            .field("space_bits", &self.space_bits)
-            .field("exact_rounding", &self.exact_rounding)
-            .field("extraction_set", &self.extract.as_ref().map(|e| e.set.name))
-            .finish_non_exhaustive()
+        let ext = self.extract.as_ref().map(|e| e.set);
+        self.binding.fmt_key(f, "ServerKey", ext)
     }
 }
 
@@ -202,8 +286,8 @@ impl ClientKey {
     ) -> Result<(ClientKey, ServerKey)> {
         let set = plan.set();
         let circuit = Circuit::new(checked)?;
-        let space_bits = plan_space(plan, &circuit);
-        circuit.check_supported(set, space_bits)?;
+        let encoding = Encoding::of_plan(plan, &circuit);
+        circuit.check_supported(set, encoding.space_bits)?;
         let params = tfhe_parameters(set)?;
         let t0 = Instant::now();
         progress.start(
@@ -243,62 +327,29 @@ impl ClientKey {
         };
         progress.finish();
         let secs = t0.elapsed().as_secs_f64();
-        let pair = new_key_pair_id();
+        let binding = Binding {
+            digest: circuit.digest,
+            set,
+            encoding,
+            key_pair: Some(new_key_pair_id()),
+        };
         Ok((
             ClientKey {
                 key,
-                digest: circuit.digest.clone(),
-                set,
-                space_bits,
-                exact_rounding: plan.exact_rounding,
-                chunk_bits: plan_chunk_bits(plan),
-                scale_target: plan.read_scale_target(),
+                binding: binding.clone(),
                 keygen_seconds: Some(secs),
-                key_pair: Some(pair.clone()),
                 extract,
             },
             ServerKey {
                 key: server.as_ref().map(|(k, _)| Arc::clone(k)),
                 compressed: server.map(|(_, c)| c),
-                digest: circuit.digest,
-                set,
-                space_bits,
-                exact_rounding: plan.exact_rounding,
-                chunk_bits: plan_chunk_bits(plan),
-                scale_target: plan.read_scale_target(),
-                key_pair: Some(pair),
+                binding,
                 extract: extract_server,
             },
         ))
     }
 
-    /// The extraction set's name, when exact rounding runs its extractions on another set.
-    pub fn extraction_set(&self) -> Option<&'static str> {
-        self.extract.as_ref().map(|e| e.set.name)
-    }
-
-    /// The parameter set's `tfhe` name.
-    pub fn parameter_set(&self) -> &'static str {
-        self.set.name
-    }
-
-    /// The encoding's space `P` (bits).
-    pub fn space_bits(&self) -> u32 {
-        self.space_bits
-    }
-
-    /// The digest of the circuit the key was made for.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    /// The key pair's id: random, drawn when the pair was generated, carried by both keys, by
-    /// their files and manifest, and by every ciphertext made or evaluated with them, so that
-    /// keys and ciphertexts of two key generations are never mixed. `None` for keys written
-    /// before pairs were recorded.
-    pub fn key_pair(&self) -> Option<&str> {
-        self.key_pair.as_deref()
-    }
+    binding_accessors!();
 
     /// Seconds key generation took, when this key was generated (not loaded).
     pub fn keygen_seconds(&self) -> Option<f64> {
@@ -319,41 +370,28 @@ impl ClientKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ClientKey> {
-        let encoding = (
-            self.space_bits,
-            self.exact_rounding,
-            self.chunk_bits,
-            self.scale_target,
-        );
-        let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (circuit, (space_bits, exact_rounding, chunk_bits, scale_target)) =
-            bind(sets, checked, encoding, plan)?;
+        let ext = self.extract.as_ref().map(|e| e.set);
+        let (binding, _) = self.binding.rebound(ext, checked, plan)?;
         Ok(ClientKey {
-            digest: circuit.digest,
-            space_bits,
-            exact_rounding,
-            chunk_bits,
-            scale_target,
+            binding,
             ..self.clone()
         })
     }
 
     pub(super) fn check_digest(&self, digest: &str) -> Result<()> {
-        if self.digest != digest {
-            return Err(digest_mismatch("the client key", &self.digest, digest));
+        if self.binding.digest != digest {
+            return Err(digest_mismatch(
+                "the client key",
+                &self.binding.digest,
+                digest,
+            ));
         }
         Ok(())
     }
 
     /// The circuit's encoding under this key's set, space and read scales.
     fn layout(&self, checked: &CheckedGraph) -> Result<Layout> {
-        Layout::new(
-            checked,
-            self.set,
-            self.space_bits,
-            self.exact_rounding,
-            self.scale_target,
-        )
+        Layout::new(checked, self.binding.set, &self.binding.encoding)
     }
 
     /// Encrypts one sample's quantized inputs (one integer per feature, in the input nodes'
@@ -389,8 +427,9 @@ impl ClientKey {
                 ct
             })
             .collect();
-        let mut input = EncryptedInput::new(digest.to_string(), self.set, self.space_bits, cts);
-        input.key_pair = self.key_pair.clone();
+        let b = &self.binding;
+        let mut input = EncryptedInput::new(digest.to_string(), b.set, b.encoding.space_bits, cts);
+        input.key_pair = b.key_pair.clone();
         Ok(input)
     }
 
@@ -416,15 +455,15 @@ impl ClientKey {
         if out.digest != digest {
             return Err(digest_mismatch("the encrypted output", &out.digest, digest));
         }
-        if out.space_bits != self.space_bits {
+        if out.space_bits != self.space_bits() {
             return Err(encoding_mismatch(
                 "the encrypted output",
                 out.space_bits,
-                self.space_bits,
+                self.space_bits(),
             ));
         }
         check_pair("the encrypted output", out.key_pair(), self.key_pair())?;
-        check_ciphertexts(&out.cts, self.set, "encrypted output")?;
+        check_ciphertexts(&out.cts, self.binding.set, "encrypted output")?;
         let outputs = &checked.graph().outputs;
         if out.cts.len() != outputs.len() {
             return Err(Error::Keys(format!(
@@ -442,37 +481,6 @@ impl ClientKey {
             .collect())
     }
 }
-
-/// The circuit (its digest, whether it has tables) and encoding of a key of `set` bound to
-/// `checked`: the key's own `encoding` (`space_bits`, exact rounding), or `plan`'s (whose
-/// parameter set must be the key's), checked against the circuit.
-fn bind(
-    (set, ext): (&ParamSet, Option<&ParamSet>),
-    checked: &CheckedGraph,
-    encoding: Encoding,
-    plan: Option<&FhePlan>,
-) -> Result<(Circuit, Encoding)> {
-    if let Some(plan) = plan {
-        check_plan_set(set, plan)?;
-        check_plan_extraction(ext, plan)?;
-    }
-    let c = Circuit::new(checked)?;
-    let encoding = match plan {
-        Some(plan) => (
-            plan_space(plan, &c),
-            plan.exact_rounding,
-            plan_chunk_bits(plan),
-            plan.read_scale_target(),
-        ),
-        None => encoding,
-    };
-    c.check_supported(set, encoding.0)?;
-    Ok((c, encoding))
-}
-
-/// A key's encoding (not key material): the space `P`, exact rounding, its chunk width, and
-/// the target that bounds the tables' read scales.
-type Encoding = (u32, bool, u32, Option<f64>);
 
 /// The chunk width of `plan`'s exact rounding (1 without it): the encoding, not key material.
 fn plan_chunk_bits(plan: &FhePlan) -> u32 {
@@ -496,13 +504,7 @@ pub(super) fn check_plan_set(set: &ParamSet, plan: &FhePlan) -> Result<()> {
 /// Refuses a client and a server key that were not generated together (circuit, set,
 /// encoding or key pair differ).
 pub(super) fn check_generated_together(client: &ClientKey, server: &ServerKey) -> Result<()> {
-    if client.digest != server.digest
-        || client.set != server.set
-        || client.space_bits != server.space_bits
-        || client.exact_rounding != server.exact_rounding
-        || client.chunk_bits != server.chunk_bits
-        || client.scale_target != server.scale_target
-        || client.key_pair != server.key_pair
+    if client.binding != server.binding
         || client.extract.as_ref().map(|e| e.set.id) != server.extract.as_ref().map(|e| e.set.id)
     {
         return Err(Error::Keys(
@@ -537,10 +539,7 @@ pub(super) fn check_pair(what: &str, have: Option<&str>, key: Option<&str>) -> R
 }
 
 impl ServerKey {
-    /// The extraction set's name, when exact rounding runs its extractions on another set.
-    pub fn extraction_set(&self) -> Option<&'static str> {
-        self.extract.as_ref().map(|e| e.set.name)
-    }
+    binding_accessors!();
 
     /// The key exact rounding's extractions bootstrap with, and its set.
     pub(super) fn extraction_key(
@@ -548,13 +547,13 @@ impl ServerKey {
     ) -> Result<(&::tfhe::shortint::ServerKey, &'static ParamSet)> {
         match &self.extract {
             Some(e) => Ok((&e.key, e.set)),
-            None => Ok((self.bootstrapping_key()?, self.set)),
+            None => Ok((self.bootstrapping_key()?, self.binding.set)),
         }
     }
 
     /// The set exact rounding's extractions bootstrap on.
     pub(super) fn extraction_params(&self) -> &'static ParamSet {
-        self.extract.as_ref().map_or(self.set, |e| e.set)
+        self.extract.as_ref().map_or(self.binding.set, |e| e.set)
     }
 
     /// The `shortint` key that reads tables; an error for the key of a circuit without
@@ -575,34 +574,15 @@ impl ServerKey {
         if self.key.is_none() {
             return 0;
         }
-        self.set
+        self.binding
+            .set
             .server_key_bytes
             .saturating_add(self.extract.as_ref().map_or(0, |e| e.set.server_key_bytes))
     }
 
     /// The parameter set (its sizes tell what the key costs in memory).
     pub fn set(&self) -> &'static ParamSet {
-        self.set
-    }
-
-    /// The key pair's id (see [`ClientKey::key_pair`]).
-    pub fn key_pair(&self) -> Option<&str> {
-        self.key_pair.as_deref()
-    }
-
-    /// The parameter set's `tfhe` name.
-    pub fn parameter_set(&self) -> &'static str {
-        self.set.name
-    }
-
-    /// The encoding's space `P` (bits).
-    pub fn space_bits(&self) -> u32 {
-        self.space_bits
-    }
-
-    /// The digest of the circuit the key was made for.
-    pub fn digest(&self) -> &str {
-        &self.digest
+        self.binding.set
     }
 
     /// The same evaluation key and encoding bound to another circuit that fits them (see
@@ -618,24 +598,13 @@ impl ServerKey {
     }
 
     fn bound(&self, checked: &CheckedGraph, plan: Option<&FhePlan>) -> Result<ServerKey> {
-        let encoding = (
-            self.space_bits,
-            self.exact_rounding,
-            self.chunk_bits,
-            self.scale_target,
-        );
-        let sets = (self.set, self.extract.as_ref().map(|e| e.set));
-        let (circuit, (space_bits, exact_rounding, chunk_bits, scale_target)) =
-            bind(sets, checked, encoding, plan)?;
-        if self.key.is_none() && circuit.tables {
+        let ext = self.extract.as_ref().map(|e| e.set);
+        let (binding, tables) = self.binding.rebound(ext, checked, plan)?;
+        if self.key.is_none() && tables {
             return Err(no_bootstrapping_key());
         }
         Ok(ServerKey {
-            digest: circuit.digest,
-            space_bits,
-            exact_rounding,
-            chunk_bits,
-            scale_target,
+            binding,
             ..self.clone()
         })
     }

@@ -2,6 +2,7 @@
 //! the dots that read them) and its encoding (`Δ_P`, each node's margin in the space, and the
 //! scale of each dot that a table reads).
 
+use super::keys::Encoding;
 use crate::analyze::CheckedGraph;
 use crate::error::{Error, Result};
 use crate::fhe::{self, FhePlan, ParamSet};
@@ -111,20 +112,25 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    /// Margins of every node of `checked` in a `space_bits`-bit space on `set`: centred, each
-    /// dot that a table reads in its own space (`P - s` bits, [`fhe::read_scale_bits`], the
-    /// rule the planner's noise model follows), and, when that space is wider than the
-    /// polynomial, aligned so that the table's buckets start on positions
-    /// ([`fhe::aligned_margins`]); `scale_target`: the keys' failure target, which bounds the
-    /// scales (`None`: keys from before scaled reads, every dot unscaled). With exact rounding,
-    /// a table that drops bits reads its dot unscaled, aligned on its dropped bits.
+    /// Margins of every node of `checked` in the keys' `encoding` on `set` (its
+    /// `space_bits`-bit space): centred, each dot that a table reads in its own space
+    /// (`P - s` bits, [`fhe::read_scale_bits`], the rule the planner's noise model follows),
+    /// and, when that space is wider than the polynomial, aligned so that the table's buckets
+    /// start on positions ([`fhe::aligned_margins`]); `scale_target`: the keys' failure target,
+    /// which bounds the scales (`None`: keys from before scaled reads, every dot unscaled).
+    /// With exact rounding, a table that drops bits reads its dot unscaled, aligned on its
+    /// dropped bits.
     pub(super) fn new(
         checked: &CheckedGraph,
         set: &ParamSet,
-        space_bits: u32,
-        exact_rounding: bool,
-        scale_target: Option<f64>,
+        encoding: &Encoding,
     ) -> Result<Layout> {
+        let Encoding {
+            space_bits,
+            exact_rounding,
+            scale_target,
+            ..
+        } = *encoding;
         let facts = checked.facts();
         let read_align = fhe::read_align_bits(set, space_bits);
         let mut scale_bits = vec![0u32; facts.len()];

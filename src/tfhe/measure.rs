@@ -298,7 +298,7 @@ pub fn table_reads(
         client,
         small: cap.small_lwe_secret_key(),
         ksk: &sap.key_switching_key,
-        set: server.set,
+        set: server.set(),
     };
     let enc = client.encrypt(checked, inputs)?;
     let vals = server.evaluate_nodes(checked, prepared, &enc, &NoProgress, None)?;

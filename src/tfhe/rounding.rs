@@ -116,7 +116,7 @@ impl ServerKey {
         // In half values (Δ_P / 2), modulo the torus (2^(P+2) halves): 2·o_j - 2K.
         let torus = 1i64 << (p + 2);
         let half = layout.delta >> 1;
-        let align = fhe::read_align_bits(self.set, p);
+        let align = fhe::read_align_bits(self.binding.set, p);
         let entry = |box_index: u64| -> u64 {
             let k = (box_index << align).cast_signed(); // < 2N: far inside i64
             let j = (k + (1i64 << (r + s - 1))) >> (r + s);
@@ -124,8 +124,8 @@ impl ServerKey {
             (2 * o - two_k).rem_euclid(torus).unsigned_abs() // in [0, torus)
         };
         let acc = generate_programmable_bootstrap_glwe_lut(
-            PolynomialSize(self.set.polynomial_size),
-            GlweSize(self.set.glwe_dimension + 1),
+            PolynomialSize(self.binding.set.polynomial_size),
+            GlweSize(self.binding.set.glwe_dimension + 1),
             1usize << (p - align),
             CiphertextModulus::new_native(),
             half,
@@ -157,7 +157,7 @@ impl ServerKey {
         let delta = prepared.layout.delta;
         let p = prepared.layout.space_bits;
         let mut x = src.clone();
-        for (b, c) in fhe::extraction_chunks(r, self.chunk_bits) {
+        for (b, c) in fhe::extraction_chunks(r, self.binding.encoding.chunk_bits) {
             // The chunk at the top of the torus: phase v / 2^c.
             let lift = Cleartext(1u64 << (p + 1 - b - c));
             // Its top bit as a sign: the phase moved so that the values with the top bit clear
