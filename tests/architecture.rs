@@ -1,6 +1,6 @@
 //! The layout's rules, checked on the sources: no library module imports a stage that comes
-//! after it in the pipeline, no user interface (`clap`, `indicatif`) in the library, and no
-//! source file over 800 lines.
+//! after it in the pipeline, no user interface (`clap`, `indicatif`) in the library, no
+//! source file over 800 lines, and no integer `as` cast outside `src/cast.rs`.
 //!
 //! The pipeline (see `ARCHITECTURE.md`): the foundation ([`FOUNDATION`]), which any module may
 //! import and which imports only itself, then the stages of [`PIPELINE`] in order. A module
@@ -376,6 +376,82 @@ fn no_source_file_is_over_800_lines() {
         "files over {MAX_LINES} lines:\n{}",
         long.join("\n")
     );
+}
+
+/// Integer types an `as` cast may truncate, wrap or (between widths clippy calls lossless,
+/// such as `usize as u64`) silently depend on the target.
+const INTEGER_TYPES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+];
+
+/// The integer `as` casts allowed outside `src/cast.rs`, by file and the token before `as`,
+/// each with why it is exact.
+const CASTS_ALLOWED: &[(&str, &str)] = &[
+    // A fieldless enum's discriminant, declaration order from 0: `as` is Rust's only way.
+    ("fhe/catalogue.rs", "self"),
+];
+
+/// Every integer `as` cast in the code (not comments or strings) of `src/` outside
+/// `src/cast.rs` and [`CASTS_ALLOWED`], as `file: expr as type`.
+fn integer_casts() -> Vec<String> {
+    let src = src_dir();
+    let mut out = Vec::new();
+    for p in rust_files(&src) {
+        let rel = p.strip_prefix(&src).unwrap().display().to_string();
+        if rel == "cast.rs" {
+            continue;
+        }
+        let toks = tokenize(&std::fs::read_to_string(&p).unwrap());
+        for w in toks.windows(3) {
+            let [before, Tok::Ident(kw), Tok::Ident(ty)] = w else {
+                continue;
+            };
+            if kw != "as" || !INTEGER_TYPES.contains(&ty.as_str()) {
+                continue;
+            }
+            let before = match before {
+                Tok::Ident(x) => x.clone(),
+                Tok::Punct(c) => c.to_string(),
+                other => format!("{other:?}"),
+            };
+            if !CASTS_ALLOWED.contains(&(rel.as_str(), before.as_str())) {
+                out.push(format!("{rel}: … {before} as {ty}"));
+            }
+        }
+    }
+    out
+}
+
+/// The rule "no silent truncation: checked arithmetic, `try_from`, or the casts module".
+/// Clippy's cast lints (Cargo.toml) refuse the casts that may truncate, wrap or lose a sign;
+/// this also refuses the ones clippy calls lossless (`usize as u64`, `u32 as usize`), whose
+/// exactness rests on the target: `cast::to_u64` and `cast::to_usize` say why they are exact.
+#[test]
+fn integer_casts_live_in_the_casts_module() {
+    let casts = integer_casts();
+    assert!(
+        casts.is_empty(),
+        "integer `as` casts outside src/cast.rs (use From, try_from or a function of \
+         src/cast.rs):\n{}",
+        casts.join("\n")
+    );
+}
+
+/// The cast checker on its own tokens: it sees a cast in code, not in a comment or a string.
+#[test]
+fn the_cast_checker_sees_casts_in_code_only() {
+    let find = |text: &str| {
+        tokenize(text)
+            .windows(3)
+            .filter(|w| {
+                matches!(w, [_, Tok::Ident(kw), Tok::Ident(ty)]
+                    if kw == "as" && INTEGER_TYPES.contains(&ty.as_str()))
+            })
+            .count()
+    };
+    assert_eq!(find("let n = v.len() as u64;"), 1);
+    assert_eq!(find("let n = (a + b) as usize; let f = x as f64;"), 1);
+    assert_eq!(find("// v.len() as u64\nlet s = \"x as u32\";"), 0);
 }
 
 /// Library files whose code (not comments or strings) names `word`.
