@@ -966,8 +966,20 @@ fn choice_flags_without_calibration_rows_are_refused() {
     for flag in [["--tolerance", "0.01"], ["--calibration-seeds", "8"]] {
         let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
             (vec!["check".into(), iris.clone().into()], "--calibrate"),
+            // Without rows the missing rows are named first: dropping --json alone would
+            // be refused in turn.
             (
                 vec!["check".into(), iris.clone().into(), "--json".into()],
+                "--calibrate",
+            ),
+            (
+                vec![
+                    "check".into(),
+                    iris.clone().into(),
+                    "--json".into(),
+                    "--calibrate".into(),
+                    "iris".into(),
+                ],
                 "drop --json",
             ),
             (

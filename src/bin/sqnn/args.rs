@@ -237,8 +237,11 @@ impl FheArgs {
     }
 
     /// Refuses the flags of this group given to a command that makes no plan here (`what`
-    /// says why, `fix` what to do instead): unused, they were silently ignored.
-    pub fn refuse_given(&self, what: &str, fix: &str) -> Result<()> {
+    /// says why, `fix` what to do instead): unused, they were silently ignored. A flag that
+    /// would be refused with the plan too (`has_rows`: whether the command took calibration
+    /// rows) is refused first as such, so that following `fix` is not refused in turn.
+    pub fn refuse_given(&self, has_rows: bool, what: &str, fix: &str) -> Result<()> {
+        self.check_choice_flags(has_rows)?;
         match self.given.first() {
             None => Ok(()),
             Some(&id) => {

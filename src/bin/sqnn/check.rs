@@ -217,6 +217,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
     let r = an.report();
     if a.json {
         a.fhe.refuse_given(
+            a.calibrate.is_some(),
             "check --json prints the accumulator report alone, without a plan",
             "drop --json to see the plan it gives",
         )?;

@@ -93,6 +93,7 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     }
     if a.backend == BackendKind::Clear {
         a.fhe.refuse_given(
+            a.data.is_some(),
             "the clear backend uses none",
             "run with --backend simulate (no keys) or --backend tfhe",
         )?;
