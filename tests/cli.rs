@@ -1,6 +1,8 @@
 //! The command line as a new user runs it: train → compile → check → run, exit codes, JSON, and
 //! clear errors for bad input.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -763,20 +765,7 @@ fn run_rows_predicts_new_samples_in_clear_by_column_name() {
 fn new_rows(path: &Path, data: &str, n: usize, graph: &sqnn::ir::IntGraph) -> Vec<Vec<i64>> {
     let ds = sqnn::Dataset::builtin(data).unwrap();
     let ds = ds.subset(&(0..n).collect::<Vec<_>>());
-    let mut text: Vec<String> = ds.feature_names.iter().rev().cloned().collect();
-    text.push("target".into());
-    let mut text = text.join(",") + "\n";
-    for (i, r) in ds.x.rows().into_iter().enumerate() {
-        let mut cells: Vec<String> = r.iter().rev().map(|v| v.to_string()).collect();
-        cells.push(match &ds.task {
-            sqnn::data::Task::Classify { classes } => {
-                classes[sqnn::cast::label(ds.y[i]).unwrap()].clone()
-            }
-            sqnn::data::Task::Regress => ds.y[i].to_string(),
-        });
-        text += &(cells.join(",") + "\n");
-    }
-    std::fs::write(path, text).unwrap();
+    common::write_rows_csv(path, &ds, Some("target"));
     graph.quantize_inputs(&ds.x).unwrap()
 }
 

@@ -2,6 +2,8 @@
 //! loopback port, driven by the real client and by raw HTTP requests.
 #![cfg(feature = "deploy")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -856,23 +858,7 @@ fn the_listing_shows_the_recorded_plan() {
 fn new_rows_csv(path: &Path, data: &str, n: usize, target: Option<&str>) {
     let ds = Dataset::builtin(data).unwrap();
     let split = sqnn::SplitSpec::Auto.split(&ds).unwrap();
-    let test = ds.subset(&split.test[..n]);
-    let mut names: Vec<String> = test.feature_names.iter().rev().cloned().collect();
-    names.extend(target.map(str::to_string));
-    let mut text = names.join(",") + "\n";
-    for i in 0..n {
-        let mut cells: Vec<String> = test.x.row(i).iter().rev().map(|v| v.to_string()).collect();
-        if target.is_some() {
-            cells.push(match &test.task {
-                sqnn::data::Task::Classify { classes } => {
-                    classes[sqnn::cast::label(test.y[i]).unwrap()].clone()
-                }
-                sqnn::data::Task::Regress => test.y[i].to_string(),
-            });
-        }
-        text += &(cells.join(",") + "\n");
-    }
-    std::fs::write(path, text).unwrap();
+    common::write_rows_csv(path, &ds.subset(&split.test[..n]), target);
 }
 
 fn predict_rows(server: &Server, keys: &Path, circuit: &str, rows: &Path, out: &Path) -> Value {

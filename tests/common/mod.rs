@@ -173,3 +173,23 @@ pub fn random_row_within_budget(
     }
     terms
 }
+
+/// Writes the rows of `ds` to `path` as a CSV of new samples: its feature columns in reverse
+/// order (columns are matched by name), then, when `target` names it, the target column
+/// (class labels by name, or values).
+pub fn write_rows_csv(path: &std::path::Path, ds: &sqnn::Dataset, target: Option<&str>) {
+    let mut names: Vec<String> = ds.feature_names.iter().rev().cloned().collect();
+    names.extend(target.map(str::to_string));
+    let mut text = names.join(",") + "\n";
+    for (i, r) in ds.x.rows().into_iter().enumerate() {
+        let mut cells: Vec<String> = r.iter().rev().map(|v| v.to_string()).collect();
+        if target.is_some() {
+            cells.push(match &ds.task {
+                Task::Classify { classes } => classes[sqnn::cast::label(ds.y[i]).unwrap()].clone(),
+                Task::Regress => ds.y[i].to_string(),
+            });
+        }
+        text += &(cells.join(",") + "\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
