@@ -29,6 +29,17 @@ fn refused(cmd: &mut Command, what: &str) -> String {
     e
 }
 
+/// Trains a quick iris model (2 epochs) into `out`.
+fn quick_iris_model(out: &Path) {
+    sqnn()
+        .args([
+            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
+        ])
+        .arg(out)
+        .assert()
+        .success();
+}
+
 fn circuit(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("circuits")
@@ -440,13 +451,7 @@ fn an_output_equal_to_an_input_is_refused() {
 fn teachers_splits_and_a_second_output_are_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = dir.path().join("teacher.json");
-    sqnn()
-        .args([
-            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
-        ])
-        .arg(&teacher)
-        .assert()
-        .success();
+    quick_iris_model(&teacher);
     let before = std::fs::read(&teacher).unwrap();
     let quick_tune = [
         "tune",
@@ -832,13 +837,7 @@ fn a_split_that_mixes_training_and_test_rows_is_refused() {
 fn compile_and_check_refuse_planner_flags_they_cannot_apply() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.json");
-    sqnn()
-        .args([
-            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
-        ])
-        .arg(&model)
-        .assert()
-        .success();
+    quick_iris_model(&model);
     let c = dir.path().join("c.json");
     for flags in [
         &["--parameters", "V1_8_PARAM_TYPO"][..],
@@ -1203,13 +1202,7 @@ fn flags_that_steer_nothing_here_are_refused() {
     let c = dir.path().join("c.json");
     let keys = dir.path().join("keys");
     let model = dir.path().join("m.json");
-    sqnn()
-        .args([
-            "train", "--data", "iris", "--epochs", "2", "--quiet", "--out",
-        ])
-        .arg(&model)
-        .assert()
-        .success();
+    quick_iris_model(&model);
     for flags in [
         &["--mode", "exact", "--max-sigma", "3"][..],
         &["--parameters", set, "--max-sigma", "3"],
