@@ -962,58 +962,25 @@ fn choice_flags_without_calibration_rows_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let iris = circuit("iris");
     let set = sqnn::fhe::ParamSetId::ALL[0].name();
+    let c = iris.to_str().unwrap();
+    let simulate = ["run", c, "--data", "iris", "--backend", "simulate"];
     for flag in [["--tolerance", "0.01"], ["--calibration-seeds", "8"]] {
-        let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
-            (vec!["check".into(), iris.clone().into()], "--calibrate"),
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["check", c], "--calibrate"),
             // Without rows the missing rows are named first: dropping --json alone would
             // be refused in turn.
+            (vec!["check", c, "--json"], "--calibrate"),
             (
-                vec!["check".into(), iris.clone().into(), "--json".into()],
-                "--calibrate",
-            ),
-            (
-                vec![
-                    "check".into(),
-                    iris.clone().into(),
-                    "--json".into(),
-                    "--calibrate".into(),
-                    "iris".into(),
-                ],
+                vec!["check", c, "--json", "--calibrate", "iris"],
                 "drop --json",
             ),
+            (vec!["run", c, "--data", "iris"], "--backend simulate"),
             (
-                vec![
-                    "run".into(),
-                    iris.clone().into(),
-                    "--data".into(),
-                    "iris".into(),
-                ],
-                "--backend simulate",
-            ),
-            (
-                vec![
-                    "run".into(),
-                    iris.clone().into(),
-                    "--data".into(),
-                    "iris".into(),
-                    "--backend".into(),
-                    "simulate".into(),
-                    "--mode".into(),
-                    "exact".into(),
-                ],
+                [&simulate[..], &["--mode", "exact"]].concat(),
                 "drop --mode exact",
             ),
             (
-                vec![
-                    "run".into(),
-                    iris.clone().into(),
-                    "--data".into(),
-                    "iris".into(),
-                    "--backend".into(),
-                    "simulate".into(),
-                    "--parameters".into(),
-                    set.into(),
-                ],
+                [&simulate[..], &["--parameters", set]].concat(),
                 "drop --parameters",
             ),
         ];
@@ -1111,6 +1078,7 @@ fn flags_that_steer_nothing_here_are_refused() {
         cmd.arg("run").arg(&iris).args(extra);
         cmd
     };
+    let sim = ["--data", "iris", "--backend", "simulate"];
     let rows = [
         "--rows",
         csv.to_str().unwrap(),
@@ -1137,31 +1105,13 @@ fn flags_that_steer_nothing_here_are_refused() {
             "--backend simulate",
         ),
         (
-            run(&[
-                "--data",
-                "iris",
-                "--backend",
-                "simulate",
-                "--mode",
-                "exact",
-                "--max-sigma",
-                "3",
-            ]),
+            run(&[&sim[..], &["--mode", "exact", "--max-sigma", "3"]].concat()),
             "--max-sigma",
             "--mode exact",
             "drop --mode exact",
         ),
         (
-            run(&[
-                "--data",
-                "iris",
-                "--backend",
-                "simulate",
-                "--parameters",
-                set,
-                "--max-sigma",
-                "3",
-            ]),
+            run(&[&sim[..], &["--parameters", set, "--max-sigma", "3"]].concat()),
             "--max-sigma",
             "--parameters",
             "drop --parameters",
@@ -1177,14 +1127,7 @@ fn flags_that_steer_nothing_here_are_refused() {
             "give --mode exact",
         ),
         (
-            run(&[
-                "--data",
-                "iris",
-                "--backend",
-                "simulate",
-                "--extraction-chunk-bits",
-                "1",
-            ]),
+            run(&[&sim[..], &["--extraction-chunk-bits", "1"]].concat()),
             "--extraction-chunk-bits",
             "approximate",
             "give --mode exact",
@@ -1237,26 +1180,12 @@ fn flags_that_steer_nothing_here_are_refused() {
     }
     // Where they apply, they are taken: the seed by the simulation, the guard by approximate
     // mode's choice, the extraction flags by exact rounding.
-    run(&[
-        "--data",
-        "iris",
-        "--backend",
-        "simulate",
-        "--noise-seed",
-        "3",
-    ])
-    .assert()
-    .success();
-    run(&[
-        "--data",
-        "iris",
-        "--backend",
-        "simulate",
-        "--max-sigma",
-        "3",
-    ])
-    .assert()
-    .success();
+    run(&[&sim[..], &["--noise-seed", "3"]].concat())
+        .assert()
+        .success();
+    run(&[&sim[..], &["--max-sigma", "3"]].concat())
+        .assert()
+        .success();
     sqnn()
         .arg("compile")
         .arg(&model)
