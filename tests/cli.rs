@@ -42,6 +42,28 @@ fn train(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, Value) {
     (model, v)
 }
 
+/// `sqnn compile MODEL --out OUT`, which must succeed.
+fn compile(model: &Path, out: &Path) {
+    sqnn()
+        .arg("compile")
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// `sqnn keygen CIRCUIT --out-dir DIR`, which must succeed.
+fn keygen(circuit: &Path, dir: &Path) {
+    sqnn()
+        .arg("keygen")
+        .arg(circuit)
+        .arg("--out-dir")
+        .arg(dir)
+        .assert()
+        .success();
+}
+
 /// The last line of a command's output, as JSON, once it succeeded (else its stderr).
 fn json_of(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap();
@@ -68,13 +90,7 @@ fn train_compile_check_run_on_iris() {
     }
     assert!(j["test_accuracy"].as_f64().unwrap() >= 0.9, "{j}");
     let circuit = dir.path().join("iris.circuit.json");
-    sqnn()
-        .arg("compile")
-        .arg(&model)
-        .arg("--out")
-        .arg(&circuit)
-        .assert()
-        .success();
+    compile(&model, &circuit);
     let svg = dir.path().join("iris.svg");
     let out = sqnn()
         .arg("check")
@@ -427,21 +443,9 @@ fn keys_for_another_circuit_name_keygen() {
     let dir = tempfile::tempdir().unwrap();
     let (model, _) = train(dir.path(), "iris", &["--epochs", "2"]);
     let other = dir.path().join("other.circuit.json");
-    sqnn()
-        .arg("compile")
-        .arg(&model)
-        .arg("--out")
-        .arg(&other)
-        .assert()
-        .success();
+    compile(&model, &other);
     let keys = dir.path().join("keys");
-    sqnn()
-        .arg("keygen")
-        .arg(&other)
-        .arg("--out-dir")
-        .arg(&keys)
-        .assert()
-        .success();
+    keygen(&other, &keys);
     // The manifest records the mode, and a run with these keys reports it.
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(keys.join("keys.json")).unwrap()).unwrap();
@@ -631,13 +635,7 @@ fn the_recorded_plan_is_used_unless_flags_ask_otherwise() {
     // compile records the plan it prints.
     let (model, _) = train(dir.path(), "iris", &[]);
     let fresh = dir.path().join("fresh.circuit.json");
-    sqnn()
-        .arg("compile")
-        .arg(&model)
-        .arg("--out")
-        .arg(&fresh)
-        .assert()
-        .success();
+    compile(&model, &fresh);
     let g = sqnn::ir::IntGraph::load(&fresh).unwrap();
     let r = g.plan.expect("compile records a plan");
     assert!(
@@ -796,21 +794,9 @@ fn run_rows_encrypts_new_samples_with_the_users_keys() {
         .assert()
         .success();
     let linear = dir.path().join("linear.circuit.json");
-    sqnn()
-        .arg("compile")
-        .arg(&model)
-        .arg("--out")
-        .arg(&linear)
-        .assert()
-        .success();
+    compile(&model, &linear);
     let keys = dir.path().join("keys");
-    sqnn()
-        .arg("keygen")
-        .arg(&linear)
-        .arg("--out-dir")
-        .arg(&keys)
-        .assert()
-        .success();
+    keygen(&linear, &keys);
     let graph = sqnn::ir::IntGraph::load(&linear).unwrap();
     let csv = dir.path().join("new.csv");
     let inputs = new_rows(&csv, "diabetes", 3, &graph);
