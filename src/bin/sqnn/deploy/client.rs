@@ -137,13 +137,8 @@ pub fn predict(a: &PredictArgs) -> Result<ExitCode> {
     let preds: Vec<f64> = p.outputs.iter().map(|o| g.predict(o)).collect();
     let score = y.as_deref().map(|y| metric(g, &preds, y));
     let n = inputs.len();
-    let same = p
-        .outputs
-        .iter()
-        .zip(&clear)
-        .filter(|(e, c)| g.predict(e) == g.predict(c))
-        .count();
-    let identical = p.outputs.iter().zip(&clear).filter(|(e, c)| e == c).count();
+    let same = crate::run::same_predictions(g, &p.outputs, &clear);
+    let identical = crate::run::identical(&p.outputs, &clear);
     let per = |v: f64| v / n.max(1) as f64;
     let rtt = per(p.round_trip_ms.iter().sum());
     let server = per(p.server_ms.iter().sum());
