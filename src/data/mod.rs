@@ -227,7 +227,7 @@ impl Dataset {
     /// ```
     pub fn check_labels(&self) -> Result<()> {
         match self.task {
-            Task::Classify { .. } => check_labels(&self.name, &self.y),
+            Task::Classify { .. } => class_indices(&self.name, &self.y).map(drop),
             Task::Regress => Ok(()),
         }
     }
@@ -262,20 +262,20 @@ fn kind_word(k: TaskKind) -> &'static str {
     }
 }
 
-/// `Err(Error::Input)` naming the row and value of the first of `y` (class labels of `source`)
-/// that is not a class index: a whole number from 0, never truncated to one.
-pub(crate) fn check_labels(source: &str, y: &[f64]) -> Result<()> {
-    match y
-        .iter()
+/// The class indices of `y` (class labels of `source`), or `Err(Error::Input)` naming the row
+/// and value of the first that is not one: a whole number from 0, never truncated to one.
+pub(crate) fn class_indices(source: &str, y: &[f64]) -> Result<Vec<usize>> {
+    y.iter()
         .enumerate()
-        .find(|(_, &v)| crate::cast::label(v).is_none())
-    {
-        Some((row, v)) => Err(Error::Input(format!(
-            "{source}: row {row}: label {v} is not a class index; a classifier's targets are \
-             whole numbers from 0 (class k as k.0)"
-        ))),
-        None => Ok(()),
-    }
+        .map(|(row, &v)| {
+            crate::cast::label(v).ok_or_else(|| {
+                Error::Input(format!(
+                    "{source}: row {row}: label {v} is not a class index; a classifier's \
+                     targets are whole numbers from 0 (class k as k.0)"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `Err(Error::Input)` naming the row and column (0-based) of the first NaN or infinite value

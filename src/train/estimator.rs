@@ -79,10 +79,12 @@ impl TaskSpec for Classify {
     }
 
     fn of_dataset(ds: &Dataset) -> Result<(Vec<usize>, Task)> {
-        ds.check_labels()?;
-        match (ds.labels(), &ds.task) {
-            (Some(labels), Task::Classify { .. }) => Ok((labels, ds.task.clone())),
-            _ => Err(Error::Input(format!(
+        match &ds.task {
+            Task::Classify { .. } => Ok((
+                crate::data::class_indices(&ds.name, &ds.y)?,
+                ds.task.clone(),
+            )),
+            Task::Regress => Err(Error::Input(format!(
                 "{}: is a regression data set; use NeuralNetRegressor",
                 ds.name
             ))),
@@ -621,11 +623,7 @@ impl Model {
     pub fn score(&self, x: &Array2<f64>, y: &[f64]) -> Result<f64> {
         match self {
             Model::Classifier(c) => {
-                crate::data::check_labels("the labels", y)?;
-                let labels: Vec<usize> = y
-                    .iter()
-                    .map(|&v| crate::cast::label(v).unwrap_or(usize::MAX))
-                    .collect();
+                let labels = crate::data::class_indices("the labels", y)?;
                 c.score(x, &labels)
             }
             Model::Regressor(r) => r.score(x, y),
